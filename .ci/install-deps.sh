@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages servesim builds against, if any are missing. Idempotent; apt-get only.
+set -euo pipefail
+pkgs=(build-essential cmake libboost-graph-dev libboost-random-dev libeigen3-dev libtomlplusplus-dev
+      libcli11-dev catch2 nlohmann-json3-dev libfmt-dev libbenchmark-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

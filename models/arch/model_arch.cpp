@@ -1,0 +1,74 @@
+#include "models/arch/model_arch.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "models/common/error.h"
+
+namespace servesim {
+namespace {
+
+std::int64_t get_int(const nlohmann::json& j, const std::string& file, const char* key) {
+  if (!j.contains(key)) throw InputError(file + ": missing key '" + key + "'");
+  const auto& v = j.at(key);
+  if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
+    throw InputError(file + ": key '" + key + "' must be a positive integer");
+  }
+  return v.get<std::int64_t>();
+}
+
+}  // namespace
+
+double ModelArch::layer_params() const {
+  const double h = static_cast<double>(hidden_size);
+  const double attn = h * static_cast<double>(q_dim() + 2 * kv_dim()) + static_cast<double>(q_dim()) * h +
+                      (qkv_bias ? static_cast<double>(q_dim() + 2 * kv_dim()) : 0.0);
+  const double mlp = 3.0 * h * static_cast<double>(intermediate_size);
+  const double norms = 2.0 * h;
+  return attn + mlp + norms;
+}
+
+double ModelArch::params() const {
+  const double h = static_cast<double>(hidden_size);
+  const double embed = static_cast<double>(vocab_size) * h;
+  return static_cast<double>(num_layers) * layer_params() + embed + (tie_word_embeddings ? 0.0 : embed) + h;
+}
+
+ModelArch ModelArch::from_hf_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot open model config");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw InputError(path + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
+  }
+  if (!j.is_object()) throw InputError(path + ": expected a JSON object");
+  ModelArch m;
+  m.name = std::filesystem::path(path).stem().string();
+  if (m.name == "config") m.name = std::filesystem::path(path).parent_path().filename().string();
+  m.hidden_size = get_int(j, path, "hidden_size");
+  m.intermediate_size = get_int(j, path, "intermediate_size");
+  m.num_layers = get_int(j, path, "num_hidden_layers");
+  m.num_heads = get_int(j, path, "num_attention_heads");
+  m.num_kv_heads = j.contains("num_key_value_heads") ? get_int(j, path, "num_key_value_heads") : m.num_heads;
+  m.head_dim = (j.contains("head_dim") && !j.at("head_dim").is_null()) ? get_int(j, path, "head_dim")
+                                                                       : m.hidden_size / m.num_heads;
+  m.vocab_size = get_int(j, path, "vocab_size");
+  m.max_position_embeddings =
+      j.contains("max_position_embeddings") ? get_int(j, path, "max_position_embeddings") : 4096;
+  m.tie_word_embeddings = j.value("tie_word_embeddings", false);
+  const std::string type = j.value("model_type", std::string("llama"));
+  m.qkv_bias = j.value("attention_bias", type == "qwen2");
+  if (m.num_heads % m.num_kv_heads != 0) {
+    throw InputError(path + ": num_attention_heads (" + std::to_string(m.num_heads) +
+                     ") is not a multiple of num_key_value_heads (" + std::to_string(m.num_kv_heads) + ")");
+  }
+  const std::string dtype = j.value("torch_dtype", std::string("bfloat16"));
+  if (dtype == "float32") m.weight_bytes_per_param = 4.0;
+  return m;
+}
+
+}  // namespace servesim

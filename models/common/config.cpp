@@ -1,0 +1,343 @@
+#include "models/common/config.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "models/common/error.h"
+#include "models/common/quantity_parse.h"
+
+namespace servesim {
+namespace {
+
+std::string join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "." + b; }
+
+std::string source_name(const toml::source_region& src, const std::string& fallback) {
+  return src.path ? *src.path : fallback;
+}
+
+}  // namespace
+
+Config::Config(std::shared_ptr<Shared> shared, const toml::table* table, std::string path)
+    : shared_(std::move(shared)), table_(table), path_(std::move(path)) {}
+
+Config Config::from_string(const std::string& text, const std::string& source_name) {
+  auto shared = std::make_shared<Shared>();
+  shared->file = source_name;
+  try {
+    shared->root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source_name << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+       << e.description();
+    throw InputError(os.str());
+  }
+  const toml::table* root = &shared->root;
+  return Config(shared, root, "");
+}
+
+Config Config::from_file(const std::string& path) {
+  auto shared = std::make_shared<Shared>();
+  shared->file = path;
+  try {
+    shared->root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    throw InputError(os.str());
+  }
+  const toml::table* root = &shared->root;
+  return Config(shared, root, "");
+}
+
+void Config::set(const std::string& dotted_path, const std::string& value_text) {
+  const std::string origin = "--set " + dotted_path;
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value_text, origin);
+  } catch (const toml::parse_error& e) {
+    throw InputError(origin + ": cannot parse value '" + value_text + "' as TOML: " +
+                     std::string(e.description()) + " (quote strings: --set 'key=\"text\"')");
+  }
+  toml::table* t = &shared_->root;
+  std::string rest = dotted_path;
+  if (rest.empty()) throw InputError("--set: empty key");
+  for (;;) {
+    const auto dot = rest.find('.');
+    const std::string head = rest.substr(0, dot);
+    if (head.empty()) throw InputError(origin + ": malformed key");
+    if (dot == std::string::npos) {
+      toml::node* v = parsed.get("v");
+      // Move, so that the node keeps its source ("--set path") for later error messages.
+      t->insert_or_assign(head, std::move(*v));
+      return;
+    }
+    toml::node* child = t->get(head);
+    if (child == nullptr) {
+      t->insert_or_assign(head, toml::table{});
+      child = t->get(head);
+    }
+    if (!child->is_table()) {
+      throw InputError(origin + ": '" + head + "' is not a table");
+    }
+    t = child->as_table();
+    rest = rest.substr(dot + 1);
+  }
+}
+
+const toml::node* Config::node(const std::string& key) const {
+  if (table_ == nullptr) return nullptr;
+  return table_->get(key);
+}
+
+std::string Config::where_of(const toml::node& n) const {
+  const auto& src = n.source();
+  const std::string file = source_name(src, shared_->file);
+  if (src.begin.line == 0) return file;
+  return file + ":" + std::to_string(src.begin.line);
+}
+
+std::string Config::where() const {
+  if (table_ == nullptr || table_->source().begin.line == 0) return shared_->file;
+  return where_of(*table_);
+}
+
+std::string Config::where(const std::string& key) const {
+  const toml::node* n = node(key);
+  return n ? where_of(*n) : where();
+}
+
+std::string Config::key_path(const std::string& key) const { return join(path_, key); }
+
+void Config::fail(const std::string& key, const std::string& message) const {
+  throw InputError(where(key) + ": " + key_path(key) + ": " + message);
+}
+
+void Config::fail(const std::string& message) const {
+  throw InputError(where() + ": " + (path_.empty() ? std::string("scenario") : "[" + path_ + "]") + ": " +
+                   message);
+}
+
+void Config::mark(const std::string& key) const { shared_->known.insert(key_path(key)); }
+
+bool Config::has(const std::string& key) const {
+  mark(key);
+  return node(key) != nullptr;
+}
+
+const toml::node& Config::require(const std::string& key) const {
+  mark(key);
+  const toml::node* n = node(key);
+  if (n == nullptr) fail("missing required key '" + key_path(key) + "'");
+  return *n;
+}
+
+std::string Config::str(const std::string& key) const {
+  const auto& n = require(key);
+  if (!n.is_string()) fail(key, "expected a string");
+  return std::string(*n.value<std::string>());
+}
+
+std::optional<std::string> Config::str_opt(const std::string& key) const {
+  if (!has(key)) return std::nullopt;
+  return str(key);
+}
+
+std::string Config::str_or(const std::string& key, const std::string& fallback) const {
+  return has(key) ? str(key) : fallback;
+}
+
+double Config::num(const std::string& key) const {
+  const auto& n = require(key);
+  if (!n.is_number()) fail(key, "expected a number");
+  const double v = *n.value<double>();
+  if (!std::isfinite(v)) fail(key, "must be finite");
+  return v;
+}
+
+std::optional<double> Config::num_opt(const std::string& key) const {
+  if (!has(key)) return std::nullopt;
+  return num(key);
+}
+
+double Config::num_or(const std::string& key, double fallback) const { return has(key) ? num(key) : fallback; }
+
+std::int64_t Config::integer(const std::string& key) const {
+  const auto& n = require(key);
+  if (n.is_integer()) return *n.value<std::int64_t>();
+  if (n.is_floating_point()) {
+    const double v = *n.value<double>();
+    if (std::floor(v) == v && std::fabs(v) < 9e15) return static_cast<std::int64_t>(v);
+  }
+  fail(key, "expected an integer");
+}
+
+std::optional<std::int64_t> Config::integer_opt(const std::string& key) const {
+  if (!has(key)) return std::nullopt;
+  return integer(key);
+}
+
+std::int64_t Config::integer_or(const std::string& key, std::int64_t fallback) const {
+  return has(key) ? integer(key) : fallback;
+}
+
+bool Config::boolean_or(const std::string& key, bool fallback) const {
+  if (!has(key)) return fallback;
+  const auto& n = require(key);
+  if (!n.is_boolean()) fail(key, "expected true or false");
+  return *n.value<bool>();
+}
+
+std::vector<double> Config::num_list(const std::string& key) const {
+  const auto& n = require(key);
+  if (!n.is_array()) fail(key, "expected an array of numbers");
+  std::vector<double> out;
+  for (const auto& e : *n.as_array()) {
+    if (!e.is_number()) fail(key, "expected an array of numbers");
+    out.push_back(*e.value<double>());
+  }
+  return out;
+}
+
+std::vector<std::int64_t> Config::integer_list_or(const std::string& key, std::vector<std::int64_t> fallback) const {
+  if (!has(key)) return fallback;
+  const auto& n = require(key);
+  if (!n.is_array()) fail(key, "expected an array of integers");
+  std::vector<std::int64_t> out;
+  for (const auto& e : *n.as_array()) {
+    if (!e.is_integer()) fail(key, "expected an array of integers");
+    out.push_back(*e.value<std::int64_t>());
+  }
+  return out;
+}
+
+double Config::positive(const std::string& key) const {
+  const double v = num(key);
+  if (!(v > 0.0)) fail(key, "must be > 0 (got " + std::to_string(v) + ")");
+  return v;
+}
+
+double Config::positive_or(const std::string& key, double fallback) const {
+  return has(key) ? positive(key) : fallback;
+}
+
+double Config::non_negative_or(const std::string& key, double fallback) const {
+  if (!has(key)) return fallback;
+  const double v = num(key);
+  if (v < 0.0) fail(key, "must be >= 0 (got " + std::to_string(v) + ")");
+  return v;
+}
+
+std::int64_t Config::positive_int(const std::string& key) const {
+  const auto v = integer(key);
+  if (v <= 0) fail(key, "must be a positive integer (got " + std::to_string(v) + ")");
+  return v;
+}
+
+std::int64_t Config::positive_int_or(const std::string& key, std::int64_t fallback) const {
+  return has(key) ? positive_int(key) : fallback;
+}
+
+std::int64_t Config::non_negative_int_or(const std::string& key, std::int64_t fallback) const {
+  if (!has(key)) return fallback;
+  const auto v = integer(key);
+  if (v < 0) fail(key, "must be >= 0 (got " + std::to_string(v) + ")");
+  return v;
+}
+
+namespace {
+template <class Q, class Parse>
+Q quantity(const Config& c, const toml::node& n, const std::string& key, Parse parse, const char* example) {
+  if (n.is_number()) {
+    const double v = *n.value<double>();
+    if (v < 0) c.fail(key, "must not be negative");
+    return Q{v};
+  }
+  if (!n.is_string()) c.fail(key, std::string("expected a number or a string with a unit, e.g. \"") + example + "\"");
+  try {
+    return parse(*n.value<std::string>());
+  } catch (const InputError& e) {
+    c.fail(key, e.what());
+  }
+}
+}  // namespace
+
+Bytes Config::bytes(const std::string& key) const {
+  return quantity<Bytes>(*this, require(key), key, parse_bytes, "16GiB");
+}
+Bytes Config::bytes_or(const std::string& key, Bytes fallback) const { return has(key) ? bytes(key) : fallback; }
+BytesPerSec Config::bandwidth(const std::string& key) const {
+  return quantity<BytesPerSec>(*this, require(key), key, parse_bandwidth, "450GB/s");
+}
+BytesPerSec Config::bandwidth_or(const std::string& key, BytesPerSec fallback) const {
+  return has(key) ? bandwidth(key) : fallback;
+}
+Seconds Config::duration(const std::string& key) const {
+  return quantity<Seconds>(*this, require(key), key, parse_duration, "5us");
+}
+Seconds Config::duration_or(const std::string& key, Seconds fallback) const {
+  return has(key) ? duration(key) : fallback;
+}
+
+Config Config::table(const std::string& key) const {
+  const auto& n = require(key);
+  if (!n.is_table()) fail(key, "expected a table");
+  return Config(shared_, n.as_table(), key_path(key));
+}
+
+Config Config::table_or_empty(const std::string& key) const {
+  mark(key);
+  const toml::node* n = node(key);
+  if (n == nullptr) return Config(shared_, nullptr, key_path(key));
+  if (!n->is_table()) fail(key, "expected a table");
+  return Config(shared_, n->as_table(), key_path(key));
+}
+
+std::vector<Config> Config::tables(const std::string& key) const {
+  const auto& n = require(key);
+  if (!n.is_array_of_tables()) fail(key, "expected an array of tables ([[" + key_path(key) + "]])");
+  std::vector<Config> out;
+  std::size_t i = 0;
+  for (const auto& e : *n.as_array()) {
+    const std::string p = key_path(key) + "[" + std::to_string(i++) + "]";
+    shared_->known.insert(p);
+    out.push_back(Config(shared_, e.as_table(), p));
+  }
+  return out;
+}
+
+std::vector<std::string> Config::keys() const {
+  std::vector<std::string> out;
+  if (table_ == nullptr) return out;
+  for (const auto& [k, v] : *table_) out.emplace_back(k.str());
+  return out;
+}
+
+void Config::check_unknown() const {
+  if (table_ != nullptr) check_table(*table_, path_);
+}
+
+void Config::check_table(const toml::table& t, const std::string& path) const {
+  for (const auto& [k, v] : t) {
+    const std::string p = join(path, std::string(k.str()));
+    if (shared_->known.count(p) == 0) {
+      std::string valid;
+      const std::string prefix = path.empty() ? "" : path + ".";
+      for (const auto& known : shared_->known) {
+        if (known.rfind(prefix, 0) != 0) continue;
+        const std::string rest = known.substr(prefix.size());
+        if (rest.empty() || rest.find('.') != std::string::npos || rest.find('[') != std::string::npos) continue;
+        if (!valid.empty()) valid += ", ";
+        valid += rest;
+      }
+      throw InputError(where_of(v) + ": unknown key '" + p + "'" +
+                       (valid.empty() ? std::string() : " (valid: " + valid + ")"));
+    }
+    if (v.is_table()) check_table(*v.as_table(), p);
+    if (v.is_array_of_tables()) {
+      std::size_t i = 0;
+      for (const auto& e : *v.as_array()) check_table(*e.as_table(), p + "[" + std::to_string(i++) + "]");
+    }
+  }
+}
+
+}  // namespace servesim

@@ -1,0 +1,99 @@
+// Checked access to TOML documents (scenarios and catalogs).
+//
+// Every key a component reads goes through a Config, which records it as known. After the components are
+// built, check_unknown() walks the document and rejects any key nobody asked for, naming file:line and the
+// valid keys of that table. Type and range errors name file:line and the dotted key too. Values with units
+// ("450GB/s", "16GiB", "5us") are read with bytes() / bandwidth() / duration().
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "models/common/units.h"
+
+namespace servesim {
+
+class Config {
+ public:
+  // Parses a TOML file; a syntax error throws InputError "file:line:col: message".
+  [[nodiscard]] static Config from_file(const std::string& path);
+  [[nodiscard]] static Config from_string(const std::string& text, const std::string& source_name);
+
+  // Replaces (or adds) the node at a dotted path with VALUE parsed as TOML ("--set path=VALUE").
+  void set(const std::string& dotted_path, const std::string& value_text);
+
+  [[nodiscard]] bool has(const std::string& key) const;
+  [[nodiscard]] const std::string& path() const { return path_; }
+  // "file:line" of this table, or of one of its keys.
+  [[nodiscard]] std::string where() const;
+  [[nodiscard]] std::string where(const std::string& key) const;
+  // Dotted name of a key inside this table, e.g. "engine.max_num_seqs".
+  [[nodiscard]] std::string key_path(const std::string& key) const;
+  // Throws InputError "where(key): key_path(key): message".
+  [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+  [[noreturn]] void fail(const std::string& message) const;
+
+  [[nodiscard]] std::string str(const std::string& key) const;
+  [[nodiscard]] std::string str_or(const std::string& key, const std::string& fallback) const;
+  [[nodiscard]] double num(const std::string& key) const;
+  [[nodiscard]] double num_or(const std::string& key, double fallback) const;
+  [[nodiscard]] std::int64_t integer(const std::string& key) const;
+  [[nodiscard]] std::int64_t integer_or(const std::string& key, std::int64_t fallback) const;
+  [[nodiscard]] bool boolean_or(const std::string& key, bool fallback) const;
+  [[nodiscard]] std::optional<double> num_opt(const std::string& key) const;
+  [[nodiscard]] std::optional<std::int64_t> integer_opt(const std::string& key) const;
+  [[nodiscard]] std::optional<std::string> str_opt(const std::string& key) const;
+  [[nodiscard]] std::vector<double> num_list(const std::string& key) const;
+  [[nodiscard]] std::vector<std::int64_t> integer_list_or(const std::string& key,
+                                                          std::vector<std::int64_t> fallback) const;
+
+  // Range-checked helpers: "must be > 0" etc. fail with file:line.
+  [[nodiscard]] double positive(const std::string& key) const;
+  [[nodiscard]] double positive_or(const std::string& key, double fallback) const;
+  [[nodiscard]] double non_negative_or(const std::string& key, double fallback) const;
+  [[nodiscard]] std::int64_t positive_int(const std::string& key) const;
+  [[nodiscard]] std::int64_t positive_int_or(const std::string& key, std::int64_t fallback) const;
+  [[nodiscard]] std::int64_t non_negative_int_or(const std::string& key, std::int64_t fallback) const;
+
+  // Quantities with units; a bare number is in the base unit.
+  [[nodiscard]] Bytes bytes(const std::string& key) const;
+  [[nodiscard]] Bytes bytes_or(const std::string& key, Bytes fallback) const;
+  [[nodiscard]] BytesPerSec bandwidth(const std::string& key) const;
+  [[nodiscard]] BytesPerSec bandwidth_or(const std::string& key, BytesPerSec fallback) const;
+  [[nodiscard]] Seconds duration(const std::string& key) const;
+  [[nodiscard]] Seconds duration_or(const std::string& key, Seconds fallback) const;
+
+  // Sub-tables. table() requires the key; table_or_empty() gives an empty table when absent.
+  [[nodiscard]] Config table(const std::string& key) const;
+  [[nodiscard]] Config table_or_empty(const std::string& key) const;
+  [[nodiscard]] std::vector<Config> tables(const std::string& key) const;  // array of tables
+  [[nodiscard]] std::vector<std::string> keys() const;
+
+  // Marks a key as known without reading it (for keys read elsewhere).
+  void mark(const std::string& key) const;
+  // Throws InputError for the first key in the whole document that no component read.
+  void check_unknown() const;
+
+ private:
+  struct Shared {
+    toml::table root;
+    std::string file;
+    std::set<std::string> known;  // dotted paths
+  };
+  Config(std::shared_ptr<Shared> shared, const toml::table* table, std::string path);
+  [[nodiscard]] const toml::node* node(const std::string& key) const;
+  [[nodiscard]] const toml::node& require(const std::string& key) const;
+  [[nodiscard]] std::string where_of(const toml::node& n) const;
+  void check_table(const toml::table& t, const std::string& path) const;
+
+  std::shared_ptr<Shared> shared_;
+  const toml::table* table_;
+  std::string path_;
+};
+
+}  // namespace servesim

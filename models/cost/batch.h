@@ -1,0 +1,36 @@
+// The shape of one engine step, as the cost model sees it: prefill chunks (each with the tokens already in the
+// KV cache before it) and decode sequences (one new token each, attending to their cached tokens).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace servesim {
+
+struct PrefillChunk {
+  std::int64_t tokens = 0;   // new tokens computed in this step
+  std::int64_t context = 0;  // tokens already cached before the chunk
+};
+
+struct BatchShape {
+  std::vector<PrefillChunk> prefills;
+  std::int64_t num_decodes = 0;
+  std::int64_t decode_context_tokens = 0;  // sum over decode sequences of cached tokens read (incl. the new one)
+  std::int64_t num_sampled = 0;            // sequences that sample a token this step (run the LM head)
+
+  [[nodiscard]] std::int64_t prefill_tokens() const {
+    std::int64_t n = 0;
+    for (const auto& c : prefills) n += c.tokens;
+    return n;
+  }
+  [[nodiscard]] std::int64_t total_tokens() const { return prefill_tokens() + num_decodes; }
+  [[nodiscard]] std::int64_t num_seqs() const { return static_cast<std::int64_t>(prefills.size()) + num_decodes; }
+  [[nodiscard]] bool empty() const { return prefills.empty() && num_decodes == 0; }
+  void clear() {
+    prefills.clear();
+    num_decodes = 0;
+    decode_context_tokens = 0;
+    num_sampled = 0;
+  }
+};
+
+}  // namespace servesim

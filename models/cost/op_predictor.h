@@ -1,0 +1,70 @@
+// Op-time predictor: how long one GPU takes for one operator of a step. Implementations registered by name
+// (see op_predictor_registry.cpp): "roofline" (analytic, datasheet peaks x efficiency) and "calibrated"
+// (interpolation over a measured profile, fitted model outside it).
+//
+// Contract: pure functions of the shape; the same shape always gives the same time; times include the
+// kernel launch overhead; never negative.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "models/cost/batch.h"
+#include "models/common/units.h"
+
+namespace servesim {
+
+enum class Bound { memory, compute, communication, overhead };
+[[nodiscard]] const char* to_string(Bound b);
+
+struct OpCost {
+  Seconds time{0.0};
+  Bound bound = Bound::memory;
+};
+
+// Y[m,n] = X[m,k] . W[n,k]^T; `op` names the layer (qkv, o, gate_up, down, lm_head) so that a calibrated
+// predictor can use that layer's own measurements.
+struct GemmShape {
+  std::string_view op;
+  std::int64_t m = 0;
+  std::int64_t n = 0;
+  std::int64_t k = 0;
+  double bytes_per_element = 2.0;
+  [[nodiscard]] Flops flops() const { return Flops{2.0 * double(m) * double(n) * double(k)}; }
+  [[nodiscard]] Bytes bytes() const {
+    return Bytes{(double(m) * double(k) + double(n) * double(k) + double(m) * double(n)) * bytes_per_element};
+  }
+};
+
+// Attention heads on one GPU (after tensor parallelism).
+struct AttentionShape {
+  std::int64_t heads_q = 0;
+  std::int64_t heads_kv = 0;
+  std::int64_t head_dim = 0;
+  double bytes_per_element = 2.0;
+};
+
+// FLOPs and bytes of attention, shared by every predictor (and by the step breakdown).
+// Prefill, causal, per chunk: QK^T and PV over chunk x (context + (chunk+1)/2) query-key pairs.
+[[nodiscard]] Flops prefill_attention_flops(const AttentionShape& a, std::span<const PrefillChunk> chunks);
+[[nodiscard]] Bytes prefill_attention_bytes(const AttentionShape& a, std::span<const PrefillChunk> chunks);
+// Decode: every sequence reads K and V of all its cached tokens.
+[[nodiscard]] Flops decode_attention_flops(const AttentionShape& a, std::int64_t kv_tokens);
+[[nodiscard]] Bytes decode_attention_bytes(const AttentionShape& a, std::int64_t batch, std::int64_t kv_tokens);
+
+class OpPredictor {
+ public:
+  virtual ~OpPredictor() = default;
+  [[nodiscard]] virtual std::string name() const = 0;
+  [[nodiscard]] virtual OpCost gemm(const GemmShape& g) const = 0;
+  [[nodiscard]] virtual OpCost attention_prefill(const AttentionShape& a,
+                                                 std::span<const PrefillChunk> chunks) const = 0;
+  [[nodiscard]] virtual OpCost attention_decode(const AttentionShape& a, std::int64_t batch,
+                                                std::int64_t kv_tokens) const = 0;
+  // Norms, activations, residual adds, RoPE, sampling: streaming kernels.
+  [[nodiscard]] virtual OpCost elementwise(Bytes bytes, Flops flops) const = 0;
+};
+
+}  // namespace servesim

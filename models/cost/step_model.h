@@ -1,0 +1,105 @@
+// Step cost: decomposes one engine step (a batch of prefill chunks and decode tokens) into per-layer operators
+// on one GPU of the replica, times each with an OpPredictor (and communication with a GroupComm), and adds the
+// engine's CPU overhead.
+//
+//   per layer:  attn_norm, qkv_proj, rope, attention (prefill | decode), o_proj, [tp all-reduce],
+//               mlp_norm, gate_up_proj, act_mul, down_proj, [tp all-reduce]
+//   per step:   embedding, final_norm, lm_head (sampling tokens only), sampling, [pp send/recv]
+//   step time = gpu time + overhead;  overhead = per_step + per_request * seqs + per_token * tokens
+//
+// With pipeline parallelism p, one step of the whole pipeline runs num_layers / p layers per stage; the
+// returned gpu time is the time of one micro-batch through all stages (p stage times + p-1 activation sends);
+// stage_time is what bounds throughput when p micro-batches are in flight.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/arch/model_arch.h"
+#include "models/cost/op_predictor.h"
+#include "models/hw/gpu.h"
+
+namespace servesim {
+
+// Communication inside one replica's GPU group, as the step model needs it.
+class GroupComm {
+ public:
+  virtual ~GroupComm() = default;
+  // All-reduce of `bytes` per rank among the tensor-parallel group of a stage.
+  [[nodiscard]] virtual OpCost all_reduce(Bytes bytes) const = 0;
+  // Activations from one pipeline stage to the next.
+  [[nodiscard]] virtual OpCost send_recv(Bytes bytes) const = 0;
+};
+
+struct ParallelConfig {
+  std::int64_t tensor = 1;
+  std::int64_t pipeline = 1;
+  double overlap = 0.0;  // fraction of communication hidden behind compute (0 = serial)
+  [[nodiscard]] std::int64_t gpus() const { return tensor * pipeline; }
+};
+
+struct EngineOverhead {
+  Seconds per_step{0.0};
+  Seconds per_request{0.0};
+  Seconds per_token{0.0};
+  [[nodiscard]] Seconds of(std::int64_t seqs, std::int64_t tokens) const {
+    return per_step + per_request * double(seqs) + per_token * double(tokens);
+  }
+};
+
+struct StepOp {
+  std::string name;
+  Flops flops{0.0};
+  Bytes bytes{0.0};
+  Seconds time{0.0};  // summed over the layers it repeats in
+  Bound bound = Bound::memory;
+};
+
+struct StepCost {
+  Seconds gpu{0.0};
+  Seconds overhead{0.0};
+  Seconds stage{0.0};  // one pipeline stage (== gpu when pipeline = 1)
+  std::vector<StepOp> ops;
+  [[nodiscard]] Seconds total() const { return gpu + overhead; }
+};
+
+class StepModel {
+ public:
+  // Throws InputError when heads or layers do not divide by the parallel degrees.
+  StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel, std::shared_ptr<const OpPredictor> predictor,
+            EngineOverhead overhead, std::shared_ptr<const GroupComm> comm);
+
+  // Fast path for the event loop: total step time (gpu + overhead), no allocation.
+  [[nodiscard]] Seconds step_time(const BatchShape& batch) const;
+  // The same number, with every operator named.
+  [[nodiscard]] StepCost breakdown(const BatchShape& batch) const;
+
+  [[nodiscard]] const ModelArch& arch() const { return arch_; }
+  [[nodiscard]] const GpuSpec& gpu() const { return gpu_; }
+  [[nodiscard]] const ParallelConfig& parallel() const { return parallel_; }
+  [[nodiscard]] const EngineOverhead& overhead() const { return overhead_; }
+  [[nodiscard]] const OpPredictor& predictor() const { return *predictor_; }
+  // Weights held by one GPU.
+  [[nodiscard]] Bytes weight_bytes_per_gpu() const;
+  // KV cache bytes per token on one GPU.
+  [[nodiscard]] Bytes kv_bytes_per_token_per_gpu() const;
+
+ private:
+  struct Times {
+    Seconds gpu{0.0};    // one micro-batch through every stage
+    Seconds stage{0.0};  // the slowest stage (the pipeline's throughput bound)
+  };
+  template <class Sink>
+  Times evaluate(const BatchShape& batch, Sink& sink) const;
+
+  ModelArch arch_;
+  GpuSpec gpu_;
+  ParallelConfig parallel_;
+  std::shared_ptr<const OpPredictor> predictor_;
+  EngineOverhead overhead_;
+  std::shared_ptr<const GroupComm> comm_;
+  AttentionShape attn_;
+  std::int64_t layers_per_stage_ = 0;
+};
+
+}  // namespace servesim

@@ -1,0 +1,92 @@
+// servesim step SCENARIO [--set ...] --prefill N[:CTX]... --decode BxL... [--json]
+// Prints one step's predicted time and its per-operator breakdown.
+#include <charconv>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "models/common/error.h"
+#include "sim/cli/commands.h"
+
+namespace servesim {
+namespace {
+
+std::int64_t parse_int(const std::string& s, const std::string& flag) {
+  std::int64_t v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 0) {
+    throw InputError(flag + ": '" + s + "' is not a non-negative integer");
+  }
+  return v;
+}
+
+BatchShape parse_batch(const std::vector<std::string>& prefills, const std::vector<std::string>& decodes) {
+  BatchShape b;
+  for (const auto& p : prefills) {
+    const auto colon = p.find(':');
+    PrefillChunk c;
+    c.tokens = parse_int(p.substr(0, colon), "--prefill");
+    c.context = colon == std::string::npos ? 0 : parse_int(p.substr(colon + 1), "--prefill");
+    if (c.tokens == 0) throw InputError("--prefill: a chunk needs at least one token");
+    b.prefills.push_back(c);
+    ++b.num_sampled;
+  }
+  for (const auto& d : decodes) {
+    const auto x = d.find('x');
+    if (x == std::string::npos) throw InputError("--decode '" + d + "': expected BxL (B sequences of L cached tokens)");
+    const std::int64_t n = parse_int(d.substr(0, x), "--decode");
+    const std::int64_t len = parse_int(d.substr(x + 1), "--decode");
+    b.num_decodes += n;
+    b.decode_context_tokens += n * (len + 1);
+    b.num_sampled += n;
+  }
+  if (b.empty()) throw InputError("step: give at least one --prefill or --decode");
+  return b;
+}
+
+}  // namespace
+
+void add_step_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("step", "predict one engine step's time with a per-operator breakdown");
+  auto args = std::make_shared<ScenarioArgs>();
+  auto prefills = std::make_shared<std::vector<std::string>>();
+  auto decodes = std::make_shared<std::vector<std::string>>();
+  auto json = std::make_shared<bool>(false);
+  args->add_to(cmd, false);
+  cmd->add_option("--prefill", *prefills, "a prefill chunk: TOKENS or TOKENS:CACHED (repeatable)");
+  cmd->add_option("--decode", *decodes, "decode sequences: BxL = B sequences with L cached tokens (repeatable)");
+  cmd->add_flag("--json", *json, "print JSON");
+  cmd->callback([=] {
+    const BatchShape batch = parse_batch(*prefills, *decodes);
+    const ScenarioLoader loader(args->path, args->options());
+    const auto& model = *loader.scenario().step_model;
+    const StepCost c = model.breakdown(batch);
+    if (*json) {
+      nlohmann::ordered_json j;
+      j["total_ms"] = to_ms(c.total());
+      j["gpu_ms"] = to_ms(c.gpu);
+      j["overhead_ms"] = to_ms(c.overhead);
+      j["ops"] = nlohmann::ordered_json::array();
+      for (const auto& o : c.ops) {
+        j["ops"].push_back({{"name", o.name}, {"time_ms", to_ms(o.time)}, {"flops", o.flops.v},
+                            {"bytes", o.bytes.v}, {"bound", to_string(o.bound)}});
+      }
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    const auto& sc = loader.scenario();
+    std::cout << fmt::format("{} on {} x{} (TP {}, PP {}), predictor {}: {} tokens, {} sequences\n", sc.arch.name,
+                             sc.gpu.name, sc.parallel.gpus(), sc.parallel.tensor, sc.parallel.pipeline,
+                             model.predictor().name(), batch.total_tokens(), batch.num_seqs());
+    std::cout << fmt::format("{:<22}{:>11}{:>8}{:>12}{:>12}  {}\n", "op", "time_ms", "share", "GFLOP", "MB", "bound");
+    for (const auto& o : c.ops) {
+      std::cout << fmt::format("{:<22}{:>11.4f}{:>7.1f}%{:>12.2f}{:>12.2f}  {}\n", o.name, to_ms(o.time),
+                               100.0 * (o.time / c.total()), o.flops.v / 1e9, o.bytes.v / 1e6, to_string(o.bound));
+    }
+    std::cout << fmt::format("{:<22}{:>11.4f}\n{:<22}{:>11.4f}\n{:<22}{:>11.4f}\n", "gpu", to_ms(c.gpu),
+                             "engine overhead", to_ms(c.overhead), "total", to_ms(c.total()));
+  });
+}
+
+}  // namespace servesim

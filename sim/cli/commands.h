@@ -1,0 +1,22 @@
+// Subcommands of the servesim CLI. Each adds itself to the app; its callback runs during parsing and may throw
+// InputError (exit code 2, handled in main).
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include "sim/cli/scenario.h"
+
+namespace servesim {
+
+void add_run_command(CLI::App& app);
+void add_step_command(CLI::App& app);
+
+// Shared by every subcommand that takes a scenario: --set path=VALUE (repeatable) and --seed N.
+struct ScenarioArgs {
+  std::string path;
+  std::vector<std::string> sets;
+  std::optional<std::uint64_t> seed;
+  void add_to(CLI::App* cmd, bool with_seed);
+  [[nodiscard]] ScenarioOptions options() const;
+};
+
+}  // namespace servesim

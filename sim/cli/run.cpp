@@ -1,0 +1,69 @@
+#include "sim/cli/run.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "models/common/error.h"
+#include "sim/cluster/cluster.h"
+#include "sim/core/simulator.h"
+#include "sim/metrics/summary.h"
+
+namespace servesim {
+
+RunOutput run_scenario(const ScenarioLoader& loader) {
+  const Scenario& sc = loader.scenario();
+  RunOutput out;
+  auto source = loader.make_workload();
+  const std::int64_t n = source->num_requests();
+  out.recorder.reserve(static_cast<std::size_t>(n));
+  std::vector<std::unique_ptr<Replica>> replicas;
+  for (std::int64_t i = 0; i < sc.num_replicas; ++i) {
+    replicas.push_back(std::make_unique<Replica>(static_cast<std::int32_t>(i), sc.step_model, loader.make_scheduler(),
+                                                 sc.replica, out.recorder));
+  }
+  const Config router_cfg = loader.config().table_or_empty("router");
+  Cluster cluster(std::move(source), router_registry().create(sc.router_impl, "router.impl", router_cfg),
+                  std::move(replicas));
+  Simulator sim;
+  cluster.start(sim);
+  out.events = sim.run(sc.horizon);
+
+  RunFacts f;
+  f.num_requests = cluster.arrived();
+  f.unfinished = cluster.outstanding();
+  f.backlog_at_last_arrival = cluster.backlog_at_last_arrival();
+  f.output_throughput_bound = sc.output_throughput_bound();
+  f.events = out.events;
+  f.sim_end_s = ns_to_s(sim.now());
+  f.replicas = sc.num_replicas;
+  f.kv_blocks_per_replica = sc.replica.num_kv_blocks;
+  f.block_size = sc.replica.block_size;
+  out.summary = summarize(out.recorder, f);
+  return out;
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::filesystem::path p(path);
+  const std::filesystem::path tmp = p.parent_path() / ("." + p.filename().string() + ".tmp");
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw InputError(tmp.string() + ": cannot write");
+    f << text;
+    if (!f) throw InputError(tmp.string() + ": write failed");
+  }
+  std::filesystem::rename(tmp, p);
+}
+
+void write_outputs(const std::string& dir, const RunOutput& out) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw InputError(dir + ": cannot create output directory (" + ec.message() + ")");
+  std::ostringstream csv;
+  write_requests_csv(csv, out.recorder);
+  const std::string summary = out.summary.dump(2) + "\n";
+  write_file_atomically((std::filesystem::path(dir) / "requests.csv").string(), csv.str());
+  write_file_atomically((std::filesystem::path(dir) / "summary.json").string(), summary);
+}
+
+}  // namespace servesim

@@ -1,0 +1,27 @@
+// Runs one scenario to completion (or to its horizon) and collects the results.
+#pragma once
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/cli/scenario.h"
+#include "sim/metrics/recorder.h"
+
+namespace servesim {
+
+struct RunOutput {
+  Recorder recorder;
+  nlohmann::ordered_json summary;
+  std::uint64_t events = 0;
+};
+
+[[nodiscard]] RunOutput run_scenario(const ScenarioLoader& loader);
+
+// Writes summary.json and requests.csv into `dir` (created if needed); each file is written to a temporary name
+// and renamed, so a failed run leaves no half-written file.
+void write_outputs(const std::string& dir, const RunOutput& out);
+
+// Writes `text` to `path` through a temporary file and a rename.
+void write_file_atomically(const std::string& path, const std::string& text);
+
+}  // namespace servesim

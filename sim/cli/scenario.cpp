@@ -1,0 +1,184 @@
+#include "sim/cli/scenario.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "models/common/error.h"
+#include "models/cost/roofline.h"
+#include "sim/cluster/router.h"
+
+namespace servesim {
+namespace {
+
+bool is_data_root(const std::filesystem::path& p) {
+  return std::filesystem::exists(p / "scenarios" / "hardware" / "gpus.toml");
+}
+
+std::string fmt_gib(Bytes b) {
+  std::ostringstream os;
+  os.precision(1);
+  os << std::fixed << b.v / kGiB << " GiB";
+  return os.str();
+}
+
+// Activation reserve per GPU, as vLLM's profiling run would find it: 1 GiB for the CUDA context, cuBLAS
+// workspaces and CUDA graphs, plus the peak activations of a max_num_batched_tokens forward pass (the MLP's
+// gate/up output and activation, and the residual stream) and the sampler's fp32 logits for max_num_seqs.
+Bytes default_activation_reserve(const ModelArch& a, const ParallelConfig& p, const SchedulerLimits& l) {
+  const double t = double(p.tensor);
+  const double tokens = double(l.max_num_batched_tokens);
+  const double mlp = tokens * 3.0 * double(a.intermediate_size) / t * a.weight_bytes_per_param;
+  const double resid = tokens * 4.0 * double(a.hidden_size) * a.weight_bytes_per_param;
+  const double logits = double(l.max_num_seqs) * double(a.vocab_size) / t * 4.0;
+  return Bytes{kGiB + mlp + resid + logits};
+}
+
+}  // namespace
+
+std::filesystem::path find_data_root(const std::filesystem::path& scenario_dir) {
+  if (const char* env = std::getenv("SERVESIM_HOME"); env != nullptr && is_data_root(env)) return env;
+  for (auto p = std::filesystem::absolute(scenario_dir); !p.empty(); p = p.parent_path()) {
+    if (is_data_root(p)) return p;
+    if (p == p.parent_path()) break;
+  }
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (auto p = exe.parent_path(); !p.empty(); p = p.parent_path()) {
+      if (is_data_root(p)) return p;
+      if (p == p.parent_path()) break;
+    }
+  }
+  throw InputError("cannot find the catalogs (scenarios/hardware/gpus.toml); set SERVESIM_HOME to the servesim "
+                   "source directory");
+}
+
+double Scenario::output_throughput_bound() const {
+  return double(num_replicas) * double(parallel.gpus()) * gpu.bf16_peak.v / (2.0 * arch.params());
+}
+
+ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& opts)
+    : cfg_([&] {
+        if (!std::filesystem::exists(path)) throw InputError(path + ": scenario file not found");
+        return Config::from_file(path);
+      }()) {
+  for (const auto& [k, v] : opts.sets) cfg_.set(k, v);
+  Scenario& s = scenario_;
+  s.file = path;
+  s.paths.base = std::filesystem::path(path).parent_path();
+  s.data_root = find_data_root(s.paths.base);
+
+  const Config sim = cfg_.table_or_empty("sim");
+  s.seed = opts.seed ? *opts.seed : static_cast<std::uint64_t>(sim.non_negative_int_or("seed", 0));
+  if (sim.has("horizon")) s.horizon = to_ns(sim.duration("horizon"));
+
+  // [model]
+  const Config model = cfg_.table("model");
+  std::string model_path = model.str("config");
+  if (!std::filesystem::exists(s.paths.resolve(model_path))) {
+    const auto catalog = s.data_root / "scenarios" / "models" / (model_path + ".json");
+    if (!std::filesystem::exists(catalog)) model.fail("config", "model config '" + model_path + "' not found");
+    model_path = catalog.string();
+  } else {
+    model_path = s.paths.resolve(model_path);
+  }
+  s.arch = ModelArch::from_hf_config(model_path);
+
+  // [hardware]
+  const Config hw = cfg_.table("hardware");
+  const std::string gpu_name = hw.str("gpu");
+  const std::string catalog_path =
+      hw.has("catalog") ? s.paths.resolve(hw.str("catalog")) : (s.data_root / "scenarios/hardware/gpus.toml").string();
+  const Config catalog = Config::from_file(catalog_path);
+  s.gpu = load_gpu(catalog, gpu_name, hw.where("gpu") + ": hardware.gpu");
+  const std::string predictor = hw.str_or("predictor", "roofline");
+  if (predictor != "roofline") hw.fail("predictor", "unknown op predictor '" + predictor + "' (valid: roofline)");
+
+  // [parallel]
+  const Config par = cfg_.table_or_empty("parallel");
+  s.parallel.tensor = par.positive_int_or("tensor_parallel_size", 1);
+  s.parallel.pipeline = par.positive_int_or("pipeline_parallel_size", 1);
+  s.parallel.overlap = par.non_negative_or("comm_overlap", 0.0);
+  if (s.parallel.overlap > 1.0) par.fail("comm_overlap", "must be in [0, 1]");
+  if (s.parallel.gpus() > 1) {
+    par.fail("tensor_parallel_size", "multi-GPU replicas need a topology, which this build does not model yet");
+  }
+
+  // [engine]
+  const Config eng = cfg_.table_or_empty("engine");
+  SchedulerLimits& lim = s.replica.limits;
+  lim.max_num_seqs = eng.positive_int_or("max_num_seqs", 256);
+  lim.max_num_batched_tokens = eng.positive_int_or("max_num_batched_tokens", 8192);
+  lim.chunked_prefill = eng.boolean_or("enable_chunked_prefill", true);
+  lim.long_prefill_token_threshold = eng.non_negative_int_or("long_prefill_token_threshold", 0);
+  s.replica.block_size = eng.positive_int_or("block_size", 16);
+  s.replica.max_model_len = eng.positive_int_or("max_model_len", s.arch.max_position_embeddings);
+  s.gpu_memory_utilization = eng.positive_or("gpu_memory_utilization", 0.9);
+  if (s.gpu_memory_utilization > 1.0) eng.fail("gpu_memory_utilization", "must be in (0, 1]");
+  if (lim.max_num_batched_tokens < lim.max_num_seqs) {
+    eng.fail("max_num_batched_tokens", "must be >= max_num_seqs (" + std::to_string(lim.max_num_seqs) + ")");
+  }
+  if (!lim.chunked_prefill && lim.max_num_batched_tokens < s.replica.max_model_len) {
+    eng.fail("max_num_batched_tokens", "must be >= max_model_len (" + std::to_string(s.replica.max_model_len) +
+                                           ") when chunked prefill is disabled");
+  }
+  const Config sched = eng.table_or_empty("scheduler");
+  s.scheduler_impl = sched.str_or("impl", "vllm");
+  (void)make_scheduler();  // validates the name now
+
+  const Config ovh = eng.table_or_empty("overhead");
+  EngineOverhead overhead;
+  overhead.per_step = ovh.duration_or("per_step", ms(0.4));
+  overhead.per_request = ovh.duration_or("per_request", us(10.0));
+  overhead.per_token = ovh.duration_or("per_token", Seconds{0.0});
+  const Config fe = eng.table_or_empty("front_end");
+  s.replica.front_end.fixed = fe.duration_or("fixed", Seconds{0.0});
+  s.replica.front_end.per_prompt_token = fe.duration_or("per_prompt_token", Seconds{0.0});
+
+  auto roofline = std::make_shared<const RooflinePredictor>(s.gpu);
+  s.step_model = std::make_shared<const StepModel>(s.arch, s.gpu, s.parallel, roofline, overhead, nullptr);
+
+  // KV cache sizing, per GPU.
+  s.kv.block_size = s.replica.block_size;
+  s.kv.usable = s.gpu.memory * s.gpu_memory_utilization;
+  s.kv.weights = s.step_model->weight_bytes_per_gpu();
+  s.kv.activations = eng.has("activation_reserve") ? eng.bytes("activation_reserve")
+                                                   : default_activation_reserve(s.arch, s.parallel, lim);
+  s.kv.per_token = s.step_model->kv_bytes_per_token_per_gpu();
+  if (s.kv.weights > s.kv.usable) {
+    hw.fail("gpu", s.arch.name + " needs " + fmt_gib(s.kv.weights) + " of weights per GPU but only " +
+                       fmt_gib(s.kv.usable) + " of the " + s.gpu.name + " is usable at gpu_memory_utilization " +
+                       std::to_string(s.gpu_memory_utilization) +
+                       ": the model does not fit (raise tensor_parallel_size or pick a larger GPU)");
+  }
+  s.replica.num_kv_blocks = s.kv.num_blocks();
+  if (s.replica.num_kv_blocks <= 0) {
+    hw.fail("gpu", "no memory left for the KV cache after " + fmt_gib(s.kv.weights) + " of weights and " +
+                       fmt_gib(s.kv.activations) + " of activations: the model does not fit");
+  }
+
+  // [cluster] and [router]
+  const Config cl = cfg_.table_or_empty("cluster");
+  s.num_replicas = cl.positive_int_or("replicas", 1);
+  const Config router = cfg_.table_or_empty("router");
+  s.router_impl = router.str_or("impl", "round_robin");
+  (void)router_registry().create(s.router_impl, router.key_path("impl"), router);
+
+  // The workload is built now too, so that every error surfaces before anything runs.
+  (void)make_workload();
+  check();
+}
+
+std::unique_ptr<Scheduler> ScenarioLoader::make_scheduler() const {
+  const Config sched = cfg_.table_or_empty("engine").table_or_empty("scheduler");
+  return scheduler_registry().create(scenario_.scheduler_impl, sched.key_path("impl"), sched,
+                                     scenario_.replica.limits);
+}
+
+std::unique_ptr<WorkloadSource> ScenarioLoader::make_workload() const {
+  return std::make_unique<WorkloadSource>(cfg_.table("workload"), scenario_.paths, scenario_.seed);
+}
+
+}  // namespace servesim

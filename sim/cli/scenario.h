@@ -1,0 +1,69 @@
+// A scenario: the TOML file (plus --set overrides) turned into the cost model and the components of one
+// simulation. Tables mirror the component tree:
+//   [model] config            [hardware] gpu, profile      [parallel] tensor_parallel_size, ...
+//   [engine] vLLM's names     [engine.scheduler] impl      [engine.overhead] [engine.front_end]
+//   [cluster] replicas        [router] impl                [workload] ...                [sim] seed, horizon
+// Every key is read through Config; unknown keys are rejected after the build, before anything runs.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "models/common/config.h"
+#include "models/cost/step_model.h"
+#include "sim/engine/kv_cache.h"
+#include "sim/engine/replica.h"
+#include "sim/workload/workload.h"
+
+namespace servesim {
+
+struct ScenarioOptions {
+  std::vector<std::pair<std::string, std::string>> sets;  // --set path=VALUE, in order
+  std::optional<std::uint64_t> seed;
+};
+
+// Where the catalogs live (scenarios/hardware, scenarios/models, scenarios/topologies).
+[[nodiscard]] std::filesystem::path find_data_root(const std::filesystem::path& scenario_dir);
+
+struct Scenario {
+  std::string file;
+  PathResolver paths;
+  std::filesystem::path data_root;
+  std::uint64_t seed = 0;
+  Ns horizon = kNever;
+  ModelArch arch;
+  GpuSpec gpu;
+  ParallelConfig parallel;
+  KvCacheSizing kv;
+  ReplicaConfig replica;
+  std::shared_ptr<const StepModel> step_model;
+  std::string scheduler_impl;
+  std::string router_impl;
+  std::int64_t num_replicas = 1;
+  double gpu_memory_utilization = 0.9;
+
+  // Upper bound on output tokens/s of the whole cluster: every token costs at least 2 FLOPs per parameter.
+  [[nodiscard]] double output_throughput_bound() const;
+};
+
+// Loads and checks everything except the workload (which `make_workload` builds from the same document).
+class ScenarioLoader {
+ public:
+  ScenarioLoader(const std::string& path, const ScenarioOptions& opts);
+  [[nodiscard]] const Scenario& scenario() const { return scenario_; }
+  [[nodiscard]] std::unique_ptr<WorkloadSource> make_workload() const;
+  [[nodiscard]] std::unique_ptr<Scheduler> make_scheduler() const;
+  [[nodiscard]] const Config& config() const { return cfg_; }
+  // Rejects unknown keys; call after every component has read its table.
+  void check() const { cfg_.check_unknown(); }
+
+ private:
+  Config cfg_;
+  Scenario scenario_;
+};
+
+}  // namespace servesim

@@ -1,0 +1,41 @@
+// The serving cluster: a workload source feeding a router feeding replicas. Arrivals are drawn lazily, one
+// pending arrival event at a time.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "sim/cluster/router.h"
+#include "sim/core/simulator.h"
+#include "sim/engine/replica.h"
+#include "sim/workload/workload.h"
+
+namespace servesim {
+
+class Cluster final : public EventTarget {
+ public:
+  Cluster(std::unique_ptr<WorkloadSource> source, std::unique_ptr<Router> router,
+          std::vector<std::unique_ptr<Replica>> replicas);
+
+  // Schedules the first arrival.
+  void start(Simulator& sim);
+  void on_event(Simulator& sim, std::uint64_t arg) override;
+
+  [[nodiscard]] std::int64_t arrived() const { return arrived_; }
+  [[nodiscard]] Ns last_arrival() const { return last_arrival_; }
+  // Requests admitted but unfinished, over all replicas.
+  [[nodiscard]] std::int64_t outstanding() const;
+  // Outstanding requests at the moment the last request arrived (the backlog the load built up).
+  [[nodiscard]] std::int64_t backlog_at_last_arrival() const { return backlog_at_last_arrival_; }
+  [[nodiscard]] const std::vector<std::unique_ptr<Replica>>& replicas() const { return replicas_; }
+
+ private:
+  std::unique_ptr<WorkloadSource> source_;
+  std::unique_ptr<Router> router_;
+  std::vector<std::unique_ptr<Replica>> replicas_;
+  std::optional<Request> pending_;
+  std::int64_t arrived_ = 0;
+  Ns last_arrival_{0};
+  std::int64_t backlog_at_last_arrival_ = 0;
+};
+
+}  // namespace servesim

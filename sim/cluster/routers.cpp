@@ -1,0 +1,16 @@
+// The router registry: one line per implementation.
+#include "sim/cluster/router.h"
+
+namespace servesim {
+
+const RouterRegistry& router_registry() {
+  static const RouterRegistry r = [] {
+    RouterRegistry reg("router");
+    reg.add("round_robin", make_round_robin_router);
+    reg.add("least_loaded", make_least_loaded_router);
+    return reg;
+  }();
+  return r;
+}
+
+}  // namespace servesim

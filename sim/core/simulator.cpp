@@ -1,0 +1,27 @@
+// The run loop. Everything that happens in a simulation happens here, one event at a time.
+#include "sim/core/simulator.h"
+
+#include <stdexcept>
+
+namespace servesim {
+
+void Simulator::schedule(Ns at, Priority priority, EventTarget* target, std::uint64_t arg) {
+  if (at < now_) throw std::logic_error("event scheduled in the past");
+  queue_.push(Event{at, static_cast<std::int32_t>(priority), next_seq_++, target, arg});
+}
+
+std::uint64_t Simulator::run(Ns horizon) {
+  std::uint64_t n = 0;
+  while (!queue_.empty()) {
+    const Event e = queue_.top();
+    if (e.time > horizon) break;
+    queue_.pop();
+    now_ = e.time;
+    e.target->on_event(*this, e.arg);
+    ++n;
+  }
+  processed_ += n;
+  return n;
+}
+
+}  // namespace servesim

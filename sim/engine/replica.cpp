@@ -1,0 +1,128 @@
+#include "sim/engine/replica.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace servesim {
+
+namespace {
+constexpr std::uint64_t kStepEnd = 0;
+}
+
+Replica::Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
+                 const ReplicaConfig& cfg, Recorder& recorder)
+    : id_(id),
+      model_(std::move(model)),
+      scheduler_(std::move(scheduler)),
+      cfg_(cfg),
+      recorder_(recorder),
+      kv_(cfg.num_kv_blocks, cfg.block_size) {}
+
+Sequence* Replica::allocate(const Request& r) {
+  Sequence* s = nullptr;
+  if (!free_.empty()) {
+    s = free_.back();
+    free_.pop_back();
+    *s = Sequence{};
+  } else {
+    s = &pool_.emplace_back();
+  }
+  s->req = r;
+  return s;
+}
+
+void Replica::submit(Simulator& sim, const Request& r) {
+  const std::int64_t total = r.prompt_tokens + r.output_tokens;
+  if ((cfg_.max_model_len > 0 && total > cfg_.max_model_len) || !kv_.can_ever_fit(total)) {
+    recorder_.rejected();
+    return;
+  }
+  Sequence* s = allocate(r);
+  ++outstanding_;
+  const Ns delay = cfg_.front_end.delay(r.prompt_tokens);
+  if (delay.v == 0) {
+    enqueue(sim, s);
+  } else {
+    // The sequence's address identifies it; it never orders events.
+    sim.schedule(sim.now() + delay, Priority::request_ready, this, reinterpret_cast<std::uint64_t>(s));
+  }
+}
+
+void Replica::on_event(Simulator& sim, std::uint64_t arg) {
+  if (arg == kStepEnd) {
+    end_step(sim);
+  } else {
+    enqueue(sim, reinterpret_cast<Sequence*>(arg));
+  }
+}
+
+void Replica::enqueue(Simulator& sim, Sequence* s) {
+  s->ready = sim.now();
+  waiting_.push_back(s);
+  recorder_.waiting(static_cast<std::int64_t>(waiting_.size()));
+  if (!busy_) start_step(sim);
+}
+
+void Replica::start_step(Simulator& sim) {
+  EngineQueues q{running_, waiting_, kv_};
+  scheduler_->schedule(q, plan_);
+  if (plan_.scheduled.empty()) {
+    if (!running_.empty() || !waiting_.empty()) {
+      throw std::logic_error("scheduler made no progress with work queued");
+    }
+    busy_ = false;
+    return;
+  }
+  batch_.clear();
+  for (Sequence* s : plan_.scheduled) {
+    if (s->first_scheduled == kNever) s->first_scheduled = sim.now();
+    const bool samples = s->computed + s->scheduled == s->num_tokens();
+    if (s->scheduled == 1 && s->generated > 0 && samples) {
+      ++batch_.num_decodes;
+      batch_.decode_context_tokens += s->computed + 1;
+    } else {
+      batch_.prefills.push_back(PrefillChunk{s->scheduled, s->computed});
+    }
+    if (samples) ++batch_.num_sampled;
+  }
+  const Ns d = to_ns(model_->step_time(batch_));
+  busy_ = true;
+  step_start_ = sim.now();
+  recorder_.step(batch_.total_tokens(), batch_.num_seqs(), plan_.preempted, d);
+  sim.schedule(sim.now() + d, Priority::step_end, this, kStepEnd);
+}
+
+void Replica::end_step(Simulator& sim) {
+  const Ns now = sim.now();
+  bool any_done = false;
+  for (Sequence* s : plan_.scheduled) {
+    s->computed += s->scheduled;
+    s->scheduled = 0;
+    if (s->computed < s->num_tokens()) continue;  // a prefill chunk that does not finish the prompt
+    ++s->generated;
+    if (s->first_token == kNever) {
+      s->first_token = now;
+    } else {
+      recorder_.inter_token(now - s->last_token);
+    }
+    s->last_token = now;
+    if (s->done()) {
+      any_done = true;
+      kv_.release(*s);
+      recorder_.finished(*s, id_, now);
+      --outstanding_;
+    }
+  }
+  if (any_done) {
+    running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                  [this](Sequence* s) {
+                                    if (!s->done()) return false;
+                                    free_.push_back(s);
+                                    return true;
+                                  }),
+                   running_.end());
+  }
+  start_step(sim);
+}
+
+}  // namespace servesim

@@ -1,0 +1,74 @@
+// One model replica (one engine instance on its GPU group): a front end, a waiting queue, a scheduler, a paged
+// KV cache and a step loop. A step runs the scheduler's batch for the time the StepModel predicts; at its end
+// every sequence whose tokens are all computed samples one token.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "models/cost/step_model.h"
+#include "sim/core/simulator.h"
+#include "sim/engine/kv_cache.h"
+#include "sim/engine/scheduler.h"
+#include "sim/metrics/recorder.h"
+
+namespace servesim {
+
+// Time between a request's arrival and its entry into the engine's waiting queue (HTTP, tokenization).
+struct FrontEnd {
+  Seconds fixed{0.0};
+  Seconds per_prompt_token{0.0};
+  [[nodiscard]] Ns delay(std::int64_t prompt_tokens) const {
+    return to_ns(fixed + per_prompt_token * double(prompt_tokens));
+  }
+};
+
+struct ReplicaConfig {
+  SchedulerLimits limits;
+  FrontEnd front_end;
+  std::int64_t num_kv_blocks = 0;
+  std::int64_t block_size = 16;
+  std::int64_t max_model_len = 0;  // prompt + output longer than this is rejected, as vLLM does
+};
+
+class Replica final : public EventTarget {
+ public:
+  Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
+          const ReplicaConfig& cfg, Recorder& recorder);
+
+  // A request arrives at this replica now.
+  void submit(Simulator& sim, const Request& r);
+  void on_event(Simulator& sim, std::uint64_t arg) override;
+
+  [[nodiscard]] std::int32_t id() const { return id_; }
+  // Sequences admitted and not finished (the router's load signal).
+  [[nodiscard]] std::int64_t outstanding() const { return outstanding_; }
+  [[nodiscard]] std::int64_t waiting() const { return static_cast<std::int64_t>(waiting_.size()); }
+  [[nodiscard]] std::int64_t running() const { return static_cast<std::int64_t>(running_.size()); }
+  [[nodiscard]] const KvCacheManager& kv() const { return kv_; }
+
+ private:
+  void enqueue(Simulator& sim, Sequence* s);
+  void start_step(Simulator& sim);
+  void end_step(Simulator& sim);
+  Sequence* allocate(const Request& r);
+
+  std::int32_t id_;
+  std::shared_ptr<const StepModel> model_;
+  std::unique_ptr<Scheduler> scheduler_;
+  ReplicaConfig cfg_;
+  Recorder& recorder_;
+  KvCacheManager kv_;
+  std::vector<Sequence*> running_;
+  std::deque<Sequence*> waiting_;
+  StepPlan plan_;
+  BatchShape batch_;
+  std::deque<Sequence> pool_;  // pointer-stable storage
+  std::vector<Sequence*> free_;
+  bool busy_ = false;
+  Ns step_start_{0};
+  std::int64_t outstanding_ = 0;
+};
+
+}  // namespace servesim

@@ -1,0 +1,55 @@
+// Scheduler interface: picks, at the start of each engine step, which sequences run and how many tokens each
+// computes, within the engine's limits; it may preempt running sequences when the KV cache is full.
+// Implementations are registered by name in scheduler_registry() ([engine.scheduler] impl = "...").
+//
+// Contract: on return, plan.scheduled lists the sequences of this step with Sequence::scheduled set (> 0),
+// their KV blocks allocated for computed + scheduled tokens; preempted sequences have released their blocks,
+// computed = 0, and sit in `waiting` again. The scheduler never does block arithmetic: it asks the KV manager.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "models/common/config.h"
+#include "models/common/registry.h"
+#include "sim/engine/kv_cache.h"
+#include "sim/engine/sequence.h"
+
+namespace servesim {
+
+struct SchedulerLimits {
+  std::int64_t max_num_seqs = 256;
+  std::int64_t max_num_batched_tokens = 8192;
+  bool chunked_prefill = true;
+  std::int64_t long_prefill_token_threshold = 0;  // 0 = no per-request cap on a prefill chunk
+};
+
+struct EngineQueues {
+  std::vector<Sequence*>& running;  // in admission order
+  std::deque<Sequence*>& waiting;   // FCFS; preempted sequences return to the front
+  KvCacheManager& kv;
+};
+
+struct StepPlan {
+  std::vector<Sequence*> scheduled;
+  std::int64_t preempted = 0;
+  void clear() {
+    scheduled.clear();
+    preempted = 0;
+  }
+};
+
+class Scheduler {
+ public:
+  virtual ~Scheduler() = default;
+  virtual void schedule(EngineQueues& q, StepPlan& plan) = 0;
+};
+
+using SchedulerRegistry = Registry<Scheduler, const Config&, const SchedulerLimits&>;
+[[nodiscard]] const SchedulerRegistry& scheduler_registry();
+
+// Implementations (one file each).
+[[nodiscard]] std::unique_ptr<Scheduler> make_vllm_scheduler(const Config& c, const SchedulerLimits& limits);
+
+}  // namespace servesim

@@ -1,0 +1,83 @@
+// vLLM v1's scheduler (vllm/v1/core/sched/scheduler.py, FCFS policy), as one step of continuous batching:
+//  1. Running sequences first, in order: each gets min(remaining tokens, budget) tokens (1 for a decode).
+//     When the KV cache cannot grow it, the most recently admitted running sequence is preempted (its blocks
+//     freed, to be recomputed later) until it fits -- or the sequence itself was the one preempted.
+//  2. Then, only if nothing was preempted, waiting sequences FCFS while the budget lasts and fewer than
+//     max_num_seqs run. Without chunked prefill a prompt that does not fit the remaining budget waits.
+#include <algorithm>
+
+#include "sim/engine/scheduler.h"
+
+namespace servesim {
+namespace {
+
+class VllmScheduler final : public Scheduler {
+ public:
+  explicit VllmScheduler(const SchedulerLimits& limits) : lim_(limits) {}
+
+  void schedule(EngineQueues& q, StepPlan& plan) override {
+    plan.clear();
+    std::int64_t budget = lim_.max_num_batched_tokens;
+    std::size_t i = 0;
+    while (i < q.running.size() && budget > 0) {
+      Sequence* s = q.running[i];
+      const std::int64_t n = chunk(*s, budget);
+      bool fits = false;
+      for (;;) {
+        if (q.kv.allocate(*s, s->computed + n)) {
+          fits = true;
+          break;
+        }
+        Sequence* victim = q.running.back();
+        q.running.pop_back();
+        preempt(*victim, q);
+        ++plan.preempted;
+        if (victim == s) break;
+      }
+      if (!fits) break;
+      s->scheduled = n;
+      plan.scheduled.push_back(s);
+      budget -= n;
+      ++i;
+    }
+    if (plan.preempted > 0) return;
+    while (!q.waiting.empty() && budget > 0 &&
+           static_cast<std::int64_t>(q.running.size()) < lim_.max_num_seqs) {
+      Sequence* s = q.waiting.front();
+      std::int64_t n = s->remaining();
+      if (!lim_.chunked_prefill && n > budget) break;
+      n = chunk(*s, budget);
+      if (!q.kv.allocate(*s, s->computed + n)) break;
+      q.waiting.pop_front();
+      q.running.push_back(s);
+      s->scheduled = n;
+      plan.scheduled.push_back(s);
+      budget -= n;
+    }
+  }
+
+ private:
+  std::int64_t chunk(const Sequence& s, std::int64_t budget) const {
+    std::int64_t n = s.remaining();
+    if (lim_.long_prefill_token_threshold > 0) n = std::min(n, lim_.long_prefill_token_threshold);
+    return std::min(n, budget);
+  }
+
+  static void preempt(Sequence& s, EngineQueues& q) {
+    q.kv.release(s);
+    s.computed = 0;
+    s.scheduled = 0;
+    ++s.preemptions;
+    q.waiting.push_front(&s);
+  }
+
+  SchedulerLimits lim_;
+};
+
+}  // namespace
+
+std::unique_ptr<Scheduler> make_vllm_scheduler(const Config&, const SchedulerLimits& limits) {
+  return std::make_unique<VllmScheduler>(limits);
+}
+
+}  // namespace servesim

@@ -1,0 +1,47 @@
+// Summaries of a run with the keys of vLLM's `bench serve` result (TTFT, TPOT, ITL, E2EL as
+// mean/median/std/p90/p99 in ms; throughputs), with vLLM's definitions:
+//   TTFT  first token - arrival                     TPOT  (finish - first token) / (output - 1), output > 1
+//   ITL   every gap between consecutive tokens      E2EL  finish - arrival
+// Percentiles interpolate linearly between order statistics (numpy's default); std is the population std.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/metrics/recorder.h"
+
+namespace servesim {
+
+struct Stats {
+  double mean = 0, median = 0, std = 0, p90 = 0, p99 = 0, max = 0;
+  std::int64_t count = 0;
+};
+
+[[nodiscard]] double percentile(const std::vector<double>& sorted, double q);
+[[nodiscard]] Stats stats_of(std::vector<double> values);
+// Weighted by run length: (value, count) pairs.
+[[nodiscard]] Stats stats_of_runs(std::vector<std::pair<double, std::int64_t>> runs);
+
+struct RunFacts {
+  std::int64_t num_requests = 0;     // requests the workload produced
+  std::int64_t unfinished = 0;       // still queued or running when the run stopped
+  std::int64_t backlog_at_last_arrival = 0;
+  double output_throughput_bound = 0;
+  std::uint64_t events = 0;
+  double sim_end_s = 0;
+  std::int64_t replicas = 1;
+  std::int64_t kv_blocks_per_replica = 0;
+  std::int64_t block_size = 16;
+};
+
+// The summary.json object: vLLM's keys at top level, servesim's own under "servesim".
+[[nodiscard]] nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& facts);
+// One row per finished request.
+void write_requests_csv(std::ostream& out, const Recorder& rec);
+// A human-readable table of the summary.
+[[nodiscard]] std::string format_summary(const nlohmann::ordered_json& s);
+
+}  // namespace servesim

@@ -1,0 +1,88 @@
+// Arrival processes. Register a new one with one line in arrival_registry().
+#include <boost/random/exponential_distribution.hpp>
+#include <boost/random/gamma_distribution.hpp>
+
+#include "models/common/error.h"
+#include "sim/workload/trace.h"
+#include "sim/workload/workload.h"
+
+namespace servesim {
+namespace {
+
+// Poisson process: exponential gaps with mean 1/rate (rate in requests per second).
+class PoissonArrival final : public ArrivalProcess {
+ public:
+  explicit PoissonArrival(const Config& c) : rate_(c.positive("rate")) {}
+  std::optional<Arrival> next(RandomEngine& rng) override {
+    boost::random::exponential_distribution<double> gap(rate_);
+    t_ += gap(rng);
+    return Arrival{t_, std::nullopt, std::nullopt};
+  }
+
+ private:
+  double rate_;
+  double t_ = 0.0;
+};
+
+// Gamma renewal process: gaps ~ Gamma(shape = 1/cv^2, scale = cv^2/rate); cv > 1 is burstier than Poisson.
+class GammaArrival final : public ArrivalProcess {
+ public:
+  explicit GammaArrival(const Config& c) : rate_(c.positive("rate")), cv_(c.positive("cv")) {}
+  std::optional<Arrival> next(RandomEngine& rng) override {
+    const double shape = 1.0 / (cv_ * cv_);
+    boost::random::gamma_distribution<double> gap(shape, 1.0 / (rate_ * shape));
+    t_ += gap(rng);
+    return Arrival{t_, std::nullopt, std::nullopt};
+  }
+
+ private:
+  double rate_;
+  double cv_;
+  double t_ = 0.0;
+};
+
+// Trace replay: arrival times (scaled by time_scale: 0.5 replays twice as fast) and lengths from a file.
+class TraceArrival final : public ArrivalProcess {
+ public:
+  TraceArrival(const Config& c, const PathResolver& paths) {
+    const std::string path = paths.resolve(c.str("path"));
+    const std::string format = c.str_or("format", "azure");
+    if (format != "azure" && format != "csv") c.fail("format", "unknown trace format '" + format + "' (valid: azure, csv)");
+    scale_ = c.positive_or("time_scale", 1.0);
+    try {
+      rows_ = read_trace(path, format);
+    } catch (const InputError& e) {
+      // A missing file is the scenario's fault: name the key that points at it.
+      if (std::string(e.what()).find("cannot open") != std::string::npos) {
+        c.fail("path", std::string("trace file not found: ") + path);
+      }
+      throw;
+    }
+  }
+  std::optional<Arrival> next(RandomEngine&) override {
+    if (i_ >= rows_.size()) return std::nullopt;
+    const auto& r = rows_[i_++];
+    return Arrival{r.arrival_s * scale_, r.prompt_tokens, r.output_tokens};
+  }
+  std::int64_t available() const override { return static_cast<std::int64_t>(rows_.size()); }
+
+ private:
+  std::vector<TraceRow> rows_;
+  double scale_ = 1.0;
+  std::size_t i_ = 0;
+};
+
+}  // namespace
+
+const ArrivalRegistry& arrival_registry() {
+  static const ArrivalRegistry r = [] {
+    ArrivalRegistry reg("arrival process");
+    reg.add("poisson", [](const Config& c, const PathResolver&) { return std::make_unique<PoissonArrival>(c); });
+    reg.add("gamma", [](const Config& c, const PathResolver&) { return std::make_unique<GammaArrival>(c); });
+    reg.add("trace", [](const Config& c, const PathResolver& p) { return std::make_unique<TraceArrival>(c, p); });
+    return reg;
+  }();
+  return r;
+}
+
+}  // namespace servesim

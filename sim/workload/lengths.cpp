@@ -1,0 +1,111 @@
+// Token-length distributions. Register a new one with one line in length_registry().
+#include <cmath>
+
+#include <boost/random/lognormal_distribution.hpp>
+#include <boost/random/uniform_int_distribution.hpp>
+
+#include "models/common/error.h"
+#include "sim/workload/trace.h"
+#include "sim/workload/workload.h"
+
+namespace servesim {
+namespace {
+
+class FixedLength final : public LengthDistribution {
+ public:
+  explicit FixedLength(const Config& c) : value_(c.positive_int("value")) {}
+  std::int64_t sample(RandomEngine&, const Arrival&) override { return value_; }
+
+ private:
+  std::int64_t value_;
+};
+
+class UniformLength final : public LengthDistribution {
+ public:
+  explicit UniformLength(const Config& c) : min_(c.positive_int("min")), max_(c.positive_int("max")) {
+    if (max_ < min_) c.fail("max", "must be >= min");
+  }
+  std::int64_t sample(RandomEngine& rng, const Arrival&) override {
+    return boost::random::uniform_int_distribution<std::int64_t>(min_, max_)(rng);
+  }
+
+ private:
+  std::int64_t min_, max_;
+};
+
+// Lognormal with the given mean and standard deviation of the lengths themselves, rounded and clipped to
+// [min, max].
+class LognormalLength final : public LengthDistribution {
+ public:
+  explicit LognormalLength(const Config& c)
+      : mean_(c.positive("mean")),
+        std_(c.positive("std")),
+        min_(c.positive_int_or("min", 1)),
+        max_(c.positive_int_or("max", 1 << 30)) {
+    if (max_ < min_) c.fail("max", "must be >= min");
+  }
+  std::int64_t sample(RandomEngine& rng, const Arrival&) override {
+    const double s2 = std::log(1.0 + (std_ * std_) / (mean_ * mean_));
+    const double mu = std::log(mean_) - s2 / 2.0;
+    boost::random::lognormal_distribution<double> d(mu, std::sqrt(s2));
+    const auto v = static_cast<std::int64_t>(std::llround(d(rng)));
+    return std::clamp(v, min_, max_);
+  }
+
+ private:
+  double mean_, std_;
+  std::int64_t min_, max_;
+};
+
+// Lengths from a trace: the arrival's own (trace replay), or rows sampled uniformly from `path` (any arrival
+// process with the trace's length mix).
+class TraceLength final : public LengthDistribution {
+ public:
+  TraceLength(const Config& c, const PathResolver& paths, LengthKind kind) : kind_(kind) {
+    if (c.has("path")) {
+      const std::string path = paths.resolve(c.str("path"));
+      const std::string format = c.str_or("format", "azure");
+      std::vector<TraceRow> rows;
+      try {
+        rows = read_trace(path, format);
+      } catch (const InputError& e) {
+        if (std::string(e.what()).find("cannot open") != std::string::npos) {
+          c.fail("path", "trace file not found: " + path);
+        }
+        throw;
+      }
+      for (const auto& r : rows) values_.push_back(kind == LengthKind::prompt ? r.prompt_tokens : r.output_tokens);
+    }
+    where_ = c.key_path("impl");
+  }
+  std::int64_t sample(RandomEngine& rng, const Arrival& a) override {
+    const auto& own = kind_ == LengthKind::prompt ? a.prompt_tokens : a.output_tokens;
+    if (values_.empty()) {
+      if (!own) throw InputError(where_ + ": impl 'trace' needs a path unless the arrivals replay a trace");
+      return *own;
+    }
+    boost::random::uniform_int_distribution<std::size_t> pick(0, values_.size() - 1);
+    return values_[pick(rng)];
+  }
+
+ private:
+  LengthKind kind_;
+  std::vector<std::int64_t> values_;
+  std::string where_;
+};
+
+}  // namespace
+
+const LengthRegistry& length_registry() {
+  static const LengthRegistry r = [] {
+    LengthRegistry reg("length distribution");
+    reg.add("fixed", [](const Config& c, const PathResolver&, LengthKind) { return std::make_unique<FixedLength>(c); });
+    reg.add("uniform", [](const Config& c, const PathResolver&, LengthKind) { return std::make_unique<UniformLength>(c); });
+    reg.add("lognormal", [](const Config& c, const PathResolver&, LengthKind) { return std::make_unique<LognormalLength>(c); });
+    reg.add("trace", [](const Config& c, const PathResolver& p, LengthKind k) { return std::make_unique<TraceLength>(c, p, k); });
+    return reg;
+  }();
+  return r;
+}
+
+}  // namespace servesim

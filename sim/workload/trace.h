@@ -1,0 +1,23 @@
+// Request traces on disk.
+//   azure: the Azure LLM inference trace (TIMESTAMP,ContextTokens,GeneratedTokens); TIMESTAMP is
+//          "YYYY-MM-DD HH:MM:SS.fffffff"; arrival = seconds since the first row.
+//   csv:   arrival_s,prompt_tokens,output_tokens (header row required).
+// A malformed row throws InputError "file:line: ...".
+#pragma once
+#include <string>
+#include <vector>
+
+#include "sim/workload/request.h"
+
+namespace servesim {
+
+struct TraceRow {
+  double arrival_s = 0.0;
+  std::int64_t prompt_tokens = 0;
+  std::int64_t output_tokens = 0;
+};
+
+[[nodiscard]] std::vector<TraceRow> read_trace(const std::string& path, const std::string& format);
+[[nodiscard]] std::vector<std::string> trace_formats();
+
+}  // namespace servesim

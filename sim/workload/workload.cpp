@@ -1,0 +1,59 @@
+#include "sim/workload/workload.h"
+
+#include "models/common/error.h"
+
+namespace servesim {
+
+std::string PathResolver::resolve(const std::string& p) const {
+  const std::filesystem::path path(p);
+  if (path.is_absolute()) return p;
+  return (base / path).lexically_normal().string();
+}
+
+WorkloadSource::WorkloadSource(const Config& w, const PathResolver& paths, std::uint64_t seed)
+    : arrival_rng_(make_stream(seed, "arrivals")),
+      prompt_rng_(make_stream(seed, "prompt_tokens")),
+      output_rng_(make_stream(seed, "output_tokens")) {
+  const Config a = w.table("arrival");
+  arrival_ = arrival_registry().create(a.str("impl"), a.key_path("impl"), a, paths);
+  const bool trace = arrival_->available() > 0;
+  auto lengths = [&](const char* key, LengthKind kind) {
+    if (!w.has(key)) {
+      if (!trace) w.fail(key, "missing (a synthetic arrival process needs a length distribution)");
+      const Config empty = w.table_or_empty(key);
+      return length_registry().create("trace", w.key_path(key), empty, paths, kind);
+    }
+    const Config t = w.table(key);
+    return length_registry().create(t.str("impl"), t.key_path("impl"), t, paths, kind);
+  };
+  prompt_ = lengths("prompt_tokens", LengthKind::prompt);
+  output_ = lengths("output_tokens", LengthKind::output);
+  if (w.has("num_requests")) {
+    num_requests_ = w.positive_int("num_requests");
+    if (trace && num_requests_ > arrival_->available()) {
+      w.fail("num_requests", "the trace has only " + std::to_string(arrival_->available()) + " rows (asked " +
+                                 std::to_string(num_requests_) + ")");
+    }
+  } else if (trace) {
+    num_requests_ = arrival_->available();
+  } else {
+    w.fail("num_requests", "missing (required unless the arrivals replay a trace)");
+  }
+  max_prompt_ = w.positive_int_or("max_prompt_tokens", 0);
+}
+
+std::optional<Request> WorkloadSource::next() {
+  if (emitted_ >= num_requests_) return std::nullopt;
+  const auto a = arrival_->next(arrival_rng_);
+  if (!a) return std::nullopt;
+  Request r;
+  r.id = static_cast<std::uint64_t>(emitted_++);
+  last_time_s_ = a->time_s;
+  r.arrival = to_ns(Seconds{a->time_s});
+  r.prompt_tokens = std::max<std::int64_t>(1, prompt_->sample(prompt_rng_, *a));
+  r.output_tokens = std::max<std::int64_t>(1, output_->sample(output_rng_, *a));
+  if (max_prompt_ > 0 && r.prompt_tokens > max_prompt_) r.prompt_tokens = max_prompt_;
+  return r;
+}
+
+}  // namespace servesim
