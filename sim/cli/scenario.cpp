@@ -71,7 +71,8 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   s.data_root = find_data_root(s.paths.base);
 
   const Config sim = cfg_.table_or_empty("sim");
-  s.seed = opts.seed ? *opts.seed : static_cast<std::uint64_t>(sim.non_negative_int_or("seed", 0));
+  const auto file_seed = static_cast<std::uint64_t>(sim.non_negative_int_or("seed", 0));
+  s.seed = opts.seed ? *opts.seed : file_seed;
   if (sim.has("horizon")) s.horizon = to_ns(sim.duration("horizon"));
 
   // [model]

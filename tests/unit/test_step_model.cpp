@@ -1,0 +1,107 @@
+#include <catch2/catch.hpp>
+
+#include "helpers.h"
+#include "models/arch/model_arch.h"
+#include "models/common/error.h"
+#include "models/cost/roofline.h"
+#include "models/cost/step_model.h"
+
+using namespace servesim;
+
+namespace {
+
+ModelArch llama3_8b() { return ModelArch::from_hf_config(test::scenario_path("models/llama-3-8b.json")); }
+
+GpuSpec simple_gpu() {
+  GpuSpec g;
+  g.name = "test";
+  g.bf16_peak = FlopsPerSec{1000e12};
+  g.memory = Bytes{80e9};
+  g.memory_bandwidth = BytesPerSec{4e12};
+  g.gemm_efficiency = 0.5;       // achieved 500 TFLOP/s
+  g.memory_efficiency = 0.5;     // achieved 2 TB/s
+  g.kernel_launch = Seconds{1e-6};
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("Llama-3-8B architecture from config.json", "[arch]") {
+  const ModelArch m = llama3_8b();
+  CHECK(m.hidden_size == 4096);
+  CHECK(m.head_dim == 128);
+  CHECK(m.num_kv_heads == 8);
+  // 32 layers x 218,112,000 + 2 x 128256 x 4096 (embedding, LM head) + 4096 (final norm)
+  CHECK(m.layer_params() == 218112000.0);
+  CHECK(m.params() == 8030261248.0);
+  // K and V, 32 layers, 8 heads x 128, bf16
+  CHECK(m.kv_bytes_per_token().v == 131072.0);
+}
+
+TEST_CASE("every shipped model config loads", "[arch]") {
+  for (const char* name : {"llama-3-8b", "llama-3-70b", "llama-2-7b", "llama-2-70b", "qwen2.5-7b", "mistral-7b"}) {
+    const ModelArch m = ModelArch::from_hf_config(test::scenario_path(std::string("models/") + name + ".json"));
+    CHECK(m.params() > 6e9);
+  }
+  const ModelArch l2 = ModelArch::from_hf_config(test::scenario_path("models/llama-2-7b.json"));
+  CHECK(l2.params() == Approx(6.738e9).epsilon(0.001));
+}
+
+TEST_CASE("roofline GEMM time is max(compute, memory) + launch, exactly", "[cost]") {
+  const RooflinePredictor p(simple_gpu());
+  // Memory-bound: M=1, N=K=4096: bytes = (4096 + 4096^2 + 4096) x 2 = 33570816; / 2e12 = 16.785408 us.
+  const OpCost small = p.gemm(GemmShape{"o", 1, 4096, 4096, 2.0});
+  CHECK(small.bound == Bound::memory);
+  CHECK(small.time.v == Approx(33570816.0 / 2e12 + 1e-6).epsilon(1e-12));
+  // Compute-bound: M=8192: flops = 2 x 8192 x 4096 x 4096 = 274877906944; / 5e14 = 549.755813888 us.
+  const OpCost big = p.gemm(GemmShape{"o", 8192, 4096, 4096, 2.0});
+  CHECK(big.bound == Bound::compute);
+  CHECK(big.time.v == Approx(274877906944.0 / 5e14 + 1e-6).epsilon(1e-12));
+}
+
+TEST_CASE("attention FLOPs and bytes", "[cost]") {
+  const AttentionShape a{32, 8, 128, 2.0};
+  const std::vector<PrefillChunk> one{{1024, 0}};
+  // 4 x 32 heads x 128 x 1024 x (0 + 1025/2)
+  CHECK(prefill_attention_flops(a, one).v == 4.0 * 32 * 128 * 1024 * 512.5);
+  const std::vector<PrefillChunk> chunked{{512, 1024}};
+  CHECK(prefill_attention_flops(a, chunked).v == 4.0 * 32 * 128 * 512 * (1024 + 256.5));
+  // Decode: 10 sequences with 1000 cached tokens in all: K+V = 1000 x 8 x 128 x 2 x 2 bytes; Q+O = 10 x 4096 x 2 x 2
+  CHECK(decode_attention_bytes(a, 10, 1000).v == 1000.0 * 8 * 128 * 2 * 2 + 10.0 * 4096 * 2 * 2);
+}
+
+TEST_CASE("step time = gpu ops + overhead; decode is memory-bound, large prefill compute-bound", "[cost]") {
+  auto pred = std::make_shared<const RooflinePredictor>(simple_gpu());
+  const EngineOverhead ovh{Seconds{1e-4}, Seconds{1e-5}, Seconds{0.0}};
+  const StepModel m(llama3_8b(), simple_gpu(), ParallelConfig{}, pred, ovh, nullptr);
+  BatchShape decode;
+  decode.num_decodes = 4;
+  decode.decode_context_tokens = 4 * 513;
+  decode.num_sampled = 4;
+  const StepCost c = m.breakdown(decode);
+  CHECK(c.overhead.v == Approx(1e-4 + 4e-5));
+  Seconds sum{0.0};
+  for (const auto& o : c.ops) sum += o.time;
+  CHECK(sum.v == Approx(c.gpu.v).epsilon(1e-12));
+  CHECK(m.step_time(decode).v == Approx(c.total().v).epsilon(1e-12));
+  for (const auto& o : c.ops) {
+    if (o.name == "gate_up") CHECK(o.bound == Bound::memory);
+  }
+  // Decode reads every weight but the embedding table (only gathered) at least once.
+  const double embedding = 128256.0 * 4096 * 2;
+  CHECK(c.gpu.v > (m.weight_bytes_per_gpu().v - embedding) / 2e12);
+
+  BatchShape prefill;
+  prefill.prefills.push_back({4096, 0});
+  prefill.num_sampled = 1;
+  for (const auto& o : m.breakdown(prefill).ops) {
+    if (o.name == "gate_up" || o.name == "qkv" || o.name == "attention_prefill") CHECK(o.bound == Bound::compute);
+  }
+}
+
+TEST_CASE("the step model rejects parallel degrees the model cannot split into", "[cost]") {
+  auto pred = std::make_shared<const RooflinePredictor>(simple_gpu());
+  ModelArch m = llama3_8b();
+  CHECK_THROWS_AS(StepModel(m, simple_gpu(), ParallelConfig{3, 1, 0.0}, pred, {}, nullptr), InputError);
+  CHECK_THROWS_AS(StepModel(m, simple_gpu(), ParallelConfig{1, 5, 0.0}, pred, {}, nullptr), InputError);
+}
