@@ -9,6 +9,7 @@ namespace servesim {
 
 void add_run_command(CLI::App& app);
 void add_step_command(CLI::App& app);
+void add_calibrate_command(CLI::App& app);
 
 // Shared by every subcommand that takes a scenario: --set path=VALUE (repeatable) and --seed N.
 struct ScenarioArgs {

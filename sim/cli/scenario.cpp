@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "models/common/error.h"
-#include "models/cost/roofline.h"
+#include "models/cost/op_predictors.h"
 #include "sim/cluster/router.h"
 
 namespace servesim {
@@ -94,8 +94,17 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
       hw.has("catalog") ? s.paths.resolve(hw.str("catalog")) : (s.data_root / "scenarios/hardware/gpus.toml").string();
   const Config catalog = Config::from_file(catalog_path);
   s.gpu = load_gpu(catalog, gpu_name, hw.where("gpu") + ": hardware.gpu");
-  const std::string predictor = hw.str_or("predictor", "roofline");
-  if (predictor != "roofline") hw.fail("predictor", "unknown op predictor '" + predictor + "' (valid: roofline)");
+  std::shared_ptr<const CalibrationProfile> profile;
+  if (hw.has("profile")) {
+    std::string dir = s.paths.resolve(hw.str("profile"));
+    if (!std::filesystem::is_directory(dir)) dir = (s.data_root / hw.str("profile")).string();
+    if (!std::filesystem::is_directory(dir)) hw.fail("profile", "calibration profile directory not found");
+    profile = std::make_shared<const CalibrationProfile>(CalibrationProfile::load(dir));
+  }
+  s.predictor_impl = hw.str_or("predictor", profile ? "calibrated" : "roofline");
+  const PredictorContext pctx{s.gpu, profile, hw.where("predictor") + ": hardware.predictor"};
+  std::shared_ptr<const OpPredictor> predictor =
+      predictor_registry().create(s.predictor_impl, hw.where("predictor") + ": hardware.predictor", pctx);
 
   // [parallel]
   const Config par = cfg_.table_or_empty("parallel");
@@ -138,8 +147,7 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   s.replica.front_end.fixed = fe.duration_or("fixed", Seconds{0.0});
   s.replica.front_end.per_prompt_token = fe.duration_or("per_prompt_token", Seconds{0.0});
 
-  auto roofline = std::make_shared<const RooflinePredictor>(s.gpu);
-  s.step_model = std::make_shared<const StepModel>(s.arch, s.gpu, s.parallel, roofline, overhead, nullptr);
+  s.step_model = std::make_shared<const StepModel>(s.arch, s.gpu, s.parallel, predictor, overhead, nullptr);
 
   // KV cache sizing, per GPU.
   s.kv.block_size = s.replica.block_size;

@@ -41,6 +41,7 @@ struct Scenario {
   KvCacheSizing kv;
   ReplicaConfig replica;
   std::shared_ptr<const StepModel> step_model;
+  std::string predictor_impl;
   std::string scheduler_impl;
   std::string router_impl;
   std::int64_t num_replicas = 1;

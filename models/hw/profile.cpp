@@ -1,0 +1,128 @@
+#include "models/hw/profile.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "models/common/error.h"
+
+namespace servesim {
+namespace {
+
+std::vector<std::string> split(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (const char c : line) {
+    if (c == ',') {
+      out.push_back(cur);
+      cur.clear();
+    } else if (c != '\r') {
+      cur.push_back(c);
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+}  // namespace
+
+double CsvRow::number(std::size_t i, const char* name) const {
+  const std::string& s = fields.at(i);
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0' || !std::isfinite(v)) throw InputError(where + ": " + name + " '" + s + "' is not a number");
+  return v;
+}
+
+std::int64_t CsvRow::integer(std::size_t i, const char* name) const {
+  const double v = number(i, name);
+  if (v != std::floor(v)) throw InputError(where + ": " + name + " '" + fields.at(i) + "' is not an integer");
+  return static_cast<std::int64_t>(v);
+}
+
+std::vector<CsvRow> read_profile_csv(const std::string& path, const std::vector<std::string>& columns) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot open profile file");
+  std::vector<CsvRow> rows;
+  std::string line;
+  std::size_t lineno = 0;
+  bool header = false;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    const std::string where = path + ":" + std::to_string(lineno);
+    auto f = split(line);
+    if (!header) {
+      if (f != columns) throw InputError(where + ": expected header '" + join(columns) + "'");
+      header = true;
+      continue;
+    }
+    if (f.size() != columns.size()) {
+      throw InputError(where + ": expected " + std::to_string(columns.size()) + " columns, got " + std::to_string(f.size()));
+    }
+    rows.push_back(CsvRow{std::move(f), where});
+  }
+  if (!header) throw InputError(path + ": no header line");
+  if (rows.empty()) throw InputError(path + ": no data rows");
+  return rows;
+}
+
+CalibrationProfile CalibrationProfile::load(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(dir)) throw InputError(dir + ": calibration profile directory not found");
+  CalibrationProfile p;
+  p.dir = dir;
+  const fs::path d(dir);
+  {
+    const auto meta = (d / "profile.json").string();
+    std::ifstream in(meta);
+    if (!in) throw InputError(meta + ": missing (every profile has a profile.json)");
+    try {
+      p.meta = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw InputError(meta + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
+    }
+  }
+  for (const auto& r : read_profile_csv((d / "gemm.csv").string(),
+                                        {"op", "M", "N", "K", "dtype", "median_us", "min_us", "max_us"})) {
+    GemmSample g{r.fields[0], r.integer(1, "M"), r.integer(2, "N"), r.integer(3, "K"), r.fields[4],
+                 r.number(5, "median_us"), r.number(6, "min_us"), r.number(7, "max_us")};
+    if (g.m <= 0 || g.n <= 0 || g.k <= 0 || g.median_us <= 0) throw InputError(r.where + ": sizes and times must be > 0");
+    p.gemm.push_back(g);
+  }
+  if (fs::exists(d / "attention.csv")) {
+    for (const auto& r : read_profile_csv((d / "attention.csv").string(),
+                                          {"op", "batch", "q_len", "ctx_len", "kv_total", "hq", "hkv", "head_dim", "dtype",
+                                           "median_us", "min_us", "max_us"})) {
+      AttentionSample a{r.fields[0], r.integer(1, "batch"), r.integer(2, "q_len"), r.integer(3, "ctx_len"),
+                        r.integer(4, "kv_total"), r.integer(5, "hq"), r.integer(6, "hkv"), r.integer(7, "head_dim"),
+                        r.fields[8], r.number(9, "median_us")};
+      if (a.op != "prefill" && a.op != "decode") throw InputError(r.where + ": op must be prefill or decode");
+      if (a.batch <= 0 || a.q_len <= 0 || a.median_us <= 0) throw InputError(r.where + ": sizes and times must be > 0");
+      p.attention.push_back(a);
+    }
+  }
+  if (fs::exists(d / "memory.csv")) {
+    for (const auto& r : read_profile_csv((d / "memory.csv").string(), {"op", "bytes", "median_us", "min_us", "max_us"})) {
+      p.memory.push_back(MemorySample{r.fields[0], r.number(1, "bytes"), r.number(2, "median_us")});
+    }
+  }
+  if (fs::exists(d / "collectives.csv")) {
+    for (const auto& r : read_profile_csv((d / "collectives.csv").string(),
+                                          {"collective", "ranks", "bytes", "time_us", "algbw_GBps", "busbw_GBps", "source"})) {
+      p.collectives.push_back(CollectiveRow{r.fields[0], r.integer(1, "ranks"), r.number(2, "bytes"),
+                                            r.number(3, "time_us"), r.number(4, "algbw_GBps"), r.number(5, "busbw_GBps")});
+    }
+  }
+  return p;
+}
+
+}  // namespace servesim
