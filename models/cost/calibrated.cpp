@@ -17,12 +17,6 @@ MeasuredCurve::Point gemm_point(std::int64_t m, std::int64_t n, std::int64_t k, 
   return {double(m), t, g.flops().v, g.bytes().v};
 }
 
-std::vector<FitPoint> fit_points(const std::vector<MeasuredCurve::Point>& pts) {
-  std::vector<FitPoint> out;
-  for (const auto& p : pts) out.push_back({p.flops, p.bytes, p.time_s});
-  return out;
-}
-
 // Prefill of one causal sequence with `pairs` query-key pairs: the chunk of S tokens with S(S+1)/2 pairs.
 std::vector<PrefillChunk> equivalent_chunk(double pairs) {
   const double s = (-1.0 + std::sqrt(1.0 + 8.0 * pairs)) / 2.0;

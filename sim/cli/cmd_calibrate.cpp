@@ -58,10 +58,13 @@ void add_calibrate_report(CLI::App* calibrate) {
   });
 }
 
+void add_calibrate_trace(CLI::App* calibrate);  // cmd_calibrate_trace.cpp
+
 void add_calibrate_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("calibrate", "calibration: profile accuracy, engine-overhead fitting");
   cmd->require_subcommand(1);
   add_calibrate_report(cmd);
+  add_calibrate_trace(cmd);
 }
 
 }  // namespace servesim

@@ -1,5 +1,6 @@
 // servesim run SCENARIO [--set path=VALUE]... [--seed N] [--out DIR]
 #include <iostream>
+#include <sstream>
 
 #include "models/common/error.h"
 #include "sim/cli/commands.h"
@@ -29,12 +30,20 @@ void add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "simulate a scenario and report latency and throughput");
   auto args = std::make_shared<ScenarioArgs>();
   auto out_dir = std::make_shared<std::string>("out");
+  auto tokens_out = std::make_shared<std::string>();
   args->add_to(cmd, true);
   cmd->add_option("--out", *out_dir, "output directory for summary.json and requests.csv")->capture_default_str();
-  cmd->callback([args, out_dir] {
+  cmd->add_option("--tokens-out", *tokens_out,
+                  "also write every request's token times as JSONL (the measured-run format of validate)");
+  cmd->callback([args, out_dir, tokens_out] {
     const ScenarioLoader loader(args->path, args->options());
-    const RunOutput out = run_scenario(loader);
+    const RunOutput out = run_scenario(loader, !tokens_out->empty());
     write_outputs(*out_dir, out);
+    if (!tokens_out->empty()) {
+      std::ostringstream os;
+      write_tokens_jsonl(os, out);
+      write_file_atomically(*tokens_out, os.str());
+    }
     std::cout << format_summary(out.summary);
     std::cout << "wrote " << *out_dir << "/summary.json and " << *out_dir << "/requests.csv\n";
   });

@@ -10,6 +10,9 @@ namespace servesim {
 void add_run_command(CLI::App& app);
 void add_step_command(CLI::App& app);
 void add_calibrate_command(CLI::App& app);
+void add_validate_command(CLI::App& app);
+void add_collective_command(CLI::App& app);
+void add_ingest_command(CLI::App& app);
 
 // Shared by every subcommand that takes a scenario: --set path=VALUE (repeatable) and --seed N.
 struct ScenarioArgs {

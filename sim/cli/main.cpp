@@ -10,6 +10,9 @@ int main(int argc, char** argv) {
   servesim::add_run_command(app);
   servesim::add_step_command(app);
   servesim::add_calibrate_command(app);
+  servesim::add_validate_command(app);
+  servesim::add_collective_command(app);
+  servesim::add_ingest_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -15,7 +15,14 @@ struct RunOutput {
   std::uint64_t events = 0;
 };
 
-[[nodiscard]] RunOutput run_scenario(const ScenarioLoader& loader);
+// With `logs`, the recorder keeps every token's time and every step (for --tokens-out and calibrate trace).
+[[nodiscard]] RunOutput run_scenario(const ScenarioLoader& loader, bool logs = false);
+
+// The run's requests in the measured-run JSONL format (arrival, lengths, every token time); needs logs.
+void write_tokens_jsonl(std::ostream& out, const RunOutput& run);
+
+// A loader that replays a measured run's arrivals and lengths through the scenario's engine.
+[[nodiscard]] ScenarioOptions replay_options(ScenarioOptions base, const std::string& measured_path);
 
 // Writes summary.json and requests.csv into `dir` (created if needed); each file is written to a temporary name
 // and renamed, so a failed run leaves no half-written file.

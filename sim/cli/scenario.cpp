@@ -7,6 +7,8 @@
 
 #include "models/common/error.h"
 #include "models/cost/op_predictors.h"
+#include "models/net/collective_calibration.h"
+#include "models/net/topology_comm.h"
 #include "sim/cluster/router.h"
 
 namespace servesim {
@@ -14,6 +16,12 @@ namespace {
 
 bool is_data_root(const std::filesystem::path& p) {
   return std::filesystem::exists(p / "scenarios" / "hardware" / "gpus.toml");
+}
+
+std::string join_names(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
 }
 
 std::string fmt_gib(Bytes b) {
@@ -112,8 +120,52 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   s.parallel.pipeline = par.positive_int_or("pipeline_parallel_size", 1);
   s.parallel.overlap = par.non_negative_or("comm_overlap", 0.0);
   if (s.parallel.overlap > 1.0) par.fail("comm_overlap", "must be in [0, 1]");
-  if (s.parallel.gpus() > 1) {
-    par.fail("tensor_parallel_size", "multi-GPU replicas need a topology, which this build does not model yet");
+  std::shared_ptr<const GroupComm> comm;
+  if (par.has("topology") || s.parallel.gpus() > 1) {
+    if (!par.has("topology")) {
+      par.fail("tensor_parallel_size", "a multi-GPU replica needs [parallel] topology (one of: " +
+                                           join_names(topology_catalog_names((s.data_root / "scenarios/topologies").string())) + ")");
+    }
+    std::string topo_name = par.str("topology");
+    if (std::filesystem::exists(s.paths.resolve(topo_name))) topo_name = s.paths.resolve(topo_name);
+    std::shared_ptr<const Topology> topo;
+    try {
+      topo = std::make_shared<const Topology>(load_topology(topo_name, (s.data_root / "scenarios/topologies").string()));
+    } catch (const InputError& e) {
+      const std::string m = e.what();
+      if (m.find(':') == std::string::npos || m.rfind("unknown", 0) == 0) par.fail("topology", m);
+      throw;
+    }
+    std::vector<std::int64_t> placement;
+    for (std::int64_t i = 0; i < s.parallel.gpus(); ++i) placement.push_back(i);
+    placement = par.integer_list_or("gpus", placement);
+    if (static_cast<std::int64_t>(placement.size()) != s.parallel.gpus()) {
+      par.fail("gpus", "lists " + std::to_string(placement.size()) + " GPUs for tensor x pipeline = " +
+                           std::to_string(s.parallel.gpus()));
+    }
+    if (s.parallel.gpus() > static_cast<std::int64_t>(topo->gpu_count())) {
+      par.fail("tensor_parallel_size", "the replica needs " + std::to_string(s.parallel.gpus()) + " GPUs but topology " +
+                                           par.str("topology") + " has " + std::to_string(topo->gpu_count()));
+    }
+    std::vector<int> gpus(placement.begin(), placement.end());
+    const std::string algo = par.str_or("collective_algo", "auto");
+    std::shared_ptr<const CollectiveCalibration> cal;
+    std::string coll_csv;
+    if (par.has("collective_profile")) {
+      coll_csv = s.paths.resolve(par.str("collective_profile"));
+      if (!std::filesystem::exists(coll_csv)) par.fail("collective_profile", "file not found: " + coll_csv);
+    } else if (profile && std::filesystem::exists(std::filesystem::path(profile->dir) / "collectives.csv")) {
+      coll_csv = (std::filesystem::path(profile->dir) / "collectives.csv").string();
+    }
+    if (!coll_csv.empty()) {
+      const CalibratedCollectives cc(topo, read_collectives_csv(coll_csv), algo);
+      cal = cc.calibration();
+    }
+    try {
+      comm = std::make_shared<const TopologyComm>(topo, gpus, s.parallel, algo, cal);
+    } catch (const InputError& e) {
+      par.fail("gpus", e.what());
+    }
   }
 
   // [engine]
@@ -147,7 +199,15 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   s.replica.front_end.fixed = fe.duration_or("fixed", Seconds{0.0});
   s.replica.front_end.per_prompt_token = fe.duration_or("per_prompt_token", Seconds{0.0});
 
-  s.step_model = std::make_shared<const StepModel>(s.arch, s.gpu, s.parallel, predictor, overhead, nullptr);
+  try {
+    s.step_model = std::make_shared<const StepModel>(s.arch, s.gpu, s.parallel, predictor, overhead, comm);
+  } catch (const InputError& e) {
+    // "parallel.tensor_parallel_size: 64 attention heads ..." -> with the scenario's file:line
+    const std::string m = e.what();
+    const auto colon = m.find(": ");
+    const std::string key = m.rfind("parallel.", 0) == 0 ? m.substr(9, colon - 9) : "tensor_parallel_size";
+    par.fail(key, colon == std::string::npos ? m : m.substr(colon + 2));
+  }
 
   // KV cache sizing, per GPU.
   s.kv.block_size = s.replica.block_size;

@@ -89,6 +89,11 @@ void Replica::start_step(Simulator& sim) {
   busy_ = true;
   step_start_ = sim.now();
   recorder_.step(batch_.total_tokens(), batch_.num_seqs(), plan_.preempted, d);
+  if (recorder_.logs()) {
+    const Ns overhead = to_ns(model_->overhead().of(batch_.num_seqs(), batch_.total_tokens()));
+    step_index_ = recorder_.log_step(
+        StepRecord{id_, sim.now(), sim.now() + d, overhead, batch_.num_seqs(), batch_.total_tokens()});
+  }
   sim.schedule(sim.now() + d, Priority::step_end, this, kStepEnd);
 }
 
@@ -106,6 +111,7 @@ void Replica::end_step(Simulator& sim) {
       recorder_.inter_token(now - s->last_token);
     }
     s->last_token = now;
+    if (recorder_.logs()) recorder_.log_token(s->req.id, now, step_index_);
     if (s->done()) {
       any_done = true;
       kv_.release(*s);

@@ -68,6 +68,7 @@ class Replica final : public EventTarget {
   std::vector<Sequence*> free_;
   bool busy_ = false;
   Ns step_start_{0};
+  std::int64_t step_index_ = -1;  // in the recorder's step log, when logging
   std::int64_t outstanding_ = 0;
 };
 

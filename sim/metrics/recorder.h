@@ -24,6 +24,22 @@ struct RequestRecord {
   Ns finish{0};
 };
 
+// One engine step, kept when step logging is on (calibrate trace fits the engine overhead to these).
+struct StepRecord {
+  std::int32_t replica = 0;
+  Ns start{0};
+  Ns end{0};
+  Ns overhead{0};       // the engine-overhead part of the step time
+  std::int64_t seqs = 0;
+  std::int64_t tokens = 0;
+};
+
+// Every output token of one request, kept when token logging is on.
+struct TokenLog {
+  std::vector<Ns> times;
+  std::vector<std::int64_t> steps;  // index into Recorder::step_log() of the step that produced each token
+};
+
 struct StepStats {
   std::int64_t steps = 0;
   std::int64_t tokens = 0;        // tokens computed, summed over steps
@@ -52,6 +68,22 @@ class Recorder {
   }
   void waiting(std::int64_t n) { max_waiting_ = std::max(max_waiting_, n); }
 
+  // Per-token and per-step logs (off by default: they grow with the run).
+  void enable_logs() { logs_ = true; }
+  [[nodiscard]] bool logs() const { return logs_; }
+  // Returns the step's index in step_log().
+  std::int64_t log_step(const StepRecord& r) {
+    steps_log_.push_back(r);
+    return static_cast<std::int64_t>(steps_log_.size()) - 1;
+  }
+  void log_token(std::uint64_t request, Ns t, std::int64_t step) {
+    if (tokens_.size() <= request) tokens_.resize(request + 1);
+    tokens_[request].times.push_back(t);
+    tokens_[request].steps.push_back(step);
+  }
+  [[nodiscard]] const std::vector<StepRecord>& step_log() const { return steps_log_; }
+  [[nodiscard]] const std::vector<TokenLog>& token_log() const { return tokens_; }
+
   [[nodiscard]] const std::vector<RequestRecord>& records() const { return records_; }
   [[nodiscard]] const std::vector<std::pair<std::int64_t, std::int64_t>>& itl_runs() const { return itl_; }
   [[nodiscard]] const StepStats& steps() const { return steps_; }
@@ -65,6 +97,9 @@ class Recorder {
   StepStats steps_;
   std::int64_t rejected_ = 0;
   std::int64_t max_waiting_ = 0;
+  bool logs_ = false;
+  std::vector<StepRecord> steps_log_;
+  std::vector<TokenLog> tokens_;  // by request id
 };
 
 }  // namespace servesim

@@ -119,7 +119,7 @@ nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& f) {
   s["mean_step_ms"] = st.steps ? ns_to_ms(st.busy) / double(st.steps) : 0.0;
   s["mean_batch_tokens"] = st.steps ? double(st.tokens) / double(st.steps) : 0.0;
   s["mean_batch_seqs"] = st.steps ? double(st.seqs) / double(st.steps) : 0.0;
-  s["busy_fraction"] = f.sim_end_s > 0 ? ns_to_s(st.busy) / (f.sim_end_s * double(f.replicas)) : 0.0;
+  s["busy_fraction"] = f.sim_end_s > 0 ? ns_to_s(st.busy) / (f.sim_end_s * double(f.engines)) : 0.0;
   s["output_throughput_bound"] = f.output_throughput_bound;
   s["replicas"] = f.replicas;
   s["kv_blocks_per_replica"] = f.kv_blocks_per_replica;

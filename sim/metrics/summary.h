@@ -33,6 +33,7 @@ struct RunFacts {
   std::uint64_t events = 0;
   double sim_end_s = 0;
   std::int64_t replicas = 1;
+  std::int64_t engines = 1;  // replicas x pipeline micro-batch engines
   std::int64_t kv_blocks_per_replica = 0;
   std::int64_t block_size = 16;
 };

@@ -80,6 +80,7 @@ const ArrivalRegistry& arrival_registry() {
     reg.add("poisson", [](const Config& c, const PathResolver&) { return std::make_unique<PoissonArrival>(c); });
     reg.add("gamma", [](const Config& c, const PathResolver&) { return std::make_unique<GammaArrival>(c); });
     reg.add("trace", [](const Config& c, const PathResolver& p) { return std::make_unique<TraceArrival>(c, p); });
+    reg.add("measured", make_measured_arrival);
     return reg;
   }();
   return r;

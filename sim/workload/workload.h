@@ -1,6 +1,7 @@
 // Workload: where requests come from. An ArrivalProcess gives arrival times (a trace also gives lengths); a
 // LengthDistribution gives prompt and output token counts. Both are registered by name:
 //   [workload.arrival]        impl = "poisson" (rate) | "gamma" (rate, cv) | "trace" (path, format, time_scale)
+//                                  | "measured" (path: a measured run, JSONL or vLLM bench JSON)
 //   [workload.prompt_tokens]  impl = "fixed" (value) | "uniform" (min, max) | "lognormal" (mean, std, min, max)
 //   [workload.output_tokens]         | "trace" (the arrival trace's own column, or sampled from `path`)
 // A WorkloadSource draws requests lazily in arrival order, so a million requests never sit in memory.
@@ -51,6 +52,8 @@ using ArrivalRegistry = Registry<ArrivalProcess, const Config&, const PathResolv
 using LengthRegistry = Registry<LengthDistribution, const Config&, const PathResolver&, LengthKind>;
 [[nodiscard]] const ArrivalRegistry& arrival_registry();
 [[nodiscard]] const LengthRegistry& length_registry();
+// Replay of a measured run's arrivals and lengths (impl = "measured", path = FILE).
+[[nodiscard]] std::unique_ptr<ArrivalProcess> make_measured_arrival(const Config& c, const PathResolver& paths);
 
 class WorkloadSource {
  public:

@@ -78,7 +78,7 @@ TEST_CASE("a model that does not fit in GPU memory", "[bad-input]") {
 TEST_CASE("unknown implementation names list the valid ones", "[bad-input]") {
   std::string text = test::base_scenario_text() + kWorkload;
   text.replace(text.find("\"poisson\""), 9, "\"poison\"");
-  expect_error("impl", text, {"workload.arrival.impl", "unknown arrival process 'poison'", "gamma, poisson, trace"});
+  expect_error("impl", text, {"workload.arrival.impl", "unknown arrival process 'poison'", "gamma, measured, poisson, trace"});
   expect_error("sched", test::base_scenario_text() + "[engine.scheduler]\nimpl = \"orca\"\n" + kWorkload,
                {"engine.scheduler.impl", "valid: vllm"});
   expect_error("gpu", "[model]\nconfig = \"llama-3-8b\"\n[hardware]\ngpu = \"h300\"\n" + std::string(kWorkload),

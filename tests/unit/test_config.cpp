@@ -48,7 +48,7 @@ TEST_CASE("malformed TOML names file:line:col", "[config]") {
   CHECK_THROWS_WITH(Config::from_string("[a]\nx = = 1\n", "bad.toml"), Catch::StartsWith("bad.toml:2:"));
 }
 
-TEST_CASE("--set replaces nodes, including inline tables", "[config]") {
+TEST_CASE("set overrides (--set) replace nodes, including inline tables", "[config]") {
   Config c = Config::from_string("[w]\nrate = 1.0\n[w.p]\nimpl = \"fixed\"\nvalue = 3\n", "s.toml");
   c.set("w.rate", "2.5");
   c.set("w.p", "{impl=\"uniform\", min=1, max=9}");

@@ -1,0 +1,38 @@
+// Replay of a measured serving run (sim/metrics/measured.h formats): arrival times and lengths of every request,
+// shifted so that the first arrival is at t = 0.
+#include "models/common/error.h"
+#include "sim/metrics/measured.h"
+#include "sim/workload/workload.h"
+
+namespace servesim {
+namespace {
+
+class MeasuredArrival final : public ArrivalProcess {
+ public:
+  MeasuredArrival(const Config& c, const PathResolver& paths) {
+    const std::string path = paths.resolve(c.str("path"));
+    if (!std::filesystem::exists(path)) c.fail("path", "measured run not found: " + path);
+    reqs_ = read_measured_run(path);
+    if (reqs_.empty()) c.fail("path", "the measured run has no requests");
+    t0_ = reqs_.front().arrival_s;
+  }
+  std::optional<Arrival> next(RandomEngine&) override {
+    if (i_ >= reqs_.size()) return std::nullopt;
+    const auto& r = reqs_[i_++];
+    return Arrival{r.arrival_s - t0_, r.prompt_tokens, r.output_tokens};
+  }
+  std::int64_t available() const override { return static_cast<std::int64_t>(reqs_.size()); }
+
+ private:
+  std::vector<MeasuredRequest> reqs_;
+  double t0_ = 0;
+  std::size_t i_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<ArrivalProcess> make_measured_arrival(const Config& c, const PathResolver& paths) {
+  return std::make_unique<MeasuredArrival>(c, paths);
+}
+
+}  // namespace servesim

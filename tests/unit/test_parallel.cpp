@@ -1,0 +1,129 @@
+// Multi-GPU replicas end to end: tensor parallelism over NVLink, PCIe and two nodes; bad parallel setups.
+#include <catch2/catch.hpp>
+
+#include "helpers.h"
+#include "sim/cli/run.h"
+
+using namespace servesim;
+
+namespace {
+
+const std::string kScenario = "llama70b-tp8-dgx-h100.toml";
+
+StepCost decode_step(const std::vector<std::pair<std::string, std::string>>& sets) {
+  ScenarioOptions o;
+  o.sets = sets;
+  const ScenarioLoader loader(test::scenario_path(kScenario), o);
+  BatchShape b;
+  b.num_decodes = 32;
+  b.decode_context_tokens = 32 * 1025;
+  b.num_sampled = 32;
+  return loader.scenario().step_model->breakdown(b);
+}
+
+double comm_share(const StepCost& c) {
+  Seconds comm{0.0};
+  for (const auto& o : c.ops) {
+    if (o.bound == Bound::communication) comm += o.time;
+  }
+  return comm / c.total();
+}
+
+double mean_tpot(const std::vector<std::pair<std::string, std::string>>& sets) {
+  ScenarioOptions o;
+  o.sets = sets;
+  o.sets.emplace_back("workload.num_requests", "100");
+  const ScenarioLoader loader(test::scenario_path(kScenario), o);
+  return run_scenario(loader).summary["mean_tpot_ms"].get<double>();
+}
+
+}  // namespace
+
+TEST_CASE("Llama-3-70B TP 8: NVLink, then two nodes, then PCIe links", "[parallel]") {
+  const auto nvlink = decode_step({});
+  const auto two_nodes = decode_step({{"parallel.topology", "\"cluster-2x-dgx-h100\""},
+                                      {"parallel.gpus", "[0,1,2,3,8,9,10,11]"}});
+  const auto pcie = decode_step({{"parallel.topology", "\"pcie-8x-l40s\""}});
+  // The all-reduces are ops of their own in the breakdown.
+  bool has_comm = false;
+  for (const auto& o : nvlink.ops) has_comm = has_comm || o.name == "tp_all_reduce_mlp";
+  CHECK(has_comm);
+  CHECK(comm_share(nvlink) < comm_share(two_nodes));
+  CHECK(comm_share(two_nodes) < comm_share(pcie));
+  CHECK(nvlink.total() < two_nodes.total());
+  CHECK(two_nodes.total() < pcie.total());
+
+  const double tpot_nvlink = mean_tpot({});
+  const double tpot_two = mean_tpot({{"parallel.topology", "\"cluster-2x-dgx-h100\""}, {"parallel.gpus", "[0,1,2,3,8,9,10,11]"}});
+  const double tpot_pcie = mean_tpot({{"parallel.topology", "\"pcie-8x-l40s\""}});
+  INFO("TPOT ms: nvlink " << tpot_nvlink << ", two nodes " << tpot_two << ", pcie " << tpot_pcie);
+  CHECK(tpot_nvlink < tpot_two);
+  CHECK(tpot_two < tpot_pcie);
+}
+
+TEST_CASE("tensor parallelism splits weights and KV: TP 8 holds an eighth of the layers per GPU", "[parallel]") {
+  const ScenarioLoader tp8(test::scenario_path(kScenario), {});
+  const auto& m = *tp8.scenario().step_model;
+  CHECK(m.kv_bytes_per_token_per_gpu().v == 80.0 * 1 * 128 * 2 * 2);  // 8 KV heads / 8 = 1 per GPU
+  CHECK(m.weight_bytes_per_gpu().v < 20e9);
+}
+
+TEST_CASE("pipeline parallelism adds stage sends and keeps the layers split", "[parallel]") {
+  ScenarioOptions o;
+  o.sets = {{"parallel.tensor_parallel_size", "4"}, {"parallel.pipeline_parallel_size", "2"}};
+  const ScenarioLoader loader(test::scenario_path(kScenario), o);
+  BatchShape b;
+  b.num_decodes = 8;
+  b.decode_context_tokens = 8 * 513;
+  b.num_sampled = 8;
+  const auto c = loader.scenario().step_model->breakdown(b);
+  bool send = false;
+  for (const auto& op : c.ops) send = send || op.name == "pp_send_recv";
+  CHECK(send);
+  CHECK(c.stage < c.gpu);
+}
+
+TEST_CASE("bad parallel setups: one line, exit 2", "[parallel][bad-input]") {
+  const std::string s = test::scenario_path(kScenario);
+  const auto dir = test::temp_dir("badpar");
+  auto check = [&](const std::string& args, const std::vector<std::string>& expect) {
+    const auto r = test::run_cli(args);
+    INFO(r.output);
+    CHECK(r.code == 2);
+    CHECK(test::count_lines(r.output) == 1);
+    for (const auto& e : expect) CHECK(r.output.find(e) != std::string::npos);
+  };
+  // Heads not divisible by TP.
+  check("step " + s + " --decode 1x10 --set parallel.tensor_parallel_size=3",
+        {"--set parallel.tensor_parallel_size", "do not divide by tensor_parallel_size 3"});
+  // More ranks than GPUs.
+  check("step " + s + " --decode 1x10 --set parallel.tensor_parallel_size=16",
+        {"tensor_parallel_size", "has 8"});
+  check("collective --topology dgx-h100 --ranks 9", {"--ranks 9", "only 8 GPUs"});
+  // Placement on GPUs the topology does not have.
+  check("step " + s + " --decode 1x10 --set 'parallel.gpus=[0,1,2,3,4,5,6,99]'", {"parallel.gpus"});
+  // Topology files: a GPU with no route, zero and negative bandwidth.
+  const std::string data = test::source_dir() + "/tests/data/topologies/";
+  check("collective --topology " + data + "bad_no_route.toml --ranks 4", {"bad_no_route.toml", "gpu3"});
+  check("collective --topology " + data + "bad_zero_bandwidth.toml --ranks 2", {"bad_zero_bandwidth.toml:"});
+  check("collective --topology " + data + "bad_negative_bandwidth.toml --ranks 2", {"bad_negative_bandwidth.toml:"});
+  // A multi-GPU replica without a topology.
+  const std::string text = test::read_file(s);
+  std::string no_topo = text;
+  no_topo.replace(no_topo.find("topology = \"dgx-h100\""), 21, "");
+  no_topo.replace(no_topo.find("models/llama-3-70b.json"), 23, test::source_dir() + "/scenarios/models/llama-3-70b.json");
+  check("step " + test::write_file(dir / "t.toml", no_topo) + " --decode 1x10", {"needs [parallel] topology"});
+}
+
+TEST_CASE("servesim collective prints time, algbw, busbw and the algorithm", "[parallel]") {
+  const auto r = test::run_cli("collective --topology dgx-h100 --op all_reduce --ranks 8 --bytes 1MiB --json");
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.output);
+  CHECK(j["time_us"].get<double>() > 0);
+  // busbw = algbw x 2(n-1)/n for all-reduce
+  CHECK(j["busbw_GBps"].get<double>() == Approx(j["algbw_GBps"].get<double>() * 1.75));
+  CHECK(j["algo"] == "nvls");
+  const auto ring = test::run_cli("collective --topology dgx-h100 --ranks 8 --bytes 1GiB --algo ring --json");
+  REQUIRE(ring.code == 0);
+  CHECK(nlohmann::json::parse(ring.output)["algo"] == "ring");
+}
