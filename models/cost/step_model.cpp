@@ -1,5 +1,6 @@
 #include "models/cost/step_model.h"
 
+#include <algorithm>
 #include <string>
 
 #include "models/common/error.h"
@@ -74,9 +75,10 @@ Bytes StepModel::kv_bytes_per_token_per_gpu() const {
   return Bytes{2.0 * double(layers_per_stage_ * attn_.heads_kv * attn_.head_dim) * arch_.kv_bytes_per_element};
 }
 
+// Token-count part: every per-layer op whose shape depends only on the step's token count (norms, GEMMs,
+// RoPE, activation, TP all-reduces), the embedding gather, and the pipeline sends.
 template <class Sink>
-StepModel::Times StepModel::evaluate(const BatchShape& b, Sink& sink) const {
-  const std::int64_t T = b.total_tokens();
+StepModel::Times StepModel::dense_part(std::int64_t T, Sink& sink) const {
   if (T == 0) return {};
   const double L = double(layers_per_stage_);
   const double all_layers = double(arch_.num_layers);  // the breakdown lists whole-model totals
@@ -85,7 +87,6 @@ StepModel::Times StepModel::evaluate(const BatchShape& b, Sink& sink) const {
   const std::int64_t h = arch_.hidden_size;
   const double act = double(T) * double(h) * e;  // one activation tensor [T, hidden]
   Seconds layer{0.0};
-  Seconds comm_total{0.0};
   auto op = [&](const char* name, Flops f, Bytes by, OpCost c) {
     sink.add(name, f, by, c, all_layers);
     layer += c.time;
@@ -100,25 +101,12 @@ StepModel::Times StepModel::evaluate(const BatchShape& b, Sink& sink) const {
   auto all_reduce = [&](const char* name) {
     if (t == 1) return;
     const OpCost c = comm_->all_reduce(Bytes{act});
-    const Seconds exposed = c.time * (1.0 - parallel_.overlap);
-    sink.add(name, Flops{0.0}, Bytes{act}, OpCost{exposed, Bound::communication}, all_layers);
-    comm_total += exposed;
+    op(name, Flops{0.0}, Bytes{act}, OpCost{c.time * (1.0 - parallel_.overlap), Bound::communication});
   };
-
+  const double qkv_heads = double((attn_.heads_q + attn_.heads_kv) * attn_.head_dim);
   elementwise("attn_norm", 2.0 * act + double(h) * e, 4.0 * double(T * h));
   gemm("qkv", (arch_.q_dim() + 2 * arch_.kv_dim()) / t, h);
-  elementwise("rope", 2.0 * double(T) * double((attn_.heads_q + attn_.heads_kv) * attn_.head_dim) * e,
-              6.0 * double(T) * double((attn_.heads_q + attn_.heads_kv) * attn_.head_dim));
-  if (!b.prefills.empty()) {
-    const std::span<const PrefillChunk> chunks(b.prefills);
-    op("attention_prefill", prefill_attention_flops(attn_, chunks), prefill_attention_bytes(attn_, chunks),
-       predictor_->attention_prefill(attn_, chunks));
-  }
-  if (b.num_decodes > 0) {
-    op("attention_decode", decode_attention_flops(attn_, b.decode_context_tokens),
-       decode_attention_bytes(attn_, b.num_decodes, b.decode_context_tokens),
-       predictor_->attention_decode(attn_, b.num_decodes, b.decode_context_tokens));
-  }
+  elementwise("rope", 2.0 * double(T) * qkv_heads * e, 6.0 * double(T) * qkv_heads);
   gemm("o", h, arch_.q_dim() / t);
   all_reduce("tp_all_reduce_attn");
   elementwise("mlp_norm", 3.0 * act + double(h) * e, 5.0 * double(T * h));  // residual add + RMSNorm
@@ -128,32 +116,85 @@ StepModel::Times StepModel::evaluate(const BatchShape& b, Sink& sink) const {
   gemm("down", h, arch_.intermediate_size / t);
   all_reduce("tp_all_reduce_mlp");
 
-  const Seconds layers = layer * L + comm_total * L;  // one stage's layers
-  Seconds once_total{0.0};
-  // Once per step: embedding gather, final norm, LM head over the sampling tokens, sampling.
-  auto once = [&](const char* name, Flops f, Bytes by, OpCost c) {
-    sink.add(name, f, by, c, 1.0);
-    once_total += c.time;
-  };
-  once("embedding", Flops{0.0}, Bytes{2.0 * act}, predictor_->elementwise(Bytes{2.0 * act}, Flops{0.0}));
-  if (b.num_sampled > 0) {
-    const double s = double(b.num_sampled);
-    once("final_norm", Flops{4.0 * s * double(h)}, Bytes{2.0 * s * double(h) * e},
-         predictor_->elementwise(Bytes{2.0 * s * double(h) * e}, Flops{4.0 * s * double(h)}));
-    const GemmShape head{"lm_head", b.num_sampled, arch_.vocab_size / t, h, e};
-    once("lm_head", head.flops(), head.bytes(), predictor_->gemm(head));
-    const double logits = s * double(arch_.vocab_size / t) * 4.0;  // fp32 logits: softmax + top-k/p
-    once("sampling", Flops{5.0 * logits / 4.0}, Bytes{2.0 * logits},
-         predictor_->elementwise(Bytes{2.0 * logits}, Flops{5.0 * logits / 4.0}));
-  }
+  const OpCost embed = predictor_->elementwise(Bytes{2.0 * act}, Flops{0.0});
+  sink.add("embedding", Flops{0.0}, Bytes{2.0 * act}, embed, 1.0);
   const std::int64_t p = parallel_.pipeline;
-  Seconds gpu = layers * double(p) + once_total;
+  Times out{layer * L * double(p) + embed.time, layer * L + embed.time};
   if (p > 1) {
     const OpCost c = comm_->send_recv(Bytes{act});
     sink.add("pp_send_recv", Flops{0.0}, Bytes{act}, OpCost{c.time, Bound::communication}, double(p - 1));
-    gpu += c.time * double(p - 1);
+    out.gpu += c.time * double(p - 1);
   }
-  return Times{gpu, layers + once_total};
+  return out;
+}
+
+// Attention: depends on every sequence's context.
+template <class Sink>
+StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) const {
+  const double all_layers = double(arch_.num_layers);
+  Seconds layer{0.0};
+  if (!b.prefills.empty()) {
+    const std::span<const PrefillChunk> chunks(b.prefills);
+    const OpCost c = predictor_->attention_prefill(attn_, chunks);
+    sink.add("attention_prefill", prefill_attention_flops(attn_, chunks), prefill_attention_bytes(attn_, chunks), c,
+             all_layers);
+    layer += c.time;
+  }
+  if (b.num_decodes > 0) {
+    const OpCost c = predictor_->attention_decode(attn_, b.num_decodes, b.decode_context_tokens);
+    sink.add("attention_decode", decode_attention_flops(attn_, b.decode_context_tokens),
+             decode_attention_bytes(attn_, b.num_decodes, b.decode_context_tokens), c, all_layers);
+    layer += c.time;
+  }
+  const double L = double(layers_per_stage_);
+  return {layer * L * double(parallel_.pipeline), layer * L};
+}
+
+// Once per step for the sampling sequences: final norm, LM head, sampling.
+template <class Sink>
+StepModel::Times StepModel::head_part(std::int64_t S, Sink& sink) const {
+  if (S == 0) return {};
+  const double e = arch_.weight_bytes_per_param;
+  const std::int64_t t = parallel_.tensor;
+  const std::int64_t h = arch_.hidden_size;
+  const double s = double(S);
+  Seconds total{0.0};
+  auto once = [&](const char* name, Flops f, Bytes by, OpCost c) {
+    sink.add(name, f, by, c, 1.0);
+    total += c.time;
+  };
+  once("final_norm", Flops{4.0 * s * double(h)}, Bytes{2.0 * s * double(h) * e},
+       predictor_->elementwise(Bytes{2.0 * s * double(h) * e}, Flops{4.0 * s * double(h)}));
+  const GemmShape head{"lm_head", S, arch_.vocab_size / t, h, e};
+  once("lm_head", head.flops(), head.bytes(), predictor_->gemm(head));
+  const double logits = s * double(arch_.vocab_size / t) * 4.0;  // fp32 logits: softmax + top-k/p
+  once("sampling", Flops{5.0 * logits / 4.0}, Bytes{2.0 * logits},
+       predictor_->elementwise(Bytes{2.0 * logits}, Flops{5.0 * logits / 4.0}));
+  return {total, total};
+}
+
+template <class Sink>
+StepModel::Times StepModel::evaluate(const BatchShape& b, Sink& sink) const {
+  if (b.total_tokens() == 0) return {};
+  const Times d = dense_part(b.total_tokens(), sink);
+  const Times a = attention_part(b, sink);
+  const Times h = head_part(b.num_sampled, sink);
+  return {d.gpu + a.gpu + h.gpu, d.stage + a.stage + h.stage};
+}
+
+Seconds StepModel::token_time(std::int64_t tokens) const {
+  NullSink sink;
+  return dense_part(tokens, sink).gpu;
+}
+
+Seconds StepModel::sampling_time(std::int64_t sampled) const {
+  NullSink sink;
+  return head_part(sampled, sink).gpu;
+}
+
+Seconds StepModel::attention_time(const BatchShape& batch) const {
+  NullSink sink;
+  return attention_part(batch, sink).gpu;
 }
 
 Seconds StepModel::step_time(const BatchShape& batch) const {
@@ -167,6 +208,13 @@ StepCost StepModel::breakdown(const BatchShape& batch) const {
   if (batch.empty()) return cost;
   ListSink sink{&cost.ops};
   const Times times = evaluate(batch, sink);
+  // List the ops in execution order within a layer.
+  static const std::vector<std::string> order = {
+      "attn_norm", "qkv", "rope", "attention_prefill", "attention_decode", "o", "tp_all_reduce_attn", "mlp_norm",
+      "gate_up", "act_mul", "down", "tp_all_reduce_mlp", "embedding", "final_norm", "lm_head", "sampling",
+      "pp_send_recv"};
+  auto rank = [&](const StepOp& o) { return std::find(order.begin(), order.end(), o.name) - order.begin(); };
+  std::stable_sort(cost.ops.begin(), cost.ops.end(), [&](const StepOp& a, const StepOp& b) { return rank(a) < rank(b); });
   cost.gpu = times.gpu;
   cost.stage = times.stage;
   cost.overhead = overhead_.of(batch.num_seqs(), batch.total_tokens());

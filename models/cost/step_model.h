@@ -71,6 +71,11 @@ class StepModel {
 
   // Fast path for the event loop: total step time (gpu + overhead), no allocation.
   [[nodiscard]] Seconds step_time(const BatchShape& batch) const;
+  // The three independent parts of the GPU time (step_time = their sum + overhead), for callers that cache
+  // the first two by token and sample count (StepTimer).
+  [[nodiscard]] Seconds token_time(std::int64_t tokens) const;
+  [[nodiscard]] Seconds sampling_time(std::int64_t sampled) const;
+  [[nodiscard]] Seconds attention_time(const BatchShape& batch) const;
   // The same number, with every operator named.
   [[nodiscard]] StepCost breakdown(const BatchShape& batch) const;
 
@@ -89,6 +94,12 @@ class StepModel {
     Seconds gpu{0.0};    // one micro-batch through every stage
     Seconds stage{0.0};  // the slowest stage (the pipeline's throughput bound)
   };
+  template <class Sink>
+  Times dense_part(std::int64_t tokens, Sink& sink) const;
+  template <class Sink>
+  Times attention_part(const BatchShape& batch, Sink& sink) const;
+  template <class Sink>
+  Times head_part(std::int64_t sampled, Sink& sink) const;
   template <class Sink>
   Times evaluate(const BatchShape& batch, Sink& sink) const;
 

@@ -13,6 +13,7 @@ Replica::Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::u
                  const ReplicaConfig& cfg, Recorder& recorder)
     : id_(id),
       model_(std::move(model)),
+      timer_(model_),
       scheduler_(std::move(scheduler)),
       cfg_(cfg),
       recorder_(recorder),
@@ -85,7 +86,7 @@ void Replica::start_step(Simulator& sim) {
     }
     if (samples) ++batch_.num_sampled;
   }
-  const Ns d = to_ns(model_->step_time(batch_));
+  const Ns d = to_ns(timer_.step_time(batch_));
   busy_ = true;
   step_start_ = sim.now();
   recorder_.step(batch_.total_tokens(), batch_.num_seqs(), plan_.preempted, d);

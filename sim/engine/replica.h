@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "models/cost/step_model.h"
+#include "models/cost/step_timer.h"
 #include "sim/core/simulator.h"
 #include "sim/engine/kv_cache.h"
 #include "sim/engine/scheduler.h"
@@ -56,6 +56,7 @@ class Replica final : public EventTarget {
 
   std::int32_t id_;
   std::shared_ptr<const StepModel> model_;
+  StepTimer timer_;
   std::unique_ptr<Scheduler> scheduler_;
   ReplicaConfig cfg_;
   Recorder& recorder_;
