@@ -5,25 +5,12 @@
 #include <filesystem>
 #include <fstream>
 
+#include "models/common/csv.h"
 #include "models/common/error.h"
 
 namespace servesim {
 namespace {
 
-std::vector<std::string> split(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (const char c : line) {
-    if (c == ',') {
-      out.push_back(cur);
-      cur.clear();
-    } else if (c != '\r') {
-      cur.push_back(c);
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -59,7 +46,7 @@ std::vector<CsvRow> read_profile_csv(const std::string& path, const std::vector<
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line[0] == '#') continue;
     const std::string where = path + ":" + std::to_string(lineno);
-    auto f = split(line);
+    auto f = split_csv(line);
     if (!header) {
       if (f != columns) throw InputError(where + ": expected header '" + join(columns) + "'");
       header = true;

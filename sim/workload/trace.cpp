@@ -5,25 +5,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "models/common/csv.h"
 #include "models/common/error.h"
 
 namespace servesim {
 namespace {
 
-std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (const char c : line) {
-    if (c == ',') {
-      out.push_back(cur);
-      cur.clear();
-    } else if (c != '\r') {
-      cur.push_back(c);
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
 
 std::int64_t parse_count(const std::string& s, const std::string& where, const char* what) {
   std::int64_t v = 0;
