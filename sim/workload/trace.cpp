@@ -39,7 +39,9 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
-double parse_timestamp(const std::string& s, const std::string& where) {
+// (days since 1970-01-01, seconds into the day): kept apart so that differences keep the trace's 100 ns
+// resolution (seconds since 1970 in one double would round to ~0.2 us).
+std::pair<std::int64_t, double> parse_timestamp(const std::string& s, const std::string& where) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0;
   double sec = 0;
   int consumed = 0;
@@ -48,7 +50,7 @@ double parse_timestamp(const std::string& s, const std::string& where) {
       sec >= 61) {
     throw InputError(where + ": TIMESTAMP '" + s + "' is not 'YYYY-MM-DD HH:MM:SS.fff'");
   }
-  return double(days_from_civil(y, unsigned(mo), unsigned(d))) * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
+  return {days_from_civil(y, unsigned(mo), unsigned(d)), h * 3600.0 + mi * 60.0 + sec};
 }
 
 }  // namespace
@@ -66,7 +68,7 @@ std::vector<TraceRow> read_trace(const std::string& path, const std::string& for
   std::vector<TraceRow> rows;
   const std::string expected =
       format == "azure" ? "TIMESTAMP,ContextTokens,GeneratedTokens" : "arrival_s,prompt_tokens,output_tokens";
-  double t0 = 0.0;
+  std::pair<std::int64_t, double> t0{0, 0.0};
   while (std::getline(in, line)) {
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -80,9 +82,9 @@ std::vector<TraceRow> read_trace(const std::string& path, const std::string& for
     if (f.size() != 3) throw InputError(where + ": expected 3 columns, got " + std::to_string(f.size()));
     TraceRow r;
     if (format == "azure") {
-      const double t = parse_timestamp(f[0], where);
+      const auto t = parse_timestamp(f[0], where);
       if (rows.empty()) t0 = t;
-      r.arrival_s = t - t0;
+      r.arrival_s = double(t.first - t0.first) * 86400.0 + (t.second - t0.second);
     } else {
       r.arrival_s = parse_seconds(f[0], where);
     }
