@@ -19,6 +19,21 @@ std::int64_t get_int(const nlohmann::json& j, const std::string& file, const cha
   return v.get<std::int64_t>();
 }
 
+// Optional fields: absent or null means the default; any other type is an error naming the key.
+bool opt_bool(const nlohmann::json& j, const std::string& file, const char* key, bool fallback) {
+  if (!j.contains(key) || j.at(key).is_null()) return fallback;
+  if (!j.at(key).is_boolean()) throw InputError(file + ": key '" + key + "' must be true or false");
+  return j.at(key).get<bool>();
+}
+
+std::string opt_string(const nlohmann::json& j, const std::string& file, const char* key, const std::string& fallback) {
+  if (!j.contains(key) || j.at(key).is_null()) return fallback;
+  if (!j.at(key).is_string()) throw InputError(file + ": key '" + key + "' must be a string");
+  return j.at(key).get<std::string>();
+}
+
+bool present(const nlohmann::json& j, const char* key) { return j.contains(key) && !j.at(key).is_null(); }
+
 }  // namespace
 
 double ModelArch::layer_params() const {
@@ -53,20 +68,19 @@ ModelArch ModelArch::from_hf_config(const std::string& path) {
   m.intermediate_size = get_int(j, path, "intermediate_size");
   m.num_layers = get_int(j, path, "num_hidden_layers");
   m.num_heads = get_int(j, path, "num_attention_heads");
-  m.num_kv_heads = j.contains("num_key_value_heads") ? get_int(j, path, "num_key_value_heads") : m.num_heads;
-  m.head_dim = (j.contains("head_dim") && !j.at("head_dim").is_null()) ? get_int(j, path, "head_dim")
-                                                                       : m.hidden_size / m.num_heads;
+  m.num_kv_heads = present(j, "num_key_value_heads") ? get_int(j, path, "num_key_value_heads") : m.num_heads;
+  m.head_dim = present(j, "head_dim") ? get_int(j, path, "head_dim") : m.hidden_size / m.num_heads;
   m.vocab_size = get_int(j, path, "vocab_size");
   m.max_position_embeddings =
-      j.contains("max_position_embeddings") ? get_int(j, path, "max_position_embeddings") : 4096;
-  m.tie_word_embeddings = j.value("tie_word_embeddings", false);
-  const std::string type = j.value("model_type", std::string("llama"));
-  m.qkv_bias = j.value("attention_bias", type == "qwen2");
+      present(j, "max_position_embeddings") ? get_int(j, path, "max_position_embeddings") : 4096;
+  m.tie_word_embeddings = opt_bool(j, path, "tie_word_embeddings", false);
+  const std::string type = opt_string(j, path, "model_type", "llama");
+  m.qkv_bias = opt_bool(j, path, "attention_bias", type == "qwen2");
   if (m.num_heads % m.num_kv_heads != 0) {
     throw InputError(path + ": num_attention_heads (" + std::to_string(m.num_heads) +
                      ") is not a multiple of num_key_value_heads (" + std::to_string(m.num_kv_heads) + ")");
   }
-  const std::string dtype = j.value("torch_dtype", std::string("bfloat16"));
+  const std::string dtype = opt_string(j, path, "torch_dtype", "bfloat16");
   if (dtype == "float32") m.weight_bytes_per_param = 4.0;
   return m;
 }

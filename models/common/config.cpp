@@ -249,6 +249,7 @@ template <class Q, class Parse>
 Q quantity(const Config& c, const toml::node& n, const std::string& key, Parse parse, const char* example) {
   if (n.is_number()) {
     const double v = *n.value<double>();
+    if (!std::isfinite(v)) c.fail(key, "must be finite");
     if (v < 0) c.fail(key, "must not be negative");
     return Q{v};
   }
@@ -272,7 +273,10 @@ BytesPerSec Config::bandwidth_or(const std::string& key, BytesPerSec fallback) c
   return has(key) ? bandwidth(key) : fallback;
 }
 Seconds Config::duration(const std::string& key) const {
-  return quantity<Seconds>(*this, require(key), key, parse_duration, "5us");
+  const Seconds s = quantity<Seconds>(*this, require(key), key, parse_duration, "5us");
+  // The event clock is int64 nanoseconds: about 292 years.
+  if (s.v > 1e9) fail(key, "must be below 1e9 s");
+  return s;
 }
 Seconds Config::duration_or(const std::string& key, Seconds fallback) const {
   return has(key) ? duration(key) : fallback;

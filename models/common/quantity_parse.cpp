@@ -1,6 +1,7 @@
 #include "models/common/quantity_parse.h"
 
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -21,6 +22,7 @@ std::pair<double, std::string> split_number(std::string_view text, const char* w
   std::string unit(end);
   while (!unit.empty() && std::isspace(static_cast<unsigned char>(unit.front()))) unit.erase(0, 1);
   while (!unit.empty() && std::isspace(static_cast<unsigned char>(unit.back()))) unit.pop_back();
+  if (!std::isfinite(v)) throw InputError("'" + s + "' is not a finite number");
   if (!(v >= 0.0)) throw InputError("'" + s + "' must not be negative");
   return {v, unit};
 }

@@ -60,7 +60,8 @@ RooflineFit fit_roofline(const std::vector<FitPoint>& pts, RooflineFit initial) 
 }
 
 MeasuredCurve::MeasuredCurve(std::vector<Point> points) : pts_(std::move(points)) {
-  std::sort(pts_.begin(), pts_.end(), [](const Point& a, const Point& b) { return a.x < b.x; });
+  std::sort(pts_.begin(), pts_.end(),
+            [](const Point& a, const Point& b) { return a.x != b.x ? a.x < b.x : a.time_s < b.time_s; });
 }
 
 MeasuredCurve MeasuredCurve::without(std::size_t i) const {

@@ -65,7 +65,12 @@ Bytes StepModel::weight_bytes_per_gpu() const {
   // Layer weights split over TP and PP; embedding and LM head split over TP (vocab-parallel) and held by the
   // first / last stage: counted fully here as the bound for the GPU that holds them.
   const double t = double(parallel_.tensor);
-  const double layers = double(layers_per_stage_) * arch_.layer_params() / t;
+  // One GPU's share of a layer: q and o split t ways, K and V heads split (or replicated when t exceeds them).
+  const double h = double(arch_.hidden_size);
+  const double qkv_out = double(qkv_width());
+  const double layer = h * qkv_out + (arch_.qkv_bias ? qkv_out : 0.0) + double(arch_.q_dim()) / t * h +
+                       3.0 * h * double(arch_.intermediate_size) / t + 2.0 * h;
+  const double layers = double(layers_per_stage_) * layer;
   const double embed = double(arch_.vocab_size * arch_.hidden_size) / t;
   const double head = arch_.tie_word_embeddings ? 0.0 : embed;
   return Bytes{(layers + embed + head) * arch_.weight_bytes_per_param};
@@ -105,7 +110,7 @@ StepModel::Times StepModel::dense_part(std::int64_t T, Sink& sink) const {
   };
   const double qkv_heads = double((attn_.heads_q + attn_.heads_kv) * attn_.head_dim);
   elementwise("attn_norm", 2.0 * act + double(h) * e, 4.0 * double(T * h));
-  gemm("qkv", (arch_.q_dim() + 2 * arch_.kv_dim()) / t, h);
+  gemm("qkv", qkv_width(), h);
   elementwise("rope", 2.0 * double(T) * qkv_heads * e, 6.0 * double(T) * qkv_heads);
   gemm("o", h, arch_.q_dim() / t);
   all_reduce("tp_all_reduce_attn");

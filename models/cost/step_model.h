@@ -86,6 +86,10 @@ class StepModel {
   [[nodiscard]] const OpPredictor& predictor() const { return *predictor_; }
   // Weights held by one GPU.
   [[nodiscard]] Bytes weight_bytes_per_gpu() const;
+  // Output features of one GPU's fused QKV projection.
+  [[nodiscard]] std::int64_t qkv_width() const {
+    return arch_.q_dim() / parallel_.tensor + 2 * attn_.heads_kv * attn_.head_dim;
+  }
   // KV cache bytes per token on one GPU.
   [[nodiscard]] Bytes kv_bytes_per_token_per_gpu() const;
 

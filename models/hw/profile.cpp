@@ -93,13 +93,18 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
                         r.integer(4, "kv_total"), r.integer(5, "hq"), r.integer(6, "hkv"), r.integer(7, "head_dim"),
                         r.fields[8], r.number(9, "median_us")};
       if (a.op != "prefill" && a.op != "decode") throw InputError(r.where + ": op must be prefill or decode");
-      if (a.batch <= 0 || a.q_len <= 0 || a.median_us <= 0) throw InputError(r.where + ": sizes and times must be > 0");
+      if (a.batch <= 0 || a.q_len <= 0 || a.kv_total <= 0 || a.hq <= 0 || a.hkv <= 0 || a.head_dim <= 0 ||
+          a.median_us <= 0) {
+        throw InputError(r.where + ": sizes and times must be > 0");
+      }
       p.attention.push_back(a);
     }
   }
   if (fs::exists(d / "memory.csv")) {
     for (const auto& r : read_profile_csv((d / "memory.csv").string(), {"op", "bytes", "median_us", "min_us", "max_us"})) {
-      p.memory.push_back(MemorySample{r.fields[0], r.number(1, "bytes"), r.number(2, "median_us")});
+      const MemorySample m{r.fields[0], r.number(1, "bytes"), r.number(2, "median_us")};
+      if (m.bytes < 0 || m.median_us <= 0) throw InputError(r.where + ": bytes must be >= 0 and times > 0");
+      p.memory.push_back(m);
     }
   }
   if (fs::exists(d / "collectives.csv")) {

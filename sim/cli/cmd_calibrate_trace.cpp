@@ -54,6 +54,10 @@ void add_calibrate_trace(CLI::App* calibrate) {
                                fit.rms_residual_s * 1e6, rms * 1e6);
       if (change < 1e-9) break;
     }
+    // The terms a scenario can use: a negative fitted term (noise around zero) is written as zero.
+    fit.per_step_s = std::max(0.0, fit.per_step_s);
+    fit.per_request_s = std::max(0.0, fit.per_request_s);
+    fit.per_token_s = std::max(0.0, fit.per_token_s);
     const std::string toml = fmt::format(
         "# Engine overhead fitted by `servesim calibrate trace` to {} ({} requests, {} gaps in the regression)\n"
         "[engine.overhead]\nper_step = \"{:.4f}us\"\nper_request = \"{:.5f}us\"\nper_token = \"{:.6f}us\"\n",

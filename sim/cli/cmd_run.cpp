@@ -37,13 +37,17 @@ void add_run_command(CLI::App& app) {
                   "also write every request's token times as JSONL (the measured-run format of validate)");
   cmd->callback([args, out_dir, tokens_out] {
     const ScenarioLoader loader(args->path, args->options());
+    OutputFiles files;
+    if (!tokens_out->empty()) files.expect(*tokens_out);
+    expect_run_outputs(files, *out_dir);
     const RunOutput out = run_scenario(loader, !tokens_out->empty());
-    write_outputs(*out_dir, out);
+    add_run_outputs(files, *out_dir, out);
     if (!tokens_out->empty()) {
       std::ostringstream os;
       write_tokens_jsonl(os, out);
-      write_file_atomically(*tokens_out, os.str());
+      files.add(*tokens_out, os.str());
     }
+    files.commit();
     std::cout << format_summary(out.summary);
     std::cout << "wrote " << *out_dir << "/summary.json and " << *out_dir << "/requests.csv\n";
   });

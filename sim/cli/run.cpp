@@ -26,6 +26,7 @@ RunOutput run_scenario(const ScenarioLoader& loader, bool logs) {
   // the pipeline delivers one micro-batch per stage time.
   const std::int64_t engines = sc.parallel.pipeline;
   ReplicaConfig engine_cfg = sc.replica;
+  engine_cfg.defer_itl = sc.horizon != kNever;
   engine_cfg.num_kv_blocks = sc.replica.num_kv_blocks / engines;
   std::vector<std::unique_ptr<Replica>> replicas;
   for (std::int64_t i = 0; i < sc.num_replicas; ++i) {
@@ -79,27 +80,75 @@ ScenarioOptions replay_options(ScenarioOptions base, const std::string& measured
   return base;
 }
 
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::filesystem::path p(path);
-  const std::filesystem::path tmp = p.parent_path() / ("." + p.filename().string() + ".tmp");
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw InputError(tmp.string() + ": cannot write");
-    f << text;
-    if (!f) throw InputError(tmp.string() + ": write failed");
-  }
-  std::filesystem::rename(tmp, p);
+namespace {
+
+std::filesystem::path temp_of(const std::filesystem::path& p) {
+  return p.parent_path() / ("." + p.filename().string() + ".tmp");
 }
 
-void write_outputs(const std::string& dir, const RunOutput& out) {
+}  // namespace
+
+void OutputFiles::expect(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  std::error_code ec;
+  if (!p.parent_path().empty()) fs::create_directories(p.parent_path(), ec);
+  if (ec) throw InputError(path + ": cannot create its directory (" + ec.message() + ")");
+  if (fs::is_directory(p)) throw InputError(path + ": is a directory");
+  const fs::path tmp = temp_of(p);
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw InputError(path + ": cannot write here");
+  }
+  fs::remove(tmp, ec);
+}
+
+void OutputFiles::add(const std::string& path, std::string text) { files_.emplace_back(path, std::move(text)); }
+
+void OutputFiles::commit() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto cleanup = [&] {
+    for (const auto& [path, text] : files_) fs::remove(temp_of(path), ec);
+  };
+  for (const auto& [path, text] : files_) {
+    std::ofstream f(temp_of(path), std::ios::binary | std::ios::trunc);
+    f << text;
+    if (!f) {
+      cleanup();
+      throw InputError(path + ": write failed");
+    }
+  }
+  for (const auto& [path, text] : files_) {
+    fs::rename(temp_of(path), path, ec);
+    if (ec) {
+      cleanup();
+      throw InputError(path + ": cannot write (" + ec.message() + ")");
+    }
+  }
+  files_.clear();
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  OutputFiles f;
+  f.expect(path);
+  f.add(path, text);
+  f.commit();
+}
+
+void expect_run_outputs(OutputFiles& files, const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) throw InputError(dir + ": cannot create output directory (" + ec.message() + ")");
+  if (ec || !std::filesystem::is_directory(dir)) throw InputError(dir + ": cannot create output directory");
+  files.expect((std::filesystem::path(dir) / "requests.csv").string());
+  files.expect((std::filesystem::path(dir) / "summary.json").string());
+}
+
+void add_run_outputs(OutputFiles& files, const std::string& dir, const RunOutput& out) {
   std::ostringstream csv;
   write_requests_csv(csv, out.recorder);
-  const std::string summary = out.summary.dump(2) + "\n";
-  write_file_atomically((std::filesystem::path(dir) / "requests.csv").string(), csv.str());
-  write_file_atomically((std::filesystem::path(dir) / "summary.json").string(), summary);
+  files.add((std::filesystem::path(dir) / "requests.csv").string(), csv.str());
+  files.add((std::filesystem::path(dir) / "summary.json").string(), out.summary.dump(2) + "\n");
 }
 
 }  // namespace servesim

@@ -228,6 +228,14 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
                        fmt_gib(s.kv.activations) + " of activations: the model does not fit");
   }
 
+  const std::int64_t per_engine_tokens = s.replica.num_kv_blocks / s.parallel.pipeline * s.replica.block_size;
+  if (per_engine_tokens < s.replica.max_model_len) {
+    hw.fail("gpu", "the KV cache holds " + std::to_string(per_engine_tokens) + " tokens" +
+                       (s.parallel.pipeline > 1 ? " per pipeline micro-batch engine" : "") +
+                       ", fewer than max_model_len " + std::to_string(s.replica.max_model_len) +
+                       " (lower engine.max_model_len, raise gpu_memory_utilization or use more GPUs)");
+  }
+
   // [cluster] and [router]
   const Config cl = cfg_.table_or_empty("cluster");
   s.num_replicas = cl.positive_int_or("replicas", 1);

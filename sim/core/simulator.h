@@ -19,7 +19,8 @@ class EventTarget {
 };
 
 // Lower runs first among events at the same time.
-enum class Priority : std::int32_t { step_end = 0, transfer_end = 1, arrival = 2, request_ready = 3 };
+// engine_start runs after every arrival of the same instant, so that simultaneous requests share a first step.
+enum class Priority : std::int32_t { step_end = 0, transfer_end = 1, arrival = 2, request_ready = 3, engine_start = 4 };
 
 struct Event {
   Ns time;

@@ -7,6 +7,7 @@ namespace servesim {
 
 namespace {
 constexpr std::uint64_t kStepEnd = 0;
+constexpr std::uint64_t kStart = 1;  // never a Sequence address
 }
 
 Replica::Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
@@ -34,7 +35,8 @@ Sequence* Replica::allocate(const Request& r) {
 
 void Replica::submit(Simulator& sim, const Request& r) {
   const std::int64_t total = r.prompt_tokens + r.output_tokens;
-  if ((cfg_.max_model_len > 0 && total > cfg_.max_model_len) || !kv_.can_ever_fit(total)) {
+  // The last sampled token is never fed back, so a sequence holds at most total - 1 tokens of KV.
+  if ((cfg_.max_model_len > 0 && total > cfg_.max_model_len) || !kv_.can_ever_fit(total - 1)) {
     recorder_.rejected();
     return;
   }
@@ -52,6 +54,9 @@ void Replica::submit(Simulator& sim, const Request& r) {
 void Replica::on_event(Simulator& sim, std::uint64_t arg) {
   if (arg == kStepEnd) {
     end_step(sim);
+  } else if (arg == kStart) {
+    start_pending_ = false;
+    if (!busy_) start_step(sim);
   } else {
     enqueue(sim, reinterpret_cast<Sequence*>(arg));
   }
@@ -61,7 +66,11 @@ void Replica::enqueue(Simulator& sim, Sequence* s) {
   s->ready = sim.now();
   waiting_.push_back(s);
   recorder_.waiting(static_cast<std::int64_t>(waiting_.size()));
-  if (!busy_) start_step(sim);
+  if (!busy_ && !start_pending_) {
+    // An idle engine starts its next step after every request arriving at this instant has been queued.
+    start_pending_ = true;
+    sim.schedule(sim.now(), Priority::engine_start, this, kStart);
+  }
 }
 
 void Replica::start_step(Simulator& sim) {
@@ -108,6 +117,8 @@ void Replica::end_step(Simulator& sim) {
     ++s->generated;
     if (s->first_token == kNever) {
       s->first_token = now;
+    } else if (cfg_.defer_itl) {
+      s->gaps.push_back((now - s->last_token).v);
     } else {
       recorder_.inter_token(now - s->last_token);
     }
@@ -116,6 +127,7 @@ void Replica::end_step(Simulator& sim) {
     if (s->done()) {
       any_done = true;
       kv_.release(*s);
+      for (const std::int64_t g : s->gaps) recorder_.inter_token(Ns{g});
       recorder_.finished(*s, id_, now);
       --outstanding_;
     }

@@ -30,6 +30,9 @@ struct ReplicaConfig {
   std::int64_t num_kv_blocks = 0;
   std::int64_t block_size = 16;
   std::int64_t max_model_len = 0;  // prompt + output longer than this is rejected, as vLLM does
+  // Record a request's inter-token gaps only when it finishes (a run with a horizon leaves some unfinished, and
+  // vLLM's ITL counts finished requests only).
+  bool defer_itl = false;
 };
 
 class Replica final : public EventTarget {
@@ -68,6 +71,7 @@ class Replica final : public EventTarget {
   std::deque<Sequence> pool_;  // pointer-stable storage
   std::vector<Sequence*> free_;
   bool busy_ = false;
+  bool start_pending_ = false;
   Ns step_start_{0};
   std::int64_t step_index_ = -1;  // in the recorder's step log, when logging
   std::int64_t outstanding_ = 0;

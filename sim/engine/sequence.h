@@ -2,6 +2,7 @@
 // holds, and the timestamps the metrics need.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "models/common/units.h"
 #include "sim/workload/request.h"
@@ -19,6 +20,7 @@ struct Sequence {
   Ns first_scheduled = kNever;
   Ns first_token = kNever;
   Ns last_token = kNever;
+  std::vector<std::int64_t> gaps;  // inter-token gaps (ns), kept only while ITL recording is deferred
 
   // Tokens the model has seen or produced: the prompt plus every sampled token.
   [[nodiscard]] std::int64_t num_tokens() const { return req.prompt_tokens + generated; }

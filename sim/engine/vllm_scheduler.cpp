@@ -45,8 +45,9 @@ class VllmScheduler final : public Scheduler {
            static_cast<std::int64_t>(q.running.size()) < lim_.max_num_seqs) {
       Sequence* s = q.waiting.front();
       std::int64_t n = s->remaining();
+      if (lim_.long_prefill_token_threshold > 0) n = std::min(n, lim_.long_prefill_token_threshold);
       if (!lim_.chunked_prefill && n > budget) break;
-      n = chunk(*s, budget);
+      n = std::min(n, budget);
       if (!q.kv.allocate(*s, s->computed + n)) break;
       q.waiting.pop_front();
       q.running.push_back(s);

@@ -65,6 +65,7 @@ class TraceLength final : public LengthDistribution {
     if (c.has("path")) {
       const std::string path = paths.resolve(c.str("path"));
       const std::string format = c.str_or("format", "azure");
+      if (format != "azure" && format != "csv") c.fail("format", "unknown trace format '" + format + "' (valid: azure, csv)");
       std::vector<TraceRow> rows;
       try {
         rows = read_trace(path, format);

@@ -1,6 +1,7 @@
 #include "sim/workload/trace.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -25,6 +26,7 @@ double parse_seconds(const std::string& s, const std::string& where) {
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
   if (s.empty() || *end != '\0') throw InputError(where + ": arrival_s '" + s + "' is not a number");
+  if (!std::isfinite(v) || v > 1e9) throw InputError(where + ": arrival_s '" + s + "' is not a finite time below 1e9 s");
   if (v < 0) throw InputError(where + ": arrival_s must not be negative");
   return v;
 }

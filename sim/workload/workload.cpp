@@ -24,7 +24,11 @@ WorkloadSource::WorkloadSource(const Config& w, const PathResolver& paths, std::
       return length_registry().create("trace", w.key_path(key), empty, paths, kind);
     }
     const Config t = w.table(key);
-    return length_registry().create(t.str("impl"), t.key_path("impl"), t, paths, kind);
+    const std::string impl = t.str("impl");
+    if (impl == "trace" && !trace && !t.has("path")) {
+      t.fail("impl", "'trace' lengths need a path unless the arrivals replay a trace");
+    }
+    return length_registry().create(impl, t.key_path("impl"), t, paths, kind);
   };
   prompt_ = lengths("prompt_tokens", LengthKind::prompt);
   output_ = lengths("output_tokens", LengthKind::output);

@@ -130,3 +130,45 @@ TEST_CASE("missing scenario file", "[bad-input]") {
   CHECK(r.code == 2);
   CHECK(r.output.find("/nonexistent/s.toml") != std::string::npos);
 }
+
+TEST_CASE("non-finite and out-of-range values", "[bad-input]") {
+  const std::string text = test::base_scenario_text() + kWorkload;
+  expect_error("nan", text, {"--set sim.horizon", "finite"}, "--set sim.horizon=nan");
+  expect_error("inf", text, {"--set engine.overhead.per_step", "finite"}, "--set engine.overhead.per_step=inf");
+  expect_error("huge", text, {"--set sim.horizon", "below 1e9 s"}, "--set 'sim.horizon=\"1e30s\"'");
+  const auto dir = test::temp_dir("nanrow");
+  test::write_file(dir / "t.csv", "arrival_s,prompt_tokens,output_tokens\n0.0,10,2\nnan,10,2\n");
+  expect_error("nanrow", test::base_scenario_text() + "[workload.arrival]\nimpl = \"trace\"\nformat = \"csv\"\npath = \"" +
+                             (dir / "t.csv").string() + "\"\n",
+               {"t.csv:3", "arrival_s 'nan'"});
+}
+
+TEST_CASE("a KV cache smaller than max_model_len is an impossible configuration", "[bad-input]") {
+  expect_error("kvsmall", test::base_scenario_text() + "[engine]\nactivation_reserve = \"56.5GiB\"\n" + kWorkload,
+               {"hardware.gpu", "fewer than max_model_len 8192"});
+}
+
+TEST_CASE("null or mistyped optional fields of config.json", "[bad-input]") {
+  const auto dir = test::temp_dir("nullcfg");
+  std::string cfg = test::read_file(test::scenario_path("models/llama-3-8b.json"));
+  cfg.replace(cfg.find("\"bfloat16\""), 10, "null");
+  test::write_file(dir / "m.json", cfg);
+  const std::string head = "[model]\nconfig = \"" + (dir / "m.json").string() + "\"\n[hardware]\ngpu = \"h100-sxm\"\n";
+  // null = absent: runs.
+  const auto ok = test::run_cli("run " + test::write_file(dir / "s.toml", head + kWorkload) + " --out " + (dir / "o").string());
+  CHECK(ok.code == 0);
+  cfg.replace(cfg.find("\"tie_word_embeddings\": false"), 28, "\"tie_word_embeddings\": \"no\"");
+  test::write_file(dir / "m.json", cfg);
+  expect_error("typedcfg", head + kWorkload, {"m.json", "tie_word_embeddings", "true or false"});
+}
+
+TEST_CASE("lengths from a trace need a path unless the arrivals replay one", "[bad-input]") {
+  expect_error("tracelen", test::base_scenario_text() + "[workload]\nnum_requests = 3\n[workload.arrival]\nimpl = \"poisson\"\nrate = 1.0\n"
+                           "[workload.prompt_tokens]\nimpl = \"trace\"\n[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 3\n",
+               {"s.toml:11", "workload.prompt_tokens.impl", "need a path"});
+}
+
+TEST_CASE("an unwritable --tokens-out leaves no output at all", "[bad-input]") {
+  const std::string text = test::base_scenario_text() + kWorkload;
+  expect_error("tokout", text, {"/nonexistent-dir/", "t.jsonl"}, "--tokens-out /proc/nonexistent-dir/t.jsonl");
+}

@@ -160,3 +160,38 @@ TEST_CASE("same scenario and seed give byte-identical outputs; another seed diff
   }
   CHECK(test::count_lines(test::read_file(dir / "a" / "requests.csv")) == 301);
 }
+
+TEST_CASE("requests arriving at the same instant share the first step", "[sim]") {
+  const auto dir = test::temp_dir("burst");
+  std::string rows = "arrival_s,prompt_tokens,output_tokens\n";
+  for (int i = 0; i < 8; ++i) rows += "0,512,4\n";
+  test::write_file(dir / "burst.csv", rows);
+  const auto out = run_text("burst", test::base_scenario_text() + "[workload.arrival]\nimpl = \"trace\"\nformat = \"csv\"\npath = \"" +
+                                         (dir / "burst.csv").string() + "\"\n");
+  // One prefill step of 8 x 512 tokens: every request gets the same TTFT.
+  CHECK(out.summary["servesim"]["steps"] == 4);
+  CHECK(out.summary["p99_ttft_ms"].get<double>() == Approx(out.summary["mean_ttft_ms"].get<double>()));
+}
+
+TEST_CASE("with a horizon, ITL counts finished requests only (as vLLM's benchmark does)", "[sim]") {
+  const std::string text = test::base_scenario_text() + R"(
+[workload]
+num_requests = 200
+[workload.arrival]
+impl = "poisson"
+rate = 50.0
+[workload.prompt_tokens]
+impl = "fixed"
+value = 200
+[workload.output_tokens]
+impl = "fixed"
+value = 300
+)";
+  const auto cut = run_text("itlcut", text + "[sim]\nhorizon = \"3s\"\n");
+  const std::int64_t done = cut.summary["completed"].get<std::int64_t>();
+  REQUIRE(done > 0);
+  REQUIRE(cut.summary["servesim"]["unfinished"].get<std::int64_t>() > 0);
+  std::int64_t gaps = 0;
+  for (const auto& [g, n] : cut.recorder.itl_runs()) gaps += n;
+  CHECK(gaps == done * 299);
+}
