@@ -260,6 +260,7 @@ int main(int argc, char** argv) {
     int bus_n = 0;
     for (uint64_t req = opt.min_bytes; req <= max_bytes; req *= opt.factor) {
       const Sizes s = sizes_for(op, req, elt, n);
+      if (s.count == 0) continue;  // too small to give every rank one element: no row (a 0-byte row is unusable)
       std::printf("%12llu  %12zu  %8s  %6s  %6i", static_cast<unsigned long long>(s.bytes), s.count,
                   opt.dtype.c_str(), s.redop, -1);
       for (int in_place = 0; in_place < 2; ++in_place) {

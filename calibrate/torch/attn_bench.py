@@ -130,6 +130,22 @@ def main():
         gqa_native = False
     kw = {"enable_gqa": True} if (gqa_native and hq != hkv) else {}
 
+    # Never time PyTorch's unfused "math" fallback (it materialises the whole score matrix): engines run fused
+    # kernels. With math disabled, a shape no fused kernel takes raises instead of being timed slowly.
+    try:
+        torch.backends.cuda.enable_math_sdp(False)
+    except AttributeError:
+        pass
+
+    def full_kv(sets):
+        # Masked calls: the fused kernels that accept a mask do not broadcast GQA heads, so expand K/V up front
+        # (outside the timed region) and call without enable_gqa.
+        if hq == hkv:
+            return sets
+        g = hq // hkv
+        return [(q, k if k.shape[1] == hq else k.repeat_interleave(g, dim=1),
+                 v if v.shape[1] == hq else v.repeat_interleave(g, dim=1)) for q, k, v in sets]
+
     def expand_kv(x):
         return x if (gqa_native or hq == hkv) else x.repeat_interleave(hq // hkv, dim=1)
 
@@ -217,13 +233,19 @@ def main():
                     q, k, v = sets[i]
                     F.scaled_dot_product_attention(q, k, v, is_causal=True, **kw)
             else:
-                rows = torch.arange(q_len, device=dev).unsqueeze(1)
-                cols = torch.arange(kv_len, device=dev).unsqueeze(0)
-                mask = cols <= rows + ctx  # [q_len, kv_len], True = attend
+                # Causal, aligned to the bottom right: query j sees the ctx cached tokens and chunk tokens <= j.
+                try:
+                    from torch.nn.attention.bias import causal_lower_right
+                    mask = causal_lower_right(q_len, kv_len)
+                except ImportError:
+                    rows = torch.arange(q_len, device=dev).unsqueeze(1)
+                    cols = torch.arange(kv_len, device=dev).unsqueeze(0)
+                    mask = cols <= rows + ctx  # [q_len, kv_len], True = attend
+                sets = full_kv(sets)
 
                 def call(i, sets=sets, mask=mask):
                     q, k, v = sets[i]
-                    F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **kw)
+                    F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             write_row("prefill", B, q_len, ctx, B * kv_len, time_calls(call, len(sets)))
             del sets
             torch.cuda.empty_cache()
@@ -267,10 +289,11 @@ def main():
             sets = make_qkv(batch, 1, lmax, n_copies(kv_bytes(batch, lmax)))
             lengths = torch.tensor([L for L, n in groups for _ in range(n)], device=dev)
             mask = (torch.arange(lmax, device=dev).unsqueeze(0) < lengths.unsqueeze(1)).view(batch, 1, 1, lmax)
+            sets = full_kv(sets)
 
             def call(i, sets=sets, mask=mask):
                 q, k, v = sets[i]
-                F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **kw)
+                F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             stats = time_calls(call, len(sets))
             del sets
         write_row("decode", batch, 1, mean_ctx, kv_total, stats)

@@ -191,7 +191,8 @@ std::optional<std::vector<CollectiveSample>> parse_row(const std::vector<std::st
     if (rg.wrong) {
       double wrong = 0;
       const std::string& w = at(*rg.wrong);
-      if (w != "N/A" && (!parse_finite(w, wrong) || wrong < 0)) return std::nullopt;
+      // A row that failed nccl-tests' own check is not a measurement to keep.
+      if (w != "N/A" && (!parse_finite(w, wrong) || wrong != 0)) return std::nullopt;
     }
     out.push_back(s);
   }
@@ -394,6 +395,7 @@ NcclLog parse_nccl_tests_log(std::istream& in, const std::string& source_name, s
   if (!rank_ids.empty()) {
     log.ranks = static_cast<int>(rank_ids.size());
   } else if (nranks > 0) {
+    if (nranks > (1 << 20)) throw InputError(source_name + ": nranks " + std::to_string(nranks) + " is out of range");
     log.ranks = static_cast<int>(nranks);
   } else {
     throw InputError(source_name + ": cannot tell the number of ranks (no '#  Rank N Group G ...' device lines and no " +

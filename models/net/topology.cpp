@@ -92,8 +92,10 @@ void Topology::add_link(int a, int b, BytesPerSec bandwidth, Seconds latency, co
     throw InputError(prefix(where) + "link " + vertex(a).name + " - " + vertex(b).name +
                      ": bandwidth must be > 0 (got " + std::to_string(bandwidth.value()) + " B/s)");
   }
-  if (!(latency.value() >= 0.0) || !std::isfinite(latency.value())) {
-    throw InputError(prefix(where) + "link " + vertex(a).name + " - " + vertex(b).name + ": latency must be >= 0");
+  // Routing sums latencies in integer picoseconds: a link latency is bounded (1 s is far beyond any real link).
+  if (!(latency.value() >= 0.0) || !std::isfinite(latency.value()) || latency.value() > 1.0) {
+    throw InputError(prefix(where) + "link " + vertex(a).name + " - " + vertex(b).name +
+                     ": latency must be between 0 and 1 s");
   }
   auto add_one = [&](int from, int to) {
     if (auto existing = find_link(from, to)) {

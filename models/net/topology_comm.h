@@ -1,6 +1,6 @@
-// The step model's communication (GroupComm) on a topology: the tensor-parallel all-reduces of a stage on its
-// GPU group (CommGroup, calibrated when a collective profile is given) and pipeline sends between the first
-// GPUs of consecutive stages.
+// The step model's communication (GroupComm) on a topology: the tensor-parallel all-reduces of every pipeline
+// stage on its own GPU group (CommGroup, calibrated when a collective profile is given) and the activation sends
+// between the first GPUs of consecutive stages.
 #pragma once
 #include <memory>
 #include <vector>
@@ -17,12 +17,11 @@ class TopologyComm final : public GroupComm {
                const std::string& algo, std::shared_ptr<const CollectiveCalibration> cal);
   [[nodiscard]] OpCost all_reduce(Bytes bytes) const override;
   [[nodiscard]] OpCost send_recv(Bytes bytes) const override;
-  [[nodiscard]] const CommGroup& tensor_group() const { return tp_; }
+  [[nodiscard]] const CommGroup& tensor_group(std::size_t stage = 0) const { return stages_.at(stage); }
 
  private:
-  CommGroup tp_;
-  int from_ = 0;  // first GPU of stage 0 and stage 1 (pipeline sends)
-  int to_ = 0;
+  std::vector<CommGroup> stages_;
+  std::vector<std::pair<int, int>> boundaries_;  // (last stage's first GPU, next stage's first GPU)
 };
 
 }  // namespace servesim

@@ -15,7 +15,9 @@ namespace {
 // Defaults of the [[vertex]] keys of an nvswitch.
 // NCCL's tuning model credits NVLS with 85 % of the NVLink bandwidth on Hopper (nvlsEfficiency, NCCL 2.19+
 // src/graph/tuning.cc); the catalogue can override it per switch.
-constexpr double kDefaultNvlsEfficiency = 0.85;
+// Measured, not NCCL's tuning constant (0.85 of busbw): 8xH200 NVLS all_reduce at 16 GiB reaches algbw 275 GB/s
+// = 0.61 of the 450 GB/s NVLink4 bandwidth per direction (calibrate/data/published.md).
+constexpr double kDefaultNvlsEfficiency = 0.61;
 
 // Expands "gpu[0-3]" -> gpu0 gpu1 gpu2 gpu3 and "pcie[0,0,1,1]" -> pcie0 pcie0 pcie1 pcie1 (ranges and single
 // numbers may be mixed: "x[0-1,4]"). A name without brackets is itself. Throws InputError with a bare message.

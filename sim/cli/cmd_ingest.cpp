@@ -139,7 +139,7 @@ void run_nccl(const NcclArgs& a) {
   if (a.json) {
     auto j = to_json(logs);
     if (!a.out.empty()) j["out"] = {{"path", a.out}, {"rows", rows}};
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     print_table(logs);
     if (!a.out.empty()) std::cout << fmt::format("wrote {} out-of-place rows to {}\n", rows, a.out);

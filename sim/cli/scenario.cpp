@@ -1,5 +1,6 @@
 #include "sim/cli/scenario.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -147,7 +148,17 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
       par.fail("tensor_parallel_size", "the replica needs " + std::to_string(s.parallel.gpus()) + " GPUs but topology " +
                                            par.str("topology") + " has " + std::to_string(topo->gpu_count()));
     }
-    std::vector<int> gpus(placement.begin(), placement.end());
+    std::vector<int> gpus;
+    for (const std::int64_t g : placement) {
+      if (g < 0 || g >= static_cast<std::int64_t>(topo->gpu_count())) {
+        par.fail("gpus", "GPU " + std::to_string(g) + " is not on topology " + par.str("topology") + " (it has " +
+                             std::to_string(topo->gpu_count()) + " GPUs)");
+      }
+      if (std::find(gpus.begin(), gpus.end(), static_cast<int>(g)) != gpus.end()) {
+        par.fail("gpus", "GPU " + std::to_string(g) + " is listed twice");
+      }
+      gpus.push_back(static_cast<int>(g));
+    }
     const std::string algo = par.str_or("collective_algo", "auto");
     std::shared_ptr<const CollectiveCalibration> cal;
     std::string coll_csv;

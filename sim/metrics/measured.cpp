@@ -128,6 +128,8 @@ std::vector<MeasuredRequest> parse_jsonl(const std::string& path, const std::str
     } catch (const json::parse_error& e) {
       throw InputError(where + ": not valid JSON at column " + std::to_string(e.byte) +
                        " (expected one JSON object per line)");
+    } catch (const json::exception& e) {
+      throw InputError(where + ": " + e.what());  // e.g. a number that overflows a double
     }
     if (!j.is_object()) throw InputError(where + ": expected a JSON object (one request per line), got " + type_word(j));
     for (const char* key : {"arrival_s", "prompt_tokens", "output_tokens", "token_times_s"}) {
