@@ -65,3 +65,12 @@ TEST_CASE("validate and calibrate trace reject bad measured files", "[calibrate-
   const auto t = test::run_cli("calibrate trace " + (dir / "missing.jsonl").string() + " --scenario " + q);
   CHECK(t.code == 2);
 }
+
+TEST_CASE("a number that overflows a double in a measured run is an input error", "[calibrate-trace][bad-input]") {
+  const auto dir = test::temp_dir("overflow");
+  test::write_file(dir / "o.jsonl",
+                   "{\"arrival_s\": 0.5, \"prompt_tokens\": 128, \"output_tokens\": 1, \"token_times_s\": [1e999]}\n");
+  const auto r = test::run_cli("validate " + test::scenario_path("quickstart.toml") + " --measured " + (dir / "o.jsonl").string());
+  CHECK(r.code == 2);
+  CHECK(r.output.find("o.jsonl:1") != std::string::npos);
+}

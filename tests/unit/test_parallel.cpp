@@ -127,3 +127,20 @@ TEST_CASE("servesim collective prints time, algbw, busbw and the algorithm", "[p
   REQUIRE(ring.code == 0);
   CHECK(nlohmann::json::parse(ring.output)["algo"] == "ring");
 }
+
+TEST_CASE("pipeline stages each get their own tensor-parallel group; placement is checked", "[parallel]") {
+  const std::string s = test::scenario_path(kScenario);
+  auto step_ms = [&](const std::string& gpus) {
+    const auto r = test::run_cli("step " + s + " --decode 32x1024 --json --set 'parallel.topology=\"cluster-2x-dgx-h100\"'" +
+                                 " --set parallel.tensor_parallel_size=4 --set parallel.pipeline_parallel_size=2" +
+                                 " --set 'parallel.gpus=" + gpus + "'");
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    return nlohmann::json::parse(r.output)["total_ms"].get<double>();
+  };
+  // Stage 1 split across the two nodes is slower than both stages inside node 0.
+  CHECK(step_ms("[0,1,2,3,4,5,6,7]") < step_ms("[0,1,2,3,4,5,12,13]"));
+  const auto dup = test::run_cli("step " + s + " --decode 1x10 --set 'parallel.gpus=[0,1,2,3,4,5,6,6]'");
+  CHECK(dup.code == 2);
+  CHECK(dup.output.find("listed twice") != std::string::npos);
+}
