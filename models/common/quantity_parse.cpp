@@ -41,6 +41,11 @@ double scale_of(const std::string& unit, const std::vector<std::pair<const char*
   throw InputError("'" + std::string(text) + "' is not a " + what + " (units: " + valid + ")");
 }
 
+double finite(double v, std::string_view text) {
+  if (!std::isfinite(v)) throw InputError("'" + std::string(text) + "' is out of range");
+  return v;
+}
+
 }  // namespace
 
 Bytes parse_bytes(std::string_view text) {
@@ -48,7 +53,7 @@ Bytes parse_bytes(std::string_view text) {
       {"", 1.0},     {"B", 1.0},     {"KiB", kKiB}, {"MiB", kMiB}, {"GiB", kGiB}, {"TiB", kGiB * 1024.0},
       {"KB", 1e3},   {"kB", 1e3},    {"MB", 1e6},   {"GB", 1e9},   {"TB", 1e12}};
   const auto [v, unit] = split_number(text, "size");
-  return Bytes{v * scale_of(unit, units, text, "size")};
+  return Bytes{finite(v * scale_of(unit, units, text, "size"), text)};
 }
 
 BytesPerSec parse_bandwidth(std::string_view text) {
@@ -58,14 +63,14 @@ BytesPerSec parse_bandwidth(std::string_view text) {
       {"GiB/s", kGiB},     {"Mb/s", 1e6 / 8.0},   {"Gb/s", 1e9 / 8.0},   {"Tb/s", 1e12 / 8.0},
       {"Mbps", 1e6 / 8.0}, {"Gbps", 1e9 / 8.0},   {"Tbps", 1e12 / 8.0}};
   const auto [v, unit] = split_number(text, "bandwidth");
-  return BytesPerSec{v * scale_of(unit, units, text, "bandwidth")};
+  return BytesPerSec{finite(v * scale_of(unit, units, text, "bandwidth"), text)};
 }
 
 Seconds parse_duration(std::string_view text) {
   static const std::vector<std::pair<const char*, double>> units = {
       {"", 1.0}, {"s", 1.0}, {"ms", 1e-3}, {"us", 1e-6}, {"ns", 1e-9}, {"min", 60.0}, {"h", 3600.0}};
   const auto [v, unit] = split_number(text, "duration");
-  return Seconds{v * scale_of(unit, units, text, "duration")};
+  return Seconds{finite(v * scale_of(unit, units, text, "duration"), text)};
 }
 
 }  // namespace servesim
