@@ -43,12 +43,9 @@ class DirectCollective final : public CollectiveAlgorithm {
         p.add(g.phase(t, n - 1));
         return p;
       }
-      case CollectiveOp::send_recv: {
-        std::vector<Transfer> shift;
-        for (int i = 0; i < n; ++i) shift.push_back(Transfer{i, (i + 1) % n, 1.0});
-        p.add(g.phase(shift, 1));
+      case CollectiveOp::send_recv:
+        p.add(g.phase(GroupPaths::shift_transfers(n), 1));
         return p;
-      }
     }
     return std::nullopt;
   }

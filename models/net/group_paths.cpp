@@ -125,6 +125,12 @@ void GroupPaths::build_rings() {
   }
 }
 
+std::vector<Transfer> GroupPaths::shift_transfers(int n) {
+  std::vector<Transfer> shift;
+  for (int i = 0; i < n; ++i) shift.push_back(Transfer{i, (i + 1) % n, 1.0});
+  return shift;
+}
+
 CollectivePhase GroupPaths::phase(const std::vector<Transfer>& transfers, int steps) const {
   CollectivePhase out;
   std::vector<double> load(topo_->links().size(), 0.0);

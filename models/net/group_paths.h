@@ -48,6 +48,9 @@ class GroupPaths {
   // Forward and reverse ring over `order` (two channels); a single position gives no channel.
   [[nodiscard]] static std::vector<std::vector<int>> two_way_rings(const std::vector<int>& order);
 
+  // Every position sends the whole message to the next one (i -> i+1 mod n): a point-to-point send_recv.
+  [[nodiscard]] static std::vector<Transfer> shift_transfers(int n);
+
   // The phase of concurrent transfers that takes `steps` latency steps.
   [[nodiscard]] CollectivePhase phase(const std::vector<Transfer>& transfers, int steps) const;
 

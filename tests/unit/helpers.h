@@ -8,6 +8,8 @@
 #include <string>
 #include <sys/wait.h>
 
+#include "models/common/error.h"
+
 namespace servesim::test {
 
 inline std::string source_dir() { return SERVESIM_SOURCE_DIR; }
@@ -63,6 +65,17 @@ inline std::size_t count_lines(const std::string& s) {
   std::size_t n = 0;
   for (const char c : s) n += c == '\n';
   return n;
+}
+
+// Message of the InputError `f` throws ("" when it throws nothing).
+template <class F>
+std::string input_error(F&& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace servesim::test

@@ -16,6 +16,7 @@
 #include "models/net/topology.h"
 
 using namespace servesim;
+using servesim::test::input_error;
 
 namespace {
 
@@ -52,15 +53,6 @@ std::vector<int> first(int n) {
   return v;
 }
 
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 Approx exact(double v) { return Approx(v).epsilon(1e-12); }
 

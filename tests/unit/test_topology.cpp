@@ -12,6 +12,7 @@
 #include "models/net/topology.h"
 
 using namespace servesim;
+using servesim::test::input_error;
 
 namespace {
 
@@ -34,16 +35,6 @@ std::string names_of(const Topology& t, const Route& r) {
   return out;
 }
 
-// Message of the InputError `f` throws ("" when it throws nothing).
-template <class F>
-std::string input_error(F&& f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 
