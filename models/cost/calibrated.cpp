@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
+
 namespace servesim {
 namespace {
 
@@ -92,17 +94,48 @@ OpCost CalibratedPredictor::gemm(const GemmShape& g) const {
   return {Seconds{t}, bound};
 }
 
+template <class Map>
+typename Map::const_iterator CalibratedPredictor::layout_for(const Map& m, const HeadKey& key) {
+  const auto exact = m.find(key);
+  if (exact != m.end()) return exact;
+  const auto [hq, hkv, dim] = key;
+  auto best = m.end();
+  double best_d = 0;
+  for (auto it = m.begin(); it != m.end(); ++it) {
+    const auto [mq, mkv, mdim] = it->first;
+    if (mdim != dim) continue;
+    // Nearest GQA group size first (it decides how K/V tiles are reused), then nearest query-head count.
+    const double d = 1e3 * std::abs(std::log(double(hq * mkv) / double(mq * hkv))) +
+                     std::abs(std::log(double(hq) / double(mq)));
+    if (best == m.end() || d < best_d) {
+      best = it;
+      best_d = d;
+    }
+  }
+  return best;
+}
+
+double CalibratedPredictor::prefill_time(const MeasuredCurve& curve, const AttentionShape& measured,
+                                         double pairs) const {
+  // Work equivalent: a causal prefill with the same query-key pairs, so the fitted shape uses its bytes.
+  const auto eq = equivalent_chunk(pairs);
+  const double flops = 4.0 * double(measured.heads_q) * double(measured.head_dim) * pairs;
+  return curve.at(pairs, flops, prefill_attention_bytes(measured, eq).v, prefill_fit_);
+}
+
 OpCost CalibratedPredictor::attention_prefill(const AttentionShape& a, std::span<const PrefillChunk> chunks) const {
   if (chunks.empty()) return {};
   const OpCost roof = roofline_.attention_prefill(a, chunks);
-  const auto it = prefill_.find({a.heads_q, a.heads_kv, a.head_dim});
-  const double flops = prefill_attention_flops(a, chunks).v;
-  const double bytes = prefill_attention_bytes(a, chunks).v;
-  if (it == prefill_.end()) return {Seconds{prefill_fit_.predict(flops, bytes)}, roof.bound};
-  // Work equivalent: a causal prefill with the same query-key pairs, so the fitted shape uses its bytes.
-  const double pairs = pairs_of(chunks);
-  const auto eq = equivalent_chunk(pairs);
-  return {Seconds{it->second.at(pairs, flops, prefill_attention_bytes(a, eq).v, prefill_fit_)}, roof.bound};
+  const auto it = layout_for(prefill_, {a.heads_q, a.heads_kv, a.head_dim});
+  if (it == prefill_.end()) {
+    return {Seconds{prefill_fit_.predict(prefill_attention_flops(a, chunks).v, prefill_attention_bytes(a, chunks).v)},
+            roof.bound};
+  }
+  // On another layout: the same attention FLOPs, i.e. query-key pairs scaled by the query-head ratio.
+  const auto [mq, mkv, mdim] = it->first;
+  const AttentionShape measured{mq, mkv, mdim, a.bytes_per_element};
+  const double pairs = pairs_of(chunks) * double(a.heads_q) / double(mq);
+  return {Seconds{prefill_time(it->second, measured, pairs)}, roof.bound};
 }
 
 double CalibratedPredictor::decode_time(const DecodeLines& lines, std::int64_t batch, double kv_total) const {
@@ -136,13 +169,15 @@ OpCost CalibratedPredictor::attention_decode(const AttentionShape& a, std::int64
                                              std::int64_t kv_tokens) const {
   if (batch == 0) return {};
   const OpCost roof = roofline_.attention_decode(a, batch, kv_tokens);
-  const auto it = decode_.find({a.heads_q, a.heads_kv, a.head_dim});
+  const auto it = layout_for(decode_, {a.heads_q, a.heads_kv, a.head_dim});
   if (it == decode_.end()) {
     return {Seconds{decode_fit_.predict(decode_attention_flops(a, kv_tokens).v,
                                         decode_attention_bytes(a, batch, kv_tokens).v)},
             roof.bound};
   }
-  return {Seconds{decode_time(it->second, batch, double(kv_tokens))}, roof.bound};
+  // On another layout: the same KV bytes, i.e. cached tokens scaled by the KV-head ratio.
+  const double kv = double(kv_tokens) * double(a.heads_kv) / double(it->second.shape.heads_kv);
+  return {Seconds{decode_time(it->second, batch, kv)}, roof.bound};
 }
 
 OpCost CalibratedPredictor::elementwise(Bytes bytes, Flops flops) const {
@@ -152,48 +187,94 @@ OpCost CalibratedPredictor::elementwise(Bytes bytes, Flops flops) const {
   return {Seconds{t}, roof.bound};
 }
 
+FamilyReport::Point CalibratedPredictor::describe_gemm(const std::string& op, double m) const {
+  for (const auto& g : profile_->gemm) {
+    if (g.op == op && g.dtype == "bf16" && double(g.m) == m) {
+      return {fmt::format("M={}", g.m), 0.0, 100.0 * (g.max_us - g.min_us) / g.median_us};
+    }
+  }
+  return {fmt::format("M={}", m), 0.0, 0.0};
+}
+
+FamilyReport::Point CalibratedPredictor::describe_attention(const std::string& op, const HeadKey& key,
+                                                            std::int64_t batch, double x) const {
+  const auto [hq, hkv, dim] = key;
+  for (const auto& a : profile_->attention) {
+    if (a.op != op || a.hq != hq || a.hkv != hkv || a.head_dim != dim) continue;
+    const double spread = 100.0 * (a.max_us - a.min_us) / a.median_us;
+    if (op == "prefill") {
+      const std::vector<PrefillChunk> chunks(static_cast<std::size_t>(a.batch), PrefillChunk{a.q_len, a.ctx_len});
+      if (pairs_of(chunks) == x) return {fmt::format("{}/{} S={}", hq, hkv, a.q_len), 0.0, spread};
+    } else if (a.batch == batch && double(a.kv_total) == x) {
+      return {fmt::format("{}/{} B={} L={}", hq, hkv, a.batch, a.ctx_len), 0.0, spread};
+    }
+  }
+  return {fmt::format("{}/{} x={}", hq, hkv, x), 0.0, 0.0};
+}
+
 std::vector<FamilyReport> CalibratedPredictor::report() const {
   std::vector<FamilyReport> out;
-  auto finish = [](FamilyReport& r, const std::vector<double>& errs) {
-    r.points = errs.size();
-    double sum = 0;
-    for (const double e : errs) {
-      sum += e;
-      r.loo_max = std::max(r.loo_max, e);
-    }
-    r.loo_mape = errs.empty() ? 0.0 : sum / double(errs.size());
-  };
+  using Scored = std::vector<FamilyReport::Point>;
   auto rel = [](double pred, double meas) { return 100.0 * std::abs(pred - meas) / meas; };
+  auto finish = [](FamilyReport& r, Scored pts) {
+    r.points = pts.size();
+    double sum = 0;
+    std::vector<double> spreads;
+    for (const auto& p : pts) {
+      sum += p.loo_err_pct;
+      r.loo_max = std::max(r.loo_max, p.loo_err_pct);
+      spreads.push_back(p.spread_pct);
+    }
+    r.loo_mape = pts.empty() ? 0.0 : sum / double(pts.size());
+    if (!spreads.empty()) {
+      std::sort(spreads.begin(), spreads.end());
+      const std::size_t n = spreads.size();
+      r.spread_pct = n % 2 ? spreads[n / 2] : 0.5 * (spreads[n / 2 - 1] + spreads[n / 2]);
+    }
+    std::stable_sort(pts.begin(), pts.end(), [](const auto& a, const auto& b) { return a.loo_err_pct > b.loo_err_pct; });
+    pts.resize(std::min<std::size_t>(pts.size(), 3));
+    r.worst = std::move(pts);
+  };
 
   // GEMM: per shape, each point predicted from the others of its shape.
-  std::vector<double> all_errs;
+  Scored all;
   for (const auto& [key, curve] : gemm_) {
-    std::vector<double> errs;
+    const std::string& op = gemm_names_.at(key);
+    Scored pts;
     for (std::size_t i = 0; i < curve.points().size(); ++i) {
       const auto& p = curve.points()[i];
-      errs.push_back(rel(curve.without(i).at(p.x, p.flops, p.bytes, gemm_fit_), p.time_s));
+      auto d = describe_gemm(op, p.x);
+      d.loo_err_pct = rel(curve.without(i).at(p.x, p.flops, p.bytes, gemm_fit_), p.time_s);
+      pts.push_back(d);
     }
-    all_errs.insert(all_errs.end(), errs.begin(), errs.end());
-    FamilyReport r{"gemm:" + gemm_names_.at(key), 0, 0, 0, gemm_fit_};
-    finish(r, errs);
+    for (auto d : pts) {
+      d.label = op + " " + d.label;
+      all.push_back(d);
+    }
+    FamilyReport r{"gemm:" + op, 0, 0, 0, gemm_fit_, 0, {}};
+    finish(r, pts);
     out.push_back(r);
   }
-  FamilyReport g{"gemm", 0, 0, 0, gemm_fit_};
-  finish(g, all_errs);
+  FamilyReport g{"gemm", 0, 0, 0, gemm_fit_, 0, {}};
+  finish(g, all);
   out.insert(out.begin(), g);
 
-  std::vector<double> pre_errs;
+  Scored pre;
   for (const auto& [key, curve] : prefill_) {
+    const auto [mq, mkv, mdim] = key;
+    const AttentionShape shape{mq, mkv, mdim, 2.0};
     for (std::size_t i = 0; i < curve.points().size(); ++i) {
       const auto& p = curve.points()[i];
-      pre_errs.push_back(rel(curve.without(i).at(p.x, p.flops, p.bytes, prefill_fit_), p.time_s));
+      auto d = describe_attention("prefill", key, 1, p.x);
+      d.loo_err_pct = rel(prefill_time(curve.without(i), shape, p.x), p.time_s);
+      pre.push_back(d);
     }
   }
-  FamilyReport pr{"attention_prefill", 0, 0, 0, prefill_fit_};
-  finish(pr, pre_errs);
+  FamilyReport pr{"attention_prefill", 0, 0, 0, prefill_fit_, 0, {}};
+  finish(pr, pre);
   out.push_back(pr);
 
-  std::vector<double> dec_errs;
+  Scored dec;
   for (const auto& [key, lines] : decode_) {
     for (const auto& [b, curve] : lines.by_batch) {
       for (std::size_t i = 0; i < curve.points().size(); ++i) {
@@ -205,20 +286,66 @@ std::vector<FamilyReport> CalibratedPredictor::report() const {
         }
         if (minus.by_batch.empty()) continue;
         const auto& p = curve.points()[i];
-        dec_errs.push_back(rel(decode_time(minus, b, p.x), p.time_s));
+        auto d = describe_attention("decode", key, b, p.x);
+        d.loo_err_pct = rel(decode_time(minus, b, p.x), p.time_s);
+        dec.push_back(d);
       }
     }
   }
-  FamilyReport dr{"attention_decode", 0, 0, 0, decode_fit_};
-  finish(dr, dec_errs);
+  FamilyReport dr{"attention_decode", 0, 0, 0, decode_fit_, 0, {}};
+  finish(dr, dec);
   out.push_back(dr);
 
-  std::vector<double> copy_errs;
-  for (const auto& m : profile_->memory) {
-    if (m.op == "d2d" && m.bytes > 0) copy_errs.push_back(rel(copy_fit_.predict(0.0, 2.0 * m.bytes), m.median_us * 1e-6));
+  // Layout transfer: every point of one head layout predicted from the other layouts only (what a model whose
+  // layout the profile lacks gets).
+  if (prefill_.size() > 1) {
+    Scored tr;
+    for (const auto& [key, curve] : prefill_) {
+      auto others = prefill_;
+      others.erase(key);
+      const auto it = layout_for(others, key);
+      if (it == others.end()) continue;
+      const auto [mq, mkv, mdim] = it->first;
+      const AttentionShape measured{mq, mkv, mdim, 2.0};
+      for (const auto& p : curve.points()) {
+        auto d = describe_attention("prefill", key, 1, p.x);
+        d.loo_err_pct = rel(prefill_time(it->second, measured, p.x * double(std::get<0>(key)) / double(mq)), p.time_s);
+        tr.push_back(d);
+      }
+    }
+    FamilyReport r{"attention_prefill (other layout)", 0, 0, 0, prefill_fit_, 0, {}};
+    finish(r, tr);
+    out.push_back(r);
   }
-  FamilyReport mr{"memory_copy (fit, in-sample)", 0, 0, 0, copy_fit_};
-  finish(mr, copy_errs);
+  if (decode_.size() > 1) {
+    Scored tr;
+    for (const auto& [key, lines] : decode_) {
+      auto others = decode_;
+      others.erase(key);
+      const auto it = layout_for(others, key);
+      if (it == others.end()) continue;
+      for (const auto& [b, curve] : lines.by_batch) {
+        for (const auto& p : curve.points()) {
+          auto d = describe_attention("decode", key, b, p.x);
+          const double kv = p.x * double(std::get<1>(key)) / double(it->second.shape.heads_kv);
+          d.loo_err_pct = rel(decode_time(it->second, b, kv), p.time_s);
+          tr.push_back(d);
+        }
+      }
+    }
+    FamilyReport r{"attention_decode (other layout)", 0, 0, 0, decode_fit_, 0, {}};
+    finish(r, tr);
+    out.push_back(r);
+  }
+
+  Scored copies;
+  for (const auto& m : profile_->memory) {
+    if (m.op == "d2d" && m.bytes > 0) {
+      copies.push_back({fmt::format("d2d {} B", m.bytes), rel(copy_fit_.predict(0.0, 2.0 * m.bytes), m.median_us * 1e-6), 0.0});
+    }
+  }
+  FamilyReport mr{"memory_copy (fit, in-sample)", 0, 0, 0, copy_fit_, 0, {}};
+  finish(mr, copies);
   out.push_back(mr);
   return out;
 }

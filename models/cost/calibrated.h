@@ -3,6 +3,8 @@
 //   attention prefill per (heads_q, heads_kv, head_dim): log-log in query-key pairs (causal-equivalent work)
 //   attention decode  per head layout: log-log in cached tokens along each measured batch size, then log-log
 //                     across batch sizes
+//   a head layout the profile lacks takes the measured layout of the same head_dim nearest in GQA group size
+//   (then in query heads), at equal work: prefill at the same attention FLOPs, decode at the same KV bytes
 //   elementwise       kernel launch + bytes over the device-copy bandwidth fitted to memory.csv
 // Outside a measured range, the family's fitted roofline (fit.h) carries the curve from its last measured
 // point -- never a silent clamp. Ops the profile does not cover fall back to the roofline predictor.
@@ -25,6 +27,15 @@ struct FamilyReport {
   double loo_mape = 0;  // mean |pred - meas| / meas, leave-one-out, in percent
   double loo_max = 0;
   RooflineFit fit;
+  // How steady the measurements themselves are: median over the points of (max - min) / median of the
+  // repetitions, in percent (0 where the profile has no spread).
+  double spread_pct = 0;
+  struct Point {
+    std::string label;  // e.g. "M=4", "32/8 S=2048", "32/8 B=4 L=1024"
+    double loo_err_pct = 0;
+    double spread_pct = 0;
+  };
+  std::vector<Point> worst;  // the largest leave-one-out errors, up to 3, largest first
 };
 
 class CalibratedPredictor final : public OpPredictor {
@@ -51,6 +62,14 @@ class CalibratedPredictor final : public OpPredictor {
   [[nodiscard]] double decode_time(const DecodeLines& lines, std::int64_t batch, double kv_total) const;
   [[nodiscard]] static MeasuredCurve::Point decode_point(const AttentionShape& a, std::int64_t batch, double kv,
                                                          double t);
+  // The measured layout standing in for `key` (itself when measured); end() when none has its head_dim.
+  template <class Map>
+  [[nodiscard]] static typename Map::const_iterator layout_for(const Map& m, const HeadKey& key);
+  [[nodiscard]] double prefill_time(const MeasuredCurve& curve, const AttentionShape& measured, double pairs) const;
+  // Spread (percent) of the profile row behind a point, and its label.
+  [[nodiscard]] FamilyReport::Point describe_gemm(const std::string& op, double m) const;
+  [[nodiscard]] FamilyReport::Point describe_attention(const std::string& op, const HeadKey& key, std::int64_t batch,
+                                                       double x) const;
 
   GpuSpec gpu_;
   std::shared_ptr<const CalibrationProfile> profile_;

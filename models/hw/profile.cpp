@@ -83,6 +83,9 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
     GemmSample g{r.fields[0], r.integer(1, "M"), r.integer(2, "N"), r.integer(3, "K"), r.fields[4],
                  r.number(5, "median_us"), r.number(6, "min_us"), r.number(7, "max_us")};
     if (g.m <= 0 || g.n <= 0 || g.k <= 0 || g.median_us <= 0) throw InputError(r.where + ": sizes and times must be > 0");
+    if (!(g.min_us <= g.median_us && g.median_us <= g.max_us)) {
+      throw InputError(r.where + ": times must satisfy min_us <= median_us <= max_us");
+    }
     p.gemm.push_back(g);
   }
   if (fs::exists(d / "attention.csv")) {
@@ -91,11 +94,14 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
                                            "median_us", "min_us", "max_us"})) {
       AttentionSample a{r.fields[0], r.integer(1, "batch"), r.integer(2, "q_len"), r.integer(3, "ctx_len"),
                         r.integer(4, "kv_total"), r.integer(5, "hq"), r.integer(6, "hkv"), r.integer(7, "head_dim"),
-                        r.fields[8], r.number(9, "median_us")};
+                        r.fields[8], r.number(9, "median_us"), r.number(10, "min_us"), r.number(11, "max_us")};
       if (a.op != "prefill" && a.op != "decode") throw InputError(r.where + ": op must be prefill or decode");
       if (a.batch <= 0 || a.q_len <= 0 || a.kv_total <= 0 || a.hq <= 0 || a.hkv <= 0 || a.head_dim <= 0 ||
           a.median_us <= 0) {
         throw InputError(r.where + ": sizes and times must be > 0");
+      }
+      if (!(a.min_us <= a.median_us && a.median_us <= a.max_us)) {
+        throw InputError(r.where + ": times must satisfy min_us <= median_us <= max_us");
       }
       p.attention.push_back(a);
     }

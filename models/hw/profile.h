@@ -21,7 +21,7 @@ struct AttentionSample {
   std::string op;  // prefill | decode
   std::int64_t batch = 0, q_len = 0, ctx_len = 0, kv_total = 0, hq = 0, hkv = 0, head_dim = 0;
   std::string dtype;
-  double median_us = 0;
+  double median_us = 0, min_us = 0, max_us = 0;
 };
 
 struct MemorySample {

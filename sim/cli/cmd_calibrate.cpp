@@ -1,5 +1,6 @@
 // servesim calibrate report PROFILE_DIR [--gpu NAME] [--json]
-//   Leave-one-out errors of the calibrated predictor against the profile's own points, and the fitted constants.
+//   Leave-one-out errors of the calibrated predictor against the profile's own points, how steady the measured
+//   points are, the points with the largest errors, and the fitted constants.
 // servesim calibrate trace MEASURED --scenario S [--out FILE]   (see cmd_calibrate_trace.cpp)
 #include <filesystem>
 #include <iostream>
@@ -42,18 +43,30 @@ void add_calibrate_report(CLI::App* calibrate) {
                                  {"loo_max_pct", r.loo_max},
                                  {"fit_latency_us", r.fit.latency_s * 1e6},
                                  {"fit_tflops", r.fit.flops_per_s / 1e12},
-                                 {"fit_GBps", r.fit.bytes_per_s / 1e9}});
+                                 {"fit_GBps", r.fit.bytes_per_s / 1e9},
+                                 {"spread_pct", r.spread_pct}});
+        auto& worst = j["families"].back()["worst"] = nlohmann::ordered_json::array();
+        for (const auto& w : r.worst) {
+          worst.push_back({{"point", w.label}, {"loo_err_pct", w.loo_err_pct}, {"spread_pct", w.spread_pct}});
+        }
       }
       std::cout << j.dump(2) << "\n";
       return;
     }
     std::cout << fmt::format("calibrated predictor on {} ({}): leave-one-out error per op family\n", *dir, name);
-    std::cout << fmt::format("{:<32}{:>7}{:>10}{:>10}{:>14}{:>11}{:>10}\n", "family", "points", "MAPE %", "max %",
-                             "latency_us", "TFLOP/s", "GB/s");
+    std::cout << fmt::format("{:<34}{:>7}{:>9}{:>9}{:>10}{:>12}{:>10}{:>9}\n", "family", "points", "MAPE %", "max %",
+                             "spread %", "latency_us", "TFLOP/s", "GB/s");
     for (const auto& r : rows) {
-      std::cout << fmt::format("{:<32}{:>7}{:>10.2f}{:>10.2f}{:>14.2f}{:>11.1f}{:>10.1f}\n", r.family, r.points,
-                               r.loo_mape, r.loo_max, r.fit.latency_s * 1e6, r.fit.flops_per_s / 1e12,
+      std::cout << fmt::format("{:<34}{:>7}{:>9.2f}{:>9.2f}{:>10.1f}{:>12.2f}{:>10.1f}{:>9.1f}\n", r.family, r.points,
+                               r.loo_mape, r.loo_max, r.spread_pct, r.fit.latency_s * 1e6, r.fit.flops_per_s / 1e12,
                                r.fit.bytes_per_s / 1e9);
+    }
+    std::cout << "\nlargest errors (spread = (max - min) / median of the point's repetitions):\n";
+    for (const auto& r : rows) {
+      if (r.family.rfind("gemm:", 0) == 0 || r.worst.empty()) continue;
+      std::string line;
+      for (const auto& w : r.worst) line += fmt::format("  {} {:.1f}% (spread {:.0f}%)", w.label, w.loo_err_pct, w.spread_pct);
+      std::cout << fmt::format("{:<34}{}\n", r.family, line);
     }
   });
 }

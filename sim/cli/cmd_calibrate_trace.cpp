@@ -1,4 +1,4 @@
-// servesim calibrate trace MEASURED --scenario S [--set ...] [--out FILE]
+// servesim calibrate trace MEASURED --scenario S [--set ...] [--group-window 20us] [--out FILE]
 // Fits the engine's per-step CPU overhead (per step + per request + per token in the batch) to a measured run:
 // replays its arrivals and lengths, matches every simulated step to the measured times of the tokens it emitted,
 // and regresses measured step durations minus simulated GPU time on the batch shape. Repeats with the fitted
@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "models/common/error.h"
+#include "models/common/quantity_parse.h"
 #include "sim/cli/commands.h"
 #include "sim/cli/run.h"
 #include "sim/metrics/compare.h"
@@ -21,11 +22,24 @@ void add_calibrate_trace(CLI::App* calibrate) {
   auto measured = std::make_shared<std::string>();
   auto args = std::make_shared<ScenarioArgs>();
   auto out = std::make_shared<std::string>();
+  auto window = std::make_shared<std::string>("20us");
   cmd->add_option("measured", *measured, "measured run: JSONL or vLLM bench serve JSON with details")->required();
   cmd->add_option("--scenario", args->path, "scenario whose engine and hardware replay the run")->required();
   cmd->add_option("--set", args->sets, "replace the node at a dotted path with VALUE parsed as TOML");
   cmd->add_option("--out", *out, "write the fitted [engine.overhead] table to this TOML file");
+  cmd->add_option("--group-window", *window,
+                  "measured token times this close together count as one step's tokens (default 20us; widen it "
+                  "for client-side timestamps that jitter)");
   cmd->callback([=] {
+    double group_window = 0;
+    try {
+      group_window = parse_duration(*window).v;
+    } catch (const InputError& e) {
+      throw InputError(std::string("--group-window: ") + e.what());
+    }
+    if (!(group_window > 0) || group_window > 1.0) {
+      throw InputError("--group-window: must be above 0 and at most 1s, got '" + *window + "'");
+    }
     const auto reqs = read_measured_run(*measured);
     if (reqs.empty()) throw InputError(*measured + ": no requests");
     const double t0 = reqs.front().arrival_s;
@@ -43,7 +57,7 @@ void add_calibrate_trace(CLI::App* calibrate) {
     OverheadFit fit{ovh.per_step.v, ovh.per_request.v, ovh.per_token.v, 0, 0.0};
     double rms = 0;
     for (int iter = 0; iter < 20; ++iter) {
-      const OverheadFit next = fit_overhead(replay(fit).recorder, reqs, fit);
+      const OverheadFit next = fit_overhead(replay(fit).recorder, reqs, fit, group_window);
       const double change = std::abs(next.per_step_s - fit.per_step_s) + std::abs(next.per_request_s - fit.per_request_s) +
                             std::abs(next.per_token_s - fit.per_token_s);
       fit = next;

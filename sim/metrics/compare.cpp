@@ -52,12 +52,13 @@ double token_time_rms(const Recorder& rec, const std::vector<MeasuredRequest>& m
   return n ? std::sqrt(ss / double(n)) : 0.0;
 }
 
-OverheadFit fit_overhead(const Recorder& rec, const std::vector<MeasuredRequest>& measured, const OverheadFit& previous) {
+OverheadFit fit_overhead(const Recorder& rec, const std::vector<MeasuredRequest>& measured, const OverheadFit& previous,
+                         double group_window_s) {
   const auto& steps = rec.step_log();
   const auto& tokens = rec.token_log();
   // One row per measured inter-token gap whose two tokens the simulation emitted in back-to-back steps of one
   // replica: the gap is that step's duration, its GPU part simulated, the rest overhead.
-  // A real engine emits the tokens of one step together: group measured token times within 20 us, and count
+  // A real engine emits the tokens of one step together: group measured token times within the window, and count
   // each group. A gap is used only where the simulated steps emitted as many tokens as the measured groups --
   // where the replayed schedule agrees with the measured one.
   std::vector<double> all;
@@ -65,7 +66,7 @@ OverheadFit fit_overhead(const Recorder& rec, const std::vector<MeasuredRequest>
   std::sort(all.begin(), all.end());
   std::vector<std::pair<double, std::int64_t>> groups;  // (first time, size)
   for (const double t : all) {
-    if (groups.empty() || t - groups.back().first > 20e-6) {
+    if (groups.empty() || t - groups.back().first > group_window_s) {
       groups.emplace_back(t, 1);
     } else {
       ++groups.back().second;

@@ -29,7 +29,9 @@ struct OverheadFit {
 [[nodiscard]] double token_time_rms(const Recorder& rec, const std::vector<MeasuredRequest>& measured, double t0);
 
 // `measured` in arrival order (the simulated request ids); `previous` = the terms the replay ran with.
+// Measured token times closer than `group_window_s` to the first token of a group count as one step's tokens.
+inline constexpr double kDefaultTokenGroupWindow = 20e-6;
 [[nodiscard]] OverheadFit fit_overhead(const Recorder& rec, const std::vector<MeasuredRequest>& measured,
-                                       const OverheadFit& previous);
+                                       const OverheadFit& previous, double group_window_s = kDefaultTokenGroupWindow);
 
 }  // namespace servesim

@@ -74,3 +74,49 @@ TEST_CASE("a number that overflows a double in a measured run is an input error"
   CHECK(r.code == 2);
   CHECK(r.output.find("o.jsonl:1") != std::string::npos);
 }
+
+TEST_CASE("calibrate trace groups jittered client timestamps with a wider window", "[calibrate-trace]") {
+  const auto dir = test::temp_dir("jitter");
+  const std::string q = test::scenario_path("quickstart.toml");
+  const std::string planted = (dir / "planted.jsonl").string();
+  const auto gen = test::run_cli("run " + q + " --set workload.num_requests=300" +
+                                 " --set 'engine.overhead={per_step=\"700us\", per_request=\"25us\", per_token=\"0.5us\"}'" +
+                                 " --out " + (dir / "run").string() + " --tokens-out " + planted);
+  REQUIRE(gen.code == 0);
+  // Each token time is moved later by 0..40 us (deterministic): the tokens of one step no longer share a time.
+  std::istringstream in(test::read_file(planted));
+  std::string line, jittered;
+  std::size_t id = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    auto& times = j["token_times_s"];
+    for (std::size_t k = 0; k < times.size(); ++k) {
+      times[k] = times[k].get<double>() + double((id * 131 + k * 7919) % 41) * 1e-6;
+    }
+    jittered += j.dump() + "\n";
+    ++id;
+  }
+  const std::string path = test::write_file(dir / "jittered.jsonl", jittered);
+  const std::string fitted = (dir / "fitted.toml").string();
+  const auto fit = test::run_cli("calibrate trace " + path + " --scenario " + q + " --group-window 60us --out " + fitted);
+  INFO(fit.output);
+  REQUIRE(fit.code == 0);
+  const std::string toml = test::read_file(fitted);
+  CHECK(us_of(toml, "per_step") == Approx(700.0).epsilon(0.03));
+  CHECK(us_of(toml, "per_request") == Approx(25.0).epsilon(0.15));
+  CHECK(us_of(toml, "per_token") == Approx(0.5).epsilon(0.15));
+  // The default 20 us window splits most steps' tokens, so far fewer gaps match the replayed schedule.
+  auto gaps = [](const std::string& text) {
+    const auto p = text.find(" gaps in the regression");
+    REQUIRE(p != std::string::npos);
+    const auto start = text.rfind(", ", p);
+    return std::stol(text.substr(start + 2, p - start - 2));
+  };
+  const std::string narrow = (dir / "narrow.toml").string();
+  REQUIRE(test::run_cli("calibrate trace " + path + " --scenario " + q + " --out " + narrow).code == 0);
+  CHECK(gaps(toml) > 10 * gaps(test::read_file(narrow)));
+
+  const auto bad = test::run_cli("calibrate trace " + path + " --scenario " + q + " --group-window 5parsecs");
+  CHECK(bad.code == 2);
+  CHECK(bad.output.find("--group-window") != std::string::npos);
+}

@@ -137,3 +137,52 @@ TEST_CASE("profile files with bad rows are named with file:line", "[calibrated]"
   CHECK_THROWS_WITH(CalibrationProfile::load(dir.string()), Catch::Contains("gemm.csv:1") && Catch::Contains("expected header"));
   CHECK_THROWS_WITH(CalibrationProfile::load((dir / "nope").string()), Catch::Contains("not found"));
 }
+
+TEST_CASE("a head layout the profile lacks runs on the nearest measured layout at equal work", "[calibrated]") {
+  const CalibratedPredictor p(h200(), h200_profile());
+  // 16 query / 2 KV heads (GQA group 8) is not measured; 8/1 (group 8) is.
+  const AttentionShape missing{16, 2, 128, 2.0}, measured{8, 1, 128, 2.0};
+  for (const std::int64_t s : {300, 2048, 5000}) {
+    // Same attention FLOPs: one chunk with 16 query heads = two such chunks with 8.
+    const std::vector<PrefillChunk> one{{s, 0}}, two{{s, 0}, {s, 0}};
+    CHECK(p.attention_prefill(missing, one).time.v == p.attention_prefill(measured, two).time.v);
+  }
+  for (const std::int64_t b : {1, 16, 100}) {
+    // Same KV bytes: twice the cached tokens with half the KV heads.
+    CHECK(p.attention_decode(missing, b, b * 3000).time.v == p.attention_decode(measured, b, b * 6000).time.v);
+  }
+  // No measured layout with this head_dim: the family's fitted roofline.
+  std::map<std::string, FamilyReport> by;
+  for (const auto& r : p.report()) by[r.family] = r;
+  const AttentionShape other_dim{32, 8, 64, 2.0};
+  const double f = decode_attention_flops(other_dim, 4096).v, bytes = decode_attention_bytes(other_dim, 4, 4096).v;
+  CHECK(p.attention_decode(other_dim, 4, 4096).time.v == by.at("attention_decode").fit.predict(f, bytes));
+  // The transfer is itself reported: each layout predicted from the other.
+  CHECK(by.at("attention_prefill (other layout)").points == 18);
+  CHECK(by.at("attention_decode (other layout)").points == 36);
+}
+
+TEST_CASE("the report names the worst points and how steady the measurements were", "[calibrated]") {
+  const CalibratedPredictor p(h200(), h200_profile());
+  std::map<std::string, FamilyReport> by;
+  for (const auto& r : p.report()) by[r.family] = r;
+  const auto& o = by.at("gemm:l8b_o");
+  REQUIRE(o.worst.size() == 3);
+  CHECK(o.worst[0].label == "M=4");
+  // l8b_o M=4: min 20.5248, median 27.9088, max 30.9376 us.
+  CHECK(o.worst[0].spread_pct == Approx(100.0 * (30.937600135803223 - 20.524799823760986) / 27.908799052238464));
+  CHECK(o.worst[0].loo_err_pct >= o.worst[1].loo_err_pct);
+  CHECK(o.worst[1].loo_err_pct >= o.worst[2].loo_err_pct);
+  CHECK(o.worst[0].loo_err_pct == Approx(o.loo_max));
+  CHECK(by.at("gemm").worst[0].label == "l8b_o M=4");
+  // Steady GPU-bound shapes spread little; the host-contended small shapes spread a lot.
+  CHECK(by.at("gemm:l8b_gateup").spread_pct < 5.0);
+  CHECK(by.at("gemm:l8b_o").spread_pct > 15.0);
+}
+
+TEST_CASE("a profile row whose median is outside [min, max] is rejected", "[calibrated][bad-input]") {
+  const auto dir = test::temp_dir("badspread");
+  test::write_file(dir / "profile.json", "{\"gpu\": \"test\"}");
+  test::write_file(dir / "gemm.csv", "op,M,N,K,dtype,median_us,min_us,max_us\nqkv,1,6144,4096,bf16,10,11,12\n");
+  CHECK_THROWS_WITH(CalibrationProfile::load(dir.string()), Catch::Contains("gemm.csv:2") && Catch::Contains("min_us"));
+}
