@@ -61,6 +61,13 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
   layers_per_stage_ = arch_.num_layers / p;
 }
 
+std::int64_t StepModel::vocab_per_rank() const {
+  // vLLM's vocab-parallel embedding and LM head: the vocabulary padded to a multiple of 64, split over TP.
+  constexpr std::int64_t kPad = 64;
+  const std::int64_t padded = (arch_.vocab_size + kPad - 1) / kPad * kPad;
+  return (padded + parallel_.tensor - 1) / parallel_.tensor;
+}
+
 Bytes StepModel::weight_bytes_per_gpu() const {
   // Layer weights split over TP and PP; embedding and LM head split over TP (vocab-parallel) and held by the
   // first / last stage: counted fully here as the bound for the GPU that holds them.
@@ -71,7 +78,7 @@ Bytes StepModel::weight_bytes_per_gpu() const {
   const double layer = h * qkv_out + (arch_.qkv_bias ? qkv_out : 0.0) + double(arch_.q_dim()) / t * h +
                        3.0 * h * double(arch_.intermediate_size) / t + 2.0 * h;
   const double layers = double(layers_per_stage_) * layer;
-  const double embed = double(arch_.vocab_size * arch_.hidden_size) / t;
+  const double embed = double(vocab_per_rank() * arch_.hidden_size);
   const double head = arch_.tie_word_embeddings ? 0.0 : embed;
   return Bytes{(layers + embed + head) * arch_.weight_bytes_per_param};
 }
@@ -160,7 +167,6 @@ template <class Sink>
 StepModel::Times StepModel::head_part(std::int64_t S, Sink& sink) const {
   if (S == 0) return {};
   const double e = arch_.weight_bytes_per_param;
-  const std::int64_t t = parallel_.tensor;
   const std::int64_t h = arch_.hidden_size;
   const double s = double(S);
   Seconds total{0.0};
@@ -170,9 +176,10 @@ StepModel::Times StepModel::head_part(std::int64_t S, Sink& sink) const {
   };
   once("final_norm", Flops{4.0 * s * double(h)}, Bytes{2.0 * s * double(h) * e},
        predictor_->elementwise(Bytes{2.0 * s * double(h) * e}, Flops{4.0 * s * double(h)}));
-  const GemmShape head{"lm_head", S, arch_.vocab_size / t, h, e};
+  const GemmShape head{"lm_head", S, vocab_per_rank(), h, e};
   once("lm_head", head.flops(), head.bytes(), predictor_->gemm(head));
-  const double logits = s * double(arch_.vocab_size / t) * 4.0;  // fp32 logits: softmax + top-k/p
+  // The shards' logits are gathered and one GPU samples over the whole vocabulary.
+  const double logits = s * double(arch_.vocab_size) * 4.0;  // fp32 logits: softmax + top-k/p
   once("sampling", Flops{5.0 * logits / 4.0}, Bytes{2.0 * logits},
        predictor_->elementwise(Bytes{2.0 * logits}, Flops{5.0 * logits / 4.0}));
   return {total, total};

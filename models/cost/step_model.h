@@ -86,6 +86,8 @@ class StepModel {
   [[nodiscard]] const OpPredictor& predictor() const { return *predictor_; }
   // Weights held by one GPU.
   [[nodiscard]] Bytes weight_bytes_per_gpu() const;
+  // Rows of the vocab-parallel embedding / LM head one GPU holds (vocabulary padded to 64, split over TP).
+  [[nodiscard]] std::int64_t vocab_per_rank() const;
   // Output features of one GPU's fused QKV projection.
   [[nodiscard]] std::int64_t qkv_width() const {
     return arch_.q_dim() / parallel_.tensor + 2 * attn_.heads_kv * attn_.head_dim;

@@ -254,8 +254,8 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   s.router_impl = router.str_or("impl", "round_robin");
   (void)router_registry().create(s.router_impl, router.key_path("impl"), router);
 
-  // The workload is built now too, so that every error surfaces before anything runs.
-  (void)make_workload();
+  // The workload is built now too, so that every error surfaces before anything runs; the first run uses it.
+  built_workload_ = std::make_unique<WorkloadSource>(cfg_.table("workload"), scenario_.paths, scenario_.seed);
   check();
 }
 
@@ -266,6 +266,7 @@ std::unique_ptr<Scheduler> ScenarioLoader::make_scheduler() const {
 }
 
 std::unique_ptr<WorkloadSource> ScenarioLoader::make_workload() const {
+  if (built_workload_) return std::move(built_workload_);
   return std::make_unique<WorkloadSource>(cfg_.table("workload"), scenario_.paths, scenario_.seed);
 }
 

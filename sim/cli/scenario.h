@@ -56,6 +56,8 @@ class ScenarioLoader {
  public:
   ScenarioLoader(const std::string& path, const ScenarioOptions& opts);
   [[nodiscard]] const Scenario& scenario() const { return scenario_; }
+  // A fresh workload source: the first call hands over the one built (and checked) by the constructor, so a
+  // trace file is read once per run; later calls build another from the same document.
   [[nodiscard]] std::unique_ptr<WorkloadSource> make_workload() const;
   [[nodiscard]] std::unique_ptr<Scheduler> make_scheduler() const;
   [[nodiscard]] const Config& config() const { return cfg_; }
@@ -65,6 +67,7 @@ class ScenarioLoader {
  private:
   Config cfg_;
   Scenario scenario_;
+  mutable std::unique_ptr<WorkloadSource> built_workload_;  // built and checked by the constructor, not yet used
 };
 
 }  // namespace servesim

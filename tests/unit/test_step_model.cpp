@@ -105,3 +105,25 @@ TEST_CASE("the step model rejects parallel degrees the model cannot split into",
   CHECK_THROWS_AS(StepModel(m, simple_gpu(), ParallelConfig{3, 1, 0.0}, pred, {}, nullptr), InputError);
   CHECK_THROWS_AS(StepModel(m, simple_gpu(), ParallelConfig{1, 5, 0.0}, pred, {}, nullptr), InputError);
 }
+
+TEST_CASE("the vocabulary is padded to 64 and split over tensor-parallel ranks", "[cost]") {
+  struct FreeComm final : GroupComm {
+    [[nodiscard]] OpCost all_reduce(Bytes) const override { return {}; }
+    [[nodiscard]] OpCost send_recv(Bytes) const override { return {}; }
+  };
+  auto pred = std::make_shared<const RooflinePredictor>(simple_gpu());
+  auto comm = std::make_shared<const FreeComm>();
+  const ModelArch llama = llama3_8b();  // 128256 = 64 x 2004: no padding
+  CHECK(StepModel(llama, simple_gpu(), ParallelConfig{1, 1, 0.0}, pred, {}, nullptr).vocab_per_rank() == 128256);
+  CHECK(StepModel(llama, simple_gpu(), ParallelConfig{8, 1, 0.0}, pred, {}, comm).vocab_per_rank() == 16032);
+  ModelArch odd = llama;
+  odd.vocab_size = 50257;  // GPT-2's vocabulary: padded to 50304
+  const StepModel one(odd, simple_gpu(), ParallelConfig{1, 1, 0.0}, pred, {}, nullptr);
+  const StepModel four(odd, simple_gpu(), ParallelConfig{4, 1, 0.0}, pred, {}, comm);
+  CHECK(one.vocab_per_rank() == 50304);
+  CHECK(four.vocab_per_rank() == 12576);
+  // Untied embedding + LM head: 2 x padded rows x hidden x 2 bytes on top of the layers.
+  const StepModel base(llama, simple_gpu(), ParallelConfig{1, 1, 0.0}, pred, {}, nullptr);
+  CHECK(one.weight_bytes_per_gpu().v - base.weight_bytes_per_gpu().v ==
+        Approx(2.0 * double(50304 - 128256) * 4096 * 2.0));
+}
