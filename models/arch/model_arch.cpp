@@ -36,6 +36,20 @@ bool present(const nlohmann::json& j, const char* key) { return j.contains(key) 
 
 }  // namespace
 
+const char* to_string(Quantization q) { return q == Quantization::fp8 ? "fp8" : "none"; }
+
+Quantization parse_quantization(std::string_view name, const std::string& where) {
+  if (name == "none") return Quantization::none;
+  if (name == "fp8") return Quantization::fp8;
+  throw InputError(where + ": quantization '" + std::string(name) + "' is not modelled (valid: none, fp8)");
+}
+
+double ModelArch::linear_params_per_layer() const {
+  const double h = static_cast<double>(hidden_size);
+  return h * static_cast<double>(q_dim() + 2 * kv_dim()) + static_cast<double>(q_dim()) * h +
+         3.0 * h * static_cast<double>(intermediate_size);
+}
+
 double ModelArch::layer_params() const {
   const double h = static_cast<double>(hidden_size);
   const double attn = h * static_cast<double>(q_dim() + 2 * kv_dim()) + static_cast<double>(q_dim()) * h +
@@ -82,6 +96,12 @@ ModelArch ModelArch::from_hf_config(const std::string& path) {
   }
   const std::string dtype = opt_string(j, path, "torch_dtype", "bfloat16");
   if (dtype == "float32") m.weight_bytes_per_param = 4.0;
+  if (present(j, "quantization_config")) {
+    const auto& q = j.at("quantization_config");
+    if (!q.is_object()) throw InputError(path + ": key 'quantization_config' must be an object");
+    const std::string method = opt_string(q, path, "quant_method", "");
+    m.quantization = parse_quantization(method, path + ": quantization_config.quant_method");
+  }
   return m;
 }
 

@@ -3,10 +3,19 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "models/common/units.h"
 
 namespace servesim {
+
+// Weight quantization of the linear layers (q/k/v/o, gate/up/down). fp8: e4m3 weights with per-tensor scales,
+// as vLLM's `quantization="fp8"` or a checkpoint whose config.json has quantization_config.quant_method "fp8";
+// the embedding, LM head and norms stay in the checkpoint dtype.
+enum class Quantization { none, fp8 };
+[[nodiscard]] const char* to_string(Quantization q);
+// "none" | "fp8"; anything else throws InputError "<where>: ... (valid: none, fp8)".
+[[nodiscard]] Quantization parse_quantization(std::string_view name, const std::string& where);
 
 struct ModelArch {
   std::string name;
@@ -21,7 +30,8 @@ struct ModelArch {
   bool tie_word_embeddings = false;
   bool qkv_bias = false;       // Qwen2 has biases on the q, k, v projections
   double weight_bytes_per_param = 2.0;  // bf16 / fp16
-  double kv_bytes_per_element = 2.0;    // bf16 / fp16 KV cache
+  double kv_bytes_per_element = 2.0;    // bf16 / fp16 KV cache (1 with an fp8 KV cache)
+  Quantization quantization = Quantization::none;
 
   // Reads config.json; a missing or malformed field throws InputError "file: key: message".
   [[nodiscard]] static ModelArch from_hf_config(const std::string& path);
@@ -32,7 +42,16 @@ struct ModelArch {
   [[nodiscard]] double layer_params() const;
   // All parameters: layers, embedding, final norm, LM head (counted once when tied).
   [[nodiscard]] double params() const;
-  [[nodiscard]] Bytes weight_bytes() const { return Bytes{params() * weight_bytes_per_param}; }
+  // Bytes per parameter of the linear layers' weights.
+  [[nodiscard]] double linear_bytes_per_param() const {
+    return quantization == Quantization::fp8 ? 1.0 : weight_bytes_per_param;
+  }
+  // Parameters of one layer's linear weights (q/k/v/o and MLP matrices, without biases).
+  [[nodiscard]] double linear_params_per_layer() const;
+  [[nodiscard]] Bytes weight_bytes() const {
+    const double linear = static_cast<double>(num_layers) * linear_params_per_layer();
+    return Bytes{linear * linear_bytes_per_param() + (params() - linear) * weight_bytes_per_param};
+  }
   // K and V of one token over all layers, whole model (divide by TP for one GPU's share).
   [[nodiscard]] Bytes kv_bytes_per_token() const {
     return Bytes{2.0 * static_cast<double>(num_layers * num_kv_heads * head_dim) * kv_bytes_per_element};

@@ -14,11 +14,6 @@ double pairs_of(std::span<const PrefillChunk> chunks) {
   return p;
 }
 
-MeasuredCurve::Point gemm_point(std::int64_t m, std::int64_t n, std::int64_t k, double t) {
-  const GemmShape g{"", m, n, k, 2.0};
-  return {double(m), t, g.flops().v, g.bytes().v};
-}
-
 // Prefill of one causal sequence with `pairs` query-key pairs: the chunk of S tokens with S(S+1)/2 pairs.
 std::vector<PrefillChunk> equivalent_chunk(double pairs) {
   const double s = (-1.0 + std::sqrt(1.0 + 8.0 * pairs)) / 2.0;
@@ -36,17 +31,23 @@ MeasuredCurve::Point CalibratedPredictor::decode_point(const AttentionShape& a, 
 CalibratedPredictor::CalibratedPredictor(GpuSpec gpu, std::shared_ptr<const CalibrationProfile> profile)
     : gpu_(std::move(gpu)), profile_(std::move(profile)), roofline_(gpu_) {
   const RooflineFit seed{gpu_.kernel_launch.v, gpu_.achieved_flops().v, gpu_.achieved_bandwidth().v};
-  // GEMMs (bf16) by (N, K).
-  std::map<std::pair<std::int64_t, std::int64_t>, std::vector<MeasuredCurve::Point>> gemm_pts;
-  std::vector<FitPoint> all;
+  // GEMMs by (N, K, dtype); one roofline fit per precision.
+  std::map<GemmKey, std::vector<MeasuredCurve::Point>> gemm_pts;
+  std::vector<FitPoint> all, all_fp8;
   for (const auto& g : profile_->gemm) {
-    if (g.dtype != "bf16") continue;
-    auto p = gemm_point(g.m, g.n, g.k, g.median_us * 1e-6);
-    gemm_pts[{g.n, g.k}].push_back(p);
-    gemm_names_[{g.n, g.k}] = g.op;
-    all.push_back({p.flops, p.bytes, p.time_s});
+    const bool fp8 = g.dtype == "fp8_e4m3";
+    if (!fp8 && g.dtype != "bf16") continue;
+    const GemmShape shape{"", g.m, g.n, g.k, 2.0, fp8 ? 1.0 : 0.0, fp8};
+    const MeasuredCurve::Point p{double(g.m), g.median_us * 1e-6, shape.flops().v, shape.bytes().v};
+    gemm_pts[{g.n, g.k, g.dtype}].push_back(p);
+    gemm_names_[{g.n, g.k, g.dtype}] = g.op;
+    (fp8 ? all_fp8 : all).push_back({p.flops, p.bytes, p.time_s});
   }
   gemm_fit_ = fit_roofline(all, seed);
+  const double fp8_ratio = gpu_.has_fp8() ? gpu_.fp8_peak.v / gpu_.bf16_peak.v : 1.0;
+  gemm_fp8_fit_ = gemm_fit_;
+  gemm_fp8_fit_.flops_per_s *= fp8_ratio;
+  if (!all_fp8.empty()) gemm_fp8_fit_ = fit_roofline(all_fp8, gemm_fp8_fit_);
   for (auto& [key, pts] : gemm_pts) gemm_[key] = MeasuredCurve(std::move(pts));
 
   // Attention.
@@ -87,11 +88,19 @@ CalibratedPredictor::CalibratedPredictor(GpuSpec gpu, std::shared_ptr<const Cali
 }
 
 OpCost CalibratedPredictor::gemm(const GemmShape& g) const {
-  const Bound bound = roofline_.roof(g.flops(), gpu_.achieved_flops(), g.bytes()).bound;
-  const auto it = gemm_.find({g.n, g.k});
-  const double t = it == gemm_.end() ? gemm_fit_.predict(g.flops().v, g.bytes().v)
-                                     : it->second.at(double(g.m), g.flops().v, g.bytes().v, gemm_fit_);
-  return {Seconds{t}, bound};
+  const Bound bound = roofline_.gemm(g).bound;
+  const RooflineFit& fit = g.fp8 ? gemm_fp8_fit_ : gemm_fit_;
+  const double flops = g.flops().v, bytes = g.bytes().v;
+  // Measured in this precision: the curve itself.
+  const bool plain_bf16 = !g.fp8 && g.w_bytes_per_element() == g.bytes_per_element;
+  const auto own = gemm_.find({g.n, g.k, g.fp8 ? "fp8_e4m3" : "bf16"});
+  if (own != gemm_.end() && (g.fp8 || plain_bf16)) return {Seconds{own->second.at(double(g.m), flops, bytes, fit)}, bound};
+  // Otherwise the bf16 measurement of the shape, scaled by the fitted rooflines' ratio.
+  const auto base = gemm_.find({g.n, g.k, "bf16"});
+  if (base == gemm_.end()) return {Seconds{fit.predict(flops, bytes)}, bound};
+  const double bf16_bytes = GemmShape{g.op, g.m, g.n, g.k, 2.0}.bytes().v;
+  const double t = base->second.at(double(g.m), flops, bf16_bytes, gemm_fit_);
+  return {Seconds{t * fit.predict(flops, bytes) / gemm_fit_.predict(flops, bf16_bytes)}, bound};
 }
 
 template <class Map>
@@ -175,8 +184,9 @@ OpCost CalibratedPredictor::attention_decode(const AttentionShape& a, std::int64
                                         decode_attention_bytes(a, batch, kv_tokens).v)},
             roof.bound};
   }
-  // On another layout: the same KV bytes, i.e. cached tokens scaled by the KV-head ratio.
-  const double kv = double(kv_tokens) * double(a.heads_kv) / double(it->second.shape.heads_kv);
+  // On another layout or KV dtype: the same KV bytes, i.e. cached tokens scaled by the KV-head and byte ratios.
+  const auto& m = it->second.shape;
+  const double kv = double(kv_tokens) * double(a.heads_kv) * a.bytes_per_element / (double(m.heads_kv) * m.bytes_per_element);
   return {Seconds{decode_time(it->second, batch, kv)}, roof.bound};
 }
 
@@ -187,9 +197,10 @@ OpCost CalibratedPredictor::elementwise(Bytes bytes, Flops flops) const {
   return {Seconds{t}, roof.bound};
 }
 
-FamilyReport::Point CalibratedPredictor::describe_gemm(const std::string& op, double m) const {
+FamilyReport::Point CalibratedPredictor::describe_gemm(const std::string& op, const std::string& dtype,
+                                                       double m) const {
   for (const auto& g : profile_->gemm) {
-    if (g.op == op && g.dtype == "bf16" && double(g.m) == m) {
+    if (g.op == op && g.dtype == dtype && double(g.m) == m) {
       return {fmt::format("M={}", g.m), 0.0, 100.0 * (g.max_us - g.min_us) / g.median_us};
     }
   }
@@ -236,24 +247,32 @@ std::vector<FamilyReport> CalibratedPredictor::report() const {
     r.worst = std::move(pts);
   };
 
-  // GEMM: per shape, each point predicted from the others of its shape.
-  Scored all;
+  // GEMM: per shape and precision, each point predicted from the others of its shape.
+  Scored all, all_fp8;
   for (const auto& [key, curve] : gemm_) {
     const std::string& op = gemm_names_.at(key);
+    const std::string& dtype = std::get<2>(key);
+    const bool fp8 = dtype != "bf16";
+    const RooflineFit& fit = fp8 ? gemm_fp8_fit_ : gemm_fit_;
     Scored pts;
     for (std::size_t i = 0; i < curve.points().size(); ++i) {
       const auto& p = curve.points()[i];
-      auto d = describe_gemm(op, p.x);
-      d.loo_err_pct = rel(curve.without(i).at(p.x, p.flops, p.bytes, gemm_fit_), p.time_s);
+      auto d = describe_gemm(op, dtype, p.x);
+      d.loo_err_pct = rel(curve.without(i).at(p.x, p.flops, p.bytes, fit), p.time_s);
       pts.push_back(d);
     }
     for (auto d : pts) {
       d.label = op + " " + d.label;
-      all.push_back(d);
+      (fp8 ? all_fp8 : all).push_back(d);
     }
-    FamilyReport r{"gemm:" + op, 0, 0, 0, gemm_fit_, 0, {}};
+    FamilyReport r{"gemm:" + op + (fp8 ? " " + dtype : ""), 0, 0, 0, fit, 0, {}};
     finish(r, pts);
     out.push_back(r);
+  }
+  if (!all_fp8.empty()) {
+    FamilyReport g8{"gemm fp8_e4m3", 0, 0, 0, gemm_fp8_fit_, 0, {}};
+    finish(g8, all_fp8);
+    out.insert(out.begin(), g8);
   }
   FamilyReport g{"gemm", 0, 0, 0, gemm_fit_, 0, {}};
   finish(g, all);
@@ -341,7 +360,8 @@ std::vector<FamilyReport> CalibratedPredictor::report() const {
   Scored copies;
   for (const auto& m : profile_->memory) {
     if (m.op == "d2d" && m.bytes > 0) {
-      copies.push_back({fmt::format("d2d {} B", m.bytes), rel(copy_fit_.predict(0.0, 2.0 * m.bytes), m.median_us * 1e-6), 0.0});
+      copies.push_back({fmt::format("d2d {} B", m.bytes), rel(copy_fit_.predict(0.0, 2.0 * m.bytes), m.median_us * 1e-6),
+                        100.0 * (m.max_us - m.min_us) / m.median_us});
     }
   }
   FamilyReport mr{"memory_copy (fit, in-sample)", 0, 0, 0, copy_fit_, 0, {}};

@@ -1,5 +1,8 @@
 // The calibrated op-time predictor: op times interpolated on a measured profile (calibrate/data/<gpu>/).
-//   GEMM              per measured (N, K) shape: log-log in M; a shape not measured uses the GEMM family fit
+//   GEMM              per measured (N, K, dtype) shape: log-log in M; a shape not measured uses the GEMM family fit.
+//                     A precision not measured for the shape (fp8 math, fp8 weight-only) scales the bf16 curve by
+//                     the fitted rooflines' ratio; the fp8 fit is fitted to fp8 rows, or without any, the bf16 fit
+//                     at the GPU's datasheet fp8/bf16 ratio
 //   attention prefill per (heads_q, heads_kv, head_dim): log-log in query-key pairs (causal-equivalent work)
 //   attention decode  per head layout: log-log in cached tokens along each measured batch size, then log-log
 //                     across batch sizes
@@ -67,18 +70,19 @@ class CalibratedPredictor final : public OpPredictor {
   [[nodiscard]] static typename Map::const_iterator layout_for(const Map& m, const HeadKey& key);
   [[nodiscard]] double prefill_time(const MeasuredCurve& curve, const AttentionShape& measured, double pairs) const;
   // Spread (percent) of the profile row behind a point, and its label.
-  [[nodiscard]] FamilyReport::Point describe_gemm(const std::string& op, double m) const;
+  [[nodiscard]] FamilyReport::Point describe_gemm(const std::string& op, const std::string& dtype, double m) const;
   [[nodiscard]] FamilyReport::Point describe_attention(const std::string& op, const HeadKey& key, std::int64_t batch,
                                                        double x) const;
 
   GpuSpec gpu_;
   std::shared_ptr<const CalibrationProfile> profile_;
   RooflinePredictor roofline_;
-  std::map<std::pair<std::int64_t, std::int64_t>, MeasuredCurve> gemm_;  // (N, K) -> curve over M
-  std::map<std::pair<std::int64_t, std::int64_t>, std::string> gemm_names_;
+  using GemmKey = std::tuple<std::int64_t, std::int64_t, std::string>;  // N, K, dtype (bf16 | fp8_e4m3)
+  std::map<GemmKey, MeasuredCurve> gemm_;                                // curve over M
+  std::map<GemmKey, std::string> gemm_names_;
   std::map<HeadKey, MeasuredCurve> prefill_;  // curve over pairs
   std::map<HeadKey, DecodeLines> decode_;
-  RooflineFit gemm_fit_, prefill_fit_, decode_fit_, copy_fit_;
+  RooflineFit gemm_fit_, gemm_fp8_fit_, prefill_fit_, decode_fit_, copy_fit_;
 };
 
 }  // namespace servesim

@@ -26,15 +26,24 @@ struct OpCost {
 
 // Y[m,n] = X[m,k] . W[n,k]^T; `op` names the layer (qkv, o, gate_up, down, lm_head) so that a calibrated
 // predictor can use that layer's own measurements.
+// Precision: bf16 (bytes_per_element 2 everywhere); fp8 weights (weight_bytes_per_element 1) with bf16 math where
+// the GPU lacks fp8 tensor cores (weight-only, W8A16); fp8 math (W8A8: X quantized to 1-byte fp8, Y in bf16).
 struct GemmShape {
   std::string_view op;
   std::int64_t m = 0;
   std::int64_t n = 0;
   std::int64_t k = 0;
-  double bytes_per_element = 2.0;
+  double bytes_per_element = 2.0;         // X and Y
+  double weight_bytes_per_element = 0.0;  // W; 0 = bytes_per_element
+  bool fp8 = false;                       // fp8 tensor-core math
   [[nodiscard]] Flops flops() const { return Flops{2.0 * double(m) * double(n) * double(k)}; }
+  [[nodiscard]] double x_bytes_per_element() const { return fp8 ? 1.0 : bytes_per_element; }
+  [[nodiscard]] double w_bytes_per_element() const {
+    return weight_bytes_per_element > 0 ? weight_bytes_per_element : bytes_per_element;
+  }
   [[nodiscard]] Bytes bytes() const {
-    return Bytes{(double(m) * double(k) + double(n) * double(k) + double(m) * double(n)) * bytes_per_element};
+    return Bytes{double(m) * double(k) * x_bytes_per_element() + double(n) * double(k) * w_bytes_per_element() +
+                 double(m) * double(n) * bytes_per_element};
   }
 };
 

@@ -47,7 +47,8 @@ OpCost RooflinePredictor::roof(Flops flops, FlopsPerSec rate, Bytes bytes) const
 }
 
 OpCost RooflinePredictor::gemm(const GemmShape& g) const {
-  OpCost c = roof(g.flops(), gpu_.achieved_flops(), g.bytes());
+  const FlopsPerSec rate = g.fp8 && gpu_.has_fp8() ? gpu_.achieved_fp8_flops() : gpu_.achieved_flops();
+  OpCost c = roof(g.flops(), rate, g.bytes());
   c.time += gpu_.kernel_launch;
   return c;
 }

@@ -75,12 +75,13 @@ Bytes StepModel::weight_bytes_per_gpu() const {
   // One GPU's share of a layer: q and o split t ways, K and V heads split (or replicated when t exceeds them).
   const double h = double(arch_.hidden_size);
   const double qkv_out = double(qkv_width());
-  const double layer = h * qkv_out + (arch_.qkv_bias ? qkv_out : 0.0) + double(arch_.q_dim()) / t * h +
-                       3.0 * h * double(arch_.intermediate_size) / t + 2.0 * h;
-  const double layers = double(layers_per_stage_) * layer;
+  const double linear = h * qkv_out + double(arch_.q_dim()) / t * h + 3.0 * h * double(arch_.intermediate_size) / t;
+  const double other = (arch_.qkv_bias ? qkv_out : 0.0) + 2.0 * h;  // biases and norms
+  const double layers = double(layers_per_stage_) *
+                        (linear * arch_.linear_bytes_per_param() + other * arch_.weight_bytes_per_param);
   const double embed = double(vocab_per_rank() * arch_.hidden_size);
   const double head = arch_.tie_word_embeddings ? 0.0 : embed;
-  return Bytes{(layers + embed + head) * arch_.weight_bytes_per_param};
+  return Bytes{layers + (embed + head) * arch_.weight_bytes_per_param};
 }
 
 Bytes StepModel::kv_bytes_per_token_per_gpu() const {
@@ -103,12 +104,17 @@ StepModel::Times StepModel::dense_part(std::int64_t T, Sink& sink) const {
     sink.add(name, f, by, c, all_layers);
     layer += c.time;
   };
-  auto gemm = [&](const char* name, std::int64_t n, std::int64_t k) {
-    const GemmShape g{name, T, n, k, e};
-    op(name, g.flops(), g.bytes(), predictor_->gemm(g));
-  };
   auto elementwise = [&](const char* name, double bytes, double flops) {
     op(name, Flops{flops}, Bytes{bytes}, predictor_->elementwise(Bytes{bytes}, Flops{flops}));
+  };
+  // fp8 weights: fp8 math on GPUs with fp8 tensor cores, the activation quantized per token by its own kernel
+  // first (read bf16, write fp8: absmax + scale); elsewhere weight-only (bf16 math, 1-byte weights).
+  const bool fp8_weights = arch_.quantization == Quantization::fp8;
+  const bool fp8_math = fp8_weights && gpu_.has_fp8();
+  auto gemm = [&](const char* name, const char* quant_name, std::int64_t n, std::int64_t k) {
+    if (fp8_math) elementwise(quant_name, double(T) * double(k) * (e + 1.0), 3.0 * double(T) * double(k));
+    const GemmShape g{name, T, n, k, e, fp8_weights ? 1.0 : 0.0, fp8_math};
+    op(name, g.flops(), g.bytes(), predictor_->gemm(g));
   };
   auto all_reduce = [&](const char* name) {
     if (t == 1) return;
@@ -117,15 +123,15 @@ StepModel::Times StepModel::dense_part(std::int64_t T, Sink& sink) const {
   };
   const double qkv_heads = double((attn_.heads_q + attn_.heads_kv) * attn_.head_dim);
   elementwise("attn_norm", 2.0 * act + double(h) * e, 4.0 * double(T * h));
-  gemm("qkv", qkv_width(), h);
+  gemm("qkv", "qkv_input_quant", qkv_width(), h);
   elementwise("rope", 2.0 * double(T) * qkv_heads * e, 6.0 * double(T) * qkv_heads);
-  gemm("o", h, arch_.q_dim() / t);
+  gemm("o", "o_input_quant", h, arch_.q_dim() / t);
   all_reduce("tp_all_reduce_attn");
   elementwise("mlp_norm", 3.0 * act + double(h) * e, 5.0 * double(T * h));  // residual add + RMSNorm
-  gemm("gate_up", 2 * arch_.intermediate_size / t, h);
+  gemm("gate_up", "gate_up_input_quant", 2 * arch_.intermediate_size / t, h);
   elementwise("act_mul", 3.0 * double(T) * double(arch_.intermediate_size / t) * e,
               5.0 * double(T) * double(arch_.intermediate_size / t));
-  gemm("down", h, arch_.intermediate_size / t);
+  gemm("down", "down_input_quant", h, arch_.intermediate_size / t);
   all_reduce("tp_all_reduce_mlp");
 
   const OpCost embed = predictor_->elementwise(Bytes{2.0 * act}, Flops{0.0});

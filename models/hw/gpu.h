@@ -22,6 +22,8 @@ struct GpuSpec {
   BytesPerSec pcie_bandwidth{0.0};
 
   [[nodiscard]] FlopsPerSec achieved_flops() const { return bf16_peak * gemm_efficiency; }
+  [[nodiscard]] bool has_fp8() const { return fp8_peak.v > 0; }
+  [[nodiscard]] FlopsPerSec achieved_fp8_flops() const { return fp8_peak * gemm_efficiency; }
   [[nodiscard]] BytesPerSec achieved_bandwidth() const { return memory_bandwidth * memory_efficiency; }
 };
 

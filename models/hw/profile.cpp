@@ -108,8 +108,12 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
   }
   if (fs::exists(d / "memory.csv")) {
     for (const auto& r : read_profile_csv((d / "memory.csv").string(), {"op", "bytes", "median_us", "min_us", "max_us"})) {
-      const MemorySample m{r.fields[0], r.number(1, "bytes"), r.number(2, "median_us")};
+      const MemorySample m{r.fields[0], r.number(1, "bytes"), r.number(2, "median_us"), r.number(3, "min_us"),
+                           r.number(4, "max_us")};
       if (m.bytes < 0 || m.median_us <= 0) throw InputError(r.where + ": bytes must be >= 0 and times > 0");
+      if (!(m.min_us <= m.median_us && m.median_us <= m.max_us)) {
+        throw InputError(r.where + ": times must satisfy min_us <= median_us <= max_us");
+      }
       p.memory.push_back(m);
     }
   }

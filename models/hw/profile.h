@@ -27,7 +27,7 @@ struct AttentionSample {
 struct MemorySample {
   std::string op;  // d2d | h2d_pinned | d2h_pinned | launch | launch_host
   double bytes = 0;
-  double median_us = 0;
+  double median_us = 0, min_us = 0, max_us = 0;
 };
 
 struct CollectiveRow {

@@ -95,6 +95,9 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
     model_path = s.paths.resolve(model_path);
   }
   s.arch = ModelArch::from_hf_config(model_path);
+  if (model.has("quantization")) {
+    s.arch.quantization = parse_quantization(model.str("quantization"), model.where("quantization") + ": model.quantization");
+  }
 
   // [hardware]
   const Config hw = cfg_.table("hardware");
@@ -196,6 +199,13 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   if (!lim.chunked_prefill && lim.max_num_batched_tokens < s.replica.max_model_len) {
     eng.fail("max_num_batched_tokens", "must be >= max_model_len (" + std::to_string(s.replica.max_model_len) +
                                            ") when chunked prefill is disabled");
+  }
+  // vLLM's --kv-cache-dtype: "auto" keeps the model dtype; the fp8 formats store K and V in one byte.
+  const std::string kv_dtype = eng.str_or("kv_cache_dtype", "auto");
+  if (kv_dtype == "fp8" || kv_dtype == "fp8_e4m3" || kv_dtype == "fp8_e5m2") {
+    s.arch.kv_bytes_per_element = 1.0;
+  } else if (kv_dtype != "auto") {
+    eng.fail("kv_cache_dtype", "unknown KV-cache dtype '" + kv_dtype + "' (valid: auto, fp8, fp8_e4m3, fp8_e5m2)");
   }
   const Config sched = eng.table_or_empty("scheduler");
   s.scheduler_impl = sched.str_or("impl", "vllm");

@@ -1,0 +1,155 @@
+// fp8 weights and fp8 KV cache: exact roofline GEMM costs, weight and KV sizes, config and scenario keys, and the
+// calibrated predictor's use of fp8 measurements (or, without them, of the bf16 curve scaled by the fits).
+#include <catch2/catch.hpp>
+
+#include "helpers.h"
+#include "models/arch/model_arch.h"
+#include "models/cost/calibrated.h"
+#include "models/cost/roofline.h"
+#include "models/cost/step_model.h"
+#include "sim/cli/scenario.h"
+
+using namespace servesim;
+
+namespace {
+
+GpuSpec fp8_gpu() {
+  GpuSpec g;
+  g.name = "test";
+  g.bf16_peak = FlopsPerSec{1000e12};
+  g.fp8_peak = FlopsPerSec{2000e12};
+  g.memory = Bytes{80e9};
+  g.memory_bandwidth = BytesPerSec{4e12};
+  g.gemm_efficiency = 0.5;    // 500 TFLOP/s bf16, 1000 TFLOP/s fp8
+  g.memory_efficiency = 0.5;  // 2 TB/s
+  g.kernel_launch = Seconds{1e-6};
+  return g;
+}
+
+ModelArch llama3_8b() { return ModelArch::from_hf_config(test::scenario_path("models/llama-3-8b.json")); }
+
+std::string scenario(const std::filesystem::path& dir, const std::string& extra) {
+  return test::write_file(dir / "s.toml", test::base_scenario_text() + extra +
+                                              "[workload]\nnum_requests = 1\n[workload.arrival]\nimpl = \"poisson\"\n"
+                                              "rate = 1.0\n[workload.prompt_tokens]\nimpl = \"fixed\"\nvalue = 10\n"
+                                              "[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 10\n");
+}
+
+}  // namespace
+
+TEST_CASE("fp8 GEMMs: 1-byte inputs, bf16 output, the fp8 rate where the GPU has one", "[quant]") {
+  const RooflinePredictor r(fp8_gpu());
+  // Compute-bound: 2 x 8192 x 8192 x 8192 FLOPs at 1000 TFLOP/s + 1 us.
+  const GemmShape big{"x", 8192, 8192, 8192, 2.0, 1.0, true};
+  CHECK(r.gemm(big).time.v == Approx(2.0 * 8192.0 * 8192 * 8192 / 1000e12 + 1e-6).epsilon(1e-12));
+  // Memory-bound: X and W at 1 byte, Y at 2 bytes, over 2 TB/s + 1 us.
+  const GemmShape small{"x", 1, 4096, 4096, 2.0, 1.0, true};
+  CHECK(small.bytes().v == 4096.0 + 4096.0 * 4096 + 2.0 * 4096);
+  CHECK(r.gemm(small).time.v == Approx(small.bytes().v / 2e12 + 1e-6).epsilon(1e-12));
+  // Without fp8 tensor cores the math runs at the bf16 rate.
+  GpuSpec old = fp8_gpu();
+  old.fp8_peak = FlopsPerSec{0.0};
+  CHECK(RooflinePredictor(old).gemm(big).time.v == Approx(2.0 * 8192.0 * 8192 * 8192 / 500e12 + 1e-6).epsilon(1e-12));
+  // Weight-only fp8 (bf16 math): X and Y at 2 bytes, W at 1.
+  const GemmShape w8a16{"x", 1, 4096, 4096, 2.0, 1.0, false};
+  CHECK(w8a16.bytes().v == 2.0 * 4096 + 4096.0 * 4096 + 2.0 * 4096);
+}
+
+TEST_CASE("fp8 weights halve the linear layers only; the step model adds the activation quantization", "[quant]") {
+  const ModelArch bf16 = llama3_8b();
+  ModelArch fp8 = bf16;
+  fp8.quantization = Quantization::fp8;
+  // Llama-3-8B: 4096 x (4096 + 2 x 1024) + 4096 x 4096 + 3 x 4096 x 14336 = 218103808 linear parameters per layer.
+  CHECK(bf16.linear_params_per_layer() == 218103808.0);
+  CHECK(bf16.weight_bytes().v - fp8.weight_bytes().v == 32.0 * 218103808.0);
+  auto pred = std::make_shared<const RooflinePredictor>(fp8_gpu());
+  const StepModel m16(bf16, fp8_gpu(), ParallelConfig{}, pred, {}, nullptr);
+  const StepModel m8(fp8, fp8_gpu(), ParallelConfig{}, pred, {}, nullptr);
+  CHECK(m16.weight_bytes_per_gpu().v - m8.weight_bytes_per_gpu().v == 32.0 * 218103808.0);
+  // A decode step of 64 sequences: faster with fp8 weights, and the breakdown shows the quantization kernels.
+  BatchShape b;
+  b.num_decodes = 64;
+  b.decode_context_tokens = 64 * 1024;
+  b.num_sampled = 64;
+  CHECK(m8.step_time(b).v < m16.step_time(b).v);
+  const auto ops = m8.breakdown(b);
+  bool quant = false;
+  for (const auto& o : ops.ops) quant = quant || o.name == "down_input_quant";
+  CHECK(quant);
+}
+
+TEST_CASE("fp8 from config.json's quantization_config; other methods are refused", "[quant][bad-input]") {
+  const auto dir = test::temp_dir("quantcfg");
+  std::string text = test::read_file(test::scenario_path("models/llama-3-8b.json"));
+  const auto brace = text.rfind('}');
+  const std::string fp8 = text.substr(0, brace) + ", \"quantization_config\": {\"quant_method\": \"fp8\", "
+                                                  "\"activation_scheme\": \"dynamic\"}}";
+  CHECK(ModelArch::from_hf_config(test::write_file(dir / "fp8.json", fp8)).quantization == Quantization::fp8);
+  const std::string awq = text.substr(0, brace) + ", \"quantization_config\": {\"quant_method\": \"awq\"}}";
+  const std::string msg = test::input_error([&] { (void)ModelArch::from_hf_config(test::write_file(dir / "awq.json", awq)); });
+  CHECK(msg.find("awq.json") != std::string::npos);
+  CHECK(msg.find("quant_method") != std::string::npos);
+  CHECK(msg.find("valid: none, fp8") != std::string::npos);
+}
+
+TEST_CASE("scenario keys: model.quantization and engine.kv_cache_dtype", "[quant]") {
+  const auto dir = test::temp_dir("quantscn");
+  const ScenarioLoader base(scenario(dir, ""), {});
+  const ScenarioLoader kv8(scenario(dir, "[engine]\nkv_cache_dtype = \"fp8\"\n"), {});
+  // Same memory for the KV cache, half the bytes per token: twice the blocks (give or take the rounding).
+  const double ratio = double(kv8.scenario().replica.num_kv_blocks) / double(base.scenario().replica.num_kv_blocks);
+  CHECK(ratio == Approx(2.0).epsilon(1e-3));
+  ScenarioOptions fp8_weights;
+  fp8_weights.sets.emplace_back("model.quantization", "\"fp8\"");
+  const ScenarioLoader w8(scenario(dir, "[engine]\n"), fp8_weights);
+  CHECK(w8.scenario().step_model->weight_bytes_per_gpu().v < 0.6 * base.scenario().step_model->weight_bytes_per_gpu().v);
+  CHECK(w8.scenario().replica.num_kv_blocks > base.scenario().replica.num_kv_blocks);
+
+  const auto bad_q = test::run_cli("run " + scenario(dir, "") + " --set model.quantization='\"int4\"'");
+  CHECK(bad_q.code == 2);
+  CHECK(bad_q.output.find("model.quantization") != std::string::npos);
+  CHECK(test::count_lines(bad_q.output) == 1);
+  const auto bad_kv = test::run_cli("run " + scenario(dir, "[engine]\nkv_cache_dtype = \"int8\"\n"));
+  CHECK(bad_kv.code == 2);
+  CHECK(bad_kv.output.find("kv_cache_dtype") != std::string::npos);
+}
+
+TEST_CASE("calibrated fp8 GEMMs: measured fp8 rows, or the bf16 curve scaled by the fits", "[quant][calibrated]") {
+  const Config catalog = Config::from_file(test::scenario_path("hardware/gpus.toml"));
+  const GpuSpec h200 = load_gpu(catalog, "h200", "test");
+  auto shipped = std::make_shared<const CalibrationProfile>(
+      CalibrationProfile::load(test::source_dir() + "/calibrate/data/h200"));
+  const CalibratedPredictor p(h200, shipped);
+  std::map<std::string, FamilyReport> by;
+  for (const auto& r : p.report()) by[r.family] = r;
+  const RooflineFit bf16_fit = by.at("gemm").fit;
+  RooflineFit fp8_fit = bf16_fit;
+  fp8_fit.flops_per_s *= h200.fp8_peak.v / h200.bf16_peak.v;
+  for (const std::int64_t m : {1, 16384}) {
+    double measured = 0;
+    for (const auto& g : shipped->gemm) {
+      if (g.op == "l8b_qkv" && g.m == m) measured = g.median_us * 1e-6;
+    }
+    const GemmShape g16{"qkv", m, 6144, 4096, 2.0};
+    const GemmShape g8{"qkv", m, 6144, 4096, 2.0, 1.0, true};
+    const double expect = measured * fp8_fit.predict(g8.flops().v, g8.bytes().v) /
+                          bf16_fit.predict(g16.flops().v, g16.bytes().v);
+    CHECK(p.gemm(g8).time.v == Approx(expect).epsilon(1e-12));
+    CHECK(p.gemm(g8).time.v < measured);
+  }
+
+  // A profile with fp8 rows: they are used as measured.
+  const auto dir = test::temp_dir("fp8profile");
+  test::write_file(dir / "profile.json", "{\"gpu\": \"h200\"}");
+  test::write_file(dir / "gemm.csv",
+                   "op,M,N,K,dtype,median_us,min_us,max_us\n"
+                   "qkv,1,6144,4096,bf16,20,19,21\nqkv,1024,6144,4096,bf16,70,69,71\nqkv,16384,6144,4096,bf16,1190,1180,1200\n"
+                   "qkv,1,6144,4096,fp8_e4m3,12,11,13\nqkv,1024,6144,4096,fp8_e4m3,40,39,41\n"
+                   "qkv,16384,6144,4096,fp8_e4m3,640,630,650\n");
+  const CalibratedPredictor q(h200, std::make_shared<const CalibrationProfile>(CalibrationProfile::load(dir.string())));
+  CHECK(q.gemm(GemmShape{"qkv", 1024, 6144, 4096, 2.0, 1.0, true}).time.v == Approx(40e-6).epsilon(1e-12));
+  CHECK(q.gemm(GemmShape{"qkv", 1024, 6144, 4096, 2.0}).time.v == Approx(70e-6).epsilon(1e-12));
+  bool fp8_row = false;
+  for (const auto& r : q.report()) fp8_row = fp8_row || (r.family == "gemm:qkv fp8_e4m3" && r.points == 3);
+  CHECK(fp8_row);
+}
