@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "models/common/error.h"
+#include "models/hw/gpu.h"
 
 namespace servesim::test {
 
@@ -35,6 +36,21 @@ inline std::string read_file(const std::filesystem::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A GPU with round numbers for exact-value tests: 1000 TFLOP/s bf16 peak (500 achieved), 4 TB/s (2 achieved),
+// 1 us launch, 80 GB; fp8_tflops as given (0 = none).
+inline GpuSpec simple_gpu(double fp8_tflops = 0.0) {
+  GpuSpec g;
+  g.name = "test";
+  g.bf16_peak = FlopsPerSec{1000e12};
+  g.fp8_peak = FlopsPerSec{fp8_tflops * 1e12};
+  g.memory = Bytes{80e9};
+  g.memory_bandwidth = BytesPerSec{4e12};
+  g.gemm_efficiency = 0.5;
+  g.memory_efficiency = 0.5;
+  g.kernel_launch = Seconds{1e-6};
+  return g;
 }
 
 // A scenario for Llama-3-8B on one H100 that tests modify through the text `extra` (appended tables).

@@ -15,16 +15,23 @@ double us_of(const std::string& toml, const std::string& key) {
   return std::stod(toml.substr(p + key.size() + 4));
 }
 
+// 300 quickstart requests run with a planted overhead (700 us/step + 25 us/request + 0.5 us/token); returns
+// the JSONL of their token times.
+std::string planted_run(const std::filesystem::path& dir) {
+  const std::string planted = (dir / "planted.jsonl").string();
+  const auto gen = test::run_cli("run " + test::scenario_path("quickstart.toml") + " --set workload.num_requests=300" +
+                                 " --set 'engine.overhead={per_step=\"700us\", per_request=\"25us\", per_token=\"0.5us\"}'" +
+                                 " --out " + (dir / "run").string() + " --tokens-out " + planted);
+  REQUIRE(gen.code == 0);
+  return planted;
+}
+
 }  // namespace
 
 TEST_CASE("calibrate trace recovers a planted per-step overhead; validate agrees", "[calibrate-trace]") {
   const auto dir = test::temp_dir("planted");
   const std::string q = test::scenario_path("quickstart.toml");
-  const std::string planted = (dir / "planted.jsonl").string();
-  const auto gen = test::run_cli("run " + q + " --set workload.num_requests=300" +
-                                 " --set 'engine.overhead={per_step=\"700us\", per_request=\"25us\", per_token=\"0.5us\"}'" +
-                                 " --out " + (dir / "run").string() + " --tokens-out " + planted);
-  REQUIRE(gen.code == 0);
+  const std::string planted = planted_run(dir);
   // The default overhead of the scenario (400 us + 10 us/request) is the starting point.
   const std::string fitted = (dir / "fitted.toml").string();
   const auto fit = test::run_cli("calibrate trace " + planted + " --scenario " + q + " --out " + fitted);
@@ -78,11 +85,7 @@ TEST_CASE("a number that overflows a double in a measured run is an input error"
 TEST_CASE("calibrate trace groups jittered client timestamps with a wider window", "[calibrate-trace]") {
   const auto dir = test::temp_dir("jitter");
   const std::string q = test::scenario_path("quickstart.toml");
-  const std::string planted = (dir / "planted.jsonl").string();
-  const auto gen = test::run_cli("run " + q + " --set workload.num_requests=300" +
-                                 " --set 'engine.overhead={per_step=\"700us\", per_request=\"25us\", per_token=\"0.5us\"}'" +
-                                 " --out " + (dir / "run").string() + " --tokens-out " + planted);
-  REQUIRE(gen.code == 0);
+  const std::string planted = planted_run(dir);
   // Each token time is moved later by 0..40 us (deterministic): the tokens of one step no longer share a time.
   std::istringstream in(test::read_file(planted));
   std::string line, jittered;

@@ -13,18 +13,7 @@ using namespace servesim;
 
 namespace {
 
-GpuSpec fp8_gpu() {
-  GpuSpec g;
-  g.name = "test";
-  g.bf16_peak = FlopsPerSec{1000e12};
-  g.fp8_peak = FlopsPerSec{2000e12};
-  g.memory = Bytes{80e9};
-  g.memory_bandwidth = BytesPerSec{4e12};
-  g.gemm_efficiency = 0.5;    // 500 TFLOP/s bf16, 1000 TFLOP/s fp8
-  g.memory_efficiency = 0.5;  // 2 TB/s
-  g.kernel_launch = Seconds{1e-6};
-  return g;
-}
+GpuSpec fp8_gpu() { return test::simple_gpu(2000.0); }  // 500 TFLOP/s bf16, 1000 fp8, 2 TB/s achieved
 
 ModelArch llama3_8b() { return ModelArch::from_hf_config(test::scenario_path("models/llama-3-8b.json")); }
 

@@ -12,17 +12,7 @@ namespace {
 
 ModelArch llama3_8b() { return ModelArch::from_hf_config(test::scenario_path("models/llama-3-8b.json")); }
 
-GpuSpec simple_gpu() {
-  GpuSpec g;
-  g.name = "test";
-  g.bf16_peak = FlopsPerSec{1000e12};
-  g.memory = Bytes{80e9};
-  g.memory_bandwidth = BytesPerSec{4e12};
-  g.gemm_efficiency = 0.5;       // achieved 500 TFLOP/s
-  g.memory_efficiency = 0.5;     // achieved 2 TB/s
-  g.kernel_launch = Seconds{1e-6};
-  return g;
-}
+GpuSpec simple_gpu() { return test::simple_gpu(); }  // 500 TFLOP/s, 2 TB/s achieved, 1 us launch
 
 }  // namespace
 
