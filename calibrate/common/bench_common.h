@@ -6,7 +6,9 @@
 //   * fill_normal(): device-side, hash-based pseudo-random N(0, scale^2) fill (Box–Muller on a
 //     SplitMix64-style hash of the element index), so inputs are never zeros and no curand is needed.
 //   * Small command-line helpers: sizes with K/M/G suffixes (powers of 1024), integer lists.
-//   * Device description lines written as "# key: value" comments at the top of every CSV.
+//   * Timing of back-to-back calls, replayed from a CUDA graph or issued eagerly (Timing, time_calls()).
+//   * Device description lines written as "# key: value" comments at the top of every CSV, and CsvWriter,
+//     which keeps an output CSV complete on disk after every row.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -14,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -159,23 +162,41 @@ inline std::string device_name(int dev) {
   return prop.name;
 }
 
-// Writes "# key: value" lines describing the device and CUDA versions (no host names, no paths).
-inline void write_device_comments(FILE* f, int dev) {
+// printf into a std::string.
+__attribute__((format(printf, 1, 2))) inline std::string strprintf(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  va_list ap2;
+  va_copy(ap2, ap);
+  const int n = std::vsnprintf(nullptr, 0, fmt, ap);
+  va_end(ap);
+  std::string s(n > 0 ? static_cast<size_t>(n) : 0, '\0');
+  if (n > 0) std::vsnprintf(&s[0], s.size() + 1, fmt, ap2);
+  va_end(ap2);
+  return s;
+}
+
+// "# key: value" lines describing the device and CUDA versions (no host names, no paths).
+inline std::string device_comments(int dev) {
   int runtime = 0, driver = 0;
   CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
   CUDA_CHECK(cudaDriverGetVersion(&driver));
   size_t free_b = 0, total_b = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-  std::fprintf(f, "# gpu: %s\n", device_name(dev).c_str());
-  std::fprintf(f, "# compute_capability: %d.%d\n",
-               device_attr(cudaDevAttrComputeCapabilityMajor, dev),
-               device_attr(cudaDevAttrComputeCapabilityMinor, dev));
-  std::fprintf(f, "# sms: %d\n", device_attr(cudaDevAttrMultiProcessorCount, dev));
-  std::fprintf(f, "# l2_bytes: %d\n", device_attr(cudaDevAttrL2CacheSize, dev));
-  std::fprintf(f, "# mem_bytes: %zu\n", total_b);
-  std::fprintf(f, "# cuda_runtime: %d.%d\n", runtime / 1000, (runtime % 1000) / 10);
-  std::fprintf(f, "# cuda_driver_api: %d.%d\n", driver / 1000, (driver % 1000) / 10);
+  std::string s;
+  s += "# gpu: " + device_name(dev) + "\n";
+  s += strprintf("# compute_capability: %d.%d\n", device_attr(cudaDevAttrComputeCapabilityMajor, dev),
+                 device_attr(cudaDevAttrComputeCapabilityMinor, dev));
+  s += strprintf("# sms: %d\n", device_attr(cudaDevAttrMultiProcessorCount, dev));
+  s += strprintf("# l2_bytes: %d\n", device_attr(cudaDevAttrL2CacheSize, dev));
+  s += strprintf("# mem_bytes: %zu\n", total_b);
+  s += strprintf("# cuda_runtime: %d.%d\n", runtime / 1000, (runtime % 1000) / 10);
+  s += strprintf("# cuda_driver_api: %d.%d\n", driver / 1000, (driver % 1000) / 10);
+  return s;
 }
+
+// Writes device_comments() to f (servesim-nccl-sweep, which writes its CSV directly).
+inline void write_device_comments(FILE* f, int dev) { std::fputs(device_comments(dev).c_str(), f); }
 
 inline FILE* open_csv(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "w");
@@ -185,5 +206,170 @@ inline FILE* open_csv(const std::string& path) {
   }
   return f;
 }
+
+// ---- timing of back-to-back calls ----------------------------------------------------------------
+
+// How back-to-back calls are timed.
+//   kGraph: the calls are captured once into a CUDA graph; each repetition times one launch of the graph
+//           between two CUDA events. The GPU runs the calls back to back without waiting for the host, so
+//           the result is the GPU-side time per call, as in an engine that runs its decode steps as CUDA
+//           graphs (vLLM, SGLang, TensorRT-LLM).
+//   kEager: each repetition records an event, issues the calls one by one from the host, records another
+//           event. Wherever a call needs less GPU time than the host needs to issue it, the GPU waits for
+//           the host and the result is the host's launch rate (several µs per call, with its jitter).
+enum class Timing { kGraph, kEager };
+
+inline const char* timing_name(Timing t) { return t == Timing::kGraph ? "graph" : "eager"; }
+
+inline Timing parse_timing(const std::string& s) {
+  if (s == "graph") return Timing::kGraph;
+  if (s == "eager") return Timing::kEager;
+  ARG_FAIL("--timing must be graph or eager, not '%s'", s.c_str());
+}
+
+// Untimed launches of a freshly instantiated graph before its timed launches.
+constexpr int kGraphWarmupReplays = 2;
+
+// Captures issue(0) … issue(calls - 1) on `stream` into a CUDA graph (global capture mode) and instantiates
+// it into *exec. issue(i) enqueues one call and returns false, after printing why, when the call failed.
+// Returns false, with the reason in *why, when a call, the capture or the instantiation failed; the stream
+// is then out of capture mode and the (non-sticky) capture error is cleared, so eager calls can follow.
+template <typename Issue>
+bool capture_graph(cudaStream_t stream, int calls, Issue&& issue, cudaGraphExec_t* exec, std::string* why) {
+  cudaError_t err = cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
+  if (err != cudaSuccess) {
+    *why = std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(err);
+    (void)cudaGetLastError();  // reported through *why; clear it so that the eager fallback starts clean
+    return false;
+  }
+  bool issued = true;
+  for (int i = 0; i < calls && issued; ++i) issued = issue(i);
+  cudaGraph_t graph = nullptr;
+  err = cudaStreamEndCapture(stream, &graph);  // also after a failed call: it ends capture mode
+  bool ok = false;
+  if (!issued) *why = "a call failed during capture";
+  else if (err != cudaSuccess) *why = std::string("cudaStreamEndCapture: ") + cudaGetErrorString(err);
+  else if ((err = cudaGraphInstantiateWithFlags(exec, graph, 0)) != cudaSuccess)
+    *why = std::string("cudaGraphInstantiateWithFlags: ") + cudaGetErrorString(err);
+  else ok = true;
+  if (graph) CUDA_CHECK(cudaGraphDestroy(graph));  // the executable graph keeps what it needs
+  if (!ok) (void)cudaGetLastError();              // reported through *why; clear it (see above)
+  return ok;
+}
+
+// Result of time_calls().
+struct CallTimes {
+  Stats stats;                   // µs per call over the repetitions
+  Timing used = Timing::kEager;  // kEager also when a graph was asked for and could not be captured
+  int calls = 0;                 // calls per timed repetition
+  std::string fallback;          // why the graph could not be captured (empty otherwise)
+};
+
+// Times back-to-back calls issue(slot) on `stream`, where slot = call number % period selects the
+// rotating buffer set the call uses (period = 1: no rotation); issue returns false, after printing why,
+// when the call failed. First `warmup` calls are issued eagerly and untimed (in graph mode too, so that
+// one-time work of a first call, such as loading kernels, happens before the capture). Then:
+//   eager: each of `reps` repetitions times `iters` calls; the rotation runs on across repetitions.
+//   graph: one graph holds `iters` calls rounded up to a multiple of `period` (so that the rotation runs on
+//          across launches), is launched kGraphWarmupReplays times untimed, then once per repetition. If it
+//          cannot be captured, the calls are timed eagerly and CallTimes::fallback says why.
+// Time per call = elapsed / calls per repetition.
+template <typename Issue>
+CallTimes time_calls(cudaStream_t stream, Timing timing, int iters, int reps, int warmup, int period, Issue&& issue) {
+  CallTimes out;
+  long next = 0;  // eager call number
+  auto issue_eager = [&]() {
+    if (!issue(static_cast<int>(next++ % period))) {
+      std::fprintf(stderr, "error: a timed call failed\n");
+      std::exit(1);
+    }
+  };
+  for (int i = 0; i < warmup; ++i) issue_eager();
+  CUDA_CHECK(cudaStreamSynchronize(stream));
+
+  cudaGraphExec_t exec = nullptr;
+  if (timing == Timing::kGraph) {
+    const int calls = (iters + period - 1) / period * period;
+    if (capture_graph(stream, calls, [&](int i) { return issue(i % period); }, &exec, &out.fallback)) {
+      out.used = Timing::kGraph;
+      out.calls = calls;
+      for (int i = 0; i < kGraphWarmupReplays; ++i) CUDA_CHECK(cudaGraphLaunch(exec, stream));
+      CUDA_CHECK(cudaStreamSynchronize(stream));
+    }
+  }
+  if (out.used == Timing::kEager) out.calls = iters;
+
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  std::vector<double> per_call_us;
+  for (int r = 0; r < reps; ++r) {
+    CUDA_CHECK(cudaEventRecord(start, stream));
+    if (out.used == Timing::kGraph) {
+      CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    } else {
+      for (int i = 0; i < iters; ++i) issue_eager();
+    }
+    CUDA_CHECK(cudaEventRecord(stop, stream));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    per_call_us.push_back(1000.0 * ms / out.calls);
+  }
+  CUDA_CHECK(cudaEventDestroy(start));
+  CUDA_CHECK(cudaEventDestroy(stop));
+  if (exec) CUDA_CHECK(cudaGraphExecDestroy(exec));
+  out.stats = summarize(per_call_us);
+  return out;
+}
+
+// ---- output CSV ----------------------------------------------------------------------------------
+
+// An output CSV held in memory and rewritten whole after every row: the file on disk is always complete
+// (an interrupted run keeps its rows), and its comment header can state what is only known while
+// measuring, namely the rows that were asked to be graph-timed but were timed eagerly because their graph
+// could not be captured. The "# timing:" line is written just before the column header:
+//   # timing: graph
+//   # timing: graph; eager fallback (graph capture failed) for 2 row(s): qkv bf16 M=1, qkv bf16 M=2
+class CsvWriter {
+ public:
+  CsvWriter(std::string path, Timing timing, std::string comments, std::string header)
+      : path_(std::move(path)), timing_(timing), comments_(std::move(comments)), header_(std::move(header)) {}
+
+  void add_row(const std::string& row) {
+    rows_ += row + "\n";
+    write();
+  }
+
+  // Records that `row_name` was timed eagerly although graph timing was asked for.
+  void add_fallback(const std::string& row_name) { fallbacks_.push_back(row_name); }
+
+  void write() const {
+    FILE* f = std::fopen(path_.c_str(), "w");
+    if (!f) {
+      std::fprintf(stderr, "error: cannot open %s for writing: %s\n", path_.c_str(), std::strerror(errno));
+      std::exit(1);
+    }
+    std::string timing = std::string("# timing: ") + timing_name(timing_);
+    if (!fallbacks_.empty()) {
+      timing += strprintf("; eager fallback (graph capture failed) for %zu row(s): ", fallbacks_.size());
+      for (size_t i = 0; i < fallbacks_.size(); ++i) timing += (i ? ", " : "") + fallbacks_[i];
+    }
+    const std::string text = comments_ + timing + "\n" + header_ + "\n" + rows_;
+    const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (std::fclose(f) != 0 || !ok) {
+      std::fprintf(stderr, "error: cannot write %s: %s\n", path_.c_str(), std::strerror(errno));
+      std::exit(1);
+    }
+  }
+
+ private:
+  std::string path_;
+  Timing timing_;
+  std::string comments_;  // "# key: value" lines, each ending in a newline
+  std::string header_;
+  std::string rows_;
+  std::vector<std::string> fallbacks_;
+};
 
 }  // namespace calib

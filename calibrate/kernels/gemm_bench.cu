@@ -2,7 +2,7 @@
 //
 // Usage:
 //   servesim-gemm-bench --model CONFIG.json --tp N --out FILE.csv
-//       [--m-list 1,2,4,...,16384] [--iters 20] [--reps 15] [--warmup 10]
+//       [--m-list 1,2,4,...,16384] [--iters 50] [--reps 25] [--warmup 10] [--timing graph|eager]
 //       [--ops qkv,o,gate_up,down,lm_head] [--tag TAG] [--fp8] [--device D]
 //
 // What is timed: Y[M,N] = X[M,K] · W[N,K]ᵀ (torch.nn.functional.linear semantics, row-major), for
@@ -12,14 +12,27 @@
 // on older GPUs the fp8 rows are skipped with a message.
 //
 // Method: one cuBLASLt matmul per call, algorithm = first result of cublasLtMatmulAlgoGetHeuristic
-// with a 32 MiB workspace. Inputs are random normal (device-side hash generator), never zeros.
-// Several copies of W are rotated so that the weight bytes touched between two uses of the same copy
-// exceed 2× the L2 size (as in a real model, where every layer has its own weights); X and Y are not
-// rotated (activations are hot). After --warmup untimed calls, each repetition records a CUDA event,
-// issues --iters back-to-back calls, records a second event; time per call = elapsed / iters. The
-// CSV row holds the median, min and max over --reps repetitions.
+// with a 32 MiB workspace (allocated up front, so the calls can be captured into a CUDA graph). Inputs
+// are random normal (device-side hash generator), never zeros. Several copies of W are rotated so that
+// the weight bytes touched between two uses of the same copy exceed 2× the L2 size (as in a real model,
+// where every layer has its own weights); X and Y are not rotated (activations are hot). Per (shape, M),
+// --warmup untimed calls first, then (see calib::time_calls in common/bench_common.h):
+//   --timing graph (default): --iters back-to-back calls, rounded up to a multiple of the number of weight
+//       copies (each call uses the next copy, and the rotation runs on across launches), are captured
+//       into one CUDA graph; after 2 untimed launches, each repetition times one launch of the graph
+//       between two CUDA events. This is the GPU-side time per call, as in an engine that runs decode
+//       under CUDA graphs. If the graph cannot be captured, the warning names the reason, that (shape, M)
+//       is timed eagerly and the "# timing:" comment line lists it.
+//   --timing eager: each repetition records a CUDA event, issues --iters calls from the host, records a
+//       second event. Small GEMMs then measure the host's launch rate (a floor of several µs per call).
+// Time per call = elapsed / calls; the CSV row holds the median, min and max over --reps repetitions.
 //
-// Output CSV (with "# key: value" comment lines first):
+// Run time: each (shape, M) runs about warmup + 2·iters + reps·iters = 1360 calls with the defaults. One
+// call of each default M summed over the five layers of Llama-3-8B at TP 1 takes about 75 ms on an H200
+// (lm_head at M = 8192 and 16384 half of it), about 11 ms over the four layers of a TP-8 shard of
+// Llama-3-70B: about 100 s and 15 s of GPU time (--iters 20 --reps 15 takes about a quarter of that).
+//
+// Output CSV (with "# key: value" comment lines first, "# timing: ..." last):
 //   op,M,N,K,dtype,median_us,min_us,max_us
 // op = qkv|o|gate_up|down|lm_head (prefixed by "TAG_" with --tag), dtype = bf16|fp8_e4m3, times in µs.
 #include <cublasLt.h>
@@ -52,15 +65,16 @@ struct Options {
   long tp = 1;
   std::vector<long> m_list;
   std::vector<std::string> ops;
-  int iters = 20, reps = 15, warmup = 10, device = 0;
+  int iters = 50, reps = 25, warmup = 10, device = 0;
+  calib::Timing timing = calib::Timing::kGraph;
   bool fp8 = false;
 };
 
 void usage() {
   std::fprintf(stderr,
                "usage: servesim-gemm-bench --model CONFIG.json --tp N --out FILE.csv [--m-list 1,2,...]\n"
-               "       [--iters 20] [--reps 15] [--warmup 10] [--ops qkv,o,gate_up,down,lm_head]\n"
-               "       [--tag TAG] [--fp8] [--device D]\n");
+               "       [--iters 50] [--reps 25] [--warmup 10] [--timing graph|eager]\n"
+               "       [--ops qkv,o,gate_up,down,lm_head] [--tag TAG] [--fp8] [--device D]\n");
 }
 
 Options parse_args(int argc, char** argv) {
@@ -75,6 +89,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--iters") o.iters = (int)calib::parse_long(calib::flag_value(argc, argv, i), "--iters");
     else if (a == "--reps") o.reps = (int)calib::parse_long(calib::flag_value(argc, argv, i), "--reps");
     else if (a == "--warmup") o.warmup = (int)calib::parse_long(calib::flag_value(argc, argv, i), "--warmup");
+    else if (a == "--timing") o.timing = calib::parse_timing(calib::flag_value(argc, argv, i));
     else if (a == "--device") o.device = (int)calib::parse_long(calib::flag_value(argc, argv, i), "--device");
     else if (a == "--ops") o.ops = calib::split(calib::flag_value(argc, argv, i), ',');
     else if (a == "--tag") o.tag = calib::flag_value(argc, argv, i);
@@ -83,7 +98,7 @@ Options parse_args(int argc, char** argv) {
     else { usage(); ARG_FAIL("unknown argument '%s'", a.c_str()); }
   }
   if (o.model.empty() || o.out.empty()) { usage(); ARG_FAIL("--model and --out are required"); }
-  if (o.iters < 1 || o.reps < 1 || o.warmup < 0) ARG_FAIL("--iters and --reps must be >= 1");
+  if (o.iters < 1 || o.reps < 1 || o.warmup < 0) ARG_FAIL("--iters and --reps must be >= 1, --warmup >= 0");
   for (long m : o.m_list)
     if (m < 1) ARG_FAIL("--m-list entries must be >= 1");
   return o;
@@ -116,7 +131,7 @@ void* alloc_fill(size_t elems, const DType& dt, uint64_t seed) {
 // Column-major view used by cuBLASLt: Yᵀ[N,M] = W[N,K] · Xᵀ[K,M], with W stored as a K×N column-major
 // matrix (op T) and X as K×M (op N) — the "TN" layout that fp8 requires.
 bool time_one(cublasLtHandle_t lt, cudaStream_t stream, const DType& dt, long M, long N, long K,
-              GemmBuffers& buf, const Options& opt, calib::Stats* out) {
+              GemmBuffers& buf, const Options& opt, calib::CallTimes* out) {
   cublasLtMatmulDesc_t desc;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
@@ -146,31 +161,18 @@ bool time_one(cublasLtHandle_t lt, cudaStream_t stream, const DType& dt, long M,
   } else {
     CUBLAS_CHECK(hs);
     const float alpha = 1.0f, beta = 0.0f;
-    size_t next = 0;
-    auto launch = [&]() {
-      void* w = buf.w[next];
-      next = (next + 1) % buf.w.size();
-      CUBLAS_CHECK(cublasLtMatmul(lt, desc, &alpha, w, a, buf.x, b, &beta, buf.y, c, buf.y, c, &heur.algo,
-                                  buf.workspace, kWorkspaceBytes, stream));
+    // One matmul with weight copy `slot`; the host-side alpha/beta are read when the call is issued
+    // (and when it is captured), not when the graph runs.
+    auto issue = [&](int slot) {
+      const cublasStatus_t st = cublasLtMatmul(lt, desc, &alpha, buf.w[slot], a, buf.x, b, &beta, buf.y, c, buf.y,
+                                               c, &heur.algo, buf.workspace, kWorkspaceBytes, stream);
+      if (st != CUBLAS_STATUS_SUCCESS)
+        std::fprintf(stderr, "cublasLtMatmul: cuBLASLt error %d (%s)\n", static_cast<int>(st),
+                     cublasLtGetStatusString(st));
+      return st == CUBLAS_STATUS_SUCCESS;
     };
-    for (int i = 0; i < opt.warmup; ++i) launch();
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-    cudaEvent_t start, stop;
-    CUDA_CHECK(cudaEventCreate(&start));
-    CUDA_CHECK(cudaEventCreate(&stop));
-    std::vector<double> per_call_us;
-    for (int r = 0; r < opt.reps; ++r) {
-      CUDA_CHECK(cudaEventRecord(start, stream));
-      for (int i = 0; i < opt.iters; ++i) launch();
-      CUDA_CHECK(cudaEventRecord(stop, stream));
-      CUDA_CHECK(cudaEventSynchronize(stop));
-      float ms = 0;
-      CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-      per_call_us.push_back(1000.0 * ms / opt.iters);
-    }
-    CUDA_CHECK(cudaEventDestroy(start));
-    CUDA_CHECK(cudaEventDestroy(stop));
-    *out = calib::summarize(per_call_us);
+    *out = calib::time_calls(stream, opt.timing, opt.iters, opt.reps, opt.warmup, static_cast<int>(buf.w.size()),
+                             issue);
   }
   CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(pref));
   CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(a));
@@ -213,20 +215,32 @@ int main(int argc, char** argv) {
   cudaStream_t stream;
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
 
-  FILE* f = calib::open_csv(opt.out);
-  std::fprintf(f, "# servesim-gemm-bench: Y[M,N] = X[M,K]·W[N,K]^T with cuBLASLt, fp32 accumulation, bf16 output\n");
-  calib::write_device_comments(f, opt.device);
+  std::string comments =
+      "# servesim-gemm-bench: Y[M,N] = X[M,K]·W[N,K]^T with cuBLASLt, fp32 accumulation, bf16 output\n";
+  comments += calib::device_comments(opt.device);
   const size_t ltv = cublasLtGetVersion();
-  std::fprintf(f, "# cublasLt: %zu.%zu.%zu\n", ltv / 10000, (ltv / 100) % 100, ltv % 100);
-  std::fprintf(f, "# model: hidden=%ld intermediate=%ld heads=%ld kv_heads=%ld head_dim=%ld vocab=%ld tp=%ld\n",
-               cfg.hidden, cfg.intermediate, cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.vocab, opt.tp);
-  std::fprintf(f,
-               "# method: CUDA events around %d back-to-back calls (time/call = elapsed/%d), median/min/max of %d "
-               "repetitions after %d warm-up calls; heuristic algorithm, 32 MiB workspace; random normal inputs; "
-               "weight copies rotated so weight bytes exceed 2x L2\n",
-               opt.iters, opt.iters, opt.reps, opt.warmup);
-  std::fprintf(f, "op,M,N,K,dtype,median_us,min_us,max_us\n");
-  std::fflush(f);
+  comments += calib::strprintf("# cublasLt: %zu.%zu.%zu\n", ltv / 10000, (ltv / 100) % 100, ltv % 100);
+  const std::string tag_field = opt.tag.empty() ? "" : "tag=" + opt.tag + " ";
+  comments += calib::strprintf(
+      "# model: %shidden=%ld intermediate=%ld heads=%ld kv_heads=%ld head_dim=%ld vocab=%ld tp=%ld\n",
+      tag_field.c_str(), cfg.hidden, cfg.intermediate, cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.vocab, opt.tp);
+  if (opt.timing == calib::Timing::kGraph)
+    comments += calib::strprintf(
+        "# method: CUDA graph per (shape, M) of %d back-to-back calls (rounded up to a multiple of the weight "
+        "copies), launched %d times untimed, then once between two CUDA events per repetition (GPU-side time, "
+        "no host launch gaps); time/call = elapsed/calls; median/min/max of %d repetitions after %d eager "
+        "warm-up calls; heuristic algorithm, 32 MiB workspace; random normal inputs; weight copies rotated so "
+        "weight bytes exceed 2x L2\n",
+        opt.iters, calib::kGraphWarmupReplays, opt.reps, opt.warmup);
+  else
+    comments += calib::strprintf(
+        "# method: CUDA events around %d back-to-back calls issued from the host (time/call = elapsed/%d; "
+        "small calls show the host launch rate), median/min/max of %d repetitions after %d warm-up calls; "
+        "heuristic algorithm, 32 MiB workspace; random normal inputs; weight copies rotated so weight bytes "
+        "exceed 2x L2\n",
+        opt.iters, opt.iters, opt.reps, opt.warmup);
+  calib::CsvWriter csv(opt.out, opt.timing, comments, "op,M,N,K,dtype,median_us,min_us,max_us");
+  csv.write();  // fails early when the file cannot be written
 
   const long max_m = *std::max_element(opt.m_list.begin(), opt.m_list.end());
   uint64_t seed = 1;
@@ -263,17 +277,21 @@ int main(int argc, char** argv) {
                   w_bytes / 1048576.0);
 
       for (long m : opt.m_list) {
-        calib::Stats st;
-        if (!time_one(lt, stream, dt, m, s.N, s.K, buf, opt, &st)) {
+        calib::CallTimes t;
+        if (!time_one(lt, stream, dt, m, s.N, s.K, buf, opt, &t)) {
           std::printf("  M=%-6ld skipped: cuBLASLt offers no algorithm for this shape and type\n", m);
           continue;
         }
-        std::fprintf(f, "%s,%ld,%ld,%ld,%s,%.4f,%.4f,%.4f\n", op.c_str(), m, s.N, s.K, dt.name, st.median_us,
-                     st.min_us, st.max_us);
-        std::fflush(f);
+        if (opt.timing == calib::Timing::kGraph && t.used == calib::Timing::kEager) {
+          std::printf("  warning: M=%ld: no CUDA graph (%s); timed eagerly\n", m, t.fallback.c_str());
+          csv.add_fallback(calib::strprintf("%s %s M=%ld", op.c_str(), dt.name, m));
+        }
+        const calib::Stats& st = t.stats;
+        csv.add_row(calib::strprintf("%s,%ld,%ld,%ld,%s,%.4f,%.4f,%.4f", op.c_str(), m, s.N, s.K, dt.name,
+                                     st.median_us, st.min_us, st.max_us));
         const double tflops = 2.0 * m * s.N * s.K / (st.median_us * 1e-6) / 1e12;
-        std::printf("  M=%-6ld median %10.2f us  (min %.2f, max %.2f)  %7.1f TFLOP/s\n", m, st.median_us, st.min_us,
-                    st.max_us, tflops);
+        std::printf("  M=%-6ld median %10.2f us  (min %.2f, max %.2f)  %7.1f TFLOP/s  [%s, %d calls]\n", m,
+                    st.median_us, st.min_us, st.max_us, tflops, calib::timing_name(t.used), t.calls);
       }
       for (void* w : buf.w) CUDA_CHECK(cudaFree(w));
       CUDA_CHECK(cudaFree(buf.x));
@@ -282,7 +300,6 @@ int main(int argc, char** argv) {
       CUDA_CHECK(cudaFree(buf.scale_one));
     }
   }
-  std::fclose(f);
   CUDA_CHECK(cudaStreamDestroy(stream));
   CUBLAS_CHECK(cublasLtDestroy(lt));
   std::printf("wrote %s\n", opt.out.c_str());

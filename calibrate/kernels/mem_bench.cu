@@ -2,25 +2,39 @@
 //
 // Usage:
 //   servesim-mem-bench --out FILE.csv [--min-bytes 1K] [--max-bytes 1G] [--iters 20] [--reps 15]
-//       [--launch-iters 1000] [--device D]
+//       [--launch-iters 1000] [--timing graph|eager] [--device D]
 //
 // What is timed:
 //   d2d         cudaMemcpyAsync device -> device of `bytes` (one buffer to another; bytes moved = bytes read
-//               = bytes written, so read+write traffic is 2·bytes)
+//               = bytes written, so read+write traffic is 2·bytes). The copies rotate over buffer pairs so
+//               that one round of the rotation touches more than 2× the L2 size (reads plus writes), at most
+//               1024 pairs: only copies smaller than L2/1023 (16 KiB and less on GPUs with less than 64 MiB
+//               of L2, such as H100 and H200) touch less; their time is the fixed cost of a copy.
 //   h2d_pinned  cudaMemcpyAsync host -> device from page-locked memory (cudaMallocHost)
 //   d2h_pinned  cudaMemcpyAsync device -> host into page-locked memory
-//   launch      GPU-side time per launch of an empty kernel <<<1,1>>>: CUDA events around
-//               --launch-iters back-to-back launches, divided by the count (bytes = 0)
-//   launch_host host wall time spent per launch call (std::chrono::steady_clock around the same
-//               --launch-iters launch calls, divided by the count; excludes the final synchronisation)
+//   launch      GPU-side cost per kernel of an empty kernel <<<1,1>>> (bytes = 0): with --timing graph,
+//               --launch-iters launches are captured into a CUDA graph and one launch of the graph is timed
+//               with CUDA events, divided by the count: what one more kernel costs a CUDA-graph step.
+//               With --timing eager the launches are issued from the host between the events, so the row
+//               shows the host launch rate instead.
+//   launch_host host wall time spent per launch call (std::chrono::steady_clock around --launch-iters
+//               launch calls issued from the host, divided by the count; excludes the final
+//               synchronisation)
 // Sizes: powers of 4 from --min-bytes to --max-bytes (K/M/G = 1024-based), default 1 KiB … 1 GiB.
 //
-// Method (copies): after two warm-up copies, each repetition records a CUDA event, issues --iters
-// back-to-back copies, records a second event; time per copy = elapsed / iters. Rows hold the
-// median, min and max over --reps repetitions. Launch rows use --launch-iters in place of --iters.
-// Device buffers are filled with random normal values (contents do not matter for copies).
+// Method: warm-up calls first (2 per copy size, 100 launches), then (see calib::time_calls in
+// common/bench_common.h):
+//   --timing graph (default): --iters back-to-back copies (d2d: rounded up to a multiple of the buffer
+//       pairs, so the rotation runs on across launches) or --launch-iters launches are captured into one
+//       CUDA graph; after 2 untimed launches, each repetition times one launch of the graph between two
+//       CUDA events. If a graph cannot be captured, the warning names the reason, the row is timed eagerly
+//       and the "# timing:" comment line lists it.
+//   --timing eager: each repetition records a CUDA event, issues the calls from the host, records a
+//       second event.
+// Time per call = elapsed / calls; rows hold the median, min and max over --reps repetitions. Device
+// buffers are filled with random normal values (contents do not matter for copies).
 //
-// Output CSV (with "# key: value" comment lines first):
+// Output CSV (with "# key: value" comment lines first, "# timing: ..." last):
 //   op,bytes,median_us,min_us,max_us          (times in µs; bytes per copy)
 #include <chrono>
 #include <cstdio>
@@ -33,16 +47,20 @@ namespace {
 
 __global__ void empty_kernel() {}
 
+constexpr uint64_t kMaxD2dPairs = 1024;
+constexpr int kCopyWarmup = 2, kLaunchWarmup = 100;
+
 struct Options {
   std::string out;
   uint64_t min_bytes = 1ull << 10, max_bytes = 1ull << 30;
   int iters = 20, reps = 15, launch_iters = 1000, device = 0;
+  calib::Timing timing = calib::Timing::kGraph;
 };
 
 void usage() {
   std::fprintf(stderr,
                "usage: servesim-mem-bench --out FILE.csv [--min-bytes 1K] [--max-bytes 1G] [--iters 20]\n"
-               "       [--reps 15] [--launch-iters 1000] [--device D]\n");
+               "       [--reps 15] [--launch-iters 1000] [--timing graph|eager] [--device D]\n");
 }
 
 Options parse_args(int argc, char** argv) {
@@ -56,6 +74,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--reps") o.reps = (int)calib::parse_long(calib::flag_value(argc, argv, i), "--reps");
     else if (a == "--launch-iters")
       o.launch_iters = (int)calib::parse_long(calib::flag_value(argc, argv, i), "--launch-iters");
+    else if (a == "--timing") o.timing = calib::parse_timing(calib::flag_value(argc, argv, i));
     else if (a == "--device") o.device = (int)calib::parse_long(calib::flag_value(argc, argv, i), "--device");
     else if (a == "-h" || a == "--help") { usage(); std::exit(0); }
     else { usage(); ARG_FAIL("unknown argument '%s'", a.c_str()); }
@@ -66,36 +85,30 @@ Options parse_args(int argc, char** argv) {
   return o;
 }
 
-// Times `iters` back-to-back calls of issue() per repetition; returns per-call µs stats.
-template <typename F>
-calib::Stats time_events(cudaStream_t stream, int iters, int reps, F issue) {
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<double> us;
-  for (int r = 0; r < reps; ++r) {
-    CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int i = 0; i < iters; ++i) issue();
-    CUDA_CHECK(cudaEventRecord(stop, stream));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    us.push_back(1000.0 * ms / iters);
-  }
-  CUDA_CHECK(cudaEventDestroy(start));
-  CUDA_CHECK(cudaEventDestroy(stop));
-  return calib::summarize(us);
-}
+// Distance between the buffers of the d2d rotation (256-byte aligned, as cudaMalloc's).
+uint64_t d2d_stride(uint64_t bytes) { return (bytes + 255) / 256 * 256; }
 
-void write_row(FILE* f, const char* op, uint64_t bytes, const calib::Stats& s) {
-  std::fprintf(f, "%s,%llu,%.4f,%.4f,%.4f\n", op, static_cast<unsigned long long>(bytes), s.median_us, s.min_us,
-               s.max_us);
-  std::fflush(f);
+// Buffer pairs the d2d copies of `bytes` rotate over: pairs · bytes > L2, so one round reads and writes more
+// than 2× L2; at most kMaxD2dPairs.
+uint64_t d2d_pairs(uint64_t bytes, uint64_t l2) { return std::min<uint64_t>(kMaxD2dPairs, l2 / bytes + 1); }
+
+// Writes one row and prints it; records an eager fallback when graph timing was asked for.
+void add_row(calib::CsvWriter& csv, const Options& opt, const char* op, uint64_t bytes, const calib::CallTimes& t) {
+  const std::string name = bytes > 0 ? calib::strprintf("%s %llu", op, static_cast<unsigned long long>(bytes)) : op;
+  if (opt.timing == calib::Timing::kGraph && t.used == calib::Timing::kEager) {
+    std::printf("warning: %s: no CUDA graph (%s); timed eagerly\n", name.c_str(), t.fallback.c_str());
+    csv.add_fallback(name);
+  }
+  const calib::Stats& s = t.stats;
+  csv.add_row(calib::strprintf("%s,%llu,%.4f,%.4f,%.4f", op, static_cast<unsigned long long>(bytes), s.median_us,
+                               s.min_us, s.max_us));
   if (bytes > 0)
-    std::printf("%-11s %11llu B  median %11.2f us  %8.2f GB/s\n", op, static_cast<unsigned long long>(bytes),
-                s.median_us, bytes / (s.median_us * 1e3));
+    std::printf("%-11s %11llu B  median %11.2f us  %8.2f GB/s  [%s, %d calls]\n", op,
+                static_cast<unsigned long long>(bytes), s.median_us, bytes / (s.median_us * 1e3),
+                calib::timing_name(t.used), t.calls);
   else
-    std::printf("%-11s  median %8.3f us per launch (min %.3f, max %.3f)\n", op, s.median_us, s.min_us, s.max_us);
+    std::printf("%-11s  median %8.3f us per launch (min %.3f, max %.3f)  [%s]\n", op, s.median_us, s.min_us,
+                s.max_us, calib::timing_name(t.used));
 }
 
 }  // namespace
@@ -105,80 +118,97 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaSetDevice(opt.device));
   cudaStream_t stream;
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const uint64_t l2 = static_cast<uint64_t>(calib::device_attr(cudaDevAttrL2CacheSize, opt.device));
 
   std::vector<uint64_t> sizes;
   for (uint64_t b = opt.min_bytes; b <= opt.max_bytes; b *= 4) sizes.push_back(b);
   const uint64_t top = sizes.back();
+  uint64_t arena = top;  // bytes of each device buffer: the largest copy, or the largest d2d rotation
+  for (uint64_t b : sizes) arena = std::max(arena, d2d_pairs(b, l2) * d2d_stride(b));
 
-  FILE* f = calib::open_csv(opt.out);
-  std::fprintf(f, "# servesim-mem-bench: cudaMemcpyAsync d2d / pinned h2d / pinned d2h, empty-kernel launch\n");
-  calib::write_device_comments(f, opt.device);
-  std::fprintf(f,
-               "# method: CUDA events around %d back-to-back copies (time/copy = elapsed/%d), median/min/max of %d "
-               "repetitions; launch: %d back-to-back empty-kernel launches per repetition (launch = GPU-side "
-               "events, launch_host = host wall time per launch call)\n",
-               opt.iters, opt.iters, opt.reps, opt.launch_iters);
-  std::fprintf(f, "# bytes: bytes per copy (d2d reads and writes this many bytes each)\n");
-  std::fprintf(f, "op,bytes,median_us,min_us,max_us\n");
-  std::fflush(f);
+  std::string comments = "# servesim-mem-bench: cudaMemcpyAsync d2d / pinned h2d / pinned d2h, empty-kernel launch\n";
+  comments += calib::device_comments(opt.device);
+  if (opt.timing == calib::Timing::kGraph)
+    comments += calib::strprintf(
+        "# method: CUDA graph of %d back-to-back copies (d2d: rounded up to a multiple of the buffer pairs) per "
+        "size, launched %d times untimed, then once between two CUDA events per repetition; time/copy = "
+        "elapsed/copies; median/min/max of %d repetitions; launch: graph of %d empty-kernel launches, time per "
+        "kernel = elapsed/%d (GPU-side cost per kernel); launch_host: host wall time per launch call, "
+        "%d eager launch calls per repetition\n",
+        opt.iters, calib::kGraphWarmupReplays, opt.reps, opt.launch_iters, opt.launch_iters, opt.launch_iters);
+  else
+    comments += calib::strprintf(
+        "# method: CUDA events around %d back-to-back copies issued from the host (time/copy = elapsed/%d), "
+        "median/min/max of %d repetitions; launch: events around %d back-to-back empty-kernel launches issued "
+        "from the host (shows the host launch rate); launch_host: host wall time per launch call\n",
+        opt.iters, opt.iters, opt.reps, opt.launch_iters);
+  comments += calib::strprintf(
+      "# d2d: copies rotate over buffer pairs so that one round reads and writes more than 2x L2 (at most %llu "
+      "pairs: copies smaller than L2/%llu touch less)\n",
+      static_cast<unsigned long long>(kMaxD2dPairs), static_cast<unsigned long long>(kMaxD2dPairs - 1));
+  comments += "# bytes: bytes per copy (d2d reads and writes this many bytes each)\n";
+  calib::CsvWriter csv(opt.out, opt.timing, comments, "op,bytes,median_us,min_us,max_us");
+  csv.write();  // fails early when the file cannot be written
 
   unsigned char *dsrc = nullptr, *ddst = nullptr, *host = nullptr;
-  CUDA_CHECK(cudaMalloc(&dsrc, top));
-  CUDA_CHECK(cudaMalloc(&ddst, top));
+  CUDA_CHECK(cudaMalloc(&dsrc, arena));
+  CUDA_CHECK(cudaMalloc(&ddst, arena));
   CUDA_CHECK(cudaMallocHost(&host, top));
-  calib::fill_normal(reinterpret_cast<float*>(dsrc), top / sizeof(float), 7, 1.0f, stream);
-  calib::fill_normal(reinterpret_cast<float*>(ddst), top / sizeof(float), 8, 1.0f, stream);
+  calib::fill_normal(reinterpret_cast<float*>(dsrc), arena / sizeof(float), 7, 1.0f, stream);
+  calib::fill_normal(reinterpret_cast<float*>(ddst), arena / sizeof(float), 8, 1.0f, stream);
   for (uint64_t i = 0; i < top; i += 4096) host[i] = static_cast<unsigned char>(i >> 12);  // touch pages
   CUDA_CHECK(cudaStreamSynchronize(stream));
 
   struct CopyKind {
     const char* op;
-    void* dst;
-    const void* src;
+    unsigned char* dst;
+    const unsigned char* src;
     cudaMemcpyKind kind;
+    bool rotate;  // step through buffer pairs (d2d only: the host side is not cached by the GPU's L2)
   };
-  const CopyKind kinds[] = {{"d2d", ddst, dsrc, cudaMemcpyDeviceToDevice},
-                            {"h2d_pinned", dsrc, host, cudaMemcpyHostToDevice},
-                            {"d2h_pinned", host, dsrc, cudaMemcpyDeviceToHost}};
+  const CopyKind kinds[] = {{"d2d", ddst, dsrc, cudaMemcpyDeviceToDevice, true},
+                            {"h2d_pinned", dsrc, host, cudaMemcpyHostToDevice, false},
+                            {"d2h_pinned", host, dsrc, cudaMemcpyDeviceToHost, false}};
   for (const CopyKind& k : kinds) {
     for (uint64_t bytes : sizes) {
-      auto issue = [&]() { CUDA_CHECK(cudaMemcpyAsync(k.dst, k.src, bytes, k.kind, stream)); };
-      issue();
-      issue();
-      CUDA_CHECK(cudaStreamSynchronize(stream));
-      write_row(f, k.op, bytes, time_events(stream, opt.iters, opt.reps, issue));
+      const uint64_t pairs = k.rotate ? d2d_pairs(bytes, l2) : 1;
+      const uint64_t stride = d2d_stride(bytes);
+      auto issue = [&](int slot) {
+        const uint64_t off = static_cast<uint64_t>(slot) * stride;
+        const cudaError_t err = cudaMemcpyAsync(k.dst + off, k.src + off, bytes, k.kind, stream);
+        if (err != cudaSuccess) std::fprintf(stderr, "cudaMemcpyAsync: CUDA error %s\n", cudaGetErrorString(err));
+        return err == cudaSuccess;
+      };
+      add_row(csv, opt, k.op, bytes,
+              calib::time_calls(stream, opt.timing, opt.iters, opt.reps, kCopyWarmup, static_cast<int>(pairs), issue));
     }
   }
 
-  // Launch overhead: GPU-side (events) and host-side (wall clock of the launch calls) per launch.
-  for (int i = 0; i < 100; ++i) empty_kernel<<<1, 1, 0, stream>>>();
-  CUDA_CHECK(cudaGetLastError());
-  CUDA_CHECK(cudaStreamSynchronize(stream));
+  // launch: GPU-side cost per kernel (graph) or host-issued launch rate (eager).
+  auto launch = [&](int) {
+    empty_kernel<<<1, 1, 0, stream>>>();
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) std::fprintf(stderr, "empty_kernel launch: CUDA error %s\n", cudaGetErrorString(err));
+    return err == cudaSuccess;
+  };
+  add_row(csv, opt, "launch", 0,
+          calib::time_calls(stream, opt.timing, opt.launch_iters, opt.reps, kLaunchWarmup, 1, launch));
+
+  // launch_host: host wall time of --launch-iters launch calls, without the synchronisation that follows.
   std::vector<double> host_us;
-  auto launch = [&]() { empty_kernel<<<1, 1, 0, stream>>>(); };
-  cudaEvent_t start, stop;
-  CUDA_CHECK(cudaEventCreate(&start));
-  CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<double> gpu_us;
   for (int r = 0; r < opt.reps; ++r) {
-    CUDA_CHECK(cudaEventRecord(start, stream));
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < opt.launch_iters; ++i) launch();
+    for (int i = 0; i < opt.launch_iters; ++i) empty_kernel<<<1, 1, 0, stream>>>();
     const auto t1 = std::chrono::steady_clock::now();
     CUDA_CHECK(cudaGetLastError());
-    CUDA_CHECK(cudaEventRecord(stop, stream));
-    CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    gpu_us.push_back(1000.0 * ms / opt.launch_iters);
+    CUDA_CHECK(cudaStreamSynchronize(stream));
     host_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count() / opt.launch_iters);
   }
-  CUDA_CHECK(cudaEventDestroy(start));
-  CUDA_CHECK(cudaEventDestroy(stop));
-  write_row(f, "launch", 0, calib::summarize(gpu_us));
-  write_row(f, "launch_host", 0, calib::summarize(host_us));
+  const calib::Stats hs = calib::summarize(host_us);
+  csv.add_row(calib::strprintf("launch_host,0,%.4f,%.4f,%.4f", hs.median_us, hs.min_us, hs.max_us));
+  std::printf("%-11s  median %8.3f us per launch call (min %.3f, max %.3f)\n", "launch_host", hs.median_us,
+              hs.min_us, hs.max_us);
 
-  std::fclose(f);
   CUDA_CHECK(cudaFree(dsrc));
   CUDA_CHECK(cudaFree(ddst));
   CUDA_CHECK(cudaFreeHost(host));

@@ -3,7 +3,7 @@
 
 Usage:
   python3 attn_bench.py --model CONFIG.json --tp N --out attention.csv
-      [--iters 20] [--reps 15] [--warmup 5] [--prefill-batch 1]
+      [--iters 20] [--reps 15] [--warmup 5] [--timing graph|eager] [--prefill-batch 1]
       [--prefill-q 128,256,...,32768] [--prefill-ctx 0,1024,4096,16384] [--prefill-max-tokens 40960]
       [--decode-batch 1,4,16,64,128,256] [--decode-ctx 256,1024,4096,16384,32768]
       [--decode-mixed "256:8,4096:8;..."] [--mixed-mode groups|pad] [--max-kv-bytes 16G]
@@ -30,10 +30,18 @@ What is timed:
 
 Method: random normal inputs. Unless --no-rotate, several copies of Q/K/V are rotated so the bytes
 touched between two uses of the same copy exceed 2x the L2 size (each layer has its own KV cache).
-After --warmup untimed calls, each repetition records a CUDA event, issues --iters back-to-back
-calls, records another event; time per call = elapsed / iters. Rows hold median/min/max over --reps.
+  --timing graph (default): after --warmup untimed calls on a side stream, --iters back-to-back calls,
+      rounded up to a multiple of the number of copies (so the rotation runs on across replays), are
+      captured into a torch.cuda.CUDAGraph; after 2 untimed replays, each repetition times one
+      g.replay() between two CUDA events. This is the GPU-side time per call, as in an engine that runs
+      decode under CUDA graphs. If capture raises, the row is timed eagerly with a warning, and the
+      "# timing:" comment line lists it.
+  --timing eager: after --warmup untimed calls, each repetition records a CUDA event, issues --iters
+      back-to-back calls from Python, records another event. Calls shorter than the host's launch time
+      (small decode) then measure the launch rate of Python + PyTorch, not the kernel.
+Time per call = elapsed / calls. Rows hold median/min/max over --reps.
 
-Output CSV ("# key: value" comment lines first):
+Output CSV ("# key: value" comment lines first, "# timing: ..." last):
   op,batch,q_len,ctx_len,kv_total,hq,hkv,head_dim,dtype,median_us,min_us,max_us
   prefill: kv_total = batch*(ctx_len+q_len); decode: q_len = 1, kv_total = sum of cached tokens.
 """
@@ -92,6 +100,8 @@ def main():
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--timing", choices=["graph", "eager"], default="graph",
+                    help="graph: replay a CUDA graph of the calls (GPU-side time); eager: issue them from Python")
     ap.add_argument("--prefill-batch", type=int, default=1)
     ap.add_argument("--prefill-q", type=int_list, default=[2 ** i for i in range(7, 16)])
     ap.add_argument("--prefill-ctx", type=int_list, default=[0, 1024, 4096, 16384])
@@ -165,8 +175,10 @@ def main():
             sets.append((q, k, v))
         return sets
 
-    def time_calls(call, n_sets):
-        """call(i) issues one timed unit using tensor set i % n_sets."""
+    graph_warmup_replays = 2
+    fallbacks = []  # rows timed eagerly because their CUDA graph could not be captured
+
+    def eager_times(call, n_sets):
         counter = [0]
 
         def step():
@@ -186,34 +198,94 @@ def main():
             stop.record()
             stop.synchronize()
             per_call.append(1000.0 * start.elapsed_time(stop) / args.iters)
+        return per_call
+
+    def graph_times(call, n_sets):
+        calls = -(-args.iters // n_sets) * n_sets
+        # Warm-up on a side stream before capture, as PyTorch's CUDA graph documentation asks.
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for i in range(args.warmup):
+                call(i % n_sets)
+        torch.cuda.current_stream().wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for i in range(calls):
+                call(i % n_sets)
+        for _ in range(graph_warmup_replays):
+            g.replay()
+        torch.cuda.synchronize()
+        start = torch.cuda.Event(enable_timing=True)
+        stop = torch.cuda.Event(enable_timing=True)
+        per_call = []
+        for _ in range(args.reps):
+            start.record()
+            g.replay()
+            stop.record()
+            stop.synchronize()
+            per_call.append(1000.0 * start.elapsed_time(stop) / calls)
+        return per_call
+
+    def time_calls(call, n_sets, row_name):
+        """call(i) issues one timed unit using tensor set i (0 <= i < n_sets); returns (median, min, max) in us."""
+        per_call = None
+        if args.timing == "graph":
+            try:
+                per_call = graph_times(call, n_sets)
+            except Exception as e:  # whatever made capture fail: time this row eagerly instead
+                torch.cuda.synchronize()
+                reason = (str(e).splitlines() or [""])[0]
+                print(f"warning: {row_name}: no CUDA graph ({type(e).__name__}: {reason}); timed eagerly",
+                      file=sys.stderr)
+                fallbacks.append(row_name)
+        if per_call is None:
+            per_call = eager_times(call, n_sets)
         return statistics.median(per_call), min(per_call), max(per_call)
 
-    out = open(args.out, "w")
-    out.write("# servesim attn_bench.py: torch.nn.functional.scaled_dot_product_attention, bf16\n")
-    out.write(f"# gpu: {props.name}\n")
-    out.write(f"# torch: {torch.__version__}\n")
-    out.write(f"# cuda_runtime: {torch.version.cuda}\n")
-    out.write(f"# cudnn: {torch.backends.cudnn.version()}\n")
-    out.write(f"# l2_bytes: {l2}\n")
-    out.write(f"# heads: hq={hq} hkv={hkv} head_dim={d} tp={args.tp}\n")
-    out.write("# gqa: " + ("enable_gqa=True" if gqa_native else "repeat_interleave of K/V before timing") + "\n")
-    out.write("# prefill: ctx_len=0 uses is_causal=True; ctx_len>0 uses an explicit boolean causal mask\n")
-    out.write(f"# decode mixed batches: mode={args.mixed_mode} "
-              "(groups = one call per distinct length, back to back; pad = padded batch + key mask)\n")
-    out.write(f"# method: CUDA events around {args.iters} back-to-back calls (time/call = elapsed/{args.iters}), "
-              f"median/min/max of {args.reps} repetitions after {args.warmup} warm-up calls; random normal inputs; "
-              + ("no rotation" if args.no_rotate else "inputs rotated over copies exceeding 2x L2") + "\n")
+    head = ["# servesim attn_bench.py: torch.nn.functional.scaled_dot_product_attention, bf16",
+            f"# gpu: {props.name}",
+            f"# torch: {torch.__version__}",
+            f"# cuda_runtime: {torch.version.cuda}",
+            f"# cudnn: {torch.backends.cudnn.version()}",
+            f"# l2_bytes: {l2}",
+            f"# heads: hq={hq} hkv={hkv} head_dim={d} tp={args.tp}",
+            "# gqa: " + ("enable_gqa=True" if gqa_native else "repeat_interleave of K/V before timing"),
+            "# prefill: ctx_len=0 uses is_causal=True; ctx_len>0 uses an explicit boolean causal mask",
+            f"# decode mixed batches: mode={args.mixed_mode} "
+            "(groups = one call per distinct length, back to back; pad = padded batch + key mask)"]
+    rotation = "no rotation" if args.no_rotate else "inputs rotated over copies exceeding 2x L2"
+    if args.timing == "graph":
+        head.append(f"# method: torch.cuda.CUDAGraph of {args.iters} back-to-back calls (rounded up to a multiple of "
+                    f"the input copies), replayed {graph_warmup_replays} times untimed, then once between two CUDA "
+                    f"events per repetition (GPU-side time, no host launch gaps); time/call = elapsed/calls; "
+                    f"median/min/max of {args.reps} repetitions after {args.warmup} warm-up calls on a side stream; "
+                    f"random normal inputs; {rotation}")
+    else:
+        head.append(f"# method: CUDA events around {args.iters} back-to-back calls issued from Python "
+                    f"(time/call = elapsed/{args.iters}; small calls show the host launch rate), median/min/max of "
+                    f"{args.reps} repetitions after {args.warmup} warm-up calls; random normal inputs; {rotation}")
     for groups in args.decode_mixed:
-        out.write("# mixed decode batch: " + " + ".join(f"{n}x{L}" for L, n in groups)
-                  + f" (sequences x cached tokens) -> batch {sum(n for _, n in groups)}, "
-                  f"kv_total {sum(L * n for L, n in groups)}\n")
-    out.write("op,batch,q_len,ctx_len,kv_total,hq,hkv,head_dim,dtype,median_us,min_us,max_us\n")
-    out.flush()
+        head.append("# mixed decode batch: " + " + ".join(f"{n}x{L}" for L, n in groups)
+                    + f" (sequences x cached tokens) -> batch {sum(n for _, n in groups)}, "
+                    f"kv_total {sum(L * n for L, n in groups)}")
+    csv_rows = []
+
+    def save():
+        """Rewrites the whole file, so that it is complete after every row and "# timing:" names the fallbacks."""
+        timing = "# timing: " + args.timing
+        if fallbacks:
+            timing += (f"; eager fallback (graph capture failed) for {len(fallbacks)} row(s): " + ", ".join(fallbacks))
+        with open(args.out, "w") as f:
+            f.write("\n".join(head + [timing, "op,batch,q_len,ctx_len,kv_total,hq,hkv,head_dim,dtype,median_us,"
+                                               "min_us,max_us"] + csv_rows) + "\n")
+
+    save()
 
     def write_row(op, batch, q_len, ctx_len, kv_total, stats):
         med, lo, hi = stats
-        out.write(f"{op},{batch},{q_len},{ctx_len},{kv_total},{hq},{hkv},{d},bf16,{med:.4f},{lo:.4f},{hi:.4f}\n")
-        out.flush()
+        csv_rows.append(f"{op},{batch},{q_len},{ctx_len},{kv_total},{hq},{hkv},{d},bf16,{med:.4f},{lo:.4f},{hi:.4f}")
+        save()
         print(f"{op:8s} B={batch:<4d} q={q_len:<6d} ctx={ctx_len:<6d} kv_total={kv_total:<8d} median {med:10.2f} us")
 
     def kv_bytes(batch, kv_len):
@@ -246,7 +318,8 @@ def main():
                 def call(i, sets=sets, mask=mask):
                     q, k, v = sets[i]
                     F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            write_row("prefill", B, q_len, ctx, B * kv_len, time_calls(call, len(sets)))
+            write_row("prefill", B, q_len, ctx, B * kv_len,
+                      time_calls(call, len(sets), f"prefill batch={B} q_len={q_len} ctx_len={ctx}"))
             del sets
             torch.cuda.empty_cache()
 
@@ -260,7 +333,8 @@ def main():
             def call(i, sets=sets):
                 q, k, v = sets[i]
                 F.scaled_dot_product_attention(q, k, v, **kw)
-            write_row("decode", batch, 1, L, batch * L, time_calls(call, len(sets)))
+            write_row("decode", batch, 1, L, batch * L,
+                      time_calls(call, len(sets), f"decode batch={batch} ctx_len={L}"))
             del sets
             torch.cuda.empty_cache()
 
@@ -269,6 +343,7 @@ def main():
         batch = sum(n for _, n in groups)
         kv_total = sum(L * n for L, n in groups)
         mean_ctx = int(round(kv_total / batch))
+        mixed_name = "decode mixed " + "+".join(f"{n}x{L}" for L, n in groups)
         if args.mixed_mode == "groups":
             total_bytes = sum(kv_bytes(n, L) for L, n in groups)
             if total_bytes > args.max_kv_bytes:
@@ -280,7 +355,7 @@ def main():
                 for sets in group_sets:
                     q, k, v = sets[i]
                     F.scaled_dot_product_attention(q, k, v, **kw)
-            stats = time_calls(call, copies)
+            stats = time_calls(call, copies, mixed_name)
             del group_sets
         else:
             lmax = max(L for L, _ in groups)
@@ -294,12 +369,11 @@ def main():
             def call(i, sets=sets, mask=mask):
                 q, k, v = sets[i]
                 F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            stats = time_calls(call, len(sets))
+            stats = time_calls(call, len(sets), mixed_name)
             del sets
         write_row("decode", batch, 1, mean_ctx, kv_total, stats)
         torch.cuda.empty_cache()
 
-    out.close()
     print(f"wrote {args.out}")
     return 0
 
