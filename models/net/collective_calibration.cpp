@@ -197,6 +197,14 @@ const CorrectionCurve* CollectiveCalibration::curve(CollectiveOp op, int ranks) 
   return it == curves_.end() ? nullptr : &it->second;
 }
 
+void CollectiveCalibration::set_nodes_spanned(int ranks, int nodes) { nodes_spanned_[ranks] = nodes; }
+
+const CorrectionCurve* CollectiveCalibration::curve(CollectiveOp op, int ranks, int nodes) const {
+  const auto it = nodes_spanned_.find(ranks);
+  if (it != nodes_spanned_.end() && it->second != nodes) return nullptr;
+  return curve(op, ranks);
+}
+
 double CollectiveCalibration::factor(CollectiveOp op, int ranks, Bytes size) const {
   const CorrectionCurve* c = curve(op, ranks);
   return c ? c->at(size) : 1.0;
@@ -215,8 +223,10 @@ CalibratedCollectives::CalibratedCollectives(std::shared_ptr<const Topology> top
       analytic_.emplace(m.ranks, CommGroup(topo_, topo_->first_gpus(m.ranks), algo_));
     }
   }
-  cal_ = std::make_shared<const CollectiveCalibration>(CollectiveCalibration::fit(
-      measurements_, [this](CollectiveOp op, int ranks, Bytes b) { return analytic_group(ranks).time(op, b); }, algo_));
+  auto cal = CollectiveCalibration::fit(
+      measurements_, [this](CollectiveOp op, int ranks, Bytes b) { return analytic_group(ranks).time(op, b); }, algo_);
+  for (const auto& [ranks, g] : analytic_) cal.set_nodes_spanned(ranks, topo_->nodes_spanned(topo_->first_gpus(ranks)));
+  cal_ = std::make_shared<const CollectiveCalibration>(std::move(cal));
   for (const auto& [ranks, g] : analytic_) {
     calibrated_.emplace(ranks, CommGroup(topo_, topo_->first_gpus(ranks), algo_, cal_));
   }

@@ -14,7 +14,9 @@
 // Several rows with the same size are averaged. Between measured sizes f is interpolated linearly in
 // log(bytes); beyond the measured range f is held at the end value, so there the analytic model's own shape
 // (latency term at small sizes, bandwidth term at large ones) carries the prediction, as SimGrid's piecewise
-// message-size factors do. Unmeasured (collective, ranks) pairs get f = 1.
+// message-size factors do. Unmeasured (collective, ranks) pairs get f = 1, and so does a group that spans a
+// different number of machines than the measured one (GPUs 0..ranks-1): a single-node curve does not correct a
+// group whose traffic crosses the network.
 //
 // Check: compare() reports, for every measured row, the measured busbw, the in-sample calibrated prediction
 // (which reproduces the measurement up to the averaging of repeated sizes) and the leave-one-out prediction
@@ -76,14 +78,19 @@ class CollectiveCalibration {
                                                  const AnalyticModel& analytic, const std::string& algo);
 
   void set_curve(CollectiveOp op, int ranks, CorrectionCurve curve);
+  // The machines the measured groups of `ranks` GPUs spanned (unset: any group of that size matches).
+  void set_nodes_spanned(int ranks, int nodes);
   // nullptr when (op, ranks) was not measured.
   [[nodiscard]] const CorrectionCurve* curve(CollectiveOp op, int ranks) const;
+  // nullptr also when the measured group of `ranks` GPUs spanned another number of machines than `nodes`.
+  [[nodiscard]] const CorrectionCurve* curve(CollectiveOp op, int ranks, int nodes) const;
   [[nodiscard]] double factor(CollectiveOp op, int ranks, Bytes size) const;
   [[nodiscard]] const std::string& algo() const { return algo_; }
 
  private:
   std::string algo_;
   std::map<std::pair<int, int>, CorrectionCurve> curves_;
+  std::map<int, int> nodes_spanned_;  // ranks -> machines of the measured group
 };
 
 struct CalibrationRow {

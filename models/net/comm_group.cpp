@@ -82,7 +82,7 @@ CommGroup::CommGroup(std::shared_ptr<const Topology> topo, std::vector<int> gpu_
       }
     }
     if (mine.empty()) mine = every;
-    if (cal_) curves_[static_cast<std::size_t>(op)] = cal_->curve(op, static_cast<int>(n));
+    if (cal_) curves_[static_cast<std::size_t>(op)] = cal_->curve(op, static_cast<int>(n), topo_->nodes_spanned(gpus_));
   }
 }
 

@@ -139,6 +139,13 @@ void Topology::check_gpu_index(int gpu) const {
                    " requested");
 }
 
+int Topology::nodes_spanned(const std::vector<int>& gpu_indices) const {
+  std::vector<int> nodes;
+  for (const int g : gpu_indices) nodes.push_back(node_of_gpu(g));
+  std::sort(nodes.begin(), nodes.end());
+  return static_cast<int>(std::unique(nodes.begin(), nodes.end()) - nodes.begin());
+}
+
 std::vector<int> Topology::first_gpus(int ranks) const {
   const std::string& where = capacity_where_.empty() ? source_ : capacity_where_;
   if (ranks < 1)

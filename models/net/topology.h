@@ -101,6 +101,8 @@ class Topology {
   [[nodiscard]] int gpu_vertex(int gpu) const;
   [[nodiscard]] int node_of_gpu(int gpu) const { return vertex(gpu_vertex(gpu)).node; }
   [[nodiscard]] int node_count() const { return node_count_; }
+  // Distinct machines a group of GPU indices spans.
+  [[nodiscard]] int nodes_spanned(const std::vector<int>& gpu_indices) const;
   // GPUs 0 .. ranks-1; throws InputError naming the GPU declaration when ranks > gpu_count() or ranks < 1.
   [[nodiscard]] std::vector<int> first_gpus(int ranks) const;
   // Throws InputError when a GPU index is out of range (naming the GPU declaration).

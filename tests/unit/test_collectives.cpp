@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "helpers.h"
 #include "models/common/error.h"
 #include "models/net/collective.h"
@@ -350,4 +352,25 @@ TEST_CASE("collectives: calibrated on the 8 x H200 all_reduce sweep, within 10 %
   const std::string msg = input_error([&] { CalibratedCollectives(topo, too_many); });
   CHECK_THAT(msg, Catch::StartsWith(too_many[2].where + ": 16 ranks, but topology 'hgx-h200' has 8 GPUs"));
   CHECK_THAT(too_many[2].where, Catch::Matches(".*collectives\\.csv:[0-9]+"));
+}
+
+TEST_CASE("collectives: a single-node calibration does not correct a group that spans machines", "[calibration]") {
+  const auto topo = std::make_shared<const Topology>(load_topology("cluster-2x-dgx-h100", kCatalog));
+  const auto dir = test::temp_dir("spancal");
+  std::string csv = "collective,ranks,bytes,time_us,algbw_GBps,busbw_GBps,source\n";
+  for (double b = kMiB; b <= kGiB; b *= 4) csv += fmt::format("all_reduce,8,{:.0f},{:.3f},,,made up\n", b, b / 200e9 * 1e6 * 1.75);
+  const auto measured = read_collectives_csv(test::write_file(dir / "c.csv", csv));
+  const CalibratedCollectives cal(topo, measured);
+  // GPUs 0..7 are one DGX: the measured group, corrected to the measurement.
+  const CommGroup one_node = cal.group(first(8));
+  CHECK(one_node.time(CollectiveOp::all_reduce, Bytes{kGiB}).value() ==
+        Approx(kGiB / 200e9 * 1.75).epsilon(1e-6));  // time_us written to 3 decimals
+  // Four GPUs of each machine: the same size, but its traffic crosses the network -- not corrected.
+  const CommGroup two_nodes = cal.group({0, 1, 2, 3, 8, 9, 10, 11});
+  CHECK(two_nodes.time(CollectiveOp::all_reduce, Bytes{kGiB}).value() ==
+        exact(two_nodes.analytic_time(CollectiveOp::all_reduce, Bytes{kGiB}).value()));
+  CHECK(two_nodes.time(CollectiveOp::all_reduce, Bytes{kGiB}).value() >
+        one_node.analytic_time(CollectiveOp::all_reduce, Bytes{kGiB}).value());
+  CHECK(topo->nodes_spanned({0, 1, 2, 3, 8, 9, 10, 11}) == 2);
+  CHECK(topo->nodes_spanned(first(8)) == 1);
 }
