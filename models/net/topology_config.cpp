@@ -132,12 +132,19 @@ void read_links(const Config& cfg, Topology& topo) {
   }
 }
 
+// Cluster size limits: beyond them a graph of every NIC, switch and link would cost more memory and routing time
+// than a serving fleet's study needs (and a larger number is most likely a typo).
+constexpr std::int64_t kMaxNodes = 4096;
+constexpr std::int64_t kMaxSwitches = 1024;
+
 void read_fabric(const Config& cfg, const Topology& node, int nodes, Topology& topo) {
   const Config f = cfg.table("fabric");
   const std::string kind = f.str("kind");
   if (kind != "leaf_spine") f.fail("kind", "unknown fabric kind '" + kind + "' (valid: leaf_spine)");
   const auto leaves = f.positive_int("leaves");
   const auto spines = f.non_negative_int_or("spines", 0);
+  if (leaves > kMaxSwitches) f.fail("leaves", "at most " + std::to_string(kMaxSwitches) + " leaf switches are modelled");
+  if (spines > kMaxSwitches) f.fail("spines", "at most " + std::to_string(kMaxSwitches) + " spine switches are modelled");
   if (leaves > 1 && spines == 0) f.fail("spines", "must be >= 1 when there is more than one leaf");
   const bool rail = f.boolean_or("rail_optimized", true);
   // 0 = not given (defaults below); given values must be > 0.
@@ -195,6 +202,7 @@ Topology read_cluster(const Config& cfg, Topology topo, const std::string& catal
       catalog_dir);
   if (node.node_count() > 1) cfg.fail("node", "'" + node_name + "' is a cluster; name a single-machine topology");
   const auto nodes = cfg.positive_int("nodes");
+  if (nodes > kMaxNodes) cfg.fail("nodes", "at most " + std::to_string(kMaxNodes) + " nodes are modelled");
   topo.set_capacity_where(cfg.where("nodes"));
   topo.set_step_latency(node.step_latency());
   const int per_node = static_cast<int>(node.vertices().size());

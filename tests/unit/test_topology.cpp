@@ -342,3 +342,18 @@ TEST_CASE("topology: bad topologies give one line naming file and line", "[topol
     CHECK_THAT(msg, Catch::Contains("k.toml:5: unknown key 'vertex[0].colour'"));
   }
 }
+
+TEST_CASE("topology: cluster sizes are capped", "[topology][errors]") {
+  const auto dir = test::temp_dir("bigcluster");
+  auto cluster = [&](const std::string& nodes, const std::string& leaves) {
+    const std::string path = test::write_file(dir / "c.toml", "name = \"big\"\nnode = \"" + kCatalog + "/dgx-h100.toml\"\nnodes = " + nodes +
+                                                                  "\n[fabric]\nkind = \"leaf_spine\"\nleaves = " + leaves +
+                                                                  "\nspines = 4\nlink_latency = \"0.5us\"\n");
+    return input_error([&] { (void)load_topology(path, kCatalog); });
+  };
+  CHECK(cluster("4", "8").empty());
+  const std::string nodes = cluster("100000", "8");
+  CHECK_THAT(nodes, Catch::Contains("c.toml:3:") && Catch::Contains("at most 4096 nodes"));
+  const std::string leaves = cluster("2", "5000");
+  CHECK_THAT(leaves, Catch::Contains("c.toml:6:") && Catch::Contains("at most 1024 leaf switches"));
+}
