@@ -132,19 +132,32 @@ double CalibratedPredictor::prefill_time(const MeasuredCurve& curve, const Atten
   return curve.at(pairs, flops, prefill_attention_bytes(measured, eq).v, prefill_fit_);
 }
 
-OpCost CalibratedPredictor::attention_prefill(const AttentionShape& a, std::span<const PrefillChunk> chunks) const {
-  if (chunks.empty()) return {};
-  const OpCost roof = roofline_.attention_prefill(a, chunks);
-  const auto it = layout_for(prefill_, {a.heads_q, a.heads_kv, a.head_dim});
-  if (it == prefill_.end()) {
-    return {Seconds{prefill_fit_.predict(prefill_attention_flops(a, chunks).v, prefill_attention_bytes(a, chunks).v)},
-            roof.bound};
-  }
+std::optional<double> CalibratedPredictor::prefill_on(const std::map<HeadKey, MeasuredCurve>& layouts,
+                                                     const AttentionShape& a, double pairs) const {
+  const auto it = layout_for(layouts, {a.heads_q, a.heads_kv, a.head_dim});
+  if (it == layouts.end()) return std::nullopt;
   // On another layout: the same attention FLOPs, i.e. query-key pairs scaled by the query-head ratio.
   const auto [mq, mkv, mdim] = it->first;
   const AttentionShape measured{mq, mkv, mdim, a.bytes_per_element};
-  const double pairs = pairs_of(chunks) * double(a.heads_q) / double(mq);
-  return {Seconds{prefill_time(it->second, measured, pairs)}, roof.bound};
+  return prefill_time(it->second, measured, pairs * double(a.heads_q) / double(mq));
+}
+
+std::optional<double> CalibratedPredictor::decode_on(const std::map<HeadKey, DecodeLines>& layouts,
+                                                    const AttentionShape& a, std::int64_t batch, double kv_tokens) const {
+  const auto it = layout_for(layouts, {a.heads_q, a.heads_kv, a.head_dim});
+  if (it == layouts.end()) return std::nullopt;
+  // On another layout or KV dtype: the same KV bytes, i.e. cached tokens scaled by the KV-head and byte ratios.
+  const auto& m = it->second.shape;
+  return decode_time(it->second, batch,
+                     kv_tokens * double(a.heads_kv) * a.bytes_per_element / (double(m.heads_kv) * m.bytes_per_element));
+}
+
+OpCost CalibratedPredictor::attention_prefill(const AttentionShape& a, std::span<const PrefillChunk> chunks) const {
+  if (chunks.empty()) return {};
+  const OpCost roof = roofline_.attention_prefill(a, chunks);
+  if (const auto t = prefill_on(prefill_, a, pairs_of(chunks))) return {Seconds{*t}, roof.bound};
+  return {Seconds{prefill_fit_.predict(prefill_attention_flops(a, chunks).v, prefill_attention_bytes(a, chunks).v)},
+          roof.bound};
 }
 
 double CalibratedPredictor::decode_time(const DecodeLines& lines, std::int64_t batch, double kv_total) const {
@@ -178,16 +191,10 @@ OpCost CalibratedPredictor::attention_decode(const AttentionShape& a, std::int64
                                              std::int64_t kv_tokens) const {
   if (batch == 0) return {};
   const OpCost roof = roofline_.attention_decode(a, batch, kv_tokens);
-  const auto it = layout_for(decode_, {a.heads_q, a.heads_kv, a.head_dim});
-  if (it == decode_.end()) {
-    return {Seconds{decode_fit_.predict(decode_attention_flops(a, kv_tokens).v,
-                                        decode_attention_bytes(a, batch, kv_tokens).v)},
-            roof.bound};
-  }
-  // On another layout or KV dtype: the same KV bytes, i.e. cached tokens scaled by the KV-head and byte ratios.
-  const auto& m = it->second.shape;
-  const double kv = double(kv_tokens) * double(a.heads_kv) * a.bytes_per_element / (double(m.heads_kv) * m.bytes_per_element);
-  return {Seconds{decode_time(it->second, batch, kv)}, roof.bound};
+  if (const auto t = decode_on(decode_, a, batch, double(kv_tokens))) return {Seconds{*t}, roof.bound};
+  return {Seconds{decode_fit_.predict(decode_attention_flops(a, kv_tokens).v,
+                                      decode_attention_bytes(a, batch, kv_tokens).v)},
+          roof.bound};
 }
 
 OpCost CalibratedPredictor::elementwise(Bytes bytes, Flops flops) const {
@@ -317,18 +324,17 @@ std::vector<FamilyReport> CalibratedPredictor::report() const {
 
   // Layout transfer: every point of one head layout predicted from the other layouts only (what a model whose
   // layout the profile lacks gets).
+  auto shape_of = [](const HeadKey& k) { return AttentionShape{std::get<0>(k), std::get<1>(k), std::get<2>(k), 2.0}; };
   if (prefill_.size() > 1) {
     Scored tr;
     for (const auto& [key, curve] : prefill_) {
       auto others = prefill_;
       others.erase(key);
-      const auto it = layout_for(others, key);
-      if (it == others.end()) continue;
-      const auto [mq, mkv, mdim] = it->first;
-      const AttentionShape measured{mq, mkv, mdim, 2.0};
       for (const auto& p : curve.points()) {
+        const auto t = prefill_on(others, shape_of(key), p.x);
+        if (!t) continue;
         auto d = describe_attention("prefill", key, 1, p.x);
-        d.loo_err_pct = rel(prefill_time(it->second, measured, p.x * double(std::get<0>(key)) / double(mq)), p.time_s);
+        d.loo_err_pct = rel(*t, p.time_s);
         tr.push_back(d);
       }
     }
@@ -341,13 +347,12 @@ std::vector<FamilyReport> CalibratedPredictor::report() const {
     for (const auto& [key, lines] : decode_) {
       auto others = decode_;
       others.erase(key);
-      const auto it = layout_for(others, key);
-      if (it == others.end()) continue;
       for (const auto& [b, curve] : lines.by_batch) {
         for (const auto& p : curve.points()) {
+          const auto t = decode_on(others, shape_of(key), b, p.x);
+          if (!t) continue;
           auto d = describe_attention("decode", key, b, p.x);
-          const double kv = p.x * double(std::get<1>(key)) / double(it->second.shape.heads_kv);
-          d.loo_err_pct = rel(decode_time(it->second, b, kv), p.time_s);
+          d.loo_err_pct = rel(*t, p.time_s);
           tr.push_back(d);
         }
       }

@@ -14,6 +14,7 @@
 #pragma once
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -69,6 +70,11 @@ class CalibratedPredictor final : public OpPredictor {
   template <class Map>
   [[nodiscard]] static typename Map::const_iterator layout_for(const Map& m, const HeadKey& key);
   [[nodiscard]] double prefill_time(const MeasuredCurve& curve, const AttentionShape& measured, double pairs) const;
+  // Attention of layout `a` on the layout of `layouts` standing in for it; nullopt when none has its head_dim.
+  [[nodiscard]] std::optional<double> prefill_on(const std::map<HeadKey, MeasuredCurve>& layouts,
+                                                 const AttentionShape& a, double pairs) const;
+  [[nodiscard]] std::optional<double> decode_on(const std::map<HeadKey, DecodeLines>& layouts, const AttentionShape& a,
+                                                std::int64_t batch, double kv_tokens) const;
   // Spread (percent) of the profile row behind a point, and its label.
   [[nodiscard]] FamilyReport::Point describe_gemm(const std::string& op, const std::string& dtype, double m) const;
   [[nodiscard]] FamilyReport::Point describe_attention(const std::string& op, const HeadKey& key, std::int64_t batch,
