@@ -178,6 +178,19 @@ def main():
     graph_warmup_replays = 2
     fallbacks = []  # rows timed eagerly because their CUDA graph could not be captured
 
+    def timed_repetitions(repetition, calls):
+        """Runs repetition() args.reps times between two CUDA events; returns the us per call of each."""
+        start = torch.cuda.Event(enable_timing=True)
+        stop = torch.cuda.Event(enable_timing=True)
+        per_call = []
+        for _ in range(args.reps):
+            start.record()
+            repetition()
+            stop.record()
+            stop.synchronize()
+            per_call.append(1000.0 * start.elapsed_time(stop) / calls)
+        return per_call
+
     def eager_times(call, n_sets):
         counter = [0]
 
@@ -185,20 +198,14 @@ def main():
             call(counter[0] % n_sets)
             counter[0] += 1
 
+        def repetition():
+            for _ in range(args.iters):
+                step()
+
         for _ in range(args.warmup):
             step()
         torch.cuda.synchronize()
-        start = torch.cuda.Event(enable_timing=True)
-        stop = torch.cuda.Event(enable_timing=True)
-        per_call = []
-        for _ in range(args.reps):
-            start.record()
-            for _ in range(args.iters):
-                step()
-            stop.record()
-            stop.synchronize()
-            per_call.append(1000.0 * start.elapsed_time(stop) / args.iters)
-        return per_call
+        return timed_repetitions(repetition, args.iters)
 
     def graph_times(call, n_sets):
         calls = -(-args.iters // n_sets) * n_sets
@@ -216,16 +223,7 @@ def main():
         for _ in range(graph_warmup_replays):
             g.replay()
         torch.cuda.synchronize()
-        start = torch.cuda.Event(enable_timing=True)
-        stop = torch.cuda.Event(enable_timing=True)
-        per_call = []
-        for _ in range(args.reps):
-            start.record()
-            g.replay()
-            stop.record()
-            stop.synchronize()
-            per_call.append(1000.0 * start.elapsed_time(stop) / calls)
-        return per_call
+        return timed_repetitions(g.replay, calls)
 
     def time_calls(call, n_sets, row_name):
         """call(i) issues one timed unit using tensor set i (0 <= i < n_sets); returns (median, min, max) in us."""
