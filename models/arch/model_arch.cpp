@@ -34,6 +34,21 @@ std::string opt_string(const nlohmann::json& j, const std::string& file, const c
 
 bool present(const nlohmann::json& j, const char* key) { return j.contains(key) && !j.at(key).is_null(); }
 
+// Whether a quantization_config describes fp8 weights: vLLM's "fp8" and "fbgemm_fp8", NVIDIA ModelOpt with
+// quant_algo "FP8", or compressed-tensors with a config group of 8-bit float weights.
+bool fp8_scheme(const nlohmann::json& q, const std::string& method) {
+  if (method == "fp8" || method == "fbgemm_fp8") return true;
+  if (method == "modelopt") return q.contains("quant_algo") && q.at("quant_algo") == "FP8";
+  if (method == "compressed-tensors" && q.contains("config_groups") && q.at("config_groups").is_object()) {
+    for (const auto& [name, group] : q.at("config_groups").items()) {
+      if (!group.is_object() || !group.contains("weights") || !group.at("weights").is_object()) continue;
+      const auto& w = group.at("weights");
+      if (w.contains("num_bits") && w.at("num_bits") == 8 && w.contains("type") && w.at("type") == "float") return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 const char* to_string(Quantization q) { return q == Quantization::fp8 ? "fp8" : "none"; }
@@ -99,8 +114,9 @@ ModelArch ModelArch::from_hf_config(const std::string& path) {
   if (present(j, "quantization_config")) {
     const auto& q = j.at("quantization_config");
     if (!q.is_object()) throw InputError(path + ": key 'quantization_config' must be an object");
-    const std::string method = opt_string(q, path, "quant_method", "");
-    m.quantization = parse_quantization(method, path + ": quantization_config.quant_method");
+    m.quant_method = opt_string(q, path, "quant_method", "");
+    m.quant_method_modelled = fp8_scheme(q, m.quant_method);
+    if (m.quant_method_modelled) m.quantization = Quantization::fp8;
   }
   return m;
 }

@@ -10,8 +10,8 @@
 namespace servesim {
 
 // Weight quantization of the linear layers (q/k/v/o, gate/up/down). fp8: e4m3 weights with per-tensor scales,
-// as vLLM's `quantization="fp8"` or a checkpoint whose config.json has quantization_config.quant_method "fp8";
-// the embedding, LM head and norms stay in the checkpoint dtype.
+// as vLLM's `quantization="fp8"` or an fp8 checkpoint (block-wise scaled ones too, costed as per-tensor); the
+// embedding, LM head and norms stay in the checkpoint dtype.
 enum class Quantization { none, fp8 };
 [[nodiscard]] const char* to_string(Quantization q);
 // "none" | "fp8"; anything else throws InputError "<where>: ... (valid: none, fp8)".
@@ -32,6 +32,10 @@ struct ModelArch {
   double weight_bytes_per_param = 2.0;  // bf16 / fp16
   double kv_bytes_per_element = 2.0;    // bf16 / fp16 KV cache (1 with an fp8 KV cache)
   Quantization quantization = Quantization::none;
+  // config.json's quantization_config.quant_method ("" without one), and whether servesim models that scheme
+  // (fp8, fbgemm_fp8, modelopt FP8, compressed-tensors with 8-bit float weights: all as fp8).
+  std::string quant_method;
+  bool quant_method_modelled = true;
 
   // Reads config.json; a missing or malformed field throws InputError "file: key: message".
   [[nodiscard]] static ModelArch from_hf_config(const std::string& path);

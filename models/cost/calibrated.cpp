@@ -55,6 +55,7 @@ CalibratedPredictor::CalibratedPredictor(GpuSpec gpu, std::shared_ptr<const Cali
   std::map<HeadKey, std::map<std::int64_t, std::vector<MeasuredCurve::Point>>> dec;
   std::vector<FitPoint> pre_all, dec_all;
   for (const auto& a : profile_->attention) {
+    if (a.dtype != "bf16") continue;
     const HeadKey key{a.hq, a.hkv, a.head_dim};
     const AttentionShape shape{a.hq, a.hkv, a.head_dim, 2.0};
     const double t = a.median_us * 1e-6;
@@ -138,7 +139,7 @@ std::optional<double> CalibratedPredictor::prefill_on(const std::map<HeadKey, Me
   if (it == layouts.end()) return std::nullopt;
   // On another layout: the same attention FLOPs, i.e. query-key pairs scaled by the query-head ratio.
   const auto [mq, mkv, mdim] = it->first;
-  const AttentionShape measured{mq, mkv, mdim, a.bytes_per_element};
+  const AttentionShape measured{mq, mkv, mdim, 2.0};  // the profile's attention rows are bf16
   return prefill_time(it->second, measured, pairs * double(a.heads_q) / double(mq));
 }
 
@@ -204,10 +205,10 @@ OpCost CalibratedPredictor::elementwise(Bytes bytes, Flops flops) const {
   return {Seconds{t}, roof.bound};
 }
 
-FamilyReport::Point CalibratedPredictor::describe_gemm(const std::string& op, const std::string& dtype,
-                                                       double m) const {
+FamilyReport::Point CalibratedPredictor::describe_gemm(const GemmKey& key, double m) const {
+  const auto& [n, k, dtype] = key;
   for (const auto& g : profile_->gemm) {
-    if (g.op == op && g.dtype == dtype && double(g.m) == m) {
+    if (g.n == n && g.k == k && g.dtype == dtype && double(g.m) == m) {
       return {fmt::format("M={}", g.m), 0.0, 100.0 * (g.max_us - g.min_us) / g.median_us};
     }
   }
@@ -261,18 +262,22 @@ std::vector<FamilyReport> CalibratedPredictor::report() const {
     const std::string& dtype = std::get<2>(key);
     const bool fp8 = dtype != "bf16";
     const RooflineFit& fit = fp8 ? gemm_fp8_fit_ : gemm_fit_;
+    // Two shapes with one op name (profiles of two models without tags) are told apart by N x K.
+    bool shared = false;
+    for (const auto& [other, name] : gemm_names_) shared = shared || (name == op && other != key && std::get<2>(other) == dtype);
+    const std::string label = shared ? fmt::format("{} {}x{}", op, std::get<0>(key), std::get<1>(key)) : op;
     Scored pts;
     for (std::size_t i = 0; i < curve.points().size(); ++i) {
       const auto& p = curve.points()[i];
-      auto d = describe_gemm(op, dtype, p.x);
+      auto d = describe_gemm(key, p.x);
       d.loo_err_pct = rel(curve.without(i).at(p.x, p.flops, p.bytes, fit), p.time_s);
       pts.push_back(d);
     }
     for (auto d : pts) {
-      d.label = op + " " + d.label;
+      d.label = label + " " + d.label;
       (fp8 ? all_fp8 : all).push_back(d);
     }
-    FamilyReport r{"gemm:" + op + (fp8 ? " " + dtype : ""), 0, 0, 0, fit, 0, {}};
+    FamilyReport r{"gemm:" + label + (fp8 ? " " + dtype : ""), 0, 0, 0, fit, 0, {}};
     finish(r, pts);
     out.push_back(r);
   }

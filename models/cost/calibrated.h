@@ -76,14 +76,14 @@ class CalibratedPredictor final : public OpPredictor {
   [[nodiscard]] std::optional<double> decode_on(const std::map<HeadKey, DecodeLines>& layouts, const AttentionShape& a,
                                                 std::int64_t batch, double kv_tokens) const;
   // Spread (percent) of the profile row behind a point, and its label.
-  [[nodiscard]] FamilyReport::Point describe_gemm(const std::string& op, const std::string& dtype, double m) const;
+  using GemmKey = std::tuple<std::int64_t, std::int64_t, std::string>;  // N, K, dtype (bf16 | fp8_e4m3)
+  [[nodiscard]] FamilyReport::Point describe_gemm(const GemmKey& key, double m) const;
   [[nodiscard]] FamilyReport::Point describe_attention(const std::string& op, const HeadKey& key, std::int64_t batch,
                                                        double x) const;
 
   GpuSpec gpu_;
   std::shared_ptr<const CalibrationProfile> profile_;
   RooflinePredictor roofline_;
-  using GemmKey = std::tuple<std::int64_t, std::int64_t, std::string>;  // N, K, dtype (bf16 | fp8_e4m3)
   std::map<GemmKey, MeasuredCurve> gemm_;                                // curve over M
   std::map<GemmKey, std::string> gemm_names_;
   std::map<HeadKey, MeasuredCurve> prefill_;  // curve over pairs

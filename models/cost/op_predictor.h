@@ -52,7 +52,8 @@ struct AttentionShape {
   std::int64_t heads_q = 0;
   std::int64_t heads_kv = 0;
   std::int64_t head_dim = 0;
-  double bytes_per_element = 2.0;
+  double bytes_per_element = 2.0;      // K and V (the KV-cache dtype)
+  double act_bytes_per_element = 2.0;  // Q and O (the model's activations)
 };
 
 // FLOPs and bytes of attention, shared by every predictor (and by the step breakdown).

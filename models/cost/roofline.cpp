@@ -22,12 +22,12 @@ Flops prefill_attention_flops(const AttentionShape& a, std::span<const PrefillCh
 }
 
 Bytes prefill_attention_bytes(const AttentionShape& a, std::span<const PrefillChunk> chunks) {
-  double elems = 0.0;
+  double qo = 0.0, kv = 0.0;
   for (const auto& c : chunks) {
-    elems += double(c.tokens) * double(a.heads_q * a.head_dim) * 2.0;                  // Q in, O out
-    elems += double(c.context + c.tokens) * double(a.heads_kv * a.head_dim) * 2.0;      // K, V
+    qo += double(c.tokens) * double(a.heads_q * a.head_dim) * 2.0;              // Q in, O out
+    kv += double(c.context + c.tokens) * double(a.heads_kv * a.head_dim) * 2.0;  // K, V
   }
-  return Bytes{elems * a.bytes_per_element};
+  return Bytes{qo * a.act_bytes_per_element + kv * a.bytes_per_element};
 }
 
 Flops decode_attention_flops(const AttentionShape& a, std::int64_t kv_tokens) {
@@ -37,7 +37,7 @@ Flops decode_attention_flops(const AttentionShape& a, std::int64_t kv_tokens) {
 Bytes decode_attention_bytes(const AttentionShape& a, std::int64_t batch, std::int64_t kv_tokens) {
   const double kv = double(kv_tokens) * double(a.heads_kv * a.head_dim) * 2.0;
   const double qo = double(batch) * double(a.heads_q * a.head_dim) * 2.0;
-  return Bytes{(kv + qo) * a.bytes_per_element};
+  return Bytes{kv * a.bytes_per_element + qo * a.act_bytes_per_element};
 }
 
 OpCost RooflinePredictor::roof(Flops flops, FlopsPerSec rate, Bytes bytes) const {

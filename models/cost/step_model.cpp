@@ -58,6 +58,7 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
   attn_.heads_kv = arch_.num_kv_heads >= t ? arch_.num_kv_heads / t : 1;
   attn_.head_dim = arch_.head_dim;
   attn_.bytes_per_element = arch_.kv_bytes_per_element;
+  attn_.act_bytes_per_element = arch_.weight_bytes_per_param;
   layers_per_stage_ = arch_.num_layers / p;
 }
 
@@ -107,12 +108,13 @@ StepModel::Times StepModel::dense_part(std::int64_t T, Sink& sink) const {
   auto elementwise = [&](const char* name, double bytes, double flops) {
     op(name, Flops{flops}, Bytes{bytes}, predictor_->elementwise(Bytes{bytes}, Flops{flops}));
   };
-  // fp8 weights: fp8 math on GPUs with fp8 tensor cores, the activation quantized per token by its own kernel
-  // first (read bf16, write fp8: absmax + scale); elsewhere weight-only (bf16 math, 1-byte weights).
+  // fp8 weights: fp8 math on GPUs with fp8 tensor cores, each activation quantized per token first (read bf16,
+  // write fp8: absmax + scale); elsewhere weight-only (bf16 math, 1-byte weights). As vLLM compiles the model,
+  // the quantization of the qkv, gate_up and down inputs is fused into the RMSNorm / SiLU-and-mul before them;
+  // the attention output's, before o, is a kernel of its own.
   const bool fp8_weights = arch_.quantization == Quantization::fp8;
   const bool fp8_math = fp8_weights && gpu_.has_fp8();
-  auto gemm = [&](const char* name, const char* quant_name, std::int64_t n, std::int64_t k) {
-    if (fp8_math) elementwise(quant_name, double(T) * double(k) * (e + 1.0), 3.0 * double(T) * double(k));
+  auto gemm = [&](const char* name, std::int64_t n, std::int64_t k) {
     const GemmShape g{name, T, n, k, e, fp8_weights ? 1.0 : 0.0, fp8_math};
     op(name, g.flops(), g.bytes(), predictor_->gemm(g));
   };
@@ -123,15 +125,19 @@ StepModel::Times StepModel::dense_part(std::int64_t T, Sink& sink) const {
   };
   const double qkv_heads = double((attn_.heads_q + attn_.heads_kv) * attn_.head_dim);
   elementwise("attn_norm", 2.0 * act + double(h) * e, 4.0 * double(T * h));
-  gemm("qkv", "qkv_input_quant", qkv_width(), h);
+  gemm("qkv", qkv_width(), h);
   elementwise("rope", 2.0 * double(T) * qkv_heads * e, 6.0 * double(T) * qkv_heads);
-  gemm("o", "o_input_quant", h, arch_.q_dim() / t);
+  if (fp8_math) {
+    const double o_in = double(T) * double(arch_.q_dim() / t);
+    elementwise("o_input_quant", o_in * (e + 1.0), 3.0 * o_in);
+  }
+  gemm("o", h, arch_.q_dim() / t);
   all_reduce("tp_all_reduce_attn");
   elementwise("mlp_norm", 3.0 * act + double(h) * e, 5.0 * double(T * h));  // residual add + RMSNorm
-  gemm("gate_up", "gate_up_input_quant", 2 * arch_.intermediate_size / t, h);
+  gemm("gate_up", 2 * arch_.intermediate_size / t, h);
   elementwise("act_mul", 3.0 * double(T) * double(arch_.intermediate_size / t) * e,
               5.0 * double(T) * double(arch_.intermediate_size / t));
-  gemm("down", "down_input_quant", h, arch_.intermediate_size / t);
+  gemm("down", h, arch_.intermediate_size / t);
   all_reduce("tp_all_reduce_mlp");
 
   const OpCost embed = predictor_->elementwise(Bytes{2.0 * act}, Flops{0.0});
@@ -184,7 +190,12 @@ StepModel::Times StepModel::head_part(std::int64_t S, Sink& sink) const {
        predictor_->elementwise(Bytes{2.0 * s * double(h) * e}, Flops{4.0 * s * double(h)}));
   const GemmShape head{"lm_head", S, vocab_per_rank(), h, e};
   once("lm_head", head.flops(), head.bytes(), predictor_->gemm(head));
-  // The shards' logits are gathered and one GPU samples over the whole vocabulary.
+  // The shards' logits are gathered onto one GPU, which samples over the whole vocabulary.
+  if (parallel_.tensor > 1) {
+    const Bytes shard{s * double(vocab_per_rank()) * e};
+    const OpCost c = comm_->gather(shard);
+    once("tp_gather_logits", Flops{0.0}, shard * double(parallel_.tensor), OpCost{c.time, Bound::communication});
+  }
   const double logits = s * double(arch_.vocab_size) * 4.0;  // fp32 logits: softmax + top-k/p
   once("sampling", Flops{5.0 * logits / 4.0}, Bytes{2.0 * logits},
        predictor_->elementwise(Bytes{2.0 * logits}, Flops{5.0 * logits / 4.0}));

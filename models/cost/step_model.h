@@ -29,6 +29,8 @@ class GroupComm {
   [[nodiscard]] virtual OpCost all_reduce(Bytes bytes) const = 0;
   // Activations from one pipeline stage to the next.
   [[nodiscard]] virtual OpCost send_recv(Bytes bytes) const = 0;
+  // The last stage's vocab-parallel logits, `per_rank` bytes on each rank, gathered onto one rank for sampling.
+  [[nodiscard]] virtual OpCost gather(Bytes per_rank) const = 0;
 };
 
 struct ParallelConfig {

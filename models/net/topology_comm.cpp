@@ -29,4 +29,9 @@ OpCost TopologyComm::send_recv(Bytes bytes) const {
   return {sum / double(boundaries_.size()), Bound::communication};
 }
 
+OpCost TopologyComm::gather(Bytes per_rank) const {
+  const CommGroup& last = stages_.back();
+  return {last.time(CollectiveOp::all_gather, per_rank * double(last.size())), Bound::communication};
+}
+
 }  // namespace servesim

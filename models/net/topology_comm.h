@@ -17,6 +17,8 @@ class TopologyComm final : public GroupComm {
                const std::string& algo, std::shared_ptr<const CollectiveCalibration> cal);
   [[nodiscard]] OpCost all_reduce(Bytes bytes) const override;
   [[nodiscard]] OpCost send_recv(Bytes bytes) const override;
+  // As an all-gather of the last stage's group (the root receives (t - 1) x per_rank bytes either way).
+  [[nodiscard]] OpCost gather(Bytes per_rank) const override;
   [[nodiscard]] const CommGroup& tensor_group(std::size_t stage = 0) const { return stages_.at(stage); }
 
  private:

@@ -97,6 +97,10 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   s.arch = ModelArch::from_hf_config(model_path);
   if (model.has("quantization")) {
     s.arch.quantization = parse_quantization(model.str("quantization"), model.where("quantization") + ": model.quantization");
+  } else if (!s.arch.quant_method_modelled) {
+    model.fail("config", model_path + ": quantization_config.quant_method '" + s.arch.quant_method +
+                             "' is not modelled (fp8 schemes are: fp8, fbgemm_fp8, modelopt FP8, compressed-tensors "
+                             "with 8-bit float weights); set [model] quantization = \"fp8\" or \"none\" to cost it as one");
   }
 
   // [hardware]

@@ -186,3 +186,20 @@ TEST_CASE("a profile row whose median is outside [min, max] is rejected", "[cali
   test::write_file(dir / "gemm.csv", "op,M,N,K,dtype,median_us,min_us,max_us\nqkv,1,6144,4096,bf16,10,11,12\n");
   CHECK_THROWS_WITH(CalibrationProfile::load(dir.string()), Catch::Contains("gemm.csv:2") && Catch::Contains("min_us"));
 }
+
+TEST_CASE("two GEMM shapes with one op name are reported apart", "[calibrated]") {
+  const auto dir = test::temp_dir("sharedop");
+  test::write_file(dir / "profile.json", "{\"gpu\": \"h200\"}");
+  test::write_file(dir / "gemm.csv",
+                   "op,M,N,K,dtype,median_us,min_us,max_us\n"
+                   "qkv,1,6144,4096,bf16,20,19,21\nqkv,64,6144,4096,bf16,21,20,22\nqkv,1024,6144,4096,bf16,70,69,71\n"
+                   "qkv,1,1280,8192,bf16,10,5,15\nqkv,64,1280,8192,bf16,11,6,16\nqkv,1024,1280,8192,bf16,30,15,45\n");
+  const CalibratedPredictor p(h200(), std::make_shared<const CalibrationProfile>(CalibrationProfile::load(dir.string())));
+  std::map<std::string, FamilyReport> by;
+  for (const auto& r : p.report()) by[r.family] = r;
+  REQUIRE(by.count("gemm:qkv 6144x4096") == 1);
+  REQUIRE(by.count("gemm:qkv 1280x8192") == 1);
+  // Spreads come from each shape's own rows: 10 % of 20 us, 100 % of 10 us.
+  CHECK(by.at("gemm:qkv 6144x4096").spread_pct < 15.0);
+  CHECK(by.at("gemm:qkv 1280x8192").spread_pct == Approx(100.0));
+}

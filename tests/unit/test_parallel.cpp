@@ -144,3 +144,20 @@ TEST_CASE("pipeline stages each get their own tensor-parallel group; placement i
   CHECK(dup.code == 2);
   CHECK(dup.output.find("listed twice") != std::string::npos);
 }
+
+TEST_CASE("TP: the LM head's vocab shards are gathered for sampling, over the group's links", "[parallel]") {
+  const auto nvlink = decode_step({});
+  const auto pcie = decode_step({{"parallel.topology", "\"pcie-8x-l40s\""}});
+  auto gather = [](const StepCost& c) {
+    for (const auto& o : c.ops) {
+      if (o.name == "tp_gather_logits") return o;
+    }
+    FAIL("no tp_gather_logits op");
+    return StepOp{};
+  };
+  // 32 sampled rows x 16032 vocab rows per rank (128256 / 8) x 2 bytes on each of 8 ranks.
+  CHECK(gather(nvlink).bytes.v == 32.0 * 16032 * 2 * 8);
+  CHECK(gather(nvlink).bound == Bound::communication);
+  CHECK(gather(nvlink).time.v > 0);
+  CHECK(gather(pcie).time.v > gather(nvlink).time.v);
+}

@@ -63,22 +63,50 @@ TEST_CASE("fp8 weights halve the linear layers only; the step model adds the act
   CHECK(m8.step_time(b).v < m16.step_time(b).v);
   const auto ops = m8.breakdown(b);
   bool quant = false;
-  for (const auto& o : ops.ops) quant = quant || o.name == "down_input_quant";
+  int separate_quant_kernels = 0;
+  for (const auto& o : ops.ops) separate_quant_kernels += o.name.ends_with("_input_quant");
+  for (const auto& o : ops.ops) quant = quant || o.name == "o_input_quant";
   CHECK(quant);
+  CHECK(separate_quant_kernels == 1);  // the others are fused into the norms and the activation
 }
 
-TEST_CASE("fp8 from config.json's quantization_config; other methods are refused", "[quant][bad-input]") {
+TEST_CASE("fp8 checkpoints from config.json's quantization_config; other methods need a scenario choice",
+          "[quant][bad-input]") {
   const auto dir = test::temp_dir("quantcfg");
   std::string text = test::read_file(test::scenario_path("models/llama-3-8b.json"));
   const auto brace = text.rfind('}');
-  const std::string fp8 = text.substr(0, brace) + ", \"quantization_config\": {\"quant_method\": \"fp8\", "
-                                                  "\"activation_scheme\": \"dynamic\"}}";
-  CHECK(ModelArch::from_hf_config(test::write_file(dir / "fp8.json", fp8)).quantization == Quantization::fp8);
-  const std::string awq = text.substr(0, brace) + ", \"quantization_config\": {\"quant_method\": \"awq\"}}";
-  const std::string msg = test::input_error([&] { (void)ModelArch::from_hf_config(test::write_file(dir / "awq.json", awq)); });
-  CHECK(msg.find("awq.json") != std::string::npos);
-  CHECK(msg.find("quant_method") != std::string::npos);
-  CHECK(msg.find("valid: none, fp8") != std::string::npos);
+  auto with = [&](const std::string& name, const std::string& qc) {
+    return test::write_file(dir / name, text.substr(0, brace) + ", \"quantization_config\": " + qc + "}");
+  };
+  for (const auto& qc : {std::string(R"({"quant_method": "fp8", "activation_scheme": "dynamic"})"),
+                         std::string(R"({"quant_method": "fbgemm_fp8"})"),
+                         std::string(R"({"quant_method": "modelopt", "quant_algo": "FP8"})"),
+                         std::string(R"({"quant_method": "compressed-tensors", "config_groups": {"group_0": )"
+                                     R"({"weights": {"num_bits": 8, "type": "float"}}}})")}) {
+    INFO(qc);
+    const ModelArch m = ModelArch::from_hf_config(with("fp8.json", qc));
+    CHECK(m.quantization == Quantization::fp8);
+    CHECK(m.quant_method_modelled);
+  }
+  const std::string int4 = R"({"quant_method": "compressed-tensors", "config_groups": {"group_0": )"
+                           R"({"weights": {"num_bits": 4, "type": "int"}}}})";
+  CHECK(ModelArch::from_hf_config(with("w4.json", int4)).quantization == Quantization::none);
+  CHECK_FALSE(ModelArch::from_hf_config(with("w4.json", int4)).quant_method_modelled);
+
+  // A scenario on a checkpoint whose scheme is not modelled fails naming the file and the method, unless the
+  // scenario says how to cost it.
+  const std::string awq = with("awq.json", R"({"quant_method": "awq"})");
+  const std::string scn = test::write_file(dir / "s.toml", "[model]\nconfig = \"" + awq + "\"\n[hardware]\ngpu = \"h100-sxm\"\n"
+                                           "[workload]\nnum_requests = 1\n[workload.arrival]\nimpl = \"poisson\"\nrate = 1.0\n"
+                                           "[workload.prompt_tokens]\nimpl = \"fixed\"\nvalue = 10\n"
+                                           "[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 10\n");
+  const auto r = test::run_cli("run " + scn + " --out " + (dir / "out").string());
+  CHECK(r.code == 2);
+  CHECK(test::count_lines(r.output) == 1);
+  CHECK(r.output.find("s.toml:2:") != std::string::npos);
+  CHECK(r.output.find("quant_method 'awq' is not modelled") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "out"));
+  CHECK(test::run_cli("run " + scn + " --out " + (dir / "out").string() + " --set model.quantization='\"fp8\"'").code == 0);
 }
 
 TEST_CASE("scenario keys: model.quantization and engine.kv_cache_dtype", "[quant]") {
@@ -101,6 +129,22 @@ TEST_CASE("scenario keys: model.quantization and engine.kv_cache_dtype", "[quant
   const auto bad_kv = test::run_cli("run " + scenario(dir, "[engine]\nkv_cache_dtype = \"int8\"\n"));
   CHECK(bad_kv.code == 2);
   CHECK(bad_kv.output.find("kv_cache_dtype") != std::string::npos);
+  CHECK(test::count_lines(bad_kv.output) == 1);
+}
+
+TEST_CASE("an fp8 KV cache halves the K/V bytes decode attention reads, not Q and O", "[quant]") {
+  const AttentionShape bf16{32, 8, 128, 2.0}, fp8{32, 8, 128, 1.0};
+  // 4 x 1024 cached tokens: K and V 2 x 4096 x 8 x 128 elements; Q and O 2 x 4 x 32 x 128 elements at 2 bytes.
+  CHECK(decode_attention_bytes(fp8, 4, 4096).v == 2.0 * 4096 * 8 * 128 * 1.0 + 2.0 * 4 * 32 * 128 * 2.0);
+  CHECK(decode_attention_bytes(bf16, 4, 4096).v == 2.0 * 4096 * 8 * 128 * 2.0 + 2.0 * 4 * 32 * 128 * 2.0);
+  // The calibrated predictor reads the bf16 profile at the same KV bytes: half the cached tokens.
+  const Config catalog = Config::from_file(test::scenario_path("hardware/gpus.toml"));
+  const CalibratedPredictor p(load_gpu(catalog, "h200", "test"),
+                              std::make_shared<const CalibrationProfile>(
+                                  CalibrationProfile::load(test::source_dir() + "/calibrate/data/h200")));
+  for (const std::int64_t b : {1, 16, 128}) {
+    CHECK(p.attention_decode(fp8, b, b * 4096).time.v == p.attention_decode(bf16, b, b * 2048).time.v);
+  }
 }
 
 TEST_CASE("calibrated fp8 GEMMs: measured fp8 rows, or the bf16 curve scaled by the fits", "[quant][calibrated]") {

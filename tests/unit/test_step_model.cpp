@@ -100,6 +100,7 @@ TEST_CASE("the vocabulary is padded to 64 and split over tensor-parallel ranks",
   struct FreeComm final : GroupComm {
     [[nodiscard]] OpCost all_reduce(Bytes) const override { return {}; }
     [[nodiscard]] OpCost send_recv(Bytes) const override { return {}; }
+    [[nodiscard]] OpCost gather(Bytes) const override { return {}; }
   };
   auto pred = std::make_shared<const RooflinePredictor>(simple_gpu());
   auto comm = std::make_shared<const FreeComm>();
