@@ -17,8 +17,8 @@
 #      being nvidia-smi's name in lowercase without "NVIDIA ", spaces turned into '-' (h200,
 #      h100-80gb-hbm3), for the shape sets of the shipped profile calibrate/data/h200:
 #        Llama-3-8B at TP 1, tag l8b: GEMMs qkv, o, gateup, down, lmhead; attention hq 32 / hkv 8
-#        one TP-8 shard of Llama-3-70B, tag l70b_tp8 (run_all.sh --append): GEMMs qkv, o, gateup, down;
-#        attention hq 8 / hkv 1
+#        one TP-8 shard of Llama-3-70B, tag l70b_tp8 (run_all.sh --append): GEMMs qkv, o, gateup, down, in
+#        bf16 and (--fp8, on sm_89 or newer) fp8 e4m3; attention hq 8 / hkv 1
 #      GEMM op names are spelt like the shipped profile (run_all.sh --reference-op-names: gate_up ->
 #      gateup, lm_head -> lmhead). Memory and launch rows are measured once (by the first run);
 #      collectives need two GPUs and NCCL and are skipped otherwise. Attention: prefill without prior
@@ -151,7 +151,7 @@ common=(--out "$prof" --build-dir "$bin" --timing graph --reference-op-names --a
 step "profile: llama-3-8b tp1 (l8b)" 300 \
   "$here/run_all.sh" --model "$l8b" --tp 1 --tag l8b "${common[@]}"
 step "profile: llama-3-70b tp8 (l70b_tp8)" 180 \
-  "$here/run_all.sh" --model "$l70b" --tp 8 --tag l70b_tp8 --ops qkv,o,gate_up,down --append "${common[@]}"
+  "$here/run_all.sh" --model "$l70b" --tp 8 --tag l70b_tp8 --ops qkv,o,gate_up,down --fp8 --append "${common[@]}"
 
 # ---- 4. eager comparison ----
 mkdir -p "$eager"
