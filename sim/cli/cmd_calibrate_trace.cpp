@@ -63,8 +63,9 @@ void add_calibrate_trace(CLI::App* calibrate) {
       fit = next;
       rms = token_time_rms(replay(fit).recorder, reqs, t0);
       std::cout << fmt::format("iteration {}: per_step {:.3f} us, per_request {:.4f} us, per_token {:.5f} us "
-                               "({} gaps, residual {:.3f} us; token-time rms {:.3f} us)\n",
+                               "({} of {} gaps matched, residual {:.3f} us; token-time rms {:.3f} us)\n",
                                iter + 1, fit.per_step_s * 1e6, fit.per_request_s * 1e6, fit.per_token_s * 1e6, fit.rows,
+                               fit.candidates,
                                fit.rms_residual_s * 1e6, rms * 1e6);
       if (change < 1e-9) break;
     }

@@ -85,6 +85,7 @@ OverheadFit fit_overhead(const Recorder& rec, const std::vector<MeasuredRequest>
     double y, seqs, tokens;
   };
   std::vector<Row> rows;
+  std::size_t back_to_back = 0;  // gaps between tokens of back-to-back simulated steps, matched or not
   for (std::size_t id = 0; id < tokens.size() && id < measured.size(); ++id) {
     const auto& sim = tokens[id];
     const auto& meas = measured[id].token_times_s;
@@ -93,12 +94,17 @@ OverheadFit fit_overhead(const Recorder& rec, const std::vector<MeasuredRequest>
       const auto& prev = steps[sp];
       const auto& st = steps[sk];
       if (prev.replica != st.replica || prev.end != st.start) continue;
+      ++back_to_back;
       if (group_size(meas[k]) != emitted[sk] || group_size(meas[k - 1]) != emitted[sp]) continue;
       const double gpu = ns_to_s(st.end - st.start - st.overhead);
       rows.push_back({meas[k] - meas[k - 1] - gpu, double(st.seqs), double(st.tokens)});
     }
   }
-  if (rows.size() < 3) throw InputError("calibrate trace: fewer than 3 back-to-back steps to fit (the run is too short)");
+  if (rows.size() < 3) {
+    throw InputError("calibrate trace: " + std::to_string(rows.size()) + " of " + std::to_string(back_to_back) +
+                     " gaps between back-to-back steps matched the measured token groups; at least 3 are needed (the "
+                     "run is too short, or --group-window does not fit the timestamps' jitter)");
+  }
   // Two stages, each a robust least-squares line (rows beyond 3 scaled MADs dropped, refitted):
   //  1. decode-only steps (tokens == seqs):  y = per_step + (per_request + per_token) * seqs
   //  2. steps with prefill tokens:           y - stage 1 = per_token * (tokens - seqs)
@@ -142,6 +148,7 @@ OverheadFit fit_overhead(const Recorder& rec, const std::vector<MeasuredRequest>
   for (const Row& r : rows) (r.tokens == r.seqs ? decode : prefill).emplace_back(r.seqs, r.y);
   OverheadFit f = previous;
   f.rows = rows.size();
+  f.candidates = back_to_back;
   double a = previous.per_step_s, slope = previous.per_request_s + previous.per_token_s;
   if (decode.size() >= 3) robust_line(decode, true, a, slope);
   f.per_step_s = a;

@@ -22,8 +22,9 @@ struct OverheadFit {
   double per_step_s = 0;
   double per_request_s = 0;
   double per_token_s = 0;
-  std::size_t rows = 0;
+  std::size_t rows = 0;        // gaps in the regression
   double rms_residual_s = 0;
+  std::size_t candidates = 0;  // gaps between back-to-back simulated steps; rows are those whose token groups matched
 };
 // RMS difference (seconds) between simulated and measured token times, both relative to the first arrival.
 [[nodiscard]] double token_time_rms(const Recorder& rec, const std::vector<MeasuredRequest>& measured, double t0);
