@@ -140,7 +140,18 @@ std::optional<double> CalibratedPredictor::prefill_on(const std::map<HeadKey, Me
   // On another layout: the same attention FLOPs, i.e. query-key pairs scaled by the query-head ratio.
   const auto [mq, mkv, mdim] = it->first;
   const AttentionShape measured{mq, mkv, mdim, 2.0};  // the profile's attention rows are bf16
-  return prefill_time(it->second, measured, pairs * double(a.heads_q) / double(mq));
+  const double scaled = pairs * double(a.heads_q) / double(mq);
+  const double t = prefill_time(it->second, measured, scaled);
+  if (!a.fp8 || !gpu_.has_fp8()) return t;
+  // fp8 attention: the bf16 measurement scaled by the fitted roofline at the datasheet fp8/bf16 rate ratio.
+  RooflineFit fp8 = prefill_fit_;
+  fp8.flops_per_s *= gpu_.fp8_peak.v / gpu_.bf16_peak.v;
+  const auto eq = equivalent_chunk(scaled);
+  AttentionShape measured_fp8 = measured;
+  measured_fp8.fp8 = true;
+  const double flops = 4.0 * double(mq) * double(mdim) * scaled;
+  return t * fp8.predict(flops, prefill_attention_bytes(measured_fp8, eq).v) /
+         prefill_fit_.predict(flops, prefill_attention_bytes(measured, eq).v);
 }
 
 std::optional<double> CalibratedPredictor::decode_on(const std::map<HeadKey, DecodeLines>& layouts,

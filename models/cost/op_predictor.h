@@ -54,6 +54,8 @@ struct AttentionShape {
   std::int64_t head_dim = 0;
   double bytes_per_element = 2.0;      // K and V (the KV-cache dtype)
   double act_bytes_per_element = 2.0;  // Q and O (the model's activations)
+  bool fp8 = false;  // fp8 attention math (FlashAttention-3 with an fp8 KV cache): Q quantized, fp8 tensor-core rate
+  [[nodiscard]] double q_bytes_per_element() const { return fp8 ? 1.0 : act_bytes_per_element; }
 };
 
 // FLOPs and bytes of attention, shared by every predictor (and by the step breakdown).

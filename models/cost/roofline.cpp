@@ -22,12 +22,12 @@ Flops prefill_attention_flops(const AttentionShape& a, std::span<const PrefillCh
 }
 
 Bytes prefill_attention_bytes(const AttentionShape& a, std::span<const PrefillChunk> chunks) {
-  double qo = 0.0, kv = 0.0;
+  double q = 0.0, kv = 0.0;  // elements; O has as many as Q
   for (const auto& c : chunks) {
-    qo += double(c.tokens) * double(a.heads_q * a.head_dim) * 2.0;              // Q in, O out
+    q += double(c.tokens) * double(a.heads_q * a.head_dim);
     kv += double(c.context + c.tokens) * double(a.heads_kv * a.head_dim) * 2.0;  // K, V
   }
-  return Bytes{qo * a.act_bytes_per_element + kv * a.bytes_per_element};
+  return Bytes{q * (a.q_bytes_per_element() + a.act_bytes_per_element) + kv * a.bytes_per_element};
 }
 
 Flops decode_attention_flops(const AttentionShape& a, std::int64_t kv_tokens) {
@@ -36,8 +36,8 @@ Flops decode_attention_flops(const AttentionShape& a, std::int64_t kv_tokens) {
 
 Bytes decode_attention_bytes(const AttentionShape& a, std::int64_t batch, std::int64_t kv_tokens) {
   const double kv = double(kv_tokens) * double(a.heads_kv * a.head_dim) * 2.0;
-  const double qo = double(batch) * double(a.heads_q * a.head_dim) * 2.0;
-  return Bytes{kv * a.bytes_per_element + qo * a.act_bytes_per_element};
+  const double q = double(batch) * double(a.heads_q * a.head_dim);  // O has as many
+  return Bytes{kv * a.bytes_per_element + q * (a.q_bytes_per_element() + a.act_bytes_per_element)};
 }
 
 OpCost RooflinePredictor::roof(Flops flops, FlopsPerSec rate, Bytes bytes) const {
@@ -53,10 +53,13 @@ OpCost RooflinePredictor::gemm(const GemmShape& g) const {
   return c;
 }
 
+FlopsPerSec RooflinePredictor::attention_rate(const AttentionShape& a) const {
+  return (a.fp8 && gpu_.has_fp8() ? gpu_.achieved_fp8_flops() : gpu_.achieved_flops()) * kAttentionComputeShare;
+}
+
 OpCost RooflinePredictor::attention_prefill(const AttentionShape& a, std::span<const PrefillChunk> chunks) const {
   if (chunks.empty()) return {};
-  OpCost c = roof(prefill_attention_flops(a, chunks), gpu_.achieved_flops() * kAttentionComputeShare,
-                  prefill_attention_bytes(a, chunks));
+  OpCost c = roof(prefill_attention_flops(a, chunks), attention_rate(a), prefill_attention_bytes(a, chunks));
   c.time += gpu_.kernel_launch;
   return c;
 }
@@ -64,8 +67,7 @@ OpCost RooflinePredictor::attention_prefill(const AttentionShape& a, std::span<c
 OpCost RooflinePredictor::attention_decode(const AttentionShape& a, std::int64_t batch,
                                            std::int64_t kv_tokens) const {
   if (batch == 0) return {};
-  OpCost c = roof(decode_attention_flops(a, kv_tokens), gpu_.achieved_flops() * kAttentionComputeShare,
-                  decode_attention_bytes(a, batch, kv_tokens));
+  OpCost c = roof(decode_attention_flops(a, kv_tokens), attention_rate(a), decode_attention_bytes(a, batch, kv_tokens));
   c.time += gpu_.kernel_launch;
   return c;
 }

@@ -24,6 +24,8 @@ class RooflinePredictor final : public OpPredictor {
   // The roofline itself, without launch overhead: max of the compute and memory times, and which one won.
   [[nodiscard]] OpCost roof(Flops flops, FlopsPerSec rate, Bytes bytes) const;
   [[nodiscard]] const GpuSpec& gpu() const { return gpu_; }
+  // Attention's FLOP rate: kAttentionComputeShare of the GEMM rate, fp8 for fp8 attention on GPUs that have it.
+  [[nodiscard]] FlopsPerSec attention_rate(const AttentionShape& a) const;
 
  private:
   GpuSpec gpu_;

@@ -59,6 +59,8 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
   attn_.head_dim = arch_.head_dim;
   attn_.bytes_per_element = arch_.kv_bytes_per_element;
   attn_.act_bytes_per_element = arch_.weight_bytes_per_param;
+  // vLLM's FlashAttention-3 backend on an fp8 KV cache quantizes Q and runs attention in fp8.
+  attn_.fp8 = arch_.kv_bytes_per_element == 1.0 && gpu_.has_fp8();
   layers_per_stage_ = arch_.num_layers / p;
 }
 
@@ -157,6 +159,12 @@ template <class Sink>
 StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) const {
   const double all_layers = double(arch_.num_layers);
   Seconds layer{0.0};
+  if (attn_.fp8) {  // Q of every token in the batch quantized to fp8 before the attention kernels
+    const double q = double(b.total_tokens()) * double(attn_.heads_q * attn_.head_dim);
+    const OpCost c = predictor_->elementwise(Bytes{q * (attn_.act_bytes_per_element + 1.0)}, Flops{3.0 * q});
+    sink.add("attn_q_quant", Flops{3.0 * q}, Bytes{q * (attn_.act_bytes_per_element + 1.0)}, c, all_layers);
+    layer += c.time;
+  }
   if (!b.prefills.empty()) {
     const std::span<const PrefillChunk> chunks(b.prefills);
     const OpCost c = predictor_->attention_prefill(attn_, chunks);

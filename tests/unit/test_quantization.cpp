@@ -186,3 +186,58 @@ TEST_CASE("calibrated fp8 GEMMs: measured fp8 rows, or the bf16 curve scaled by 
   for (const auto& r : q.report()) fp8_row = fp8_row || (r.family == "gemm:qkv fp8_e4m3" && r.points == 3);
   CHECK(fp8_row);
 }
+
+TEST_CASE("fp8 attention (FlashAttention-3 on an fp8 KV cache): Q in fp8, the fp8 rate", "[quant]") {
+  const RooflinePredictor r(fp8_gpu());
+  AttentionShape a{32, 8, 128, 1.0};
+  a.fp8 = true;
+  const std::vector<PrefillChunk> chunk{{8192, 0}};
+  // Q 8192 x 32 x 128 at 1 byte in, O at 2 bytes out; K and V 8192 x 8 x 128 each at 1 byte.
+  CHECK(prefill_attention_bytes(a, chunk).v == 8192.0 * 32 * 128 * 3.0 + 2.0 * 8192 * 8 * 128);
+  const double flops = prefill_attention_flops(a, chunk).v;
+  CHECK(r.attention_prefill(a, chunk).time.v == Approx(flops / (1000e12 * kAttentionComputeShare) + 1e-6).epsilon(1e-12));
+  a.fp8 = false;
+  CHECK(r.attention_prefill(a, chunk).time.v == Approx(flops / (500e12 * kAttentionComputeShare) + 1e-6).epsilon(1e-12));
+
+  // The step model turns it on for an fp8 KV cache on a GPU with fp8 tensor cores, with a Q-quantization kernel.
+  ModelArch m = llama3_8b();
+  m.kv_bytes_per_element = 1.0;
+  BatchShape b;
+  b.prefills.push_back({4096, 0});
+  b.num_sampled = 1;
+  auto has_q_quant = [&](const GpuSpec& g) {
+    const StepModel sm(m, g, ParallelConfig{}, std::make_shared<const RooflinePredictor>(g), {}, nullptr);
+    for (const auto& o : sm.breakdown(b).ops) {
+      if (o.name == "attn_q_quant") return true;
+    }
+    return false;
+  };
+  CHECK(has_q_quant(fp8_gpu()));
+  CHECK_FALSE(has_q_quant(test::simple_gpu()));  // no fp8 tensor cores: bf16 attention on the fp8 cache
+
+  // Calibrated: the bf16 measurement scaled by the fitted roofline at the fp8/bf16 rate ratio.
+  const Config catalog = Config::from_file(test::scenario_path("hardware/gpus.toml"));
+  const GpuSpec h200 = load_gpu(catalog, "h200", "test");
+  auto profile = std::make_shared<const CalibrationProfile>(
+      CalibrationProfile::load(test::source_dir() + "/calibrate/data/h200"));
+  const CalibratedPredictor p(h200, profile);
+  RooflineFit fit{};
+  for (const auto& row : p.report()) {
+    if (row.family == "attention_prefill") fit = row.fit;
+  }
+  RooflineFit fit8 = fit;
+  fit8.flops_per_s *= 1979.0 / 989.0;  // H200 datasheet fp8 / bf16
+  double measured = 0;
+  for (const auto& row : profile->attention) {
+    if (row.op == "prefill" && row.hq == 32 && row.q_len == 8192) measured = row.median_us * 1e-6;
+  }
+  AttentionShape bf16{32, 8, 128, 2.0}, q8{32, 8, 128, 2.0};
+  q8.fp8 = true;
+  const double f = prefill_attention_flops(bf16, chunk).v;
+  const double expect = measured * fit8.predict(f, prefill_attention_bytes(q8, chunk).v) /
+                        fit.predict(f, prefill_attention_bytes(bf16, chunk).v);
+  AttentionShape kv8{32, 8, 128, 1.0};
+  kv8.fp8 = true;
+  CHECK(p.attention_prefill(kv8, chunk).time.v == Approx(expect).epsilon(1e-12));
+  CHECK(p.attention_prefill(kv8, chunk).time.v < 0.75 * measured);
+}
