@@ -224,6 +224,11 @@ Seconds StepModel::token_time(std::int64_t tokens) const {
   return dense_part(tokens, sink).gpu;
 }
 
+Seconds StepModel::stage_send_time(std::int64_t tokens) const {
+  if (parallel_.pipeline == 1 || tokens == 0) return Seconds{0.0};
+  return comm_->send_recv(Bytes{double(tokens) * double(arch_.hidden_size) * arch_.weight_bytes_per_param}).time;
+}
+
 Seconds StepModel::sampling_time(std::int64_t sampled) const {
   NullSink sink;
   return head_part(sampled, sink).gpu;

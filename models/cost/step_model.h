@@ -78,6 +78,9 @@ class StepModel {
   [[nodiscard]] Seconds token_time(std::int64_t tokens) const;
   [[nodiscard]] Seconds sampling_time(std::int64_t sampled) const;
   [[nodiscard]] Seconds attention_time(const BatchShape& batch) const;
+  // One activation send between two pipeline stages for a micro-batch of `tokens` (0 without pipeline
+  // parallelism); gpu time = pipeline x stage time + (pipeline - 1) x this.
+  [[nodiscard]] Seconds stage_send_time(std::int64_t tokens) const;
   // The same number, with every operator named.
   [[nodiscard]] StepCost breakdown(const BatchShape& batch) const;
 

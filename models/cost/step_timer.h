@@ -16,11 +16,18 @@ class StepTimer {
 
   [[nodiscard]] Seconds step_time(const BatchShape& b) {
     if (b.empty()) return Seconds{0.0};
+    return gpu_time(b) + model_->overhead().of(b.num_seqs(), b.total_tokens());
+  }
+  // The GPU part of step_time.
+  [[nodiscard]] Seconds gpu_time(const BatchShape& b) {
+    if (b.empty()) return Seconds{0.0};
     // Summed in the order StepModel::step_time sums them, so both give the same bits.
-    const Seconds gpu = cached(by_tokens_, b.total_tokens(), [&](std::int64_t n) { return model_->token_time(n); }) +
-                        model_->attention_time(b) +
-                        cached(by_sampled_, b.num_sampled, [&](std::int64_t n) { return model_->sampling_time(n); });
-    return gpu + model_->overhead().of(b.num_seqs(), b.total_tokens());
+    return cached(by_tokens_, b.total_tokens(), [&](std::int64_t n) { return model_->token_time(n); }) +
+           model_->attention_time(b) +
+           cached(by_sampled_, b.num_sampled, [&](std::int64_t n) { return model_->sampling_time(n); });
+  }
+  [[nodiscard]] Seconds stage_send_time(std::int64_t tokens) {
+    return cached(send_by_tokens_, tokens, [&](std::int64_t n) { return model_->stage_send_time(n); });
   }
   [[nodiscard]] const StepModel& model() const { return *model_; }
 
@@ -36,6 +43,7 @@ class StepTimer {
   std::shared_ptr<const StepModel> model_;
   std::vector<double> by_tokens_;
   std::vector<double> by_sampled_;
+  std::vector<double> send_by_tokens_;
 };
 
 }  // namespace servesim

@@ -21,18 +21,19 @@ RunOutput run_scenario(const ScenarioLoader& loader, bool logs) {
   const std::int64_t n = source->num_requests();
   out.recorder.reserve(static_cast<std::size_t>(n));
   // With pipeline parallelism p, a replica runs p micro-batches in flight, as vLLM's virtual engines do: p
-  // engines, each with its own scheduler and 1/p of the KV cache, whose steps take the whole pipeline's latency
-  // (p stage times + p-1 activation sends). Contention between micro-batches of unequal size is not modelled:
-  // the pipeline delivers one micro-batch per stage time.
+  // engines, each with its own scheduler and 1/p of the KV cache, whose micro-batches pass the replica's p
+  // stages in turn (sim/engine/pipeline.h): one stage time each plus p-1 activation sends, waiting where a stage
+  // is still busy with another engine's micro-batch.
   const std::int64_t engines = sc.parallel.pipeline;
   ReplicaConfig engine_cfg = sc.replica;
   engine_cfg.defer_itl = sc.horizon != kNever;
   engine_cfg.num_kv_blocks = sc.replica.num_kv_blocks / engines;
   std::vector<std::unique_ptr<Replica>> replicas;
   for (std::int64_t i = 0; i < sc.num_replicas; ++i) {
+    const auto stages = engines > 1 ? std::make_shared<PipelineStages>(engines) : nullptr;
     for (std::int64_t v = 0; v < engines; ++v) {
       replicas.push_back(std::make_unique<Replica>(static_cast<std::int32_t>(i), sc.step_model, loader.make_scheduler(),
-                                                   engine_cfg, out.recorder));
+                                                   engine_cfg, out.recorder, stages));
     }
   }
   const Config router_cfg = loader.config().table_or_empty("router");

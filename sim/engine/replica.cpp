@@ -11,11 +11,12 @@ constexpr std::uint64_t kStart = 1;  // never a Sequence address
 }
 
 Replica::Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
-                 const ReplicaConfig& cfg, Recorder& recorder)
+                 const ReplicaConfig& cfg, Recorder& recorder, std::shared_ptr<PipelineStages> pipeline)
     : id_(id),
       model_(std::move(model)),
       timer_(model_),
       scheduler_(std::move(scheduler)),
+      pipeline_(std::move(pipeline)),
       cfg_(cfg),
       recorder_(recorder),
       kv_(cfg.num_kv_blocks, cfg.block_size) {}
@@ -95,7 +96,7 @@ void Replica::start_step(Simulator& sim) {
     }
     if (samples) ++batch_.num_sampled;
   }
-  const Ns d = to_ns(timer_.step_time(batch_));
+  const Ns d = step_duration(sim.now());
   busy_ = true;
   step_start_ = sim.now();
   recorder_.step(batch_.total_tokens(), batch_.num_seqs(), plan_.preempted, d);
@@ -105,6 +106,17 @@ void Replica::start_step(Simulator& sim) {
         StepRecord{id_, sim.now(), sim.now() + d, overhead, batch_.num_seqs(), batch_.total_tokens()});
   }
   sim.schedule(sim.now() + d, Priority::step_end, this, kStepEnd);
+}
+
+Ns Replica::step_duration(Ns now) {
+  if (!pipeline_) return to_ns(timer_.step_time(batch_));
+  // The engine's CPU work first, then its micro-batch through the shared stages (each stage an equal share of the
+  // GPU time once the sends are taken out).
+  const Seconds overhead = model_->overhead().of(batch_.num_seqs(), batch_.total_tokens());
+  const Seconds send = timer_.stage_send_time(batch_.total_tokens());
+  const double p = double(pipeline_->stages());
+  const Seconds stage = (timer_.gpu_time(batch_) - send * (p - 1.0)) / p;
+  return pipeline_->pass(now + to_ns(overhead), to_ns(stage), to_ns(send)) - now;
 }
 
 void Replica::end_step(Simulator& sim) {

@@ -10,6 +10,7 @@
 #include "models/cost/step_timer.h"
 #include "sim/core/simulator.h"
 #include "sim/engine/kv_cache.h"
+#include "sim/engine/pipeline.h"
 #include "sim/engine/scheduler.h"
 #include "sim/metrics/recorder.h"
 
@@ -37,8 +38,10 @@ struct ReplicaConfig {
 
 class Replica final : public EventTarget {
  public:
+  // `pipeline`: the stages this engine shares with the other micro-batch engines of its replica (nullptr
+  // without pipeline parallelism).
   Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
-          const ReplicaConfig& cfg, Recorder& recorder);
+          const ReplicaConfig& cfg, Recorder& recorder, std::shared_ptr<PipelineStages> pipeline = nullptr);
 
   // A request arrives at this replica now.
   void submit(Simulator& sim, const Request& r);
@@ -56,11 +59,13 @@ class Replica final : public EventTarget {
   void start_step(Simulator& sim);
   void end_step(Simulator& sim);
   Sequence* allocate(const Request& r);
+  [[nodiscard]] Ns step_duration(Ns now);
 
   std::int32_t id_;
   std::shared_ptr<const StepModel> model_;
   StepTimer timer_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::shared_ptr<PipelineStages> pipeline_;
   ReplicaConfig cfg_;
   Recorder& recorder_;
   KvCacheManager kv_;

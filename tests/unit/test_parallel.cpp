@@ -3,6 +3,7 @@
 
 #include "helpers.h"
 #include "sim/cli/run.h"
+#include "sim/engine/pipeline.h"
 
 using namespace servesim;
 
@@ -160,4 +161,51 @@ TEST_CASE("TP: the LM head's vocab shards are gathered for sampling, over the gr
   CHECK(gather(nvlink).bound == Bound::communication);
   CHECK(gather(nvlink).time.v > 0);
   CHECK(gather(pcie).time.v > gather(nvlink).time.v);
+}
+
+TEST_CASE("pipeline stages: micro-batches pass in turn, a large one holds the ones behind it", "[parallel][pipeline]") {
+  PipelineStages p(2);
+  // Alone: stage 0 [0, 10], send 1, stage 1 [11, 21].
+  CHECK(p.pass(Ns{0}, Ns{10}, Ns{1}) == Ns{21});
+  // A second micro-batch ready at 0 waits for stage 0 until 10, then stage 1 is free again at 21.
+  CHECK(p.pass(Ns{0}, Ns{10}, Ns{1}) == Ns{31});
+  // A large one (100 per stage) ready at 5: stage 0 [20, 120], stage 1 [121, 221].
+  CHECK(p.pass(Ns{5}, Ns{100}, Ns{1}) == Ns{221});
+  // A small one behind it: stage 0 [120, 130], then it waits for stage 1 until 221.
+  CHECK(p.pass(Ns{0}, Ns{10}, Ns{1}) == Ns{231});
+  CHECK(p.stages() == 2);
+}
+
+TEST_CASE("pipeline parallelism: a long prefill on one micro-batch engine stalls the other's decodes",
+          "[parallel][pipeline]") {
+  const auto dir = test::temp_dir("ppstall");
+  auto max_gap_ms = [&](const std::string& rows) {
+    test::write_file(dir / "t.csv", "arrival_s,prompt_tokens,output_tokens\n" + rows);
+    const std::string path = test::write_file(dir / "s.toml", test::base_scenario_text() +
+                                                                  "[parallel]\npipeline_parallel_size = 2\ntopology = \"dgx-h100\"\n"
+                                                                  "[workload.arrival]\nimpl = \"trace\"\nformat = \"csv\"\npath = \"" +
+                                                                  (dir / "t.csv").string() + "\"\n");
+    const ScenarioLoader loader(path, {});
+    const RunOutput out = run_scenario(loader, true);
+    const auto& times = out.recorder.token_log().at(0).times;  // request 0: the decoding one
+    Ns gap{0};
+    for (std::size_t k = 1; k < times.size(); ++k) gap = std::max(gap, times[k] - times[k - 1]);
+    return ns_to_ms(gap);
+  };
+  // Request 0 decodes 300 tokens on engine 0; request 1 (round robin: engine 1) has an 8000-token prompt.
+  const double alone = max_gap_ms("0,16,300\n");
+  const double stalled = max_gap_ms("0,16,300\n0.6,8000,1\n");
+  INFO("max inter-token gap: alone " << alone << " ms, beside an 8000-token prefill " << stalled << " ms");
+  // Half of the prefill's GPU time is one stage: the decode micro-batch waits behind it on each stage.
+  const ScenarioLoader one(test::write_file(dir / "one.toml", test::base_scenario_text() +
+                                                                  "[parallel]\npipeline_parallel_size = 2\ntopology = \"dgx-h100\"\n"
+                                                                  "[workload]\nnum_requests = 1\n[workload.arrival]\nimpl = \"poisson\"\n"
+                                                                  "rate = 1.0\n[workload.prompt_tokens]\nimpl = \"fixed\"\nvalue = 8\n"
+                                                                  "[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 8\n"),
+                           {});
+  BatchShape prefill;
+  prefill.prefills.push_back({8000, 0});
+  prefill.num_sampled = 1;
+  const double prefill_stage_ms = one.scenario().step_model->breakdown(prefill).gpu.v * 1e3 / 2.0;
+  CHECK(stalled > alone + 0.5 * prefill_stage_ms);
 }
