@@ -32,7 +32,8 @@ RunOutput run_scenario(const ScenarioLoader& loader, bool logs) {
   for (std::int64_t i = 0; i < sc.num_replicas; ++i) {
     const auto stages = engines > 1 ? std::make_shared<PipelineStages>(engines) : nullptr;
     for (std::int64_t v = 0; v < engines; ++v) {
-      replicas.push_back(std::make_unique<Replica>(static_cast<std::int32_t>(i), sc.step_model, loader.make_scheduler(),
+      replicas.push_back(std::make_unique<Replica>(static_cast<std::int32_t>(i), sc.step_models[static_cast<std::size_t>(i)],
+                                                   loader.make_scheduler(),
                                                    engine_cfg, out.recorder, stages));
     }
   }

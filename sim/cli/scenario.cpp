@@ -35,6 +35,9 @@ std::string fmt_gib(Bytes b) {
 // Activation reserve per GPU, as vLLM's profiling run would find it: 1 GiB for the CUDA context, cuBLAS
 // workspaces and CUDA graphs, plus the peak activations of a max_num_batched_tokens forward pass (the MLP's
 // gate/up output and activation, and the residual stream) and the sampler's fp32 logits for max_num_seqs.
+// Replicas in one scenario: each has its own engines, queues and step model.
+constexpr std::int64_t kMaxReplicas = 4096;
+
 Bytes default_activation_reserve(const ModelArch& a, const ParallelConfig& p, const SchedulerLimits& l) {
   const double t = double(p.tensor);
   const double tokens = double(l.max_num_batched_tokens);
@@ -122,13 +125,18 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   std::shared_ptr<const OpPredictor> predictor =
       predictor_registry().create(s.predictor_impl, hw.where("predictor") + ": hardware.predictor", pctx);
 
+  // [cluster]: read first, as the replicas' GPU placement depends on their number.
+  const Config cl = cfg_.table_or_empty("cluster");
+  s.num_replicas = cl.positive_int_or("replicas", 1);
+  if (s.num_replicas > kMaxReplicas) cl.fail("replicas", "at most " + std::to_string(kMaxReplicas) + " replicas are modelled");
+
   // [parallel]
   const Config par = cfg_.table_or_empty("parallel");
   s.parallel.tensor = par.positive_int_or("tensor_parallel_size", 1);
   s.parallel.pipeline = par.positive_int_or("pipeline_parallel_size", 1);
   s.parallel.overlap = par.non_negative_or("comm_overlap", 0.0);
   if (s.parallel.overlap > 1.0) par.fail("comm_overlap", "must be in [0, 1]");
-  std::shared_ptr<const GroupComm> comm;
+  std::vector<std::shared_ptr<const GroupComm>> comms;  // per replica; empty without a topology
   if (par.has("topology") || s.parallel.gpus() > 1) {
     if (!par.has("topology")) {
       par.fail("tensor_parallel_size", "a multi-GPU replica needs [parallel] topology (one of: " +
@@ -144,16 +152,25 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
       if (m.find(':') == std::string::npos || m.rfind("unknown", 0) == 0) par.fail("topology", m);
       throw;
     }
-    std::vector<std::int64_t> placement;
-    for (std::int64_t i = 0; i < s.parallel.gpus(); ++i) placement.push_back(i);
-    placement = par.integer_list_or("gpus", placement);
-    if (static_cast<std::int64_t>(placement.size()) != s.parallel.gpus()) {
-      par.fail("gpus", "lists " + std::to_string(placement.size()) + " GPUs for tensor x pipeline = " +
-                           std::to_string(s.parallel.gpus()));
-    }
-    if (s.parallel.gpus() > static_cast<std::int64_t>(topo->gpu_count())) {
-      par.fail("tensor_parallel_size", "the replica needs " + std::to_string(s.parallel.gpus()) + " GPUs but topology " +
+    // Every replica on GPUs of its own: replica r on entries [r x n, (r + 1) x n) of the placement list, n = TP x PP.
+    const std::int64_t n = s.parallel.gpus();
+    const std::int64_t all = n * s.num_replicas;
+    if (n > static_cast<std::int64_t>(topo->gpu_count())) {
+      par.fail("tensor_parallel_size", "the replica needs " + std::to_string(n) + " GPUs but topology " +
                                            par.str("topology") + " has " + std::to_string(topo->gpu_count()));
+    }
+    if (all > static_cast<std::int64_t>(topo->gpu_count())) {
+      cl.fail("replicas", std::to_string(s.num_replicas) + " replicas of " + std::to_string(n) + " GPUs need " +
+                              std::to_string(all) + " GPUs but topology " + par.str("topology") + " has " +
+                              std::to_string(topo->gpu_count()));
+    }
+    std::vector<std::int64_t> placement;
+    for (std::int64_t i = 0; i < all; ++i) placement.push_back(i);
+    placement = par.integer_list_or("gpus", placement);
+    if (static_cast<std::int64_t>(placement.size()) != all) {
+      par.fail("gpus", "lists " + std::to_string(placement.size()) + " GPUs for " +
+                           (s.num_replicas > 1 ? "replicas x " : "") + "tensor x pipeline = " + std::to_string(all) +
+                           (s.num_replicas > 1 ? " (one replica's GPUs after another's)" : ""));
     }
     std::vector<int> gpus;
     for (const std::int64_t g : placement) {
@@ -179,10 +196,13 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
       const CalibratedCollectives cc(topo, read_collectives_csv(coll_csv), algo);
       cal = cc.calibration();
     }
-    try {
-      comm = std::make_shared<const TopologyComm>(topo, gpus, s.parallel, algo, cal);
-    } catch (const InputError& e) {
-      par.fail("gpus", e.what());
+    for (std::int64_t r = 0; r < s.num_replicas; ++r) {
+      const std::vector<int> mine(gpus.begin() + r * n, gpus.begin() + (r + 1) * n);
+      try {
+        comms.push_back(std::make_shared<const TopologyComm>(topo, mine, s.parallel, algo, cal));
+      } catch (const InputError& e) {
+        par.fail("gpus", e.what());
+      }
     }
   }
 
@@ -225,7 +245,12 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   s.replica.front_end.per_prompt_token = fe.duration_or("per_prompt_token", Seconds{0.0});
 
   try {
-    s.step_model = std::make_shared<const StepModel>(s.arch, s.gpu, s.parallel, predictor, overhead, comm);
+    for (std::int64_t r = 0; r < s.num_replicas; ++r) {
+      // Without a topology every replica is one GPU of its own and needs no communication model.
+      const auto comm = comms.empty() ? nullptr : comms[static_cast<std::size_t>(r)];
+      s.step_models.push_back(std::make_shared<const StepModel>(s.arch, s.gpu, s.parallel, predictor, overhead, comm));
+    }
+    s.step_model = s.step_models.front();
   } catch (const InputError& e) {
     // "parallel.tensor_parallel_size: 64 attention heads ..." -> with the scenario's file:line
     const std::string m = e.what();
@@ -261,9 +286,7 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
                        " (lower engine.max_model_len, raise gpu_memory_utilization or use more GPUs)");
   }
 
-  // [cluster] and [router]
-  const Config cl = cfg_.table_or_empty("cluster");
-  s.num_replicas = cl.positive_int_or("replicas", 1);
+  // [router]
   const Config router = cfg_.table_or_empty("router");
   s.router_impl = router.str_or("impl", "round_robin");
   (void)router_registry().create(s.router_impl, router.key_path("impl"), router);

@@ -40,7 +40,8 @@ struct Scenario {
   ParallelConfig parallel;
   KvCacheSizing kv;
   ReplicaConfig replica;
-  std::shared_ptr<const StepModel> step_model;
+  std::shared_ptr<const StepModel> step_model;                // replica 0's (all replicas' KV sizing)
+  std::vector<std::shared_ptr<const StepModel>> step_models;  // per replica: each on its own GPUs
   std::string predictor_impl;
   std::string scheduler_impl;
   std::string router_impl;

@@ -209,3 +209,42 @@ TEST_CASE("pipeline parallelism: a long prefill on one micro-batch engine stalls
   const double prefill_stage_ms = one.scenario().step_model->breakdown(prefill).gpu.v * 1e3 / 2.0;
   CHECK(stalled > alone + 0.5 * prefill_stage_ms);
 }
+
+TEST_CASE("replicas get GPUs of their own: placement, capacity and a replica that spans machines", "[parallel]") {
+  auto loader_with = [](const std::vector<std::pair<std::string, std::string>>& sets) {
+    ScenarioOptions o;
+    o.sets = sets;
+    return ScenarioLoader(test::scenario_path(kScenario), o);
+  };
+  BatchShape b;
+  b.num_decodes = 32;
+  b.decode_context_tokens = 32 * 1025;
+  b.num_sampled = 32;
+  // Two TP-8 replicas on two DGX nodes: one node each, the same step.
+  const ScenarioLoader two = loader_with({{"parallel.topology", "\"cluster-2x-dgx-h100\""}, {"cluster.replicas", "2"}});
+  REQUIRE(two.scenario().step_models.size() == 2);
+  CHECK(two.scenario().step_models[0]->step_time(b).v == two.scenario().step_models[1]->step_time(b).v);
+  // Replica 1 placed across both nodes: its all-reduces cross the network, its steps are longer.
+  const ScenarioLoader split = loader_with({{"parallel.topology", "\"cluster-2x-dgx-h100\""},
+                                            {"cluster.replicas", "2"},
+                                            {"parallel.gpus", "[0,1,2,3,4,5,6,7, 8,9,10,11,12,13,14,15]"}});
+  CHECK(split.scenario().step_models[1]->step_time(b).v == two.scenario().step_models[1]->step_time(b).v);
+  const ScenarioLoader spans = loader_with({{"parallel.topology", "\"cluster-2x-dgx-h100\""},
+                                            {"cluster.replicas", "2"},
+                                            {"parallel.gpus", "[0,1,2,3,8,9,10,11, 4,5,6,7,12,13,14,15]"}});
+  CHECK(spans.scenario().step_models[0]->step_time(b).v > 1.2 * two.scenario().step_models[0]->step_time(b).v);
+
+  // More replicas than the topology holds, or a placement list of the wrong length: one line naming the key.
+  const auto dir = test::temp_dir("replicas");
+  const std::string s = test::scenario_path(kScenario);
+  const auto too_many = test::run_cli("run " + s + " --set cluster.replicas=2 --out " + (dir / "a").string());
+  CHECK(too_many.code == 2);
+  CHECK(test::count_lines(too_many.output) == 1);
+  CHECK(too_many.output.find("cluster.replicas") != std::string::npos);
+  CHECK(too_many.output.find("2 replicas of 8 GPUs need 16 GPUs but topology dgx-h100 has 8") != std::string::npos);
+  const auto short_list = test::run_cli("run " + s + " --set parallel.topology='\"cluster-2x-dgx-h100\"'" +
+                                        " --set cluster.replicas=2 --set 'parallel.gpus=[0,1,2,3,4,5,6,7]' --out " +
+                                        (dir / "b").string());
+  CHECK(short_list.code == 2);
+  CHECK(short_list.output.find("lists 8 GPUs for replicas x tensor x pipeline = 16") != std::string::npos);
+}
