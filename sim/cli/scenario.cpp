@@ -32,12 +32,12 @@ std::string fmt_gib(Bytes b) {
   return os.str();
 }
 
-// Activation reserve per GPU, as vLLM's profiling run would find it: 1 GiB for the CUDA context, cuBLAS
-// workspaces and CUDA graphs, plus the peak activations of a max_num_batched_tokens forward pass (the MLP's
-// gate/up output and activation, and the residual stream) and the sampler's fp32 logits for max_num_seqs.
 // Replicas in one scenario: each has its own engines, queues and step model.
 constexpr std::int64_t kMaxReplicas = 4096;
 
+// Activation reserve per GPU, as vLLM's profiling run would find it: 1 GiB for the CUDA context, cuBLAS
+// workspaces and CUDA graphs, plus the peak activations of a max_num_batched_tokens forward pass (the MLP's
+// gate/up output and activation, and the residual stream) and the sampler's fp32 logits for max_num_seqs.
 Bytes default_activation_reserve(const ModelArch& a, const ParallelConfig& p, const SchedulerLimits& l) {
   const double t = double(p.tensor);
   const double tokens = double(l.max_num_batched_tokens);

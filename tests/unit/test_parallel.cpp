@@ -247,4 +247,7 @@ TEST_CASE("replicas get GPUs of their own: placement, capacity and a replica tha
                                         (dir / "b").string());
   CHECK(short_list.code == 2);
   CHECK(short_list.output.find("lists 8 GPUs for replicas x tensor x pipeline = 16") != std::string::npos);
+  const auto fleet = test::run_cli("run " + test::scenario_path("quickstart.toml") + " --set cluster.replicas=5000");
+  CHECK(fleet.code == 2);
+  CHECK(fleet.output.find("cluster.replicas: at most 4096 replicas") != std::string::npos);
 }
