@@ -146,7 +146,7 @@ CollectivePhase GroupPaths::phase(const std::vector<Transfer>& transfers, int st
   if (!any) return out;
   double l = 0.0;
   for (std::size_t id = 0; id < load.size(); ++id) {
-    if (load[id] > 0.0) l = std::max(l, load[id] / topo_->links()[id].bandwidth.value());
+    if (load[id] > 0.0) l = std::max(l, load[id] / topo_->links()[id].effective_bandwidth().value());
   }
   out.seconds_per_byte = l;
   out.steps = steps;

@@ -83,7 +83,7 @@ int Topology::add_vertex(TopoVertex v) {
 }
 
 void Topology::add_link(int a, int b, BytesPerSec bandwidth, Seconds latency, const std::string& where,
-                        bool bidirectional) {
+                        bool bidirectional, double efficiency) {
   const int n = static_cast<int>(vertices_.size());
   if (a < 0 || a >= n || b < 0 || b >= n) throw InputError(prefix(where) + "link names an unknown vertex id");
   if (a == b)
@@ -97,6 +97,9 @@ void Topology::add_link(int a, int b, BytesPerSec bandwidth, Seconds latency, co
     throw InputError(prefix(where) + "link " + vertex(a).name + " - " + vertex(b).name +
                      ": latency must be between 0 and 1 s");
   }
+  if (!(efficiency > 0.0 && efficiency <= 1.0)) {
+    throw InputError(prefix(where) + "link " + vertex(a).name + " - " + vertex(b).name + ": efficiency must be in (0, 1]");
+  }
   auto add_one = [&](int from, int to) {
     if (auto existing = find_link(from, to)) {
       const auto& first = links_[static_cast<std::size_t>(*existing)];
@@ -105,7 +108,7 @@ void Topology::add_link(int a, int b, BytesPerSec bandwidth, Seconds latency, co
                        "; declare one link with the summed bandwidth");
     }
     const int id = static_cast<int>(links_.size());
-    links_.push_back(TopoLink{from, to, bandwidth, latency, where});
+    links_.push_back(TopoLink{from, to, bandwidth, latency, where, efficiency});
     out_links_[static_cast<std::size_t>(from)].push_back(id);
   };
   add_one(a, b);
@@ -233,7 +236,7 @@ std::vector<std::optional<Route>> Topology::routes_from(int from_vertex) const {
       const int id = pred_link[static_cast<std::size_t>(at)];
       const auto& l = links_[static_cast<std::size_t>(id)];
       r.links.push_back(id);
-      min_bw = std::min(min_bw, l.bandwidth.value());
+      min_bw = std::min(min_bw, l.effective_bandwidth().value());
       latency += l.latency.value();
       at = l.from;
     }

@@ -51,14 +51,16 @@ struct TopoVertex {
 struct TopoLink {
   int from = 0;
   int to = 0;
-  BytesPerSec bandwidth{0};  // per direction
+  BytesPerSec bandwidth{0};  // per direction, as the datasheet gives it
   Seconds latency{0};
   std::string where;  // "file:line" of the declaration
+  double efficiency = 1.0;  // fraction of `bandwidth` NCCL's point-to-point transfers (rings, trees) reach
+  [[nodiscard]] BytesPerSec effective_bandwidth() const { return bandwidth * efficiency; }
 };
 
 struct Route {
   std::vector<int> links;  // directed link ids, from source to destination (empty when source == destination)
-  BytesPerSec bottleneck{std::numeric_limits<double>::infinity()};  // smallest link bandwidth on the route
+  BytesPerSec bottleneck{std::numeric_limits<double>::infinity()};  // smallest effective link bandwidth on the route
   Seconds latency{0};                                               // sum of link latencies
 };
 
@@ -78,7 +80,7 @@ class Topology {
   // duplicate vertex names; unknown ids, self links, duplicate links and bandwidth <= 0.
   int add_vertex(TopoVertex v);
   void add_link(int a, int b, BytesPerSec bandwidth, Seconds latency, const std::string& where = "",
-                bool bidirectional = true);
+                bool bidirectional = true, double efficiency = 1.0);
   void set_step_latency(Seconds s) { step_latency_ = s; }
   void set_name(std::string name) { name_ = std::move(name); }
   // Where "how many GPUs there are" was declared; named by first_gpus() when too many ranks are requested.

@@ -114,6 +114,8 @@ void read_links(const Config& cfg, Topology& topo) {
     if (!(bw.value() > 0.0)) l.fail("bandwidth", "must be > 0 (a link without bandwidth is no link)");
     const Seconds latency = l.duration("latency");
     const bool bidirectional = l.boolean_or("bidirectional", true);
+    const double efficiency = l.positive_or("efficiency", 1.0);
+    if (efficiency > 1.0) l.fail("efficiency", "must be in (0, 1]");
     if (a.size() != b.size() && a.size() != 1 && b.size() != 1) {
       l.fail("b", "'a' names " + std::to_string(a.size()) + " vertices and 'b' names " + std::to_string(b.size()) +
                       "; they must name as many or one of them a single vertex");
@@ -127,7 +129,7 @@ void read_links(const Config& cfg, Topology& topo) {
     for (std::size_t i = 0; i < n; ++i) {
       const int va = id_of("a", a[a.size() == 1 ? 0 : i]);
       const int vb = id_of("b", b[b.size() == 1 ? 0 : i]);
-      topo.add_link(va, vb, bw, latency, l.where(), bidirectional);
+      topo.add_link(va, vb, bw, latency, l.where(), bidirectional, efficiency);
     }
   }
 }
@@ -220,7 +222,7 @@ Topology read_cluster(const Config& cfg, Topology topo, const std::string& catal
     }
     for (const auto& l : node.links()) {
       const int off = static_cast<int>(k) * per_node;
-      topo.add_link(l.from + off, l.to + off, l.bandwidth, l.latency, l.where, /*bidirectional=*/false);
+      topo.add_link(l.from + off, l.to + off, l.bandwidth, l.latency, l.where, /*bidirectional=*/false, l.efficiency);
     }
   }
   if (cfg.has("fabric")) {

@@ -211,7 +211,9 @@ TEST_CASE("topology: catalogue files load", "[topology][catalog]") {
   CHECK(dgx.gpu_count() == 8);
   const Route nv = dgx.gpu_route(0, 5);
   CHECK(names_of(dgx, nv) == "gpu0>nvswitch>gpu5");
-  CHECK(nv.bottleneck.value() == 450e9);
+  // NVLink4's 450 GB/s at the 0.816 NCCL rings reach.
+  CHECK(dgx.link(nv.links.front()).bandwidth.value() == 450e9);
+  CHECK(nv.bottleneck.value() == Approx(450e9 * 0.816).epsilon(1e-12));
   CHECK(nv.latency.value() == Approx(1e-6).epsilon(1e-12));
   CHECK(dgx.shares_nvswitch(dgx.first_gpus(8)));
   CHECK(dgx.nic_bandwidth_per_gpu(3).value() == 50e9);
@@ -356,4 +358,26 @@ TEST_CASE("topology: cluster sizes are capped", "[topology][errors]") {
   CHECK_THAT(nodes, Catch::Contains("c.toml:3:") && Catch::Contains("at most 4096 nodes"));
   const std::string leaves = cluster("2", "5000");
   CHECK_THAT(leaves, Catch::Contains("c.toml:6:") && Catch::Contains("at most 1024 leaf switches"));
+}
+
+TEST_CASE("topology: a link's efficiency scales its routes, not NVLS; out of range is refused", "[topology][errors]") {
+  const auto dir = test::temp_dir("efficiency");
+  auto topo = [&](const std::string& eff) {
+    return test::write_file(dir / "t.toml", "name = \"t\"\n[[vertex]]\nname = \"gpu[0-3]\"\nkind = \"gpu\"\n"
+                                            "[[vertex]]\nname = \"sw\"\nkind = \"nvswitch\"\n"
+                                            "[[link]]\na = \"gpu[0-3]\"\nb = \"sw\"\nbandwidth = \"100GB/s\"\n"
+                                            "latency = \"1us\"\n" + eff);
+  };
+  const auto full = std::make_shared<const Topology>(load_topology(topo(""), kCatalog));
+  const auto half = std::make_shared<const Topology>(load_topology(topo("efficiency = 0.5\n"), kCatalog));
+  CHECK(half->gpu_route(0, 1).bottleneck.value() == 50e9);
+  const Bytes s{1e9};
+  // Ring all_reduce's bandwidth term doubles; NVLS is unchanged.
+  const double ring_full = CommGroup(full, {0, 1, 2, 3}, "ring").time(CollectiveOp::all_reduce, s).value();
+  const double ring_half = CommGroup(half, {0, 1, 2, 3}, "ring").time(CollectiveOp::all_reduce, s).value();
+  CHECK(ring_half - ring_full == Approx(2.0 * 3.0 / 4.0 * 1e9 / 100e9).epsilon(1e-9));
+  CHECK(CommGroup(half, {0, 1, 2, 3}, "nvls").time(CollectiveOp::all_reduce, s).value() ==
+        CommGroup(full, {0, 1, 2, 3}, "nvls").time(CollectiveOp::all_reduce, s).value());
+  const std::string msg = input_error([&] { (void)load_topology(topo("efficiency = 1.5\n"), kCatalog); });
+  CHECK_THAT(msg, Catch::Contains("t.toml:") && Catch::Contains("efficiency") && Catch::Contains("(0, 1]"));
 }
