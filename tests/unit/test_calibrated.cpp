@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "h200.h"
 #include "helpers.h"
 #include "models/common/error.h"
 #include "models/cost/calibrated.h"
@@ -11,15 +12,8 @@ using namespace servesim;
 
 namespace {
 
-std::shared_ptr<const CalibrationProfile> h200_profile() {
-  static auto p = std::make_shared<const CalibrationProfile>(CalibrationProfile::load(test::source_dir() + "/calibrate/data/h200"));
-  return p;
-}
-
-GpuSpec h200() {
-  const Config catalog = Config::from_file(test::scenario_path("hardware/gpus.toml"));
-  return load_gpu(catalog, "h200", "test");
-}
+using test::h200;
+using test::h200_profile;
 
 double measured_gemm_us(const std::string& op, std::int64_t m) {
   for (const auto& g : h200_profile()->gemm) {

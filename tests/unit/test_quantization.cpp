@@ -2,6 +2,7 @@
 // calibrated predictor's use of fp8 measurements (or, without them, of the bf16 curve scaled by the fits).
 #include <catch2/catch.hpp>
 
+#include "h200.h"
 #include "helpers.h"
 #include "models/arch/model_arch.h"
 #include "models/cost/calibrated.h"
@@ -138,20 +139,15 @@ TEST_CASE("an fp8 KV cache halves the K/V bytes decode attention reads, not Q an
   CHECK(decode_attention_bytes(fp8, 4, 4096).v == 2.0 * 4096 * 8 * 128 * 1.0 + 2.0 * 4 * 32 * 128 * 2.0);
   CHECK(decode_attention_bytes(bf16, 4, 4096).v == 2.0 * 4096 * 8 * 128 * 2.0 + 2.0 * 4 * 32 * 128 * 2.0);
   // The calibrated predictor reads the bf16 profile at the same KV bytes: half the cached tokens.
-  const Config catalog = Config::from_file(test::scenario_path("hardware/gpus.toml"));
-  const CalibratedPredictor p(load_gpu(catalog, "h200", "test"),
-                              std::make_shared<const CalibrationProfile>(
-                                  CalibrationProfile::load(test::source_dir() + "/calibrate/data/h200")));
+  const CalibratedPredictor p(test::h200(), test::h200_profile());
   for (const std::int64_t b : {1, 16, 128}) {
     CHECK(p.attention_decode(fp8, b, b * 4096).time.v == p.attention_decode(bf16, b, b * 2048).time.v);
   }
 }
 
 TEST_CASE("calibrated fp8 GEMMs: measured fp8 rows, or the bf16 curve scaled by the fits", "[quant][calibrated]") {
-  const Config catalog = Config::from_file(test::scenario_path("hardware/gpus.toml"));
-  const GpuSpec h200 = load_gpu(catalog, "h200", "test");
-  auto shipped = std::make_shared<const CalibrationProfile>(
-      CalibrationProfile::load(test::source_dir() + "/calibrate/data/h200"));
+  const GpuSpec h200 = test::h200();
+  const auto shipped = test::h200_profile();
   const CalibratedPredictor p(h200, shipped);
   std::map<std::string, FamilyReport> by;
   for (const auto& r : p.report()) by[r.family] = r;
@@ -216,10 +212,8 @@ TEST_CASE("fp8 attention (FlashAttention-3 on an fp8 KV cache): Q in fp8, the fp
   CHECK_FALSE(has_q_quant(test::simple_gpu()));  // no fp8 tensor cores: bf16 attention on the fp8 cache
 
   // Calibrated: the bf16 measurement scaled by the fitted roofline at the fp8/bf16 rate ratio.
-  const Config catalog = Config::from_file(test::scenario_path("hardware/gpus.toml"));
-  const GpuSpec h200 = load_gpu(catalog, "h200", "test");
-  auto profile = std::make_shared<const CalibrationProfile>(
-      CalibrationProfile::load(test::source_dir() + "/calibrate/data/h200"));
+  const GpuSpec h200 = test::h200();
+  const auto profile = test::h200_profile();
   const CalibratedPredictor p(h200, profile);
   RooflineFit fit{};
   for (const auto& row : p.report()) {
