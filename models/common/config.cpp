@@ -84,6 +84,40 @@ void Config::set(const std::string& dotted_path, const std::string& value_text) 
   }
 }
 
+namespace {
+
+void merge_into(toml::table& dst, toml::table&& src, const std::string& file, const std::string& prefix) {
+  for (auto&& [k, v] : src) {
+    const std::string key = join(prefix, std::string(k.str()));
+    toml::node* here = dst.get(k.str());
+    if (here != nullptr && here->is_table() != v.is_table()) {
+      const auto line = v.source().begin.line;
+      throw InputError(file + (line ? ":" + std::to_string(line) : std::string()) + ": " + key + ": is " +
+                       (v.is_table() ? "a table" : "a value") + " here but " + (here->is_table() ? "a table" : "a value") +
+                       " in the scenario");
+    }
+    if (here != nullptr && here->is_table()) {
+      merge_into(*here->as_table(), std::move(*v.as_table()), file, key);
+    } else {
+      dst.insert_or_assign(k.str(), std::move(v));
+    }
+  }
+}
+
+}  // namespace
+
+void Config::merge_file(const std::string& path) {
+  toml::table parsed;
+  try {
+    parsed = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    throw InputError(os.str());
+  }
+  merge_into(shared_->root, std::move(parsed), path, "");
+}
+
 const toml::node* Config::node(const std::string& key) const {
   if (table_ == nullptr) return nullptr;
   return table_->get(key);
@@ -194,6 +228,22 @@ std::vector<double> Config::num_list(const std::string& key) const {
   for (const auto& e : *n.as_array()) {
     if (!e.is_number()) fail(key, "expected an array of numbers");
     out.push_back(*e.value<double>());
+  }
+  return out;
+}
+
+bool Config::is_array(const std::string& key) const {
+  const toml::node* n = node(key);
+  return n != nullptr && n->is_array();
+}
+
+std::vector<std::string> Config::str_list(const std::string& key) const {
+  const auto& n = require(key);
+  if (!n.is_array()) fail(key, "expected an array of strings");
+  std::vector<std::string> out;
+  for (const auto& e : *n.as_array()) {
+    if (!e.is_string()) fail(key, "expected an array of strings");
+    out.push_back(*e.value<std::string>());
   }
   return out;
 }

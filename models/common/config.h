@@ -26,8 +26,14 @@ class Config {
 
   // Replaces (or adds) the node at a dotted path with VALUE parsed as TOML ("--set path=VALUE").
   void set(const std::string& dotted_path, const std::string& value_text);
+  // Merges the TOML file at `path` over this document: its tables merge into the same tables here, any other
+  // value replaces the one here. Merged keys keep their file and line for error messages (an unknown key of the
+  // file is reported as "path:line"). Throws InputError for a missing or malformed file, or one whose value
+  // would replace a table here (or a table a value).
+  void merge_file(const std::string& path);
 
   [[nodiscard]] bool has(const std::string& key) const;
+  [[nodiscard]] bool is_array(const std::string& key) const;
   [[nodiscard]] const std::string& path() const { return path_; }
   // "file:line" of this table, or of one of its keys.
   [[nodiscard]] std::string where() const;
@@ -49,6 +55,7 @@ class Config {
   [[nodiscard]] std::optional<std::int64_t> integer_opt(const std::string& key) const;
   [[nodiscard]] std::optional<std::string> str_opt(const std::string& key) const;
   [[nodiscard]] std::vector<double> num_list(const std::string& key) const;
+  [[nodiscard]] std::vector<std::string> str_list(const std::string& key) const;
   [[nodiscard]] std::vector<std::int64_t> integer_list_or(const std::string& key,
                                                           std::vector<std::int64_t> fallback) const;
 

@@ -43,11 +43,13 @@ CalibratedPredictor::CalibratedPredictor(GpuSpec gpu, std::shared_ptr<const Cali
     gemm_names_[{g.n, g.k, g.dtype}] = g.op;
     (fp8 ? all_fp8 : all).push_back({p.flops, p.bytes, p.time_s});
   }
-  gemm_fit_ = fit_roofline(all, seed);
+  // Every fitted bandwidth is capped at the datasheet HBM bandwidth (fit.h).
+  const double cap = gpu_.memory_bandwidth.v;
+  gemm_fit_ = fit_roofline(all, seed, cap);
   const double fp8_ratio = gpu_.has_fp8() ? gpu_.fp8_peak.v / gpu_.bf16_peak.v : 1.0;
   gemm_fp8_fit_ = gemm_fit_;
   gemm_fp8_fit_.flops_per_s *= fp8_ratio;
-  if (!all_fp8.empty()) gemm_fp8_fit_ = fit_roofline(all_fp8, gemm_fp8_fit_);
+  if (!all_fp8.empty()) gemm_fp8_fit_ = fit_roofline(all_fp8, gemm_fp8_fit_, cap);
   for (auto& [key, pts] : gemm_pts) gemm_[key] = MeasuredCurve(std::move(pts));
 
   // Attention.
@@ -65,6 +67,8 @@ CalibratedPredictor::CalibratedPredictor(GpuSpec gpu, std::shared_ptr<const Cali
                                    prefill_attention_bytes(shape, chunks).v};
       pre[key].push_back(p);
       pre_all.push_back({p.flops, p.bytes, t});
+    } else if (!a.mixed.empty()) {
+      mixed_decode_.push_back(a);  // several lengths in one batch: not a point of the uniform-batch lines
     } else {
       const auto p = decode_point(shape, a.batch, double(a.kv_total), t);
       dec[key][a.batch].push_back(p);
@@ -73,8 +77,8 @@ CalibratedPredictor::CalibratedPredictor(GpuSpec gpu, std::shared_ptr<const Cali
     }
   }
   const RooflineFit attn_seed{seed.latency_s, seed.flops_per_s * kAttentionComputeShare, seed.bytes_per_s};
-  prefill_fit_ = fit_roofline(pre_all, attn_seed);
-  decode_fit_ = fit_roofline(dec_all, attn_seed);
+  prefill_fit_ = fit_roofline(pre_all, attn_seed, cap);
+  decode_fit_ = fit_roofline(dec_all, attn_seed, cap);
   for (auto& [key, pts] : pre) prefill_[key] = MeasuredCurve(std::move(pts));
   for (auto& [key, lines] : dec) {
     for (auto& [b, pts] : lines) decode_[key].by_batch[b] = MeasuredCurve(std::move(pts));
@@ -85,7 +89,7 @@ CalibratedPredictor::CalibratedPredictor(GpuSpec gpu, std::shared_ptr<const Cali
   for (const auto& m : profile_->memory) {
     if (m.op == "d2d" && m.bytes > 0) copies.push_back({0.0, 2.0 * m.bytes, m.median_us * 1e-6});
   }
-  copy_fit_ = copies.empty() ? RooflineFit{seed.latency_s, 0.0, seed.bytes_per_s} : fit_roofline(copies, seed);
+  copy_fit_ = copies.empty() ? RooflineFit{seed.latency_s, 0.0, seed.bytes_per_s} : fit_roofline(copies, seed, cap);
 }
 
 OpCost CalibratedPredictor::gemm(const GemmShape& g) const {
@@ -216,6 +220,20 @@ OpCost CalibratedPredictor::elementwise(Bytes bytes, Flops flops) const {
   return {Seconds{t}, roof.bound};
 }
 
+double CalibratedPredictor::mixed_decode_time(const AttentionSample& a) const {
+  const AttentionShape shape{a.hq, a.hkv, a.head_dim, 2.0};
+  if (a.mixed_mode == "pad") {
+    // One call on the batch padded to its longest sequence (the key mask hides the padding, the reads remain).
+    std::int64_t longest = 0;
+    for (const auto& g : a.mixed) longest = std::max(longest, g.cached_tokens);
+    return attention_decode(shape, a.batch, a.batch * longest).time.v;
+  }
+  // "groups": one call per length, back to back.
+  double t = 0;
+  for (const auto& g : a.mixed) t += attention_decode(shape, g.sequences, g.sequences * g.cached_tokens).time.v;
+  return t;
+}
+
 FamilyReport::Point CalibratedPredictor::describe_gemm(const GemmKey& key, double m) const {
   const auto& [n, k, dtype] = key;
   for (const auto& g : profile_->gemm) {
@@ -230,7 +248,7 @@ FamilyReport::Point CalibratedPredictor::describe_attention(const std::string& o
                                                             std::int64_t batch, double x) const {
   const auto [hq, hkv, dim] = key;
   for (const auto& a : profile_->attention) {
-    if (a.op != op || a.hq != hq || a.hkv != hkv || a.head_dim != dim) continue;
+    if (a.op != op || a.hq != hq || a.hkv != hkv || a.head_dim != dim || !a.mixed.empty()) continue;
     const double spread = 100.0 * (a.max_us - a.min_us) / a.median_us;
     if (op == "prefill") {
       const std::vector<PrefillChunk> chunks(static_cast<std::size_t>(a.batch), PrefillChunk{a.q_len, a.ctx_len});
@@ -337,6 +355,20 @@ std::vector<FamilyReport> CalibratedPredictor::report() const {
   FamilyReport dr{"attention_decode", 0, 0, 0, decode_fit_, 0, {}};
   finish(dr, dec);
   out.push_back(dr);
+
+  // Mixed-length decode batches: predicted from the uniform-batch lines as they were timed (out of sample).
+  if (!mixed_decode_.empty()) {
+    Scored mix;
+    for (const auto& a : mixed_decode_) {
+      std::string groups;
+      for (const auto& g : a.mixed) groups += fmt::format("{}{}x{}", groups.empty() ? "" : "+", g.sequences, g.cached_tokens);
+      mix.push_back({fmt::format("{}/{} {}", a.hq, a.hkv, groups), rel(mixed_decode_time(a), a.median_us * 1e-6),
+                     100.0 * (a.max_us - a.min_us) / a.median_us});
+    }
+    FamilyReport r{"attention_decode (mixed batches)", 0, 0, 0, decode_fit_, 0, {}};
+    finish(r, mix);
+    out.push_back(r);
+  }
 
   // Layout transfer: every point of one head layout predicted from the other layouts only (what a model whose
   // layout the profile lacks gets).

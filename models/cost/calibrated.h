@@ -6,9 +6,13 @@
 //   attention prefill per (heads_q, heads_kv, head_dim): log-log in query-key pairs (causal-equivalent work)
 //   attention decode  per head layout: log-log in cached tokens along each measured batch size, then log-log
 //                     across batch sizes
+//                     (a mixed-length batch row, timed as one call per length, is not a point of these lines:
+//                     the report predicts it as the sum of its lengths' calls, out of sample)
 //   a head layout the profile lacks takes the measured layout of the same head_dim nearest in GQA group size
 //   (then in query heads), at equal work: prefill at the same attention FLOPs, decode at the same KV bytes
 //   elementwise       kernel launch + bytes over the device-copy bandwidth fitted to memory.csv
+// Every fitted bandwidth is capped at the GPU's datasheet HBM bandwidth (GpuSpec::memory_bandwidth, from
+// scenarios/hardware/gpus.toml; fit.h): a fit above it means L2 hits or a bad fit.
 // Outside a measured range, the family's fitted roofline (fit.h) carries the curve from its last measured
 // point -- never a silent clamp. Ops the profile does not cover fall back to the roofline predictor.
 #pragma once
@@ -26,7 +30,9 @@
 namespace servesim {
 
 struct FamilyReport {
-  std::string family;  // gemm, gemm:<op>, attention_prefill, attention_decode, memory
+  // gemm (bf16), gemm fp8_e4m3, gemm:<op> [fp8_e4m3], attention_prefill, attention_decode, attention_decode
+  // (mixed batches), attention_{prefill,decode} (other layout), memory_copy (fit, in-sample)
+  std::string family;
   std::size_t points = 0;
   double loo_mape = 0;  // mean |pred - meas| / meas, leave-one-out, in percent
   double loo_max = 0;
@@ -53,8 +59,9 @@ class CalibratedPredictor final : public OpPredictor {
                                         std::int64_t kv_tokens) const override;
   [[nodiscard]] OpCost elementwise(Bytes bytes, Flops flops) const override;
 
-  // Leave-one-out errors per family (and per GEMM shape) against the profile's own points.
+  // Leave-one-out errors per family (and per GEMM shape and precision) against the profile's own points.
   [[nodiscard]] std::vector<FamilyReport> report() const;
+  [[nodiscard]] const GpuSpec& gpu() const { return gpu_; }
   [[nodiscard]] const CalibrationProfile& profile() const { return *profile_; }
 
  private:
@@ -64,6 +71,8 @@ class CalibratedPredictor final : public OpPredictor {
     AttentionShape shape;
   };
   [[nodiscard]] double decode_time(const DecodeLines& lines, std::int64_t batch, double kv_total) const;
+  // A mixed-length decode row as it was timed: the sum of one call per length ("groups"), or one padded call.
+  [[nodiscard]] double mixed_decode_time(const AttentionSample& a) const;
   [[nodiscard]] static MeasuredCurve::Point decode_point(const AttentionShape& a, std::int64_t batch, double kv,
                                                          double t);
   // The measured layout standing in for `key` (itself when measured); end() when none has its head_dim.
@@ -88,6 +97,7 @@ class CalibratedPredictor final : public OpPredictor {
   std::map<GemmKey, std::string> gemm_names_;
   std::map<HeadKey, MeasuredCurve> prefill_;  // curve over pairs
   std::map<HeadKey, DecodeLines> decode_;
+  std::vector<AttentionSample> mixed_decode_;
   RooflineFit gemm_fit_, gemm_fp8_fit_, prefill_fit_, decode_fit_, copy_fit_;
 };
 

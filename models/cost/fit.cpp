@@ -13,8 +13,48 @@ double RooflineFit::predict(double flops, double bytes) const {
   return latency_s + std::max(tc, tm);
 }
 
-RooflineFit fit_roofline(const std::vector<FitPoint>& pts, RooflineFit initial) {
-  RooflineFit cur = initial;
+namespace {
+
+// One weighted least-squares solve of the roofline for a fixed assignment of points to terms. With
+// `fixed_bytes_per_s` > 0 the bandwidth is not a free column: the memory-bound points' bytes / B are moved to the
+// known side and only (latency, 1/F) are solved.
+RooflineFit solve_assigned(const std::vector<FitPoint>& pts, const std::vector<int>& bound, const RooflineFit& cur,
+                           double fixed_bytes_per_s) {
+  const bool any_c = std::count(bound.begin(), bound.end(), 0) > 0;
+  const bool free_m = fixed_bytes_per_s <= 0 && std::count(bound.begin(), bound.end(), 1) > 0;
+  // Columns: latency, [flops], [bytes]; rows weighted by 1 / measured time (relative error).
+  const int cols = 1 + (any_c ? 1 : 0) + (free_m ? 1 : 0);
+  Eigen::MatrixXd A(static_cast<Eigen::Index>(pts.size()), cols);
+  Eigen::VectorXd y(static_cast<Eigen::Index>(pts.size()));
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    const auto r = static_cast<Eigen::Index>(i);
+    const double w = 1.0 / pts[i].time_s;
+    int c = 0;
+    A(r, c++) = w;
+    if (any_c) A(r, c++) = bound[i] == 0 ? pts[i].flops * w : 0.0;
+    if (free_m) A(r, c++) = bound[i] == 1 ? pts[i].bytes * w : 0.0;
+    y(r) = 1.0 - (fixed_bytes_per_s > 0 && bound[i] == 1 ? pts[i].bytes * w / fixed_bytes_per_s : 0.0);
+  }
+  const Eigen::VectorXd x = A.colPivHouseholderQr().solve(y);
+  RooflineFit next = cur;
+  int c = 0;
+  next.latency_s = std::max(0.0, x(c++));
+  if (any_c) {
+    const double inv = x(c++);
+    if (inv > 0) next.flops_per_s = 1.0 / inv;
+  }
+  if (free_m) {
+    const double inv = x(c++);
+    if (inv > 0) next.bytes_per_s = 1.0 / inv;
+  } else if (fixed_bytes_per_s > 0) {
+    next.bytes_per_s = fixed_bytes_per_s;
+  }
+  return next;
+}
+
+// The alternating fit; `fixed_bytes_per_s` > 0 holds the bandwidth at that value throughout.
+RooflineFit fit_alternating(const std::vector<FitPoint>& pts, RooflineFit cur, double fixed_bytes_per_s) {
+  if (fixed_bytes_per_s > 0) cur.bytes_per_s = fixed_bytes_per_s;
   if (pts.empty()) return cur;
   std::vector<int> bound(pts.size(), -1);  // 0 = compute, 1 = memory
   for (int iter = 0; iter < 50; ++iter) {
@@ -27,36 +67,21 @@ RooflineFit fit_roofline(const std::vector<FitPoint>& pts, RooflineFit initial) 
       bound[i] = b;
     }
     if (!changed) break;
-    const bool any_c = std::count(bound.begin(), bound.end(), 0) > 0;
-    const bool any_m = std::count(bound.begin(), bound.end(), 1) > 0;
-    // Columns: latency, [flops], [bytes]; rows weighted by 1 / measured time (relative error).
-    const int cols = 1 + (any_c ? 1 : 0) + (any_m ? 1 : 0);
-    Eigen::MatrixXd A(static_cast<Eigen::Index>(pts.size()), cols);
-    Eigen::VectorXd y(static_cast<Eigen::Index>(pts.size()));
-    for (std::size_t i = 0; i < pts.size(); ++i) {
-      const auto r = static_cast<Eigen::Index>(i);
-      const double w = 1.0 / pts[i].time_s;
-      int c = 0;
-      A(r, c++) = w;
-      if (any_c) A(r, c++) = bound[i] == 0 ? pts[i].flops * w : 0.0;
-      if (any_m) A(r, c++) = bound[i] == 1 ? pts[i].bytes * w : 0.0;
-      y(r) = 1.0;
-    }
-    const Eigen::VectorXd x = A.colPivHouseholderQr().solve(y);
-    RooflineFit next = cur;
-    int c = 0;
-    next.latency_s = std::max(0.0, x(c++));
-    if (any_c) {
-      const double inv = x(c++);
-      if (inv > 0) next.flops_per_s = 1.0 / inv;
-    }
-    if (any_m) {
-      const double inv = x(c++);
-      if (inv > 0) next.bytes_per_s = 1.0 / inv;
-    }
-    cur = next;
+    cur = solve_assigned(pts, bound, cur, fixed_bytes_per_s);
   }
   return cur;
+}
+
+}  // namespace
+
+RooflineFit fit_roofline(const std::vector<FitPoint>& pts, RooflineFit initial, double max_bytes_per_s) {
+  initial.uncapped_bytes_per_s = 0;
+  if (max_bytes_per_s > 0 && initial.bytes_per_s > max_bytes_per_s) initial.bytes_per_s = max_bytes_per_s;
+  const RooflineFit free = fit_alternating(pts, initial, 0.0);
+  if (max_bytes_per_s <= 0 || free.bytes_per_s <= max_bytes_per_s) return free;
+  RooflineFit capped = fit_alternating(pts, initial, max_bytes_per_s);
+  capped.uncapped_bytes_per_s = free.bytes_per_s;
+  return capped;
 }
 
 MeasuredCurve::MeasuredCurve(std::vector<Point> points) : pts_(std::move(points)) {

@@ -242,7 +242,7 @@ Seconds StepModel::attention_time(const BatchShape& batch) const {
 Seconds StepModel::step_time(const BatchShape& batch) const {
   NullSink sink;
   if (batch.empty()) return Seconds{0.0};
-  return evaluate(batch, sink).gpu + overhead_.of(batch.num_seqs(), batch.total_tokens());
+  return evaluate(batch, sink).gpu + overhead_.of(batch);
 }
 
 StepCost StepModel::breakdown(const BatchShape& batch) const {
@@ -259,7 +259,7 @@ StepCost StepModel::breakdown(const BatchShape& batch) const {
   std::stable_sort(cost.ops.begin(), cost.ops.end(), [&](const StepOp& a, const StepOp& b) { return rank(a) < rank(b); });
   cost.gpu = times.gpu;
   cost.stage = times.stage;
-  cost.overhead = overhead_.of(batch.num_seqs(), batch.total_tokens());
+  cost.overhead = overhead_.of(batch);
   return cost;
 }
 

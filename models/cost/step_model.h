@@ -5,7 +5,7 @@
 //   per layer:  attn_norm, qkv_proj, rope, attention (prefill | decode), o_proj, [tp all-reduce],
 //               mlp_norm, gate_up_proj, act_mul, down_proj, [tp all-reduce]
 //   per step:   embedding, final_norm, lm_head (sampling tokens only), sampling, [pp send/recv]
-//   step time = gpu time + overhead;  overhead = per_step + per_request * seqs + per_token * tokens
+//   step time = gpu time + overhead (EngineOverhead: CPU time per step, per sequence, per token)
 //
 // With pipeline parallelism p, one step of the whole pipeline runs num_layers / p layers per stage; the
 // returned gpu time is the time of one micro-batch through all stages (p stage times + p-1 activation sends);
@@ -40,12 +40,25 @@ struct ParallelConfig {
   [[nodiscard]] std::int64_t gpus() const { return tensor * pipeline; }
 };
 
+// The engine's CPU time per step (scheduling, input preparation, sampling bookkeeping, detokenization, Python
+// work between kernels), each term >= 0, in seconds:
+//   overhead = per_step + per_decode_seq * decodes + per_prefill_seq * prefill chunks
+//              + per_prefill_token * prefill tokens + per_sampled_token * sampled tokens
+// A prefill chunk is a sequence whose prompt tokens (a chunk of them) are computed in the step; a decode is a
+// sequence computing one generated token; sampled tokens are the sequences that sample (decodes + chunks that end
+// a prompt). Defaults (sim/cli/scenario.cpp) are servesim's long-standing 400 us + 10 us per sequence.
 struct EngineOverhead {
   Seconds per_step{0.0};
-  Seconds per_request{0.0};
-  Seconds per_token{0.0};
-  [[nodiscard]] Seconds of(std::int64_t seqs, std::int64_t tokens) const {
-    return per_step + per_request * double(seqs) + per_token * double(tokens);
+  Seconds per_decode_seq{0.0};
+  Seconds per_prefill_seq{0.0};
+  Seconds per_prefill_token{0.0};
+  Seconds per_sampled_token{0.0};
+  [[nodiscard]] Seconds of(const BatchShape& b) const {
+    const auto prefill_seqs = static_cast<std::int64_t>(b.prefills.size());
+    // Written so that equal per-sequence terms give the same bits as one per-sequence term times all sequences.
+    return per_step + per_decode_seq * double(b.num_decodes + prefill_seqs) +
+           (per_prefill_seq - per_decode_seq) * double(prefill_seqs) + per_prefill_token * double(b.prefill_tokens()) +
+           per_sampled_token * double(b.num_sampled);
   }
 };
 

@@ -16,7 +16,7 @@ class StepTimer {
 
   [[nodiscard]] Seconds step_time(const BatchShape& b) {
     if (b.empty()) return Seconds{0.0};
-    return gpu_time(b) + model_->overhead().of(b.num_seqs(), b.total_tokens());
+    return gpu_time(b) + model_->overhead().of(b);
   }
   // The GPU part of step_time.
   [[nodiscard]] Seconds gpu_time(const BatchShape& b) {

@@ -1,5 +1,6 @@
 #include "models/hw/profile.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +17,63 @@ std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
   return s;
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+// The mixed decode batches an attention.csv lists in its comments (attn_bench.py):
+//   # decode mixed batches: mode=groups (...)
+//   # mixed decode batch: 8x256 + 8x4096 (sequences x cached tokens) -> batch 16, kv_total 34816
+struct MixedBatches {
+  std::string mode = "groups";  // attn_bench.py's default
+  std::vector<std::vector<AttentionSample::Group>> mixes;
+};
+
+MixedBatches read_mixed_batches(const std::string& path) {
+  MixedBatches out;
+  std::ifstream in(path);
+  std::string line;
+  std::size_t lineno = 0;
+  const std::string mode_tag = "# decode mixed batches: mode=", mix_tag = "# mixed decode batch: ";
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.rfind(mode_tag, 0) == 0) {
+      const std::string rest = line.substr(mode_tag.size());
+      out.mode = rest.substr(0, rest.find_first_of(" \t\r"));
+      if (out.mode != "groups" && out.mode != "pad") {
+        throw InputError(path + ":" + std::to_string(lineno) + ": mixed-batch mode '" + out.mode +
+                         "' is not one of: groups, pad");
+      }
+    } else if (line.rfind(mix_tag, 0) == 0) {
+      std::string body = line.substr(mix_tag.size());
+      body = body.substr(0, std::min(body.find('('), body.find("->")));
+      std::vector<AttentionSample::Group> groups;
+      std::size_t start = 0;
+      while (start <= body.size()) {
+        const auto plus = body.find('+', start);
+        const std::string term = trim(body.substr(start, plus == std::string::npos ? std::string::npos : plus - start));
+        const auto x = term.find('x');
+        char* e1 = nullptr;
+        char* e2 = nullptr;
+        const std::string n = x == std::string::npos ? "" : term.substr(0, x);
+        const std::string l = x == std::string::npos ? "" : term.substr(x + 1);
+        const long long nv = std::strtoll(n.c_str(), &e1, 10), lv = std::strtoll(l.c_str(), &e2, 10);
+        if (n.empty() || l.empty() || *e1 != '\0' || *e2 != '\0' || nv <= 0 || lv <= 0) {
+          throw InputError(path + ":" + std::to_string(lineno) + ": mixed decode batch term '" + term +
+                           "' is not SEQUENCESxTOKENS");
+        }
+        groups.push_back({nv, lv});
+        if (plus == std::string::npos) break;
+        start = plus + 1;
+      }
+      if (groups.size() > 1) out.mixes.push_back(std::move(groups));
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -105,6 +163,20 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
       }
       p.attention.push_back(a);
     }
+    const MixedBatches mixed = read_mixed_batches((d / "attention.csv").string());
+    for (const auto& groups : mixed.mixes) {
+      std::int64_t batch = 0, kv_total = 0;
+      for (const auto& g : groups) {
+        batch += g.sequences;
+        kv_total += g.sequences * g.cached_tokens;
+      }
+      for (auto& a : p.attention) {
+        if (a.op == "decode" && a.batch == batch && a.kv_total == kv_total) {
+          a.mixed = groups;
+          a.mixed_mode = mixed.mode;
+        }
+      }
+    }
   }
   if (fs::exists(d / "memory.csv")) {
     for (const auto& r : read_profile_csv((d / "memory.csv").string(), {"op", "bytes", "median_us", "min_us", "max_us"})) {
@@ -125,6 +197,22 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
     }
   }
   return p;
+}
+
+std::string CalibrationProfile::gpu_name() const {
+  if (!meta.is_object() || !meta.contains("gpu") || !meta["gpu"].is_string()) return "";
+  return meta["gpu"].get<std::string>();
+}
+
+std::string profile_gpu_mismatch(const CalibrationProfile& profile, const GpuSpec& gpu, const std::string& label,
+                                 const std::string& gpu_key) {
+  const std::string measured = profile.gpu_name();
+  if (measured.empty()) {
+    return "profile " + label + " does not name the GPU it was measured on (profile.json has no \"gpu\"), so it " +
+           "cannot be checked against " + gpu_key + " \"" + gpu.name + "\"";
+  }
+  if (gpu_matches_device(gpu, measured)) return "";
+  return "profile " + label + " was measured on \"" + measured + "\" but " + gpu_key + " is \"" + gpu.name + "\"";
 }
 
 }  // namespace servesim

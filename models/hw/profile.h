@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/hw/gpu.h"
+
 namespace servesim {
 
 struct GemmSample {
@@ -22,6 +24,15 @@ struct AttentionSample {
   std::int64_t batch = 0, q_len = 0, ctx_len = 0, kv_total = 0, hq = 0, hkv = 0, head_dim = 0;
   std::string dtype;
   double median_us = 0, min_us = 0, max_us = 0;
+  // A mixed-length decode batch (attn_bench.py --decode-mixed; listed in the file's "# mixed decode batch:"
+  // comments and matched to its row by batch and kv_total): (sequences, cached tokens each) per length, and how
+  // it was timed, "groups" (one call per length, back to back; attn_bench.py's default) or "pad" (one padded call
+  // with a key mask). Empty for a uniform batch.
+  struct Group {
+    std::int64_t sequences = 0, cached_tokens = 0;
+  };
+  std::vector<Group> mixed{};
+  std::string mixed_mode{};
 };
 
 struct MemorySample {
@@ -46,7 +57,16 @@ struct CalibrationProfile {
 
   // Reads every file the directory has (profile.json and gemm.csv are required).
   [[nodiscard]] static CalibrationProfile load(const std::string& dir);
+  // The GPU the profile was measured on, profile.json's "gpu" (nvidia-smi's name); "" when absent.
+  [[nodiscard]] std::string gpu_name() const;
 };
+
+// Why the profile cannot stand for `gpu` -- it was measured on another GPU (gpu_matches_device), or names none --
+// as a message quoting `label` (the profile as the user gave it) and `gpu_key` (where the GPU was chosen):
+// 'profile calibrate/data/h200 was measured on "NVIDIA H200" but hardware.gpu is "h100-sxm"'; "" when it was
+// measured on `gpu`. The scenario makes it an error unless [hardware] profile_gpu_mismatch = "allow".
+[[nodiscard]] std::string profile_gpu_mismatch(const CalibrationProfile& profile, const GpuSpec& gpu,
+                                               const std::string& label, const std::string& gpu_key = "hardware.gpu");
 
 // Reads a profile CSV: '#' comment lines, then a header with exactly `columns`, then rows. Each row's fields
 // are returned as strings with the file:line to quote in errors.

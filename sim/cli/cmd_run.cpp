@@ -11,6 +11,8 @@ namespace servesim {
 
 void ScenarioArgs::add_to(CLI::App* cmd, bool with_seed) {
   cmd->add_option("scenario", path, "scenario TOML file")->required();
+  cmd->add_option("--calibration", calibrations,
+                  "merge this TOML file (e.g. a fit of `calibrate trace`) over the scenario before --set (repeatable)");
   cmd->add_option("--set", sets, "replace the node at a dotted path with VALUE parsed as TOML (path=VALUE)");
   if (with_seed) cmd->add_option("--seed", seed, "random seed (overrides [sim] seed)");
 }
@@ -23,6 +25,7 @@ ScenarioOptions ScenarioArgs::options() const {
     o.sets.emplace_back(s.substr(0, eq), s.substr(eq + 1));
   }
   o.seed = seed;
+  o.calibrations = calibrations;
   return o;
 }
 

@@ -17,6 +17,7 @@ void add_ingest_command(CLI::App& app);
 // Shared by every subcommand that takes a scenario: --set path=VALUE (repeatable) and --seed N.
 struct ScenarioArgs {
   std::string path;
+  std::vector<std::string> calibrations;  // --calibration FILE, in order
   std::vector<std::string> sets;
   std::optional<std::uint64_t> seed;
   void add_to(CLI::App* cmd, bool with_seed);

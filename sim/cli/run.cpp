@@ -28,10 +28,12 @@ RunOutput run_scenario(const ScenarioLoader& loader, bool logs) {
   ReplicaConfig engine_cfg = sc.replica;
   engine_cfg.defer_itl = sc.horizon != kNever;
   engine_cfg.num_kv_blocks = sc.replica.num_kv_blocks / engines;
+  engine_cfg.seed = sc.seed;
   std::vector<std::unique_ptr<Replica>> replicas;
   for (std::int64_t i = 0; i < sc.num_replicas; ++i) {
     const auto stages = engines > 1 ? std::make_shared<PipelineStages>(engines) : nullptr;
     for (std::int64_t v = 0; v < engines; ++v) {
+      engine_cfg.engine = static_cast<std::int32_t>(v);
       replicas.push_back(std::make_unique<Replica>(static_cast<std::int32_t>(i), sc.step_models[static_cast<std::size_t>(i)],
                                                    loader.make_scheduler(),
                                                    engine_cfg, out.recorder, stages));

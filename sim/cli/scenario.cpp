@@ -8,6 +8,7 @@
 
 #include "models/common/error.h"
 #include "models/cost/op_predictors.h"
+#include "models/hw/profile.h"
 #include "models/net/collective_calibration.h"
 #include "models/net/topology_comm.h"
 #include "sim/cluster/router.h"
@@ -47,6 +48,65 @@ Bytes default_activation_reserve(const ModelArch& a, const ParallelConfig& p, co
   return Bytes{kGiB + mlp + resid + logits};
 }
 
+// [engine.overhead]: the engine's CPU time per step (models/cost/step_model.h, EngineOverhead). The defaults are
+// servesim's long-standing 400 us per step + 10 us per sequence (decoding or prefilling), a vLLM-like engine
+// running its steps as CUDA graphs; calibrate a real engine with `servesim calibrate trace`.
+EngineOverhead read_overhead(const Config& ovh) {
+  for (const char* old : {"per_request", "per_token"}) {
+    if (ovh.has(old)) {
+      ovh.fail(old, "was split into per_decode_seq, per_prefill_seq (both the old per_request), per_prefill_token "
+                    "and per_sampled_token (the old per_token was per token computed: add it to per_decode_seq "
+                    "and per_prefill_token)");
+    }
+  }
+  EngineOverhead o;
+  o.per_step = ovh.duration_or("per_step", ms(0.4));
+  o.per_decode_seq = ovh.duration_or("per_decode_seq", us(10.0));
+  o.per_prefill_seq = ovh.duration_or("per_prefill_seq", us(10.0));
+  o.per_prefill_token = ovh.duration_or("per_prefill_token", Seconds{0.0});
+  o.per_sampled_token = ovh.duration_or("per_sampled_token", Seconds{0.0});
+  for (const char* k : {"per_step", "per_decode_seq", "per_prefill_seq", "per_prefill_token", "per_sampled_token"}) {
+    if (ovh.has(k) && ovh.duration(k).v < 0) ovh.fail(k, "must be >= 0");
+  }
+  return o;
+}
+
+// [engine.jitter]: step-time variability (sim/engine/step_jitter.h).
+StepJitterSpec read_jitter(const Config& j) {
+  StepJitterSpec s;
+  if (j.keys().empty()) return s;
+  const std::string impl = j.str_or("impl", "lognormal");
+  if (impl == "lognormal") {
+    s.kind = StepJitterSpec::Kind::lognormal;
+    s.sigma = j.non_negative_or("sigma", 0.0);
+    if (s.sigma > 3.0) j.fail("sigma", "must be at most 3 (a factor spread of e^3 per step)");
+  } else if (impl == "empirical") {
+    s.kind = StepJitterSpec::Kind::empirical;
+    s.factors = j.num_list("factors");
+    if (s.factors.size() < 2) j.fail("factors", "needs at least 2 quantiles (minimum ... maximum)");
+    for (std::size_t i = 0; i < s.factors.size(); ++i) {
+      if (!(s.factors[i] > 0) || !std::isfinite(s.factors[i]) || s.factors[i] > 1e3) {
+        j.fail("factors", "every factor must be in (0, 1000]");
+      }
+      if (i > 0 && s.factors[i] < s.factors[i - 1]) j.fail("factors", "must be non-decreasing (quantiles)");
+    }
+  } else if (impl == "off") {
+    s.kind = StepJitterSpec::Kind::none;
+  } else {
+    j.fail("impl", "unknown jitter '" + impl + "' (valid: lognormal, empirical, off)");
+  }
+  s.correlation = j.non_negative_or("correlation", 0.0);
+  if (s.correlation >= 1.0) j.fail("correlation", "must be in [0, 1)");
+  s.stall_probability = j.non_negative_or("stall_probability", 0.0);
+  if (s.stall_probability >= 1.0) j.fail("stall_probability", "must be in [0, 1)");
+  s.stall_median = j.duration_or("stall_median", Seconds{0.0});
+  if (s.stall_median.v < 0 || s.stall_median.v > 3600) j.fail("stall_median", "must be in [0, 1h]");
+  if (s.stall_probability > 0 && !(s.stall_median.v > 0)) j.fail("stall_median", "must be > 0 when stall_probability > 0");
+  s.stall_sigma = j.non_negative_or("stall_sigma", 0.0);
+  if (s.stall_sigma > 3.0) j.fail("stall_sigma", "must be at most 3");
+  return s;
+}
+
 }  // namespace
 
 std::filesystem::path find_data_root(const std::filesystem::path& scenario_dir) {
@@ -76,10 +136,39 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
         if (!std::filesystem::exists(path)) throw InputError(path + ": scenario file not found");
         return Config::from_file(path);
       }()) {
-  for (const auto& [k, v] : opts.sets) cfg_.set(k, v);
   Scenario& s = scenario_;
   s.file = path;
   s.paths.base = std::filesystem::path(path).parent_path();
+  // Calibration files: the scenario's own (a path or a list of paths, relative to the scenario), then the
+  // command line's; then --set.
+  std::vector<std::string> calibrations;
+  if (cfg_.has("calibration")) {
+    const std::vector<std::string> listed =
+        cfg_.is_array("calibration") ? cfg_.str_list("calibration") : std::vector<std::string>{cfg_.str("calibration")};
+    for (const auto& f : listed) {
+      const std::string resolved = s.paths.resolve(f);
+      if (!std::filesystem::is_regular_file(resolved)) {
+        cfg_.fail("calibration", "calibration file '" + f + "' not found (or not a regular file)");
+      }
+      calibrations.push_back(resolved);
+    }
+  }
+  for (const auto& f : opts.calibrations) {
+    if (!std::filesystem::is_regular_file(f)) {
+      throw InputError("--calibration " + f + ": file not found (or not a regular file)");
+    }
+    calibrations.push_back(f);
+  }
+  for (const auto& f : calibrations) {
+    if (Config::from_file(f).has("calibration")) {
+      throw InputError(f + ": a calibration file cannot name further calibration files ('calibration' key)");
+    }
+    cfg_.merge_file(f);
+  }
+  for (const auto& [k, v] : opts.sets) {
+    if (k == "calibration") throw InputError("--set calibration: use --calibration FILE (repeatable)");
+    cfg_.set(k, v);
+  }
   s.data_root = find_data_root(s.paths.base);
 
   const Config sim = cfg_.table_or_empty("sim");
@@ -119,6 +208,15 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
     if (!std::filesystem::is_directory(dir)) dir = (s.data_root / hw.str("profile")).string();
     if (!std::filesystem::is_directory(dir)) hw.fail("profile", "calibration profile directory not found");
     profile = std::make_shared<const CalibrationProfile>(CalibrationProfile::load(dir));
+  }
+  // A profile measured on another GPU than hardware.gpu: an error unless profile_gpu_mismatch = "allow".
+  const std::string gpu_mismatch = hw.str_or("profile_gpu_mismatch", "error");
+  if (gpu_mismatch != "error" && gpu_mismatch != "allow") {
+    hw.fail("profile_gpu_mismatch", "'" + gpu_mismatch + "' is not valid (valid: allow, error)");
+  }
+  const std::string why = profile ? profile_gpu_mismatch(*profile, s.gpu, hw.str("profile")) : "";
+  if (!why.empty() && gpu_mismatch == "error") {
+    hw.fail("profile", why + " (set hardware.profile_gpu_mismatch = \"allow\" to use it anyway)");
   }
   s.predictor_impl = hw.str_or("predictor", profile ? "calibrated" : "roofline");
   const PredictorContext pctx{s.gpu, profile, hw.where("predictor") + ": hardware.predictor"};
@@ -235,11 +333,14 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   s.scheduler_impl = sched.str_or("impl", "vllm");
   (void)make_scheduler();  // validates the name now
 
-  const Config ovh = eng.table_or_empty("overhead");
-  EngineOverhead overhead;
-  overhead.per_step = ovh.duration_or("per_step", ms(0.4));
-  overhead.per_request = ovh.duration_or("per_request", us(10.0));
-  overhead.per_token = ovh.duration_or("per_token", Seconds{0.0});
+  const EngineOverhead overhead = read_overhead(eng.table_or_empty("overhead"));
+  s.replica.jitter = read_jitter(eng.table_or_empty("jitter"));
+  const std::string jitter_switch = sim.str_or("jitter", "on");
+  if (jitter_switch == "off") {
+    s.replica.jitter = StepJitterSpec{};
+  } else if (jitter_switch != "on") {
+    sim.fail("jitter", "must be \"on\" (use [engine.jitter] if the scenario has one) or \"off\" (the mean model)");
+  }
   const Config fe = eng.table_or_empty("front_end");
   s.replica.front_end.fixed = fe.duration_or("fixed", Seconds{0.0});
   s.replica.front_end.per_prompt_token = fe.duration_or("per_prompt_token", Seconds{0.0});

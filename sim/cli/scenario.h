@@ -4,6 +4,9 @@
 //   [engine] vLLM's names     [engine.scheduler] impl      [engine.overhead] [engine.front_end]
 //   [cluster] replicas        [router] impl                [workload] ...                [sim] seed, horizon
 // Every key is read through Config; unknown keys are rejected after the build, before anything runs.
+// A top-level `calibration = ["fit.toml", ...]` (paths relative to the scenario) and --calibration files are
+// merged over the scenario's tables (a fitted [engine.overhead] and [engine.jitter] from `servesim calibrate
+// trace`), then --set applies.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -22,6 +25,9 @@
 namespace servesim {
 
 struct ScenarioOptions {
+  // --calibration FIT.toml, in order: merged over the scenario (after the scenario's own `calibration` files,
+  // before the sets).
+  std::vector<std::string> calibrations;
   std::vector<std::pair<std::string, std::string>> sets;  // --set path=VALUE, in order
   std::optional<std::uint64_t> seed;
 };

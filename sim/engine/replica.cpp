@@ -19,7 +19,11 @@ Replica::Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::u
       pipeline_(std::move(pipeline)),
       cfg_(cfg),
       recorder_(recorder),
-      kv_(cfg.num_kv_blocks, cfg.block_size) {}
+      kv_(cfg.num_kv_blocks, cfg.block_size) {
+  if (cfg.jitter.active()) {
+    jitter_.emplace(cfg.jitter, cfg.seed, "step_jitter/" + std::to_string(id) + "/" + std::to_string(cfg.engine));
+  }
+}
 
 Sequence* Replica::allocate(const Request& r) {
   Sequence* s = nullptr;
@@ -96,26 +100,43 @@ void Replica::start_step(Simulator& sim) {
     }
     if (samples) ++batch_.num_sampled;
   }
-  const Ns d = step_duration(sim.now());
+  const Seconds overhead = model_->overhead().of(batch_);
+  const Ns d = step_duration(sim.now(), overhead);
   busy_ = true;
   step_start_ = sim.now();
   recorder_.step(batch_.total_tokens(), batch_.num_seqs(), plan_.preempted, d);
   if (recorder_.logs()) {
-    const Ns overhead = to_ns(model_->overhead().of(batch_.num_seqs(), batch_.total_tokens()));
-    step_index_ = recorder_.log_step(
-        StepRecord{id_, sim.now(), sim.now() + d, overhead, batch_.num_seqs(), batch_.total_tokens()});
+    StepRecord r;
+    r.replica = id_;
+    r.start = sim.now();
+    r.end = sim.now() + d;
+    r.overhead = to_ns(overhead);
+    r.decodes = batch_.num_decodes;
+    r.prefill_seqs = static_cast<std::int64_t>(batch_.prefills.size());
+    r.prefill_tokens = batch_.prefill_tokens();
+    r.sampled = batch_.num_sampled;
+    step_index_ = recorder_.log_step(r);
   }
   sim.schedule(sim.now() + d, Priority::step_end, this, kStepEnd);
 }
 
-Ns Replica::step_duration(Ns now) {
-  if (!pipeline_) return to_ns(timer_.step_time(batch_));
+Ns Replica::step_duration(Ns now, Seconds overhead) {
+  // Jitter scales the step's own work (CPU and GPU) and a stall adds to its CPU part; without jitter the
+  // mean model's time, computed exactly as before jitter existed.
+  const StepJitter::Draw j = jitter_ ? jitter_->next() : StepJitter::Draw{};
+  if (!pipeline_) {
+    if (!jitter_) return to_ns(timer_.step_time(batch_));
+    return to_ns((timer_.gpu_time(batch_) + overhead) * j.factor + j.stall);
+  }
   // The engine's CPU work first, then its micro-batch through the shared stages (each stage an equal share of the
   // GPU time once the sends are taken out).
-  const Seconds overhead = model_->overhead().of(batch_.num_seqs(), batch_.total_tokens());
   const Seconds send = timer_.stage_send_time(batch_.total_tokens());
   const double p = double(pipeline_->stages());
-  const Seconds stage = (timer_.gpu_time(batch_) - send * (p - 1.0)) / p;
+  Seconds stage = (timer_.gpu_time(batch_) - send * (p - 1.0)) / p;
+  if (jitter_) {
+    overhead = overhead * j.factor + j.stall;
+    stage = stage * j.factor;
+  }
   return pipeline_->pass(now + to_ns(overhead), to_ns(stage), to_ns(send)) - now;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "models/cost/step_timer.h"
@@ -12,6 +13,7 @@
 #include "sim/engine/kv_cache.h"
 #include "sim/engine/pipeline.h"
 #include "sim/engine/scheduler.h"
+#include "sim/engine/step_jitter.h"
 #include "sim/metrics/recorder.h"
 
 namespace servesim {
@@ -34,6 +36,11 @@ struct ReplicaConfig {
   // Record a request's inter-token gaps only when it finishes (a run with a horizon leaves some unfinished, and
   // vLLM's ITL counts finished requests only).
   bool defer_itl = false;
+  // Step-time variability (off unless the scenario has [engine.jitter]); each engine samples it from the stream
+  // "step_jitter/<replica>/<engine>" of `seed`.
+  StepJitterSpec jitter;
+  std::uint64_t seed = 0;
+  std::int32_t engine = 0;  // this engine's index among its replica's micro-batch engines
 };
 
 class Replica final : public EventTarget {
@@ -59,11 +66,13 @@ class Replica final : public EventTarget {
   void start_step(Simulator& sim);
   void end_step(Simulator& sim);
   Sequence* allocate(const Request& r);
-  [[nodiscard]] Ns step_duration(Ns now);
+  // The step's duration and, separately, its mean-model overhead (for the step log).
+  [[nodiscard]] Ns step_duration(Ns now, Seconds overhead);
 
   std::int32_t id_;
   std::shared_ptr<const StepModel> model_;
   StepTimer timer_;
+  std::optional<StepJitter> jitter_;
   std::unique_ptr<Scheduler> scheduler_;
   std::shared_ptr<PipelineStages> pipeline_;
   ReplicaConfig cfg_;

@@ -29,9 +29,14 @@ struct StepRecord {
   std::int32_t replica = 0;
   Ns start{0};
   Ns end{0};
-  Ns overhead{0};       // the engine-overhead part of the step time
-  std::int64_t seqs = 0;
-  std::int64_t tokens = 0;
+  Ns overhead{0};               // the mean model's engine-overhead part of the step time (end - start without
+                                // jitter = GPU time + this)
+  std::int64_t decodes = 0;         // sequences decoding one token
+  std::int64_t prefill_seqs = 0;    // sequences with a prompt chunk in the step
+  std::int64_t prefill_tokens = 0;  // prompt tokens computed
+  std::int64_t sampled = 0;         // sequences sampling a token
+  [[nodiscard]] std::int64_t seqs() const { return decodes + prefill_seqs; }
+  [[nodiscard]] std::int64_t tokens() const { return decodes + prefill_tokens; }
 };
 
 // Every output token of one request, kept when token logging is on.

@@ -1,6 +1,7 @@
 // The calibrated predictor on the shipped H200 profile, and the fitting machinery on planted data.
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "h200.h"
 #include "helpers.h"
@@ -69,20 +70,91 @@ TEST_CASE("calibrated GEMMs reproduce the measured grid exactly and are never cl
   CHECK(t64k == Approx(4.0 * t16k).epsilon(0.05));
 }
 
-TEST_CASE("leave-one-out accuracy on the H200 profile", "[calibrated]") {
+TEST_CASE("the report's must-show on the H200 profile: GEMMs within 5 %, attention within 8 %", "[calibrated]") {
   const CalibratedPredictor p(h200(), h200_profile());
   std::map<std::string, FamilyReport> by;
   for (const auto& r : p.report()) by[r.family] = r;
-  CHECK(by.at("gemm").points == 133);
-  CHECK(by.at("gemm").loo_mape <= 5.0);
-  int shapes_within = 0;
+  // 9 bf16 shapes x 15 M; the 4 Llama-3-70B TP-8 shapes also in fp8 e4m3.
+  CHECK(by.at("gemm").points == 135);
+  CHECK(by.at("gemm fp8_e4m3").points == 60);
+  int bf16_shapes = 0, fp8_shapes = 0;
   for (const auto& [name, r] : by) {
-    if (name.rfind("gemm:", 0) == 0 && r.loo_mape <= 5.0) ++shapes_within;
+    if (name.rfind("gemm:", 0) != 0) continue;
+    INFO(name << ": " << r.loo_mape << " %");
+    CHECK(r.points == 15);
+    CHECK(r.loo_mape <= 5.0);  // every shape, each precision
+    (name.find("fp8_e4m3") == std::string::npos ? bf16_shapes : fp8_shapes) += 1;
   }
-  // 8 of the 9 shapes; l8b_o carries one noisy point (M=4: median 27.9 us, spread 20.5-30.9 us).
-  CHECK(shapes_within >= 8);
-  CHECK(by.at("attention_prefill").loo_mape <= 10.0);
-  CHECK(by.at("attention_decode").loo_mape <= 18.0);
+  CHECK(bf16_shapes == 9);
+  CHECK(fp8_shapes == 4);
+  CHECK(by.at("gemm").loo_mape <= 5.0);
+  CHECK(by.at("gemm fp8_e4m3").loo_mape <= 5.0);
+  // Prefill: 9 lengths x 2 layouts. Decode: 6 batch sizes x 5 lengths (batch 256 stops at 16384 tokens: 16 GB of
+  // K/V at most) for 32/8, 30 for 8/1; the 3 mixed-length batches of each layout are reported apart.
+  CHECK(by.at("attention_prefill").points == 18);
+  CHECK(by.at("attention_decode").points == 59);
+  CHECK(by.at("attention_decode (mixed batches)").points == 6);
+  CHECK(by.at("attention_prefill").loo_mape <= 8.0);
+  CHECK(by.at("attention_decode").loo_mape <= 8.0);
+  // No fitted bandwidth above the H200's datasheet 4.8 TB/s: nothing capped.
+  for (const auto& [name, r] : by) {
+    INFO(name);
+    CHECK_FALSE(r.fit.bandwidth_capped());
+    CHECK(r.fit.bytes_per_s <= 4.8e12);
+  }
+}
+
+TEST_CASE("mixed-length decode batches are predicted as they were timed, not as uniform points", "[calibrated]") {
+  const auto profile = h200_profile();
+  // attention.csv lists the mixes in its comments; the loader ties each to its row by batch and kv_total.
+  std::vector<const AttentionSample*> mixed;
+  for (const auto& a : profile->attention) {
+    if (!a.mixed.empty()) mixed.push_back(&a);
+  }
+  REQUIRE(mixed.size() == 6);
+  const AttentionSample* m = nullptr;  // 8x256 + 8x4096 on the 8/1 layout
+  for (const auto* a : mixed) {
+    CHECK(a->mixed_mode == "groups");
+    if (a->hq == 8 && a->batch == 16) m = a;
+  }
+  REQUIRE(m != nullptr);
+  REQUIRE(m->mixed.size() == 2);
+  CHECK(m->mixed[0].sequences == 8);
+  CHECK(m->mixed[0].cached_tokens == 256);
+  CHECK(m->mixed[1].cached_tokens == 4096);
+  CHECK(m->kv_total == 34816);
+
+  const CalibratedPredictor p(h200(), profile);
+  const AttentionShape layout{8, 1, 128, 2.0};
+  // Timed as two calls back to back (19.6 us), the batch is slower than 16 x 4096 tokens in one call (15.5 us):
+  // as a point of the batch-16 line it would make the line fall with more tokens. It is not one: the line at
+  // its kv_total lies between the measured 16 x 1024 and 16 x 4096.
+  const double at_mix = p.attention_decode(layout, 16, 34816).time.v * 1e6;
+  CHECK(at_mix > 8.8510);
+  CHECK(at_mix < 15.5280);
+  // The report predicts each mixed batch as the sum of its calls, one per length, from the uniform lines.
+  double sum_err = 0;
+  for (const auto* a : mixed) {
+    const AttentionShape shape{a->hq, a->hkv, a->head_dim, 2.0};
+    double t = 0;
+    for (const auto& g : a->mixed) t += p.attention_decode(shape, g.sequences, g.sequences * g.cached_tokens).time.v;
+    sum_err += 100.0 * std::abs(t - a->median_us * 1e-6) / (a->median_us * 1e-6);
+  }
+  std::map<std::string, FamilyReport> by;
+  for (const auto& r : p.report()) by[r.family] = r;
+  CHECK(by.at("attention_decode (mixed batches)").loo_mape == Approx(sum_err / 6.0).epsilon(1e-12));
+}
+
+TEST_CASE("a malformed mixed decode batch comment is named with file:line", "[calibrated][bad-input]") {
+  const auto dir = test::temp_dir("badmix");
+  test::write_file(dir / "profile.json", "{\"gpu\": \"h200\"}");
+  test::write_file(dir / "gemm.csv", "op,M,N,K,dtype,median_us,min_us,max_us\nqkv,1,6144,4096,bf16,20,19,21\n");
+  test::write_file(dir / "attention.csv",
+                   "# mixed decode batch: 8x256 + eightx4096 (sequences x cached tokens)\n"
+                   "op,batch,q_len,ctx_len,kv_total,hq,hkv,head_dim,dtype,median_us,min_us,max_us\n"
+                   "decode,16,1,2176,34816,8,1,128,bf16,19.5,19,20\n");
+  CHECK_THROWS_WITH(CalibrationProfile::load(dir.string()),
+                    Catch::Contains("attention.csv:1") && Catch::Contains("eightx4096"));
 }
 
 TEST_CASE("servesim step with the H200 profile matches the measured kernels of a prefill", "[calibrated]") {
@@ -117,7 +189,8 @@ value = 10
                                 measured_prefill_us(s);
     const double measured_ms = (32 * per_layer_us + measured_gemm_us("l8b_lmhead", 1)) / 1e3;
     INFO(fmt::format("prefill {}: predicted {:.2f} ms, measured kernels {:.2f} ms", s, predicted_ms, measured_ms));
-    CHECK(std::abs(predicted_ms - measured_ms) / measured_ms < 0.15);
+    // 5.5-7.2 % above the measured kernels (2048: 48.75 against 45.49 ms; 8192: 211.80 against 200.74 ms).
+    CHECK(std::abs(predicted_ms - measured_ms) / measured_ms < 0.10);
     CHECK(predicted_ms > measured_ms);  // norms, activations and engine overhead come on top
   }
 }
@@ -153,7 +226,7 @@ TEST_CASE("a head layout the profile lacks runs on the nearest measured layout a
   CHECK(p.attention_decode(other_dim, 4, 4096).time.v == by.at("attention_decode").fit.predict(f, bytes));
   // The transfer is itself reported: each layout predicted from the other.
   CHECK(by.at("attention_prefill (other layout)").points == 18);
-  CHECK(by.at("attention_decode (other layout)").points == 36);
+  CHECK(by.at("attention_decode (other layout)").points == 59);
 }
 
 TEST_CASE("the report names the worst points and how steady the measurements were", "[calibrated]") {
@@ -162,16 +235,80 @@ TEST_CASE("the report names the worst points and how steady the measurements wer
   for (const auto& r : p.report()) by[r.family] = r;
   const auto& o = by.at("gemm:l8b_o");
   REQUIRE(o.worst.size() == 3);
-  CHECK(o.worst[0].label == "M=4");
-  // l8b_o M=4: min 20.5248, median 27.9088, max 30.9376 us.
-  CHECK(o.worst[0].spread_pct == Approx(100.0 * (30.937600135803223 - 20.524799823760986) / 27.908799052238464));
+  // l8b_o M=512 (25.0 us) sits between M=256 (17.8 us) and M=1024 (50.6 us), where the time leaves its floor.
+  CHECK(o.worst[0].label == "M=512");
+  // l8b_o M=512: min 24.7662, median 24.9785, max 25.1440 us.
+  CHECK(o.worst[0].spread_pct == Approx(100.0 * (25.1440 - 24.7662) / 24.9785));
   CHECK(o.worst[0].loo_err_pct >= o.worst[1].loo_err_pct);
   CHECK(o.worst[1].loo_err_pct >= o.worst[2].loo_err_pct);
   CHECK(o.worst[0].loo_err_pct == Approx(o.loo_max));
-  CHECK(by.at("gemm").worst[0].label == "l8b_o M=4");
-  // Steady GPU-bound shapes spread little; the host-contended small shapes spread a lot.
-  CHECK(by.at("gemm:l8b_gateup").spread_pct < 5.0);
-  CHECK(by.at("gemm:l8b_o").spread_pct > 15.0);
+  CHECK(by.at("gemm").worst[0].label == "l8b_o M=512");
+  // Timed in CUDA graphs, the repetitions of a point agree: the median spread of every GEMM shape is under 5 %.
+  for (const auto& [name, r] : by) {
+    if (name.rfind("gemm", 0) == 0) CHECK(r.spread_pct < 5.0);
+  }
+}
+
+TEST_CASE("fitted bandwidths are capped at the GPU's datasheet bandwidth, and the cap is reported",
+          "[calibrated][bandwidth-cap]") {
+  // Planted memory-bound points at 6 TB/s (say, weights partly served from L2) and compute-bound ones at
+  // 700 TFLOP/s; the cap is 4.8 TB/s.
+  const RooflineFit truth{5e-6, 700e12, 6e12};
+  std::vector<FitPoint> pts;
+  for (double m = 1; m <= 16384; m *= 2) {
+    const double f = 2 * m * 4096 * 4096, b = (m * 4096 * 2 + 4096.0 * 4096 + m * 4096) * 2;
+    pts.push_back({f, b, truth.predict(f, b)});
+  }
+  const RooflineFit free = fit_roofline(pts, RooflineFit{1e-6, 500e12, 2e12});
+  CHECK(free.bytes_per_s == Approx(6e12).epsilon(1e-6));
+  CHECK_FALSE(free.bandwidth_capped());
+  const RooflineFit capped = fit_roofline(pts, RooflineFit{1e-6, 500e12, 2e12}, 4.8e12);
+  CHECK(capped.bytes_per_s == 4.8e12);
+  CHECK(capped.bandwidth_capped());
+  CHECK(capped.uncapped_bytes_per_s == Approx(6e12).epsilon(1e-6));
+  // The latency absorbs what the capped bandwidth cannot: the memory-bound points' fit stays close.
+  CHECK(capped.latency_s < truth.latency_s);
+  // A cap above the fitted bandwidth changes nothing.
+  const RooflineFit loose = fit_roofline(pts, RooflineFit{1e-6, 500e12, 2e12}, 8e12);
+  CHECK(loose.bytes_per_s == free.bytes_per_s);
+  CHECK(loose.latency_s == free.latency_s);
+  CHECK_FALSE(loose.bandwidth_capped());
+
+  // The calibrated predictor caps at the catalog's datasheet figure (h200: 4.8 TB/s), and its report says so.
+  const auto dir = test::temp_dir("bwcap") / "h200";
+  std::filesystem::create_directories(dir);
+  std::string csv = "op,M,N,K,dtype,median_us,min_us,max_us\n";
+  for (double m = 1; m <= 16384; m *= 2) {
+    const GemmShape g{"qkv", std::int64_t(m), 6144, 4096, 2.0};
+    const double us = truth.predict(g.flops().v, g.bytes().v) * 1e6;
+    csv += fmt::format("qkv,{},6144,4096,bf16,{:.6f},{:.6f},{:.6f}\n", m, us, us, us);
+  }
+  test::write_file(dir / "profile.json", "{\"gpu\": \"NVIDIA H200\"}");
+  test::write_file(dir / "gemm.csv", csv);
+  const CalibratedPredictor p(h200(), std::make_shared<const CalibrationProfile>(CalibrationProfile::load(dir.string())));
+  std::map<std::string, FamilyReport> by;
+  for (const auto& r : p.report()) by[r.family] = r;
+  CHECK(by.at("gemm").fit.bytes_per_s == 4.8e12);
+  CHECK(by.at("gemm").fit.uncapped_bytes_per_s == Approx(6e12).epsilon(1e-3));
+
+  const auto text = test::run_cli("calibrate report " + dir.string());
+  INFO(text.output);
+  CHECK(text.code == 0);
+  CHECK(text.output.find("note: fitted bandwidth capped at h200's datasheet 4800 GB/s (L2 hits or a bad fit): gemm "
+                         "fitted 6000.0 GB/s") != std::string::npos);
+  const auto json = test::run_cli("calibrate report " + dir.string() + " --json");
+  const auto j = nlohmann::json::parse(json.output);
+  CHECK(j.at("gpu") == "h200");  // from profile.json's "gpu"
+  CHECK(j.at("bandwidth_cap_GBps").get<double>() == 4800.0);
+  const auto& gemm = j.at("families").at(0);
+  CHECK(gemm.at("family") == "gemm");
+  CHECK(gemm.at("bandwidth_capped") == true);
+  CHECK(gemm.at("fit_GBps").get<double>() == 4800.0);
+  CHECK(gemm.at("fit_GBps_uncapped").get<double>() == Approx(6000.0).epsilon(1e-3));
+
+  // The shipped profile needs no cap, and says so.
+  const auto shipped = test::run_cli("calibrate report " + test::source_dir() + "/calibrate/data/h200");
+  CHECK(shipped.output.find("fitted bandwidths within h200's datasheet 4800 GB/s (no cap applied)") != std::string::npos);
 }
 
 TEST_CASE("a profile row whose median is outside [min, max] is rejected", "[calibrated][bad-input]") {
