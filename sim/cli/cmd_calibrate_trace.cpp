@@ -97,6 +97,9 @@ std::string jitter_toml(const StepJitterSpec& j, bool inline_table) {
       break;
     }
   }
+  if (j.kind != StepJitterSpec::Kind::none && j.correlation > 0) {
+    kv.push_back(fmt::format("correlation = {:.4f}", j.correlation));
+  }
   if (j.stall_probability > 0) {
     kv.push_back(fmt::format("stall_probability = {:.6f}", j.stall_probability));
     kv.push_back("stall_median = " + toml_duration(j.stall_median.v));
@@ -184,9 +187,17 @@ std::string fit_file_text(const TraceArgs& a, const std::vector<RunData>& runs, 
                      format_duration(r.window_s), r.match.matched, r.match.groups, r.match.rows.size(),
                      r.match.idle_starts);
   }
-  s += fmt::format("# the mean model: relative least squares on the {} rows that are not stalls (located by a Huber "
-                   "fit),\n# terms >= 0, 95 % intervals from {} bootstrap resamples\n[engine.overhead]\n",
-                   fit.rows, fit.resamples);
+  if (fit.by_differences) {
+    s += fmt::format("# the mean model, on the {} rows that are not stalls (located by a Huber fit): per-unit terms "
+                     "from the\n# quasi-differences y_t - rho y_t-1 of {} pairs of successive steps (rho = {:.3f}, "
+                     "Cochrane-Orcutt; Huber), per_step\n# from the rows' mean; terms >= 0, 95 % intervals from {} "
+                     "bootstrap resamples of the pairs\n[engine.overhead]\n",
+                     fit.rows, fit.difference_pairs, fit.rho, fit.resamples);
+  } else {
+    s += fmt::format("# the mean model: relative least squares on the {} rows that are not stalls (located by a "
+                     "Huber fit),\n# terms >= 0, 95 % intervals from {} bootstrap resamples\n[engine.overhead]\n",
+                     fit.rows, fit.resamples);
+  }
   const TermVector v = fit.values();
   for (std::size_t j = 0; j < kTerms; ++j) {
     const TermEstimate& t = fit.terms[j];

@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include <boost/math/special_functions/erf.hpp>
 #include <fmt/format.h>
 
 #include "sim/metrics/summary.h"
@@ -13,6 +14,7 @@ namespace servesim {
 namespace {
 
 double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
+double normal_quantile(double u) { return -std::sqrt(2.0) * boost::math::erfc_inv(2.0 * u); }
 
 // Kolmogorov-Smirnov distance between the sorted sample and a continuous CDF.
 template <class Cdf>
@@ -63,6 +65,7 @@ JitterFit fit_jitter(const std::vector<StepRow>& rows, const TermVector& terms, 
   JitterFit fit;
   fit.stall_cutoff = stalls.cutoff_ratio;
   std::vector<double> normal, stall_logs;
+  std::vector<std::size_t> normal_rows;  // row index of each entry of `normal`
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const StepRow& r = rows[i];
     fit.steps += static_cast<std::size_t>(r.steps);
@@ -71,6 +74,7 @@ JitterFit fit_jitter(const std::vector<StepRow>& rows, const TermVector& terms, 
       stall_logs.push_back(std::log(r.measured_s - pred));
     } else if (r.steps == 1 && r.measured_s > 0 && pred > 0) {
       normal.push_back(std::log(r.measured_s / pred));
+      normal_rows.push_back(i);
     }
   }
   fit.rows = normal.size();
@@ -125,6 +129,36 @@ JitterFit fit_jitter(const std::vector<StepRow>& rows, const TermVector& terms, 
     fit.note = fmt::format("lognormal: KS distance {:.4f} {} the 1 % critical value {:.4f} (table: {:.4f})",
                            fit.ks_lognormal, fit.ks_lognormal <= fit.ks_critical ? "within" : "above, but the table is no closer than",
                            fit.ks_critical, fit.ks_empirical);
+  }
+  // Persistence: the lag-1 correlation of the normal scores of successive steps (rows whose step began when the
+  // previous row's ended). Rank-based scores, Phi^-1((rank + 0.5) / n), serve both forms of the marginal.
+  std::vector<std::size_t> order(normal.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return normal[a] < normal[b]; });
+  std::vector<double> score(normal.size());
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    score[order[k]] = normal_quantile((double(k) + 0.5) / double(order.size()));
+  }
+  double sxy = 0, sxx = 0, syy = 0, sx = 0, sy = 0;
+  for (std::size_t k = 1; k < normal_rows.size(); ++k) {
+    const StepRow& prev = rows[normal_rows[k - 1]];
+    const StepRow& cur = rows[normal_rows[k]];
+    if (cur.idle_start || cur.start_s != prev.end_s) continue;
+    const double x = score[k - 1], y = score[k];
+    ++fit.correlation_pairs;
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    syy += y * y;
+    sxy += x * y;
+  }
+  if (fit.correlation_pairs >= kMinJitterRows) {
+    const double n = double(fit.correlation_pairs);
+    const double cov = sxy / n - sx / n * sy / n;
+    const double vx = sxx / n - sx / n * sx / n, vy = syy / n - sy / n * sy / n;
+    const double rho = vx > 0 && vy > 0 ? cov / std::sqrt(vx * vy) : 0.0;
+    fit.spec.correlation = std::clamp(rho, 0.0, kMaxCorrelation);
+    fit.note += fmt::format("; successive steps' scores correlate at {:.3f} over {} pairs", rho, fit.correlation_pairs);
   }
   return fit;
 }

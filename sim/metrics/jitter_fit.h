@@ -15,6 +15,12 @@
 //    probabilities, renormalised to mean 1 as the simulator interpolates it) is chosen instead when the
 //    lognormal fails a Kolmogorov-Smirnov test at the 1 % level (distance above 1.63 / sqrt(rows), Smirnov's
 //    asymptotic critical value) and the table is closer.
+//  - Persistence: a real engine's slow phases last several steps (the measured online run of
+//    calibrate/data/runs/h200-transformers-cb alternates phases of about 75 and 120 ms steps, tens of steps
+//    each). `correlation` is the lag-1 Pearson correlation of the rank-based normal scores of successive steps'
+//    ratios (one-step rows whose step began when the previous row's ended), clamped to [0, kMaxCorrelation];
+//    the simulator reproduces it with an AR(1) of the scores (sim/engine/step_jitter.h), which is what makes a
+//    request's TPOT vary as much as measured (independent factors average out over its steps).
 #pragma once
 #include <cstddef>
 #include <string>
@@ -29,7 +35,9 @@ inline constexpr double kTukeyFarOut = 3.0;       // IQRs above Q3 (Tukey's far-
 inline constexpr double kNormalIqr = 1.349;       // IQR of N(0, 1)
 inline constexpr double kKsCritical1pct = 1.63;   // Smirnov: sqrt(n) x KS distance exceeds this with prob. 1 %
 inline constexpr std::size_t kJitterQuantiles = 21;  // empirical table: probabilities 0, 0.05, ..., 1
-inline constexpr std::size_t kMinJitterRows = 20;    // fewer one-step rows: no jitter is fitted
+inline constexpr std::size_t kMinJitterRows = 20;    // fewer one-step rows (or successive pairs): no jitter
+                                                     // (no correlation) is fitted
+inline constexpr double kMaxCorrelation = 0.99;      // an AR(1) closer to 1 would never leave its first phase
 // A stall adds at least this share of its step's predicted time, whatever the fence: without jitter (a replay of
 // the simulator's own output) the fence shrinks to the timestamps' rounding, which is no stall.
 inline constexpr double kMinStallExcess = 0.1;
@@ -46,6 +54,7 @@ struct JitterFit {
   std::size_t rows = 0;              // one-step rows behind the jitter
   std::size_t steps = 0;             // steps in all rows (the stall probability's denominator)
   std::size_t stalls = 0;
+  std::size_t correlation_pairs = 0;  // successive one-step rows behind spec.correlation
   std::string note;                  // why the chosen form (or why none)
 };
 

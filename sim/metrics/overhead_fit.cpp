@@ -159,6 +159,130 @@ IrlsResult irls(const std::vector<StepRow>& rows, const std::vector<std::size_t>
   return out;
 }
 
+constexpr std::size_t kNoPrevious = static_cast<std::size_t>(-1);
+
+// For every row, (its predecessor, itself): the predecessor is the row before when both are one-step rows and
+// this step began when that one's tokens were stamped; kNoPrevious otherwise (a chain's first row).
+std::vector<std::pair<std::size_t, std::size_t>> successive_pairs(const std::vector<StepRow>& rows) {
+  std::vector<std::pair<std::size_t, std::size_t>> items;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const StepRow& b = rows[i];
+    const bool chained = i > 0 && rows[i - 1].steps == 1 && b.steps == 1 && !b.idle_start && b.start_s == rows[i - 1].end_s;
+    items.emplace_back(chained ? i - 1 : kNoPrevious, i);
+  }
+  return items;
+}
+
+std::size_t count_pairs(const std::vector<std::pair<std::size_t, std::size_t>>& items) {
+  return static_cast<std::size_t>(
+      std::count_if(items.begin(), items.end(), [](const auto& p) { return p.first != kNoPrevious; }));
+}
+
+// Lag-1 correlation of successive steps' relative residuals under `terms` (Pearson), clamped to [0, 0.99].
+double residual_correlation(const std::vector<StepRow>& rows,
+                            const std::vector<std::pair<std::size_t, std::size_t>>& pairs, const TermVector& terms) {
+  double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+  double count = 0;
+  for (const auto& [a, b] : pairs) {
+    if (a == kNoPrevious) continue;
+    ++count;
+    const double pa = rows[a].gpu_s + rows[a].overhead(terms), pb = rows[b].gpu_s + rows[b].overhead(terms);
+    if (!(pa > 0) || !(pb > 0)) continue;
+    const double x = rows[a].measured_s / pa - 1.0, y = rows[b].measured_s / pb - 1.0;
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    syy += y * y;
+    sxy += x * y;
+  }
+  const double n = count;
+  if (n < 2) return 0.0;
+  const double vx = sxx / n - sx / n * sx / n, vy = syy / n - sy / n * sy / n;
+  const double r = vx > 0 && vy > 0 ? (sxy / n - sx / n * sy / n) / std::sqrt(vx * vy) : 0.0;
+  return std::clamp(r, 0.0, 0.99);
+}
+
+// The per-unit terms from quasi-differences of successive steps, Huber IRLS (absolute residuals, scale 1.4826 x MAD)
+// with the same exact non-negative solve; then per_step = the mean over `level_rows` (all rows, or a bootstrap's
+// pairs' later rows) of (y - x . slopes) per step, so that the model is the rows' mean. `pick` (a bootstrap
+// resample of pair indices) or every pair.
+IrlsResult difference_fit(const std::vector<StepRow>& rows, const std::vector<std::pair<std::size_t, std::size_t>>& pairs,
+                          const std::vector<std::size_t>* pick, const Active& active, double rho) {
+  const std::size_t n = pick ? pick->size() : pairs.size();
+  std::vector<Vec5> dx(n);
+  std::vector<double> dy(n), w(n, 1.0), res(n);
+  // Prais-Winsten: a chain's first row enters as a level, scaled by sqrt(1 - rho^2) (0 for first differences).
+  const double first = std::sqrt(std::max(0.0, 1.0 - rho * rho));
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto [a, b] = pairs[pick ? (*pick)[i] : i];
+    if (a == kNoPrevious) {
+      dx[i] = first * Eigen::Map<const Vec5>(rows[b].x.data());
+      dy[i] = first * rows[b].y();
+    } else {
+      dx[i] = Eigen::Map<const Vec5>(rows[b].x.data()) - rho * Eigen::Map<const Vec5>(rows[a].x.data());
+      dy[i] = rows[b].y() - rho * rows[a].y();
+    }
+  }
+  // The per-step column (1 - rho in every pair) stays in the regression, so that the slopes do not absorb it; its
+  // value is then taken from the levels below.
+  Active slopes = active;
+  if (rho > 1.0 - 1e-9) slopes[0] = false;
+  Vec5 beta = Vec5::Zero();
+  Mat5 a;
+  Vec5 b;
+  for (int iter = 0; iter < 100; ++iter) {
+    a.setZero();
+    b.setZero();
+    for (std::size_t i = 0; i < n; ++i) {
+      a.noalias() += w[i] * dx[i] * dx[i].transpose();
+      b.noalias() += (w[i] * dy[i]) * dx[i];
+    }
+    const Vec5 next = nnls(a, b, slopes);
+    const double change = (next - beta).cwiseAbs().maxCoeff();
+    beta = next;
+    for (std::size_t i = 0; i < n; ++i) res[i] = std::abs(dy[i] - dx[i].dot(beta));
+    std::vector<double> dev = res;
+    const double scale = std::max(kMadToSigma * median_of(dev), 1e-12);
+    for (std::size_t i = 0; i < n; ++i) w[i] = res[i] / scale <= kHuberC ? 1.0 : kHuberC * scale / res[i];
+    if (iter > 0 && change <= 1e-15 + 1e-9 * beta.cwiseAbs().maxCoeff()) break;
+  }
+  IrlsResult out;
+  // The unconstrained slopes on the same columns and weights (what the rows ask for without the bound).
+  std::vector<Eigen::Index> idx;
+  for (std::size_t j = 0; j < kTerms; ++j) {
+    if (slopes[j] && a(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j)) > 0) idx.push_back(static_cast<Eigen::Index>(j));
+  }
+  if (!idx.empty()) {
+    const auto m = static_cast<Eigen::Index>(idx.size());
+    Eigen::MatrixXd sub(m, m);
+    Eigen::VectorXd rhs(m);
+    for (Eigen::Index r = 0; r < m; ++r) {
+      rhs(r) = b(idx[static_cast<std::size_t>(r)]);
+      for (Eigen::Index c = 0; c < m; ++c) sub(r, c) = a(idx[static_cast<std::size_t>(r)], idx[static_cast<std::size_t>(c)]);
+    }
+    const Eigen::VectorXd z = sub.colPivHouseholderQr().solve(rhs);
+    for (Eigen::Index r = 0; r < m; ++r) out.unconstrained[static_cast<std::size_t>(idx[static_cast<std::size_t>(r)])] = z(r);
+  }
+  // The level: per_step from the rows' mean.
+  beta(0) = 0.0;
+  double rest = 0, steps = 0;
+  auto add_level = [&](const StepRow& r) {
+    rest += r.y() - Eigen::Map<const Vec5>(r.x.data()).dot(beta);
+    steps += double(r.steps);
+  };
+  if (pick) {
+    for (const std::size_t p : *pick) add_level(rows[pairs[p].second]);
+  } else {
+    for (const StepRow& r : rows) add_level(r);
+  }
+  if (active[0] && steps > 0) {
+    out.unconstrained[0] = rest / steps;
+    beta(0) = std::max(0.0, rest / steps);
+  }
+  for (std::size_t j = 0; j < kTerms; ++j) out.beta[j] = beta(static_cast<Eigen::Index>(j));
+  return out;
+}
+
 }  // namespace
 
 TermVector OverheadFit::values() const {
@@ -260,18 +384,40 @@ OverheadFit fit_overhead(const std::vector<StepRow>& rows, const FitOptions& opt
     busy_x[j] = percentile(col, 99);
   }
   RandomEngine rng = make_stream(opts.seed, "calibrate_trace/bootstrap");
-  std::vector<std::size_t> pick(rows.size());
+  const auto pairs = successive_pairs(rows);
+  fit.difference_pairs = count_pairs(pairs);
+  fit.by_differences = opts.differences && fit.difference_pairs >= kMinDifferencePairs;
+  std::vector<std::size_t> pick(fit.by_differences ? pairs.size() : rows.size());
   for (;;) {
-    const IrlsResult full = irls(rows, nullptr, active, opts.huber, nullptr, 1e-9, true);
+    IrlsResult full = irls(rows, nullptr, active, opts.huber, nullptr, 1e-9, true);
+    if (fit.by_differences) {
+      // Cochrane-Orcutt: the residuals' lag-1 correlation, the quasi-differenced fit, again until it settles.
+      const double scale = full.scale;
+      double rho = residual_correlation(rows, pairs, full.beta);
+      for (int it = 0; it < 10; ++it) {
+        full = difference_fit(rows, pairs, nullptr, active, rho);
+        const double next = residual_correlation(rows, pairs, full.beta);
+        const bool settled = std::abs(next - rho) < 1e-4;
+        rho = next;
+        if (settled) break;
+      }
+      // Persistent phases: first differences (see the header).
+      if (rho >= kRandomWalkRho) rho = 1.0;
+      full = difference_fit(rows, pairs, nullptr, active, rho);
+      full.scale = scale;
+      fit.rho = rho;
+    }
     const TermVector& beta = full.beta;
     fit.relative_scale = full.scale;
     // The bootstrap: the same stream position for every round would repeat resamples across rounds, which is
-    // fine (each round refits a different model); the stream simply continues.
+    // fine (each round refits a different model); the stream simply continues. With differences the unit
+    // resampled is a pair of successive steps.
     std::array<std::vector<double>, kTerms> samples;
-    boost::random::uniform_int_distribution<std::size_t> draw(0, rows.size() - 1);
+    boost::random::uniform_int_distribution<std::size_t> draw(0, pick.size() - 1);
     for (int b = 0; b < opts.resamples; ++b) {
       for (auto& p : pick) p = draw(rng);
-      const TermVector bb = irls(rows, &pick, active, opts.huber, &beta, 1e-7, false).beta;
+      const TermVector bb = fit.by_differences ? difference_fit(rows, pairs, &pick, active, fit.rho).beta
+                                               : irls(rows, &pick, active, opts.huber, &beta, 1e-7, false).beta;
       for (std::size_t j = 0; j < kTerms; ++j) samples[j].push_back(bb[j]);
     }
     std::size_t drop = kTerms;

@@ -176,7 +176,7 @@ MatchResult match_steps(const std::vector<MeasuredRequest>& reqs, const Measured
     if (matched) {
       ++out.matched;
       if (chain.valid && end > chain.start) {
-        out.rows.push_back({end - chain.start, chain.gpu, chain.x, chain.steps, chain.idle});
+        out.rows.push_back({end - chain.start, chain.gpu, chain.x, chain.steps, chain.idle, chain.start, end});
         if (chain.idle) ++out.idle_starts;
       }
     }
@@ -212,7 +212,8 @@ MatchResult direct_rows(const std::vector<MeasuredRequest>& reqs, const Measured
     if (!(groups.time_s[g] > anchor)) continue;
     ++out.matched;
     out.idle_starts += idle;
-    out.rows.push_back({groups.time_s[g] - anchor, gpu_time(*engine.model, batch), features_of(batch), 1, idle});
+    out.rows.push_back(
+        {groups.time_s[g] - anchor, gpu_time(*engine.model, batch), features_of(batch), 1, idle, anchor, groups.time_s[g]});
     ++out.simulated_steps;
   }
   return out;

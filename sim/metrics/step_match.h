@@ -50,6 +50,8 @@ struct StepRow {
   TermVector x{};         // summed features: steps, decodes, prefill sequences, prefill tokens, sampled tokens
   std::int32_t steps = 0;
   bool idle_start = false;  // the first step started an idle engine at a request's arrival (+ front end)
+  double start_s = 0;       // measured anchor (the previous group, or the arrival that woke the engine)
+  double end_s = 0;         // measured time of the row's own group
   [[nodiscard]] double y() const { return measured_s - gpu_s; }  // the overhead part (seconds)
   [[nodiscard]] double overhead(const TermVector& t) const;      // x . t (seconds)
 };

@@ -95,6 +95,7 @@ TEST_CASE("the overhead fit recovers planted terms and resists stalls", "[overhe
   for (std::size_t j = 0; j < 4; ++j) CHECK(robust[j] == Approx(planted[j]).epsilon(0.1));
   FitOptions ls;
   ls.huber = false;
+  ls.differences = false;  // the levels procedure (the rows here are independent draws, not a run's steps)
   ls.resamples = 0;
   const TermVector dragged = fit_overhead(rows, ls).values();
   CHECK(dragged[0] > 1.2 * planted[0]);
@@ -181,4 +182,55 @@ TEST_CASE("a two-peaked jitter gets an empirical table of mean 1", "[overhead-fi
   CHECK(mean == Approx(1.0).epsilon(1e-9));
   CHECK(j.spec.factors[kJitterQuantiles / 4] == Approx(0.8).epsilon(0.03));
   CHECK(j.spec.factors[3 * kJitterQuantiles / 4] == Approx(1.2).epsilon(0.03));
+}
+
+TEST_CASE("slow phases that line up with the load do not become a per-sequence cost", "[overhead-fit]") {
+  // A run's successive steps: the decode count drifts up and down by one; the engine runs 1.6x slower during the
+  // middle third of the run, when the batch is largest. The planted per-sequence cost is 100 us, 160 us in the
+  // slow phase (the phase multiplies the whole step).
+  const TermVector planted = {20e-3, 100e-6, 0.0, 0.0, 0.0};
+  RandomEngine rng = make_stream(11, "test/phases");
+  boost::random::uniform_01<double> u;
+  boost::random::normal_distribution<double> z;
+  std::vector<StepRow> rows;
+  double t = 0, decodes = 5;
+  const std::size_t n = 3000;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double target = i < n / 3 ? 5.0 : (i < 2 * n / 3 ? 40.0 : 10.0);
+    decodes = std::max(1.0, decodes + (u(rng) < 0.5 ? 1.0 : -1.0) + (target > decodes ? 0.2 : -0.2));
+    decodes = std::round(decodes);
+    StepRow r;
+    r.x = {1.0, decodes, 0.0, 0.0, decodes};
+    r.gpu_s = 2e-3;
+    r.steps = 1;
+    const double phase = (i >= n / 3 && i < 2 * n / 3) ? 1.6 : 1.0;
+    r.measured_s = (r.gpu_s + r.overhead(planted)) * phase * std::exp(0.03 * z(rng));
+    r.start_s = t;
+    t += r.measured_s;
+    r.end_s = t;
+    rows.push_back(r);
+  }
+  FitOptions levels;
+  levels.huber = false;
+  levels.differences = false;
+  levels.resamples = 50;
+  const OverheadFit biased = fit_overhead(rows, levels);
+  // Within a phase the cost per sequence is 100 us (fast) or 160 us (slow): the levels fit lands above both.
+  CHECK(biased.terms[1].value_s > 1.6 * planted[1]);
+  FitOptions diff = levels;
+  diff.differences = true;
+  const OverheadFit fit = fit_overhead(rows, diff);
+  CHECK(fit.by_differences);
+  CHECK(fit.rho == 1.0);
+  INFO(fit.terms[1].value_s << " [" << fit.terms[1].low_s << ", " << fit.terms[1].high_s << "]");
+  CHECK(fit.terms[1].low_s <= 1.6 * planted[1]);  // the interval meets the phases' range
+  CHECK(fit.terms[1].high_s >= planted[1]);
+  CHECK(fit.terms[1].value_s < 0.8 * biased.terms[1].value_s);
+  // per_step carries the phases' mean, so the model stays the rows' mean.
+  double measured = 0, predicted = 0;
+  for (const auto& r : rows) {
+    measured += r.measured_s;
+    predicted += r.gpu_s + r.overhead(fit.values());
+  }
+  CHECK(predicted == Approx(measured).epsilon(1e-6));
 }
