@@ -3,7 +3,7 @@
 //   points are, the points with the largest errors, and the fitted constants; whether a fitted bandwidth was
 //   capped at the catalog GPU's datasheet bandwidth. The GPU is the catalog entry that profile.json's "gpu"
 //   names (gpu_matches_device), else the one named like the directory, unless --gpu says.
-// servesim calibrate trace MEASURED --scenario S [--out FILE]   (see cmd_calibrate_trace.cpp)
+// servesim calibrate trace RUN [RUN...] --scenario S [--out FIT.toml]   (see cmd_calibrate_trace.cpp)
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
