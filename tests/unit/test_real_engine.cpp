@@ -26,7 +26,12 @@ TEST_CASE("a real engine's online run: calibrated on it, validate predicts it", 
   INFO(v.output);
   REQUIRE(v.code == 0);
   const auto j = nlohmann::json::parse(v.output);
+  // The run object holds exactly what `validate --json` promises.
+  CHECK(j["runs"][0].size() == 3);
+  CHECK(j["runs"][0].contains("measured"));
+  CHECK(j["runs"][0]["requests"] == 80);
   const auto& m = j["runs"][0]["metrics"];
+  CHECK(m.size() == 16);
   CHECK(std::abs(m["median_ttft_ms"]["error_pct"].get<double>()) <= 5.0);
   CHECK(std::abs(m["median_tpot_ms"]["error_pct"].get<double>()) <= 5.0);
   CHECK(std::abs(m["p99_tpot_ms"]["error_pct"].get<double>()) <= 15.0);
