@@ -96,7 +96,9 @@ void merge_into(toml::table& dst, toml::table&& src, const std::string& file, co
                        (v.is_table() ? "a table" : "a value") + " here but " + (here->is_table() ? "a table" : "a value") +
                        " in the scenario");
     }
-    if (here != nullptr && here->is_table()) {
+    // A table that names its implementation (`impl`) replaces the one here whole: another implementation's
+    // keys must not leak into it.
+    if (here != nullptr && here->is_table() && !v.as_table()->contains("impl")) {
       merge_into(*here->as_table(), std::move(*v.as_table()), file, key);
     } else {
       dst.insert_or_assign(k.str(), std::move(v));

@@ -26,8 +26,8 @@ class Config {
 
   // Replaces (or adds) the node at a dotted path with VALUE parsed as TOML ("--set path=VALUE").
   void set(const std::string& dotted_path, const std::string& value_text);
-  // Merges the TOML file at `path` over this document: its tables merge into the same tables here, any other
-  // value replaces the one here. Merged keys keep their file and line for error messages (an unknown key of the
+  // Merges the TOML file at `path` over this document: its tables merge into the same tables here (except a
+  // table with an `impl` key, which replaces the table here whole), any other value replaces the one here. Merged keys keep their file and line for error messages (an unknown key of the
   // file is reported as "path:line"). Throws InputError for a missing or malformed file, or one whose value
   // would replace a table here (or a table a value).
   void merge_file(const std::string& path);

@@ -15,6 +15,7 @@
 //  5. in-sample errors: each run replayed with the fit, jitter on, over --seeds seeds (P50 / P99 TTFT and TPOT).
 // Writes FIT.toml, a valid --calibration file. Bad input: one line naming the file, exit 2, nothing written.
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <iostream>
 #include <sstream>
@@ -236,6 +237,7 @@ void run_trace(const TraceArgs& a) {
   for (const auto& path : a.runs) {
     RunData r;
     r.path = path;
+    if (std::filesystem::is_directory(path)) throw InputError(path + ": is a directory, not a measured run");
     r.reqs = read_measured_run(path);
     if (r.reqs.empty()) throw InputError(path + ": no requests");
     r.split = choose_group_window(r.reqs);
@@ -356,7 +358,8 @@ void run_trace(const TraceArgs& a) {
                        "{:.3f}; mean measured / predicted {:.4f}\n",
                        jit.note, jit.lognormal_sigma, jit.stalls, jit.steps, jit.spec.stall_probability,
                        format_duration(jit.spec.stall_median.v), jit.spec.stall_sigma, jit.mean_ratio);
-    log << fmt::format("in-sample (each run replayed with the fit, jitter on, mean of {} seeds):\n", a.seeds);
+    log << fmt::format("in-sample (each run replayed with the fit, jitter on, mean of {} seeds): predicted vs "
+                       "measured (error)\n", a.seeds);
     log << fmt::format("{:<28} {:>26} {:>26} {:>26} {:>26}\n", "run", "P50 TTFT ms", "P99 TTFT ms", "P50 TPOT ms",
                        "P99 TPOT ms");
     for (const auto& r : runs) {

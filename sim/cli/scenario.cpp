@@ -52,8 +52,9 @@ Bytes default_activation_reserve(const ModelArch& a, const ParallelConfig& p, co
 // servesim's long-standing 400 us per step + 10 us per sequence (decoding or prefilling), a vLLM-like engine
 // running its steps as CUDA graphs; calibrate a real engine with `servesim calibrate trace`.
 EngineOverhead read_overhead(const Config& ovh) {
+  const auto present = ovh.keys();  // (has() would mark the removed keys as known, and list them as valid)
   for (const char* old : {"per_request", "per_token"}) {
-    if (ovh.has(old)) {
+    if (std::find(present.begin(), present.end(), old) != present.end()) {
       ovh.fail(old, "was split into per_decode_seq, per_prefill_seq (both the old per_request), per_prefill_token "
                     "and per_sampled_token (the old per_token was per token computed: add it to per_decode_seq "
                     "and per_prefill_token)");
@@ -111,7 +112,9 @@ StepJitterSpec read_jitter(const Config& j) {
 
 std::filesystem::path find_data_root(const std::filesystem::path& scenario_dir) {
   if (const char* env = std::getenv("SERVESIM_HOME"); env != nullptr && is_data_root(env)) return env;
-  for (auto p = std::filesystem::absolute(scenario_dir); !p.empty(); p = p.parent_path()) {
+  // A scenario given as a bare file name has an empty directory: the current one.
+  const std::filesystem::path start = scenario_dir.empty() ? std::filesystem::current_path() : scenario_dir;
+  for (auto p = std::filesystem::absolute(start); !p.empty(); p = p.parent_path()) {
     if (is_data_root(p)) return p;
     if (p == p.parent_path()) break;
   }

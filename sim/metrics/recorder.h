@@ -24,7 +24,7 @@ struct RequestRecord {
   Ns finish{0};
 };
 
-// One engine step, kept when step logging is on (calibrate trace fits the engine overhead to these).
+// One engine step, kept when step logging is on (for tests and tools that inspect a run's schedule).
 struct StepRecord {
   std::int32_t replica = 0;
   Ns start{0};

@@ -34,7 +34,7 @@ TermVector features_of(const BatchShape& b) {
   return {1.0, double(b.num_decodes), double(b.prefills.size()), double(b.prefill_tokens()), double(b.num_sampled)};
 }
 
-// The step's GPU time (StepModel: step time = token + sampling + attention parts + overhead; one pipeline stage).
+// The step's GPU time: StepModel's token, sampling and attention parts (its step time adds the overhead to them).
 double gpu_time(const StepModel& m, const BatchShape& b) {
   return (m.token_time(b.total_tokens()) + m.sampling_time(b.num_sampled) + m.attention_time(b)).v;
 }

@@ -101,6 +101,13 @@ TEST_CASE("old overhead keys name the new ones", "[overhead][bad-input]") {
   CHECK(r.output.find("s.toml:") != std::string::npos);
   CHECK(r.output.find("per_decode_seq") != std::string::npos);
   CHECK(r.output.find("per_prefill_seq") != std::string::npos);
+  // A typo is not answered with the removed keys as valid ones.
+  const auto typo = test::write_file(dir / "t.toml", test::base_scenario_text() + kSmallWorkload +
+                                                         "[engine.overhead]\nper_decode_sq = \"10us\"\n");
+  const auto rt = test::run_cli("run " + typo + " --out " + (dir / "o").string());
+  CHECK(rt.code == 2);
+  CHECK(rt.output.find("per_decode_seq") != std::string::npos);
+  CHECK(rt.output.find("per_request") == std::string::npos);
   const auto neg = test::write_file(dir / "n.toml", test::base_scenario_text() + kSmallWorkload +
                                                         "[engine.overhead]\nper_prefill_token = \"-1us\"\n");
   const auto rn = test::run_cli("run " + neg + " --out " + (dir / "o").string());
@@ -108,7 +115,7 @@ TEST_CASE("old overhead keys name the new ones", "[overhead][bad-input]") {
   CHECK(rn.output.find("per_prefill_token") != std::string::npos);
 }
 
-TEST_CASE("lognormal jitter has mean 1 and the given log-sd; stalls at the given rate", "[jitter]") {
+TEST_CASE("lognormal jitter has mean 1 and the given log-sd, stalls at the given rate", "[jitter]") {
   StepJitterSpec spec;
   spec.kind = StepJitterSpec::Kind::lognormal;
   spec.sigma = 0.25;
@@ -245,6 +252,13 @@ TEST_CASE("calibration files merge over the scenario, before --set", "[calibrati
   // A later file wins over an earlier one.
   const auto fit2 = test::write_file(dir / "fit2.toml", "[engine.overhead]\nper_step = \"400us\"\n");
   CHECK(run(s, "--calibration " + fit + " --calibration " + fit2).summary == run(s).summary);
+  // A jitter table naming its impl replaces the scenario's whole: an empirical fit over a lognormal scenario.
+  const auto lognormal = test::write_file(dir / "l.toml", test::base_scenario_text() + kSmallWorkload + kJitter);
+  const auto empirical = test::write_file(dir / "e.toml", "[engine.jitter]\nimpl = \"empirical\"\nfactors = [0.5, 1.0, 1.5]\n");
+  const auto mixed = run(lognormal, "--calibration " + empirical);
+  INFO(mixed.output);
+  CHECK(mixed.code == 0);
+  CHECK(mixed.summary != run(lognormal).summary);
   // An unknown key in the fit file names the fit file and line.
   const auto typo = test::write_file(dir / "typo.toml", "# fitted\n[engine.overhead]\nper_stpe = \"5ms\"\n");
   const auto rt = run(s, "--calibration " + typo);

@@ -129,7 +129,7 @@ TEST_CASE("servesim collective prints time, algbw, busbw and the algorithm", "[p
   CHECK(nlohmann::json::parse(ring.output)["algo"] == "ring");
 }
 
-TEST_CASE("pipeline stages each get their own tensor-parallel group; placement is checked", "[parallel]") {
+TEST_CASE("pipeline stages each get their own tensor-parallel group, placement is checked", "[parallel]") {
   const std::string s = test::scenario_path(kScenario);
   auto step_ms = [&](const std::string& gpus) {
     const auto r = test::run_cli("step " + s + " --decode 32x1024 --json --set 'parallel.topology=\"cluster-2x-dgx-h100\"'" +

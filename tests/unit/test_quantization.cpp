@@ -45,7 +45,7 @@ TEST_CASE("fp8 GEMMs: 1-byte inputs, bf16 output, the fp8 rate where the GPU has
   CHECK(w8a16.bytes().v == 2.0 * 4096 + 4096.0 * 4096 + 2.0 * 4096);
 }
 
-TEST_CASE("fp8 weights halve the linear layers only; the step model adds the activation quantization", "[quant]") {
+TEST_CASE("fp8 weights halve the linear layers only, the step model adds the activation quantization", "[quant]") {
   const ModelArch bf16 = llama3_8b();
   ModelArch fp8 = bf16;
   fp8.quantization = Quantization::fp8;
@@ -71,7 +71,7 @@ TEST_CASE("fp8 weights halve the linear layers only; the step model adds the act
   CHECK(separate_quant_kernels == 1);  // the others are fused into the norms and the activation
 }
 
-TEST_CASE("fp8 checkpoints from config.json's quantization_config; other methods need a scenario choice",
+TEST_CASE("fp8 checkpoints from config.json's quantization_config, other methods need a scenario choice",
           "[quant][bad-input]") {
   const auto dir = test::temp_dir("quantcfg");
   std::string text = test::read_file(test::scenario_path("models/llama-3-8b.json"));

@@ -145,7 +145,7 @@ value = 1000
   CHECK(s["total_output_tokens"] == 400 * 1000);
 }
 
-TEST_CASE("same scenario and seed give byte-identical outputs; another seed differs", "[sim][determinism]") {
+TEST_CASE("same scenario and seed give byte-identical outputs, another seed differs", "[sim][determinism]") {
   const auto dir = test::temp_dir("det");
   const std::string q = test::scenario_path("quickstart.toml");
   const std::string common = " --set workload.num_requests=300 --out ";

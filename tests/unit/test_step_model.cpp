@@ -60,7 +60,7 @@ TEST_CASE("attention FLOPs and bytes", "[cost]") {
   CHECK(decode_attention_bytes(a, 10, 1000).v == 1000.0 * 8 * 128 * 2 * 2 + 10.0 * 4096 * 2 * 2);
 }
 
-TEST_CASE("step time = gpu ops + overhead; decode is memory-bound, large prefill compute-bound", "[cost]") {
+TEST_CASE("step time = gpu ops + overhead, decode is memory-bound, large prefill compute-bound", "[cost]") {
   auto pred = std::make_shared<const RooflinePredictor>(simple_gpu());
   const EngineOverhead ovh{Seconds{1e-4}, Seconds{1e-5}, Seconds{0.0}};
   const StepModel m(llama3_8b(), simple_gpu(), ParallelConfig{}, pred, ovh, nullptr);

@@ -360,7 +360,7 @@ TEST_CASE("topology: cluster sizes are capped", "[topology][errors]") {
   CHECK_THAT(leaves, Catch::Contains("c.toml:6:") && Catch::Contains("at most 1024 leaf switches"));
 }
 
-TEST_CASE("topology: a link's efficiency scales its routes, not NVLS; out of range is refused", "[topology][errors]") {
+TEST_CASE("topology: a link's efficiency scales its routes, not NVLS, out of range is refused", "[topology][errors]") {
   const auto dir = test::temp_dir("efficiency");
   auto topo = [&](const std::string& eff) {
     return test::write_file(dir / "t.toml", "name = \"t\"\n[[vertex]]\nname = \"gpu[0-3]\"\nkind = \"gpu\"\n"

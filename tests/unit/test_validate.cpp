@@ -222,7 +222,7 @@ TEST_CASE("validate rejects bad input with one line and exit 2", "[validate][bad
   }
 }
 
-TEST_CASE("validation: mean, spread and error of figures; missing figures stay empty", "[validate]") {
+TEST_CASE("validation: mean, spread and error of figures, missing figures stay empty", "[validate]") {
   auto stats = [](double mean, double median, double p90, double p99, std::int64_t count) {
     Stats s;
     s.mean = mean;
