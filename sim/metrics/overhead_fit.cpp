@@ -28,6 +28,25 @@ double median_of(std::vector<double>& v) {
   return 0.5 * (*mid + *std::max_element(v.begin(), mid));
 }
 
+// Least squares on the normal equations A z = b over the `active` columns that some row counts (the others 0),
+// without the bound: what the rows ask for. Columns scaled to a unit diagonal for the solve.
+TermVector unconstrained_fit(const Mat5& a, const Vec5& b, const Active& active) {
+  std::vector<Eigen::Index> idx;
+  for (std::size_t j = 0; j < kTerms; ++j) {
+    const auto i = static_cast<Eigen::Index>(j);
+    if (active[j] && a(i, i) > 0) idx.push_back(i);
+  }
+  TermVector out{};
+  if (idx.empty()) return out;
+  const Eigen::VectorXd d = a.diagonal()(idx).cwiseSqrt().cwiseInverse();
+  const Eigen::MatrixXd sub = d.asDiagonal() * a(idx, idx) * d.asDiagonal();
+  const Eigen::VectorXd z = sub.colPivHouseholderQr().solve(d.asDiagonal() * b(idx));
+  for (std::size_t r = 0; r < idx.size(); ++r) {
+    out[static_cast<std::size_t>(idx[r])] = z(static_cast<Eigen::Index>(r)) * d(static_cast<Eigen::Index>(r));
+  }
+  return out;
+}
+
 // Minimises z' A z - 2 z' b over z >= 0 on the active columns, exactly: the optimum is the unconstrained optimum
 // on its own support, so every support is tried (2^5 - 1 small systems) and the best feasible one kept.
 Vec5 nnls(const Mat5& a, const Vec5& b, const Active& active) {
@@ -52,12 +71,8 @@ Vec5 nnls(const Mat5& a, const Vec5& b, const Active& active) {
       if (mask & (1U << j)) idx.push_back(static_cast<Eigen::Index>(j));
     }
     const auto m = static_cast<Eigen::Index>(idx.size());
-    Eigen::MatrixXd sub(m, m);
-    Eigen::VectorXd rhs(m);
-    for (Eigen::Index r = 0; r < m; ++r) {
-      rhs(r) = bs(idx[static_cast<std::size_t>(r)]);
-      for (Eigen::Index c = 0; c < m; ++c) sub(r, c) = as(idx[static_cast<std::size_t>(r)], idx[static_cast<std::size_t>(c)]);
-    }
+    const Eigen::MatrixXd sub = as(idx, idx);
+    const Eigen::VectorXd rhs = bs(idx);
     const Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(sub);
     if (qr.rank() < m) continue;
     const Eigen::VectorXd z = qr.solve(rhs);
@@ -137,25 +152,8 @@ IrlsResult irls(const std::vector<StepRow>& rows, const std::vector<std::size_t>
   }
   IrlsResult out;
   if (want_scale) out.scale = relative_scale(pred);
-  std::vector<Eigen::Index> idx;
-  for (std::size_t j = 0; j < kTerms; ++j) {
-    out.beta[j] = beta(static_cast<Eigen::Index>(j));
-    if (active[j] && a(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j)) > 0) idx.push_back(static_cast<Eigen::Index>(j));
-  }
-  if (!idx.empty()) {
-    const auto m = static_cast<Eigen::Index>(idx.size());
-    Eigen::MatrixXd sub(m, m);
-    Eigen::VectorXd rhs(m), d(m);
-    for (Eigen::Index r = 0; r < m; ++r) d(r) = 1.0 / std::sqrt(a(idx[static_cast<std::size_t>(r)], idx[static_cast<std::size_t>(r)]));
-    for (Eigen::Index r = 0; r < m; ++r) {
-      rhs(r) = b(idx[static_cast<std::size_t>(r)]) * d(r);
-      for (Eigen::Index c = 0; c < m; ++c) {
-        sub(r, c) = a(idx[static_cast<std::size_t>(r)], idx[static_cast<std::size_t>(c)]) * d(r) * d(c);
-      }
-    }
-    const Eigen::VectorXd z = sub.colPivHouseholderQr().solve(rhs);
-    for (Eigen::Index r = 0; r < m; ++r) out.unconstrained[static_cast<std::size_t>(idx[static_cast<std::size_t>(r)])] = z(r) * d(r);
-  }
+  for (std::size_t j = 0; j < kTerms; ++j) out.beta[j] = beta(static_cast<Eigen::Index>(j));
+  out.unconstrained = unconstrained_fit(a, b, active);
   return out;
 }
 
@@ -248,21 +246,7 @@ IrlsResult difference_fit(const std::vector<StepRow>& rows, const std::vector<st
   }
   IrlsResult out;
   // The unconstrained slopes on the same columns and weights (what the rows ask for without the bound).
-  std::vector<Eigen::Index> idx;
-  for (std::size_t j = 0; j < kTerms; ++j) {
-    if (slopes[j] && a(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(j)) > 0) idx.push_back(static_cast<Eigen::Index>(j));
-  }
-  if (!idx.empty()) {
-    const auto m = static_cast<Eigen::Index>(idx.size());
-    Eigen::MatrixXd sub(m, m);
-    Eigen::VectorXd rhs(m);
-    for (Eigen::Index r = 0; r < m; ++r) {
-      rhs(r) = b(idx[static_cast<std::size_t>(r)]);
-      for (Eigen::Index c = 0; c < m; ++c) sub(r, c) = a(idx[static_cast<std::size_t>(r)], idx[static_cast<std::size_t>(c)]);
-    }
-    const Eigen::VectorXd z = sub.colPivHouseholderQr().solve(rhs);
-    for (Eigen::Index r = 0; r < m; ++r) out.unconstrained[static_cast<std::size_t>(idx[static_cast<std::size_t>(r)])] = z(r);
-  }
+  out.unconstrained = unconstrained_fit(a, b, slopes);
   // The level: per_step from the rows' mean.
   beta(0) = 0.0;
   double rest = 0, steps = 0;
