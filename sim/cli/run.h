@@ -15,7 +15,7 @@ struct RunOutput {
   std::uint64_t events = 0;
 };
 
-// With `logs`, the recorder keeps every token's time and every step (for --tokens-out and calibrate trace).
+// With `logs`, the recorder keeps every token's time (for --tokens-out).
 [[nodiscard]] RunOutput run_scenario(const ScenarioLoader& loader, bool logs = false);
 
 // The run's requests in the measured-run JSONL format (arrival, lengths, every token time); needs logs.

@@ -88,46 +88,24 @@ void Replica::start_step(Simulator& sim) {
     busy_ = false;
     return;
   }
-  batch_.clear();
   for (Sequence* s : plan_.scheduled) {
     if (s->first_scheduled == kNever) s->first_scheduled = sim.now();
-    const bool samples = s->computed + s->scheduled == s->num_tokens();
-    if (s->scheduled == 1 && s->generated > 0 && samples) {
-      ++batch_.num_decodes;
-      batch_.decode_context_tokens += s->computed + 1;
-    } else {
-      batch_.prefills.push_back(PrefillChunk{s->scheduled, s->computed});
-    }
-    if (samples) ++batch_.num_sampled;
   }
-  const Seconds overhead = model_->overhead().of(batch_);
-  const Ns d = step_duration(sim.now(), overhead);
+  plan_.shape(batch_);
+  const Ns d = step_duration(sim.now());
   busy_ = true;
   step_start_ = sim.now();
   recorder_.step(batch_.total_tokens(), batch_.num_seqs(), plan_.preempted, d);
-  if (recorder_.logs()) {
-    StepRecord r;
-    r.replica = id_;
-    r.start = sim.now();
-    r.end = sim.now() + d;
-    r.overhead = to_ns(overhead);
-    r.decodes = batch_.num_decodes;
-    r.prefill_seqs = static_cast<std::int64_t>(batch_.prefills.size());
-    r.prefill_tokens = batch_.prefill_tokens();
-    r.sampled = batch_.num_sampled;
-    step_index_ = recorder_.log_step(r);
-  }
   sim.schedule(sim.now() + d, Priority::step_end, this, kStepEnd);
 }
 
-Ns Replica::step_duration(Ns now, Seconds overhead) {
+Ns Replica::step_duration(Ns now) {
   // Jitter scales the step's own work (CPU and GPU) and a stall adds to its CPU part; without jitter the
   // mean model's time, computed exactly as before jitter existed.
+  if (!pipeline_ && !jitter_) return to_ns(timer_.step_time(batch_));
   const StepJitter::Draw j = jitter_ ? jitter_->next() : StepJitter::Draw{};
-  if (!pipeline_) {
-    if (!jitter_) return to_ns(timer_.step_time(batch_));
-    return to_ns((timer_.gpu_time(batch_) + overhead) * j.factor + j.stall);
-  }
+  Seconds overhead = model_->overhead().of(batch_);
+  if (!pipeline_) return to_ns((timer_.gpu_time(batch_) + overhead) * j.factor + j.stall);
   // The engine's CPU work first, then its micro-batch through the shared stages (each stage an equal share of the
   // GPU time once the sends are taken out).
   const Seconds send = timer_.stage_send_time(batch_.total_tokens());
@@ -156,7 +134,7 @@ void Replica::end_step(Simulator& sim) {
       recorder_.inter_token(now - s->last_token);
     }
     s->last_token = now;
-    if (recorder_.logs()) recorder_.log_token(s->req.id, now, step_index_);
+    if (recorder_.logs()) recorder_.log_token(s->req.id, now);
     if (s->done()) {
       any_done = true;
       kv_.release(*s);

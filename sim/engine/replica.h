@@ -66,8 +66,7 @@ class Replica final : public EventTarget {
   void start_step(Simulator& sim);
   void end_step(Simulator& sim);
   Sequence* allocate(const Request& r);
-  // The step's duration and, separately, its mean-model overhead (for the step log).
-  [[nodiscard]] Ns step_duration(Ns now, Seconds overhead);
+  [[nodiscard]] Ns step_duration(Ns now);
 
   std::int32_t id_;
   std::shared_ptr<const StepModel> model_;
@@ -87,7 +86,6 @@ class Replica final : public EventTarget {
   bool busy_ = false;
   bool start_pending_ = false;
   Ns step_start_{0};
-  std::int64_t step_index_ = -1;  // in the recorder's step log, when logging
   std::int64_t outstanding_ = 0;
 };
 

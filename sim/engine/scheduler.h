@@ -13,6 +13,7 @@
 
 #include "models/common/config.h"
 #include "models/common/registry.h"
+#include "models/cost/batch.h"
 #include "sim/engine/kv_cache.h"
 #include "sim/engine/sequence.h"
 
@@ -37,6 +38,21 @@ struct StepPlan {
   void clear() {
     scheduled.clear();
     preempted = 0;
+  }
+  // The step's shape for the cost model (cleared first): a sequence with one scheduled token after its first
+  // output is a decode, any other a prefill chunk; those whose tokens are then all computed sample.
+  void shape(BatchShape& b) const {
+    b.clear();
+    for (const Sequence* s : scheduled) {
+      const bool samples = s->computed + s->scheduled == s->num_tokens();
+      if (s->scheduled == 1 && s->generated > 0 && samples) {
+        ++b.num_decodes;
+        b.decode_context_tokens += s->computed + 1;
+      } else {
+        b.prefills.push_back(PrefillChunk{s->scheduled, s->computed});
+      }
+      if (samples) ++b.num_sampled;
+    }
   }
 };
 

@@ -24,25 +24,9 @@ struct RequestRecord {
   Ns finish{0};
 };
 
-// One engine step, kept when step logging is on (for tests and tools that inspect a run's schedule).
-struct StepRecord {
-  std::int32_t replica = 0;
-  Ns start{0};
-  Ns end{0};
-  Ns overhead{0};               // the mean model's engine-overhead part of the step time (end - start without
-                                // jitter = GPU time + this)
-  std::int64_t decodes = 0;         // sequences decoding one token
-  std::int64_t prefill_seqs = 0;    // sequences with a prompt chunk in the step
-  std::int64_t prefill_tokens = 0;  // prompt tokens computed
-  std::int64_t sampled = 0;         // sequences sampling a token
-  [[nodiscard]] std::int64_t seqs() const { return decodes + prefill_seqs; }
-  [[nodiscard]] std::int64_t tokens() const { return decodes + prefill_tokens; }
-};
-
 // Every output token of one request, kept when token logging is on.
 struct TokenLog {
   std::vector<Ns> times;
-  std::vector<std::int64_t> steps;  // index into Recorder::step_log() of the step that produced each token
 };
 
 struct StepStats {
@@ -73,20 +57,13 @@ class Recorder {
   }
   void waiting(std::int64_t n) { max_waiting_ = std::max(max_waiting_, n); }
 
-  // Per-token and per-step logs (off by default: they grow with the run).
+  // The per-token log (off by default: it grows with the run).
   void enable_logs() { logs_ = true; }
   [[nodiscard]] bool logs() const { return logs_; }
-  // Returns the step's index in step_log().
-  std::int64_t log_step(const StepRecord& r) {
-    steps_log_.push_back(r);
-    return static_cast<std::int64_t>(steps_log_.size()) - 1;
-  }
-  void log_token(std::uint64_t request, Ns t, std::int64_t step) {
+  void log_token(std::uint64_t request, Ns t) {
     if (tokens_.size() <= request) tokens_.resize(request + 1);
     tokens_[request].times.push_back(t);
-    tokens_[request].steps.push_back(step);
   }
-  [[nodiscard]] const std::vector<StepRecord>& step_log() const { return steps_log_; }
   [[nodiscard]] const std::vector<TokenLog>& token_log() const { return tokens_; }
 
   [[nodiscard]] const std::vector<RequestRecord>& records() const { return records_; }
@@ -103,7 +80,6 @@ class Recorder {
   std::int64_t rejected_ = 0;
   std::int64_t max_waiting_ = 0;
   bool logs_ = false;
-  std::vector<StepRecord> steps_log_;
   std::vector<TokenLog> tokens_;  // by request id
 };
 

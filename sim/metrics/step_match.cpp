@@ -119,18 +119,7 @@ MatchResult match_steps(const std::vector<MeasuredRequest>& reqs, const Measured
     }
     scheduler->schedule(q, plan);
     if (plan.scheduled.empty()) throw std::logic_error("calibrate trace: the scheduler made no progress with work queued");
-    // The batch, as Replica::start_step builds it.
-    batch.clear();
-    for (const Sequence* s : plan.scheduled) {
-      const bool samples = s->computed + s->scheduled == s->num_tokens();
-      if (s->scheduled == 1 && s->generated > 0 && samples) {
-        ++batch.num_decodes;
-        batch.decode_context_tokens += s->computed + 1;
-      } else {
-        batch.prefills.push_back(PrefillChunk{s->scheduled, s->computed});
-      }
-      if (samples) ++batch.num_sampled;
-    }
+    plan.shape(batch);  // as Replica::start_step does
     const TermVector x = features_of(batch);
     const double gpu = gpu_time(model, batch);
     ++out.simulated_steps;
