@@ -28,6 +28,7 @@
 #include "sim/cli/commands.h"
 #include "sim/cli/run.h"
 #include "sim/metrics/compare.h"
+#include "sim/metrics/validation.h"
 #include "sim/metrics/jitter_fit.h"
 #include "sim/metrics/overhead_fit.h"
 #include "sim/metrics/step_groups.h"
@@ -39,8 +40,6 @@ namespace {
 // Passes of schedule + refit at most; they settle in two or three (only steps without tokens depend on them).
 constexpr int kMaxPasses = 10;
 // In-sample statistics: vLLM's names, and the Stats member each reads.
-constexpr std::array<std::pair<const char*, double Stats::*>, 2> kInSampleStats = {
-    {{"median", &Stats::median}, {"p99", &Stats::p99}}};
 
 struct TraceArgs {
   std::vector<std::string> runs;
@@ -152,8 +151,7 @@ void check_matched(const RunData& r, bool window_given) {
 // The run replayed with the fit, jitter on, one replay per seed: P50 / P99 TTFT and TPOT, measured vs predicted.
 nlohmann::ordered_json in_sample(const TraceArgs& a, const RunData& r, const TermVector& terms,
                                  const StepJitterSpec& jitter) {
-  const MetricStats meas = stats_of_measured(r.reqs);
-  std::map<std::string, double> sum;
+  std::vector<MetricStats> predicted;
   for (std::int64_t seed = 1; seed <= a.seeds; ++seed) {
     ScenarioOptions o = replay_options(a.scenario.options(), r.path);
     o.sets.emplace_back("engine.overhead", overhead_toml(terms, true));
@@ -161,20 +159,15 @@ nlohmann::ordered_json in_sample(const TraceArgs& a, const RunData& r, const Ter
     o.sets.emplace_back("sim.jitter", "\"on\"");
     o.seed = static_cast<std::uint64_t>(seed);
     const ScenarioLoader loader(a.scenario.path, o);
-    const MetricStats pred = stats_of_run(run_scenario(loader).recorder);
-    for (const char* m : {"ttft", "tpot"}) {
-      for (const auto& [name, member] : kInSampleStats) sum[fmt::format("{}_{}_ms", name, m)] += pred.at(m).*member;
-    }
+    predicted.push_back(stats_of_run(run_scenario(loader).recorder));
   }
+  // The same comparison as `servesim validate` (mean over the seeds), four of its figures.
+  const RunValidation v = compare_run(r.path, r.reqs.size(), 0, stats_of_measured(r.reqs), predicted);
   nlohmann::ordered_json out;
-  for (const char* m : {"ttft", "tpot"}) {
-    for (const auto& [name, member] : kInSampleStats) {
-      const std::string key = fmt::format("{}_{}_ms", name, m);
-      const double measured = meas.at(m).*member, predicted = sum[key] / double(a.seeds);
-      out[key] = {{"measured", measured},
-                  {"predicted", predicted},
-                  {"error_pct", measured > 0 ? nlohmann::json(100.0 * (predicted - measured) / measured) : nlohmann::json()}};
-    }
+  for (const auto& [key, c] : v.metrics) {
+    if (key != "median_ttft_ms" && key != "p99_ttft_ms" && key != "median_tpot_ms" && key != "p99_tpot_ms") continue;
+    auto value = [](const std::optional<double>& x) { return x ? nlohmann::json(*x) : nlohmann::json(); };
+    out[key] = {{"measured", value(c.measured)}, {"predicted", value(c.predicted)}, {"error_pct", value(c.error_pct)}};
   }
   return out;
 }
@@ -367,8 +360,8 @@ void run_trace(const TraceArgs& a) {
       for (const char* key : {"median_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms"}) {
         const auto& m = r.in_sample[key];
         const std::string err = m["error_pct"].is_null() ? "n/a" : fmt::format("{:+.1f}%", m["error_pct"].get<double>());
-        line += fmt::format(" {:>26}", fmt::format("{:.1f} vs {:.1f} ({})", m["predicted"].get<double>(),
-                                                   m["measured"].get<double>(), err));
+        auto ms = [](const nlohmann::ordered_json& x) { return x.is_null() ? std::string("n/a") : fmt::format("{:.1f}", x.get<double>()); };
+        line += fmt::format(" {:>26}", fmt::format("{} vs {} ({})", ms(m["predicted"]), ms(m["measured"]), err));
       }
       log << line << "\n";
     }
