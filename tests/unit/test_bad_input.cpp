@@ -170,5 +170,7 @@ TEST_CASE("lengths from a trace need a path unless the arrivals replay one", "[b
 
 TEST_CASE("an unwritable --tokens-out leaves no output at all", "[bad-input]") {
   const std::string text = test::base_scenario_text() + kWorkload;
-  expect_error("tokout", text, {"/nonexistent-dir/", "t.jsonl"}, "--tokens-out /proc/nonexistent-dir/t.jsonl");
+  // The parent of the output is a regular file: no user (root included) can create a file under it, on any machine.
+  const auto blocker = test::write_file(test::temp_dir("tokout-parent") / "not-a-dir", "x");
+  expect_error("tokout", text, {"not-a-dir/t.jsonl"}, "--tokens-out " + blocker + "/t.jsonl");
 }
