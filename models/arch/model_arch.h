@@ -1,9 +1,13 @@
 // Model architecture of a dense decoder-only transformer (Llama 2/3, Mistral, Qwen2), read from a Hugging Face
 // config.json, and the sizes that follow from it: parameters, weight bytes, KV-cache bytes per token.
+// Attention is full causal on every layer, or sliding-window on some or all layers (Mistral, Qwen2 with
+// use_sliding_window). Mixture-of-experts and multi-head latent attention configs are refused (not modelled yet),
+// and so is any config.json key that servesim neither models nor knowingly ignores (model_arch.cpp lists both).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "models/common/units.h"
 
@@ -37,8 +41,27 @@ struct ModelArch {
   std::string quant_method;
   bool quant_method_modelled = true;
 
-  // Reads config.json; a missing or malformed field throws InputError "file: key: message".
-  [[nodiscard]] static ModelArch from_hf_config(const std::string& path);
+  // Sliding-window attention: the window in tokens (a query attends to itself and the window - 1 tokens before
+  // it, as vLLM's FlashAttention backend runs HF's `sliding_window`); 0 = none. layer_sliding[i]: layer i uses it
+  // (HF layer_types "sliding_attention"); empty when no layer does.
+  std::int64_t sliding_window = 0;
+  std::vector<bool> layer_sliding;
+
+  // Reads config.json; a missing or malformed field throws InputError "file: key: message". Refused, naming the
+  // key: mixture-of-experts and MLA configs, and any key in neither of model_arch.cpp's lists (modelled, knowingly
+  // ignored) unless it is in `ignore_config_keys` ([model] ignore_config_keys: accepted knowingly, costed as if
+  // absent).
+  [[nodiscard]] static ModelArch from_hf_config(const std::string& path,
+                                                const std::vector<std::string>& ignore_config_keys = {});
+
+  // Sliding-window layers among layers [first, first + count) (all layers by default).
+  [[nodiscard]] std::int64_t sliding_layers(std::int64_t first = 0, std::int64_t count = -1) const;
+  // The window the KV cache may slide by: sliding_window when every layer uses it, else 0. With a mix of full and
+  // sliding layers vLLM's hybrid allocator keeps separate block groups; servesim holds the KV as full attention
+  // (conservative: more memory than vLLM) and costs each layer's attention over its own window.
+  [[nodiscard]] std::int64_t kv_window() const {
+    return sliding_window > 0 && sliding_layers() == num_layers ? sliding_window : 0;
+  }
 
   [[nodiscard]] std::int64_t q_dim() const { return num_heads * head_dim; }
   [[nodiscard]] std::int64_t kv_dim() const { return num_kv_heads * head_dim; }

@@ -1,9 +1,11 @@
 #include "models/common/config.h"
 
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 
 #include "models/common/error.h"
+#include "models/common/input_file.h"
 #include "models/common/quantity_parse.h"
 
 namespace servesim {
@@ -36,17 +38,9 @@ Config Config::from_string(const std::string& text, const std::string& source_na
 }
 
 Config Config::from_file(const std::string& path) {
-  auto shared = std::make_shared<Shared>();
-  shared->file = path;
-  try {
-    shared->root = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
-    throw InputError(os.str());
-  }
-  const toml::table* root = &shared->root;
-  return Config(shared, root, "");
+  // Read through the checked opener (regular files only, at most 256 MiB), then parsed with the path as the
+  // source name so that every node knows its file.
+  return from_string(read_input_file(path, "TOML file", kMaxDocumentBytes), path);
 }
 
 void Config::set(const std::string& dotted_path, const std::string& value_text) {
@@ -109,9 +103,15 @@ void merge_into(toml::table& dst, toml::table&& src, const std::string& file, co
 }  // namespace
 
 void Config::merge_file(const std::string& path) {
+  // A document merged over itself is an include cycle.
+  std::error_code ec;
+  if (!shared_->file.empty() && std::filesystem::equivalent(path, shared_->file, ec) && !ec) {
+    throw InputError(path + ": merges itself (include cycle " + shared_->file + " -> " + path + ")");
+  }
+  const std::string text = read_input_file(path, "TOML file", kMaxDocumentBytes);
   toml::table parsed;
   try {
-    parsed = toml::parse_file(path);
+    parsed = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     std::ostringstream os;
     os << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();

@@ -20,7 +20,9 @@ namespace servesim {
 
 class Config {
  public:
-  // Parses a TOML file; a syntax error throws InputError "file:line:col: message".
+  // Parses a TOML file; a syntax error throws InputError "file:line:col: message". The file is opened with
+  // read_input_file() (models/common/input_file.h): a directory, FIFO or device, a missing or unreadable file,
+  // or one over 256 MiB throws InputError "path: cannot open TOML file: reason".
   [[nodiscard]] static Config from_file(const std::string& path);
   [[nodiscard]] static Config from_string(const std::string& text, const std::string& source_name);
 
@@ -28,7 +30,8 @@ class Config {
   void set(const std::string& dotted_path, const std::string& value_text);
   // Merges the TOML file at `path` over this document: its tables merge into the same tables here (except a
   // table with an `impl` key, which replaces the table here whole), any other value replaces the one here. Merged keys keep their file and line for error messages (an unknown key of the
-  // file is reported as "path:line"). Throws InputError for a missing or malformed file, or one whose value
+  // file is reported as "path:line"). Throws InputError for a missing, unreadable (not a regular file, over
+  // 256 MiB) or malformed file, for the document's own file (an include cycle), or for a file whose value
   // would replace a table here (or a table a value).
   void merge_file(const std::string& path);
 

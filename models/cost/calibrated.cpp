@@ -8,12 +8,6 @@
 namespace servesim {
 namespace {
 
-double pairs_of(std::span<const PrefillChunk> chunks) {
-  double p = 0;
-  for (const auto& c : chunks) p += double(c.tokens) * (double(c.context) + (double(c.tokens) + 1.0) / 2.0);
-  return p;
-}
-
 // Prefill of one causal sequence with `pairs` query-key pairs: the chunk of S tokens with S(S+1)/2 pairs.
 std::vector<PrefillChunk> equivalent_chunk(double pairs) {
   const double s = (-1.0 + std::sqrt(1.0 + 8.0 * pairs)) / 2.0;
@@ -63,7 +57,7 @@ CalibratedPredictor::CalibratedPredictor(GpuSpec gpu, std::shared_ptr<const Cali
     const double t = a.median_us * 1e-6;
     if (a.op == "prefill") {
       std::vector<PrefillChunk> chunks(static_cast<std::size_t>(a.batch), PrefillChunk{a.q_len, a.ctx_len});
-      const MeasuredCurve::Point p{pairs_of(chunks), t, prefill_attention_flops(shape, chunks).v,
+      const MeasuredCurve::Point p{prefill_attention_pairs(shape, chunks), t, prefill_attention_flops(shape, chunks).v,
                                    prefill_attention_bytes(shape, chunks).v};
       pre[key].push_back(p);
       pre_all.push_back({p.flops, p.bytes, t});
@@ -171,7 +165,8 @@ std::optional<double> CalibratedPredictor::decode_on(const std::map<HeadKey, Dec
 OpCost CalibratedPredictor::attention_prefill(const AttentionShape& a, std::span<const PrefillChunk> chunks) const {
   if (chunks.empty()) return {};
   const OpCost roof = roofline_.attention_prefill(a, chunks);
-  if (const auto t = prefill_on(prefill_, a, pairs_of(chunks))) return {Seconds{*t}, roof.bound};
+  // A sliding-window chunk as the causal prefill of equal work (its query-key pairs).
+  if (const auto t = prefill_on(prefill_, a, prefill_attention_pairs(a, chunks))) return {Seconds{*t}, roof.bound};
   return {Seconds{prefill_fit_.predict(prefill_attention_flops(a, chunks).v, prefill_attention_bytes(a, chunks).v)},
           roof.bound};
 }
@@ -252,7 +247,9 @@ FamilyReport::Point CalibratedPredictor::describe_attention(const std::string& o
     const double spread = 100.0 * (a.max_us - a.min_us) / a.median_us;
     if (op == "prefill") {
       const std::vector<PrefillChunk> chunks(static_cast<std::size_t>(a.batch), PrefillChunk{a.q_len, a.ctx_len});
-      if (pairs_of(chunks) == x) return {fmt::format("{}/{} S={}", hq, hkv, a.q_len), 0.0, spread};
+      if (prefill_attention_pairs(AttentionShape{hq, hkv, dim, 2.0}, chunks) == x) {
+        return {fmt::format("{}/{} S={}", hq, hkv, a.q_len), 0.0, spread};
+      }
     } else if (a.batch == batch && double(a.kv_total) == x) {
       return {fmt::format("{}/{} B={} L={}", hq, hkv, a.batch, a.ctx_len), 0.0, spread};
     }

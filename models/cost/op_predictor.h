@@ -55,14 +55,21 @@ struct AttentionShape {
   double bytes_per_element = 2.0;      // K and V (the KV-cache dtype)
   double act_bytes_per_element = 2.0;  // Q and O (the model's activations)
   bool fp8 = false;  // fp8 attention math (FlashAttention-3 with an fp8 KV cache): Q quantized, fp8 tensor-core rate
+  // Sliding-window layers: a query attends to at most `window` keys, itself included (vLLM's FlashAttention
+  // window (window - 1, 0) for HF's sliding_window); 0 = full causal attention.
+  std::int64_t window = 0;
   [[nodiscard]] double q_bytes_per_element() const { return fp8 ? 1.0 : act_bytes_per_element; }
 };
 
 // FLOPs and bytes of attention, shared by every predictor (and by the step breakdown).
-// Prefill, causal, per chunk: QK^T and PV over chunk x (context + (chunk+1)/2) query-key pairs.
+// Prefill, causal, per chunk: QK^T and PV over chunk x (context + (chunk+1)/2) query-key pairs; with a window W,
+// query i of the chunk (position context + i) attends to min(context + i + 1, W) keys, and the chunk reads the
+// keys from position max(0, context + 1 - W) on.
+[[nodiscard]] double prefill_attention_pairs(const AttentionShape& a, std::span<const PrefillChunk> chunks);
 [[nodiscard]] Flops prefill_attention_flops(const AttentionShape& a, std::span<const PrefillChunk> chunks);
 [[nodiscard]] Bytes prefill_attention_bytes(const AttentionShape& a, std::span<const PrefillChunk> chunks);
-// Decode: every sequence reads K and V of all its cached tokens.
+// Decode: every sequence reads K and V of all its cached tokens (`kv_tokens`, summed over the batch; on a
+// sliding-window layer the caller passes the sum of min(tokens, window)).
 [[nodiscard]] Flops decode_attention_flops(const AttentionShape& a, std::int64_t kv_tokens);
 [[nodiscard]] Bytes decode_attention_bytes(const AttentionShape& a, std::int64_t batch, std::int64_t kv_tokens);
 

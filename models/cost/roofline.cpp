@@ -1,5 +1,7 @@
 #include "models/cost/roofline.h"
 
+#include <algorithm>
+
 namespace servesim {
 
 const char* to_string(Bound b) {
@@ -12,20 +14,43 @@ const char* to_string(Bound b) {
   return "?";
 }
 
-Flops prefill_attention_flops(const AttentionShape& a, std::span<const PrefillChunk> chunks) {
+namespace {
+
+// Query-key pairs of one chunk: sum over its queries j = context+1 .. context+tokens (1-based positions) of
+// min(j, window); the full causal sum when the window does not bind.
+double chunk_pairs(const PrefillChunk& c, std::int64_t window) {
+  const double t = double(c.tokens);
+  if (window <= 0 || c.context + c.tokens <= window) return t * (double(c.context) + (t + 1.0) / 2.0);
+  const double w = double(window);
+  if (c.context + 1 >= window) return t * w;  // every query sees a full window
+  // Queries up to position W grow (context+1 .. W), the rest see W keys each.
+  const double a = double(c.context + 1);
+  return (a + w) * (w - a + 1.0) / 2.0 + w * double(c.context + c.tokens - window);
+}
+
+// Keys (and values) one chunk reads: positions max(0, context + 1 - W) .. context + tokens - 1.
+double chunk_keys(const PrefillChunk& c, std::int64_t window) {
+  const std::int64_t first = window > 0 ? std::max<std::int64_t>(0, c.context + 1 - window) : 0;
+  return double(c.context + c.tokens - first);
+}
+
+}  // namespace
+
+double prefill_attention_pairs(const AttentionShape& a, std::span<const PrefillChunk> chunks) {
   double pairs = 0.0;
-  for (const auto& c : chunks) {
-    const double t = double(c.tokens);
-    pairs += t * (double(c.context) + (t + 1.0) / 2.0);
-  }
-  return Flops{4.0 * double(a.heads_q) * double(a.head_dim) * pairs};
+  for (const auto& c : chunks) pairs += chunk_pairs(c, a.window);
+  return pairs;
+}
+
+Flops prefill_attention_flops(const AttentionShape& a, std::span<const PrefillChunk> chunks) {
+  return Flops{4.0 * double(a.heads_q) * double(a.head_dim) * prefill_attention_pairs(a, chunks)};
 }
 
 Bytes prefill_attention_bytes(const AttentionShape& a, std::span<const PrefillChunk> chunks) {
   double q = 0.0, kv = 0.0;  // elements; O has as many as Q
   for (const auto& c : chunks) {
     q += double(c.tokens) * double(a.heads_q * a.head_dim);
-    kv += double(c.context + c.tokens) * double(a.heads_kv * a.head_dim) * 2.0;  // K, V
+    kv += chunk_keys(c, a.window) * double(a.heads_kv * a.head_dim) * 2.0;  // K, V
   }
   return Bytes{q * (a.q_bytes_per_element() + a.act_bytes_per_element) + kv * a.bytes_per_element};
 }

@@ -62,6 +62,18 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
   // vLLM's FlashAttention-3 backend on an fp8 KV cache quantizes Q and runs attention in fp8.
   attn_.fp8 = arch_.kv_bytes_per_element == 1.0 && gpu_.has_fp8();
   layers_per_stage_ = arch_.num_layers / p;
+  attn_sliding_ = attn_;
+  attn_sliding_.window = arch_.sliding_window;
+  for (std::int64_t s = 0; s < p; ++s) {
+    sliding_per_stage_.push_back(arch_.sliding_layers(s * layers_per_stage_, layers_per_stage_));
+  }
+}
+
+std::int64_t StepModel::sliding_decode_tokens(const BatchShape& b) const {
+  const std::int64_t w = arch_.sliding_window;
+  if (w <= 0) return b.decode_context_tokens;
+  if (b.window == w) return b.decode_window_context_tokens;
+  return std::min(b.decode_context_tokens, b.num_decodes * w);
 }
 
 std::int64_t StepModel::vocab_per_rank() const {
@@ -71,24 +83,43 @@ std::int64_t StepModel::vocab_per_rank() const {
   return (padded + parallel_.tensor - 1) / parallel_.tensor;
 }
 
-Bytes StepModel::weight_bytes_per_gpu() const {
-  // Layer weights split over TP and PP; embedding and LM head split over TP (vocab-parallel) and held by the
-  // first / last stage: counted fully here as the bound for the GPU that holds them.
+std::vector<std::int64_t> StepModel::pp_stage_layers(std::int64_t num_layers, std::int64_t stages) {
+  std::vector<std::int64_t> parts(static_cast<std::size_t>(stages), num_layers / stages);
+  const std::int64_t remaining = num_layers % stages;
+  for (std::int64_t i = 2; i < remaining + 2; ++i) parts[static_cast<std::size_t>(stages - i)] += 1;
+  return parts;
+}
+
+Bytes StepModel::weight_bytes_per_gpu(std::int64_t stage) const {
+  // Layer weights split over TP; embedding and LM head split over TP (vocab-parallel).
   const double t = double(parallel_.tensor);
+  const auto p = parallel_.pipeline;
   // One GPU's share of a layer: q and o split t ways, K and V heads split (or replicated when t exceeds them).
   const double h = double(arch_.hidden_size);
   const double qkv_out = double(qkv_width());
   const double linear = h * qkv_out + double(arch_.q_dim()) / t * h + 3.0 * h * double(arch_.intermediate_size) / t;
   const double other = (arch_.qkv_bias ? qkv_out : 0.0) + 2.0 * h;  // biases and norms
-  const double layers = double(layers_per_stage_) *
-                        (linear * arch_.linear_bytes_per_param() + other * arch_.weight_bytes_per_param);
-  const double embed = double(vocab_per_rank() * arch_.hidden_size);
-  const double head = arch_.tie_word_embeddings ? 0.0 : embed;
-  return Bytes{layers + (embed + head) * arch_.weight_bytes_per_param};
+  const double stage_layers = double(pp_stage_layers(arch_.num_layers, p)[static_cast<std::size_t>(stage)]);
+  const double layers = stage_layers * (linear * arch_.linear_bytes_per_param() + other * arch_.weight_bytes_per_param);
+  const double table = double(vocab_per_rank() * arch_.hidden_size);
+  const bool first = stage == 0;
+  const bool last = stage == p - 1;
+  double extra = first ? table : 0.0;                                            // embed_tokens
+  if (last) extra += (arch_.tie_word_embeddings && first ? 0.0 : table) + h;  // lm_head (its own copy) + final norm
+  return Bytes{layers + extra * arch_.weight_bytes_per_param};
 }
 
-Bytes StepModel::kv_bytes_per_token_per_gpu() const {
-  return Bytes{2.0 * double(layers_per_stage_ * attn_.heads_kv * attn_.head_dim) * arch_.kv_bytes_per_element};
+Bytes StepModel::weight_bytes_per_gpu() const {
+  Bytes most{0.0};
+  for (std::int64_t s = 0; s < parallel_.pipeline; ++s) most = Bytes{std::max(most.v, weight_bytes_per_gpu(s).v)};
+  return most;
+}
+
+Bytes StepModel::kv_bytes_per_token_per_gpu() const { return kv_bytes_per_token_per_gpu(0); }
+
+Bytes StepModel::kv_bytes_per_token_per_gpu(std::int64_t stage) const {
+  const std::int64_t layers = pp_stage_layers(arch_.num_layers, parallel_.pipeline)[static_cast<std::size_t>(stage)];
+  return Bytes{2.0 * double(layers * attn_.heads_kv * attn_.head_dim) * arch_.kv_bytes_per_element};
 }
 
 // Token-count part: every per-layer op whose shape depends only on the step's token count (norms, GEMMs,
@@ -154,32 +185,62 @@ StepModel::Times StepModel::dense_part(std::int64_t T, Sink& sink) const {
   return out;
 }
 
-// Attention: depends on every sequence's context.
+// Attention: depends on every sequence's context; full layers over all of it, sliding-window layers over the
+// window (one kernel call per kind of layer, as vLLM runs each layer's attention).
 template <class Sink>
 StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) const {
-  const double all_layers = double(arch_.num_layers);
-  Seconds layer{0.0};
+  const std::int64_t sliding = arch_.sliding_layers();
+  const double full_layers = double(arch_.num_layers - sliding);  // the breakdown lists whole-model totals
+  Seconds layer{0.0};     // one full-attention layer
+  Seconds windowed{0.0};  // one sliding-window layer
   if (attn_.fp8) {  // Q of every token in the batch quantized to fp8 before the attention kernels
     const double q = double(b.total_tokens()) * double(attn_.heads_q * attn_.head_dim);
     const OpCost c = predictor_->elementwise(Bytes{q * (attn_.act_bytes_per_element + 1.0)}, Flops{3.0 * q});
-    sink.add("attn_q_quant", Flops{3.0 * q}, Bytes{q * (attn_.act_bytes_per_element + 1.0)}, c, all_layers);
+    sink.add("attn_q_quant", Flops{3.0 * q}, Bytes{q * (attn_.act_bytes_per_element + 1.0)}, c,
+             double(arch_.num_layers));
     layer += c.time;
+    windowed += c.time;
   }
   if (!b.prefills.empty()) {
     const std::span<const PrefillChunk> chunks(b.prefills);
-    const OpCost c = predictor_->attention_prefill(attn_, chunks);
-    sink.add("attention_prefill", prefill_attention_flops(attn_, chunks), prefill_attention_bytes(attn_, chunks), c,
-             all_layers);
-    layer += c.time;
+    if (full_layers > 0) {
+      const OpCost c = predictor_->attention_prefill(attn_, chunks);
+      sink.add("attention_prefill", prefill_attention_flops(attn_, chunks), prefill_attention_bytes(attn_, chunks), c,
+               full_layers);
+      layer += c.time;
+    }
+    if (sliding > 0) {
+      const OpCost c = predictor_->attention_prefill(attn_sliding_, chunks);
+      sink.add("attention_prefill_swa", prefill_attention_flops(attn_sliding_, chunks),
+               prefill_attention_bytes(attn_sliding_, chunks), c, double(sliding));
+      windowed += c.time;
+    }
   }
   if (b.num_decodes > 0) {
-    const OpCost c = predictor_->attention_decode(attn_, b.num_decodes, b.decode_context_tokens);
-    sink.add("attention_decode", decode_attention_flops(attn_, b.decode_context_tokens),
-             decode_attention_bytes(attn_, b.num_decodes, b.decode_context_tokens), c, all_layers);
-    layer += c.time;
+    if (full_layers > 0) {
+      const OpCost c = predictor_->attention_decode(attn_, b.num_decodes, b.decode_context_tokens);
+      sink.add("attention_decode", decode_attention_flops(attn_, b.decode_context_tokens),
+               decode_attention_bytes(attn_, b.num_decodes, b.decode_context_tokens), c, full_layers);
+      layer += c.time;
+    }
+    if (sliding > 0) {
+      const std::int64_t kv = sliding_decode_tokens(b);
+      const OpCost c = predictor_->attention_decode(attn_sliding_, b.num_decodes, kv);
+      sink.add("attention_decode_swa", decode_attention_flops(attn_sliding_, kv),
+               decode_attention_bytes(attn_sliding_, b.num_decodes, kv), c, double(sliding));
+      windowed += c.time;
+    }
   }
   const double L = double(layers_per_stage_);
-  return {layer * L * double(parallel_.pipeline), layer * L};
+  if (sliding == 0) return {layer * L * double(parallel_.pipeline), layer * L};
+  // Per stage: its full layers and its sliding ones; the slowest stage bounds throughput.
+  Times out;
+  for (const std::int64_t s : sliding_per_stage_) {
+    const Seconds stage = layer * (L - double(s)) + windowed * double(s);
+    out.gpu += stage;
+    out.stage = std::max(out.stage, stage);
+  }
+  return out;
 }
 
 // Once per step for the sampling sequences: final norm, LM head, sampling.
@@ -252,7 +313,8 @@ StepCost StepModel::breakdown(const BatchShape& batch) const {
   const Times times = evaluate(batch, sink);
   // List the ops in execution order within a layer.
   static const std::vector<std::string> order = {
-      "attn_norm", "qkv", "rope", "attention_prefill", "attention_decode", "o", "tp_all_reduce_attn", "mlp_norm",
+      "attn_norm", "qkv", "rope", "attention_prefill", "attention_prefill_swa", "attention_decode",
+      "attention_decode_swa", "o", "tp_all_reduce_attn", "mlp_norm",
       "gate_up", "act_mul", "down", "tp_all_reduce_mlp", "embedding", "final_norm", "lm_head", "sampling",
       "pp_send_recv"};
   auto rank = [&](const StepOp& o) { return std::find(order.begin(), order.end(), o.name) - order.begin(); };

@@ -7,6 +7,9 @@
 //   per step:   embedding, final_norm, lm_head (sampling tokens only), sampling, [pp send/recv]
 //   step time = gpu time + overhead (EngineOverhead: CPU time per step, per sequence, per token)
 //
+// Sliding-window layers (ModelArch::layer_sliding) cost their attention over at most `window` keys per query
+// (ops attention_{prefill,decode}_swa); full layers over the whole context (attention_{prefill,decode}).
+//
 // With pipeline parallelism p, one step of the whole pipeline runs num_layers / p layers per stage; the
 // returned gpu time is the time of one micro-batch through all stages (p stage times + p-1 activation sends);
 // stage_time is what bounds throughput when p micro-batches are in flight.
@@ -91,6 +94,10 @@ class StepModel {
   [[nodiscard]] Seconds token_time(std::int64_t tokens) const;
   [[nodiscard]] Seconds sampling_time(std::int64_t sampled) const;
   [[nodiscard]] Seconds attention_time(const BatchShape& batch) const;
+  // Tokens a sliding-window layer's decode attention reads over the batch: the sum of min(tokens, window),
+  // batch.decode_window_context_tokens when the batch collected it for this model's window, otherwise the bound
+  // min(decode_context_tokens, num_decodes x window) (exact when every decode is on the same side of the window).
+  [[nodiscard]] std::int64_t sliding_decode_tokens(const BatchShape& batch) const;
   // One activation send between two pipeline stages for a micro-batch of `tokens` (0 without pipeline
   // parallelism); gpu time = pipeline x stage time + (pipeline - 1) x this.
   [[nodiscard]] Seconds stage_send_time(std::int64_t tokens) const;
@@ -102,7 +109,16 @@ class StepModel {
   [[nodiscard]] const ParallelConfig& parallel() const { return parallel_; }
   [[nodiscard]] const EngineOverhead& overhead() const { return overhead_; }
   [[nodiscard]] const OpPredictor& predictor() const { return *predictor_; }
-  // Weights held by one GPU.
+  // Layers of each pipeline stage, as vLLM splits them (vllm/distributed/utils.py get_pp_indices, v0.8-v0.11):
+  // num_layers / p each; a remainder r goes one layer each to stages p-2, p-3, ..., p-1-r (never the last, which
+  // holds the final norm and LM head; the middle ones first). VLLM_PP_LAYER_PARTITION is not modelled.
+  [[nodiscard]] static std::vector<std::int64_t> pp_stage_layers(std::int64_t num_layers, std::int64_t stages);
+  // Weights (bytes) held by one GPU of pipeline stage `stage` (0-based): its layers (split over TP), plus the
+  // vocab-parallel embedding on the first stage, and the LM head and final norm on the last (vLLM's
+  // LlamaForCausalLM: PPMissingLayer elsewhere; a tied LM head shares the embedding on a single stage, and with
+  // PP the last stage holds its own copy of the tied embedding as vLLM does).
+  [[nodiscard]] Bytes weight_bytes_per_gpu(std::int64_t stage) const;
+  // The largest stage's weights per GPU (bytes): the bound for the GPU that holds the most.
   [[nodiscard]] Bytes weight_bytes_per_gpu() const;
   // Rows of the vocab-parallel embedding / LM head one GPU holds (vocabulary padded to 64, split over TP).
   [[nodiscard]] std::int64_t vocab_per_rank() const;
@@ -110,8 +126,9 @@ class StepModel {
   [[nodiscard]] std::int64_t qkv_width() const {
     return arch_.q_dim() / parallel_.tensor + 2 * attn_.heads_kv * attn_.head_dim;
   }
-  // KV cache bytes per token on one GPU.
+  // KV cache bytes per token on one GPU (of stage 0, or of pipeline stage `stage`: its layers only).
   [[nodiscard]] Bytes kv_bytes_per_token_per_gpu() const;
+  [[nodiscard]] Bytes kv_bytes_per_token_per_gpu(std::int64_t stage) const;
 
  private:
   struct Times {
@@ -134,6 +151,8 @@ class StepModel {
   EngineOverhead overhead_;
   std::shared_ptr<const GroupComm> comm_;
   AttentionShape attn_;
+  AttentionShape attn_sliding_;               // attn_ with the model's sliding window
+  std::vector<std::int64_t> sliding_per_stage_;  // sliding-window layers of each pipeline stage
   std::int64_t layers_per_stage_ = 0;
 };
 

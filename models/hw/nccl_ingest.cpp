@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "models/common/error.h"
+#include "models/common/input_file.h"
 #include "models/common/units.h"
 
 namespace servesim {
@@ -410,8 +411,7 @@ NcclLog parse_nccl_tests_log(std::istream& in, const std::string& source_name, s
 }
 
 NcclLog read_nccl_tests_log(const std::string& path, std::optional<std::string> collective) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot open nccl-tests log");
+  std::ifstream in = open_input_file(path, "nccl-tests log");
   return parse_nccl_tests_log(in, path, std::move(collective));
 }
 

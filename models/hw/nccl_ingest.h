@@ -56,7 +56,8 @@ struct NcclLog {
 
 [[nodiscard]] NcclLog parse_nccl_tests_log(std::istream& in, const std::string& source_name,
                                            std::optional<std::string> collective = {});
-// Opens `path` (InputError if it cannot) and parses it with the path as source name.
+// Opens `path` with open_input_file() (models/common/input_file.h: regular files of at most 4 GiB; otherwise
+// InputError "PATH: cannot open nccl-tests log: REASON") and parses it with the path as source name.
 [[nodiscard]] NcclLog read_nccl_tests_log(const std::string& path, std::optional<std::string> collective = {});
 
 // "all_reduce", "all_reduce_perf", "AllReduce", "allreduce", "all-reduce" -> "all_reduce"; nullopt if unknown.

@@ -8,6 +8,8 @@
 
 #include "models/common/csv.h"
 #include "models/common/error.h"
+#include "models/common/input_file.h"
+#include "models/common/json_file.h"
 
 namespace servesim {
 namespace {
@@ -35,7 +37,7 @@ struct MixedBatches {
 
 MixedBatches read_mixed_batches(const std::string& path) {
   MixedBatches out;
-  std::ifstream in(path);
+  std::ifstream in = open_input_file(path, "profile CSV");
   std::string line;
   std::size_t lineno = 0;
   const std::string mode_tag = "# decode mixed batches: mode=", mix_tag = "# mixed decode batch: ";
@@ -76,6 +78,13 @@ MixedBatches read_mixed_batches(const std::string& path) {
   return out;
 }
 
+// Whether an optional profile file is there at all (of any type: read_profile_csv refuses what is not a regular
+// file, with the reason).
+bool present(const std::filesystem::path& p) {
+  std::error_code ec;
+  return std::filesystem::symlink_status(p, ec).type() != std::filesystem::file_type::not_found;
+}
+
 }  // namespace
 
 double CsvRow::number(std::size_t i, const char* name) const {
@@ -89,12 +98,13 @@ double CsvRow::number(std::size_t i, const char* name) const {
 std::int64_t CsvRow::integer(std::size_t i, const char* name) const {
   const double v = number(i, name);
   if (v != std::floor(v)) throw InputError(where + ": " + name + " '" + fields.at(i) + "' is not an integer");
+  // Beyond int64 the conversion would be undefined; no profile size comes near.
+  if (std::fabs(v) > 9e18) throw InputError(where + ": " + name + " '" + fields.at(i) + "' is out of range (|v| <= 9e18)");
   return static_cast<std::int64_t>(v);
 }
 
 std::vector<CsvRow> read_profile_csv(const std::string& path, const std::vector<std::string>& columns) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot open profile file");
+  std::ifstream in = open_input_file(path, "profile CSV");
   std::vector<CsvRow> rows;
   std::string line;
   std::size_t lineno = 0;
@@ -128,13 +138,9 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
   const fs::path d(dir);
   {
     const auto meta = (d / "profile.json").string();
-    std::ifstream in(meta);
-    if (!in) throw InputError(meta + ": missing (every profile has a profile.json)");
-    try {
-      p.meta = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw InputError(meta + ": not valid JSON (byte " + std::to_string(e.byte) + ")");
-    }
+    std::error_code ec;
+    if (!fs::exists(meta, ec)) throw InputError(meta + ": missing (every profile has a profile.json)");
+    p.meta = parse_json_file(meta, "profile.json");
   }
   for (const auto& r : read_profile_csv((d / "gemm.csv").string(),
                                         {"op", "M", "N", "K", "dtype", "median_us", "min_us", "max_us"})) {
@@ -146,7 +152,7 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
     }
     p.gemm.push_back(g);
   }
-  if (fs::exists(d / "attention.csv")) {
+  if (present(d / "attention.csv")) {
     for (const auto& r : read_profile_csv((d / "attention.csv").string(),
                                           {"op", "batch", "q_len", "ctx_len", "kv_total", "hq", "hkv", "head_dim", "dtype",
                                            "median_us", "min_us", "max_us"})) {
@@ -178,7 +184,7 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
       }
     }
   }
-  if (fs::exists(d / "memory.csv")) {
+  if (present(d / "memory.csv")) {
     for (const auto& r : read_profile_csv((d / "memory.csv").string(), {"op", "bytes", "median_us", "min_us", "max_us"})) {
       const MemorySample m{r.fields[0], r.number(1, "bytes"), r.number(2, "median_us"), r.number(3, "min_us"),
                            r.number(4, "max_us")};
@@ -189,7 +195,7 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
       p.memory.push_back(m);
     }
   }
-  if (fs::exists(d / "collectives.csv")) {
+  if (present(d / "collectives.csv")) {
     for (const auto& r : read_profile_csv((d / "collectives.csv").string(),
                                           {"collective", "ranks", "bytes", "time_us", "algbw_GBps", "busbw_GBps", "source"})) {
       p.collectives.push_back(CollectiveRow{r.fields[0], r.integer(1, "ranks"), r.number(2, "bytes"),

@@ -55,7 +55,9 @@ struct CalibrationProfile {
   std::vector<MemorySample> memory;
   std::vector<CollectiveRow> collectives;
 
-  // Reads every file the directory has (profile.json and gemm.csv are required).
+  // Reads every file the directory has (profile.json and gemm.csv are required). Files are opened with
+  // models/common/input_file.h (regular files only; profile.json at most 256 MiB, CSVs 4 GiB): otherwise
+  // InputError "PATH: cannot open ...: REASON"; JSON errors (1e999 too) name PATH:LINE:COL.
   [[nodiscard]] static CalibrationProfile load(const std::string& dir);
   // The GPU the profile was measured on, profile.json's "gpu" (nvidia-smi's name); "" when absent.
   [[nodiscard]] std::string gpu_name() const;
@@ -69,7 +71,7 @@ struct CalibrationProfile {
                                                const std::string& label, const std::string& gpu_key = "hardware.gpu");
 
 // Reads a profile CSV: '#' comment lines, then a header with exactly `columns`, then rows. Each row's fields
-// are returned as strings with the file:line to quote in errors.
+// are returned as strings with the file:line to quote in errors. integer() refuses values beyond +-9e18.
 struct CsvRow {
   std::vector<std::string> fields;
   std::string where;

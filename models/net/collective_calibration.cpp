@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "models/common/error.h"
+#include "models/common/input_file.h"
 #include "models/common/quantity_parse.h"
 
 namespace servesim {
@@ -76,8 +77,7 @@ Known parse_csv_collective(const std::string& text, CollectiveOp* op) {
 
 std::vector<CollectiveMeasurement> read_collectives_csv(const std::string& path, std::size_t* skipped_rows) {
   if (skipped_rows != nullptr) *skipped_rows = 0;
-  std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot open the collectives CSV");
+  std::ifstream in = open_input_file(path, "collectives CSV");
   std::vector<CollectiveMeasurement> out;
   std::string raw;
   int lineno = 0;
@@ -211,8 +211,13 @@ double CollectiveCalibration::factor(CollectiveOp op, int ranks, Bytes size) con
 }
 
 CalibratedCollectives::CalibratedCollectives(std::shared_ptr<const Topology> topo,
-                                             std::vector<CollectiveMeasurement> measurements, std::string algo)
-    : topo_(std::move(topo)), measurements_(std::move(measurements)), algo_(std::move(algo)) {
+                                             std::vector<CollectiveMeasurement> measurements, std::string algo,
+                                             std::string model, std::string proto)
+    : topo_(std::move(topo)),
+      measurements_(std::move(measurements)),
+      algo_(std::move(algo)),
+      model_(std::move(model)),
+      proto_(std::move(proto)) {
   if (!topo_) throw InputError("CalibratedCollectives: no topology");
   for (const auto& m : measurements_) {
     if (m.ranks > topo_->gpu_count()) {
@@ -220,15 +225,16 @@ CalibratedCollectives::CalibratedCollectives(std::shared_ptr<const Topology> top
                        std::to_string(topo_->gpu_count()) + " GPUs");
     }
     if (analytic_.count(m.ranks) == 0) {
-      analytic_.emplace(m.ranks, CommGroup(topo_, topo_->first_gpus(m.ranks), algo_));
+      analytic_.emplace(m.ranks, CommGroup(topo_, topo_->first_gpus(m.ranks), algo_, nullptr, model_, proto_));
     }
   }
   auto cal = CollectiveCalibration::fit(
-      measurements_, [this](CollectiveOp op, int ranks, Bytes b) { return analytic_group(ranks).time(op, b); }, algo_);
+      measurements_, [this](CollectiveOp op, int ranks, Bytes b) { return analytic_group(ranks).time(op, b); },
+      CommGroup::model_key(model_, algo_, proto_));
   for (const auto& [ranks, g] : analytic_) cal.set_nodes_spanned(ranks, topo_->nodes_spanned(topo_->first_gpus(ranks)));
   cal_ = std::make_shared<const CollectiveCalibration>(std::move(cal));
   for (const auto& [ranks, g] : analytic_) {
-    calibrated_.emplace(ranks, CommGroup(topo_, topo_->first_gpus(ranks), algo_, cal_));
+    calibrated_.emplace(ranks, CommGroup(topo_, topo_->first_gpus(ranks), algo_, cal_, model_, proto_));
   }
 }
 
@@ -236,12 +242,12 @@ const CommGroup& CalibratedCollectives::analytic_group(int ranks) const { return
 const CommGroup& CalibratedCollectives::calibrated_group(int ranks) const { return calibrated_.at(ranks); }
 
 CommGroup CalibratedCollectives::group(std::vector<int> gpu_indices) const {
-  return CommGroup(topo_, std::move(gpu_indices), algo_, cal_);
+  return CommGroup(topo_, std::move(gpu_indices), algo_, cal_, model_, proto_);
 }
 
 CollectiveResult CalibratedCollectives::analytic(CollectiveOp op, int ranks, Bytes size) const {
   if (analytic_.count(ranks)) return analytic_group(ranks).cost(op, size);
-  return CommGroup(topo_, topo_->first_gpus(ranks), algo_).cost(op, size);
+  return CommGroup(topo_, topo_->first_gpus(ranks), algo_, nullptr, model_, proto_).cost(op, size);
 }
 
 CollectiveResult CalibratedCollectives::predict(CollectiveOp op, int ranks, Bytes size) const {

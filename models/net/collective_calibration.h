@@ -72,7 +72,9 @@ class CollectiveCalibration {
  public:
   using AnalyticModel = std::function<Seconds(CollectiveOp op, int ranks, Bytes bytes)>;
 
-  explicit CollectiveCalibration(std::string algo = "auto") : algo_(std::move(algo)) {}
+  // `algo` names what the calibration was fitted against: CommGroup::model_key(model, algo, proto), e.g.
+  // "nccl/auto/auto" (a bare algorithm name matches no group).
+  explicit CollectiveCalibration(std::string algo = "nccl/auto/auto") : algo_(std::move(algo)) {}
   // Fits one curve per (op, ranks) of the measurements against `analytic`, which must be the model of `algo`.
   [[nodiscard]] static CollectiveCalibration fit(const std::vector<CollectiveMeasurement>& measurements,
                                                  const AnalyticModel& analytic, const std::string& algo);
@@ -110,13 +112,16 @@ struct CalibrationRow {
 class CalibratedCollectives {
  public:
   // Throws InputError naming the CSV row when a measurement asks for more ranks than the topology has GPUs.
+  // `model`, `algo`, `proto`: the collective cost model the calibration corrects (CommGroup's arguments).
   CalibratedCollectives(std::shared_ptr<const Topology> topo, std::vector<CollectiveMeasurement> measurements,
-                        std::string algo = "auto");
+                        std::string algo = "auto", std::string model = std::string(kDefaultCollectiveModel),
+                        std::string proto = "auto");
 
   [[nodiscard]] const Topology& topology() const { return *topo_; }
   [[nodiscard]] const std::vector<CollectiveMeasurement>& measurements() const { return measurements_; }
   [[nodiscard]] const std::shared_ptr<const CollectiveCalibration>& calibration() const { return cal_; }
   [[nodiscard]] const std::string& algo() const { return algo_; }
+  [[nodiscard]] const std::string& model() const { return model_; }
 
   // A calibrated group of the topology's GPUs.
   [[nodiscard]] CommGroup group(std::vector<int> gpu_indices) const;
@@ -134,6 +139,8 @@ class CalibratedCollectives {
   std::shared_ptr<const Topology> topo_;
   std::vector<CollectiveMeasurement> measurements_;
   std::string algo_;
+  std::string model_;
+  std::string proto_;
   std::shared_ptr<const CollectiveCalibration> cal_;
   std::map<int, CommGroup> analytic_;    // per measured group size
   std::map<int, CommGroup> calibrated_;  // per measured group size

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "models/net/collective_model.h"
+
 #include "models/common/error.h"
 #include "models/net/collective_calibration.h"
 #include "models/net/group_paths.h"
@@ -9,36 +11,26 @@
 namespace servesim {
 namespace {
 
-// Order in which "auto" considers algorithms (and breaks ties), followed by any other registered name.
-std::vector<std::string> auto_order() {
-  std::vector<std::string> order = {"ring", "tree", "nvls", "hierarchical", "direct"};
-  const std::string names = collective_registry().names();  // "a, b, c"
-  std::size_t pos = 0;
-  while (pos < names.size()) {
-    auto comma = names.find(", ", pos);
-    if (comma == std::string::npos) comma = names.size();
-    std::string n = names.substr(pos, comma - pos);
-    if (std::find(order.begin(), order.end(), n) == order.end()) order.push_back(std::move(n));
-    pos = comma + 2;
-  }
-  std::erase_if(order, [](const std::string& n) { return !collective_registry().contains(n); });
-  return order;
-}
-
 const std::string kLocal = "local";
+const std::string kNone;
 
 }  // namespace
 
 CommGroup::CommGroup(std::shared_ptr<const Topology> topo, std::vector<int> gpu_indices, std::string algo,
-                     std::shared_ptr<const CollectiveCalibration> cal)
-    : topo_(std::move(topo)), gpus_(std::move(gpu_indices)), algo_(std::move(algo)), cal_(std::move(cal)) {
+                     std::shared_ptr<const CollectiveCalibration> cal, std::string model, std::string proto)
+    : topo_(std::move(topo)),
+      gpus_(std::move(gpu_indices)),
+      algo_(std::move(algo)),
+      cal_(std::move(cal)),
+      model_(std::move(model)),
+      proto_(std::move(proto)) {
   if (!topo_) throw InputError("CommGroup: no topology");
-  if (algo_ != "auto" && !collective_registry().contains(algo_)) {
-    throw InputError("unknown collective algorithm '" + algo_ + "' (valid: " + collective_algorithm_names() + ")");
+  if (!collective_model_registry().contains(model_)) {
+    throw InputError("unknown collective cost model '" + model_ + "' (valid: " + collective_model_names() + ")");
   }
-  if (cal_ && cal_->algo() != algo_) {
-    throw InputError("collective calibration was fitted against algorithm '" + cal_->algo() + "' but the group uses '" +
-                     algo_ + "'");
+  if (cal_ && cal_->algo() != model_key(model_, algo_, proto_)) {
+    throw InputError("collective calibration was fitted against '" + cal_->algo() + "' but the group uses '" +
+                     model_key(model_, algo_, proto_) + "' (model/algorithm/protocol)");
   }
   const GroupPaths paths(*topo_, gpus_);
   const std::size_t n = gpus_.size();
@@ -57,68 +49,38 @@ CommGroup::CommGroup(std::shared_ptr<const Topology> topo, std::vector<int> gpu_
   }
   if (n < 2) return;
 
-  // Plans of every usable algorithm ("auto"), or of the named one with "auto" as the fallback per op.
-  std::array<std::vector<Candidate>, kNumCollectiveOps> all;
-  for (const auto& name : auto_order()) {
-    const auto impl = collective_registry().create(name, "collective algorithm");
-    const std::string why = impl->unusable_reason(paths);
-    if (!why.empty()) {
-      if (name == algo_) {
-        throw InputError((topo_->source().empty() ? std::string() : topo_->source() + ": ") + "collective algorithm '" +
-                         name + "' cannot run on topology '" + topo_->name() + "': " + why);
-      }
-      continue;
-    }
+  CollectiveModelOptions opt;
+  opt.model = model_;
+  opt.algo = algo_;
+  opt.proto = proto_;
+  impl_ = collective_model_registry().create(model_, "collective cost model", *topo_, gpus_, paths, opt);
+  if (cal_) {
     for (CollectiveOp op : kAllCollectiveOps) {
-      if (auto plan = impl->plan(op, paths)) all[static_cast<std::size_t>(op)].push_back(Candidate{name, *plan});
+      curves_[static_cast<std::size_t>(op)] = cal_->curve(op, static_cast<int>(n), topo_->nodes_spanned(gpus_));
     }
   }
-  for (CollectiveOp op : kAllCollectiveOps) {
-    auto& mine = candidates_[static_cast<std::size_t>(op)];
-    const auto& every = all[static_cast<std::size_t>(op)];
-    if (algo_ != "auto") {
-      for (const auto& c : every) {
-        if (c.name == algo_) mine.push_back(c);
-      }
-    }
-    if (mine.empty()) mine = every;
-    if (cal_) curves_[static_cast<std::size_t>(op)] = cal_->curve(op, static_cast<int>(n), topo_->nodes_spanned(gpus_));
-  }
-}
-
-const CommGroup::Candidate* CommGroup::best(CollectiveOp op, Bytes size, Seconds* t) const {
-  const Candidate* pick = nullptr;
-  double best_t = 0.0;
-  for (const auto& c : candidates_[static_cast<std::size_t>(op)]) {
-    const double ct = c.plan.time(size).value();
-    if (pick == nullptr || ct < best_t) {
-      pick = &c;
-      best_t = ct;
-    }
-  }
-  *t = Seconds{best_t};
-  return pick;
 }
 
 Seconds CommGroup::analytic_time(CollectiveOp op, Bytes size) const {
   if (gpus_.size() < 2) return Seconds{0};
-  Seconds t{0};
-  (void)best(op, size, &t);
-  return t;
+  return impl_->choose(op, size).time;
 }
 
 Seconds CommGroup::time(CollectiveOp op, Bytes size) const {
   if (gpus_.size() < 2) return Seconds{0};
-  Seconds t{0};
-  (void)best(op, size, &t);
+  Seconds t = impl_->choose(op, size).time;
   if (const CorrectionCurve* c = curves_[static_cast<std::size_t>(op)]) t = t * c->at(size);
   return t;
 }
 
 const std::string& CommGroup::chosen_algo(CollectiveOp op, Bytes size) const {
   if (gpus_.size() < 2) return kLocal;
-  Seconds t{0};
-  return best(op, size, &t)->name;
+  return *impl_->choose(op, size).algo;
+}
+
+const std::string& CommGroup::chosen_protocol(CollectiveOp op, Bytes size) const {
+  if (gpus_.size() < 2) return kNone;
+  return *impl_->choose(op, size).proto;
 }
 
 CollectiveResult CommGroup::cost(CollectiveOp op, Bytes size) const {
@@ -127,9 +89,11 @@ CollectiveResult CommGroup::cost(CollectiveOp op, Bytes size) const {
     r.algo = kLocal;
     return r;
   }
-  const Candidate* c = best(op, size, &r.time);
+  const CollectiveChoice c = impl_->choose(op, size);
+  r.time = c.time;
   if (const CorrectionCurve* curve = curves_[static_cast<std::size_t>(op)]) r.time = r.time * curve->at(size);
-  r.algo = c->name;
+  r.algo = *c.algo;
+  r.protocol = *c.proto;
   if (r.time.value() > 0.0) {
     r.algbw_GBps = size.value() / r.time.value() / kGB;
     r.busbw_GBps = r.algbw_GBps * busbw_factor(op, static_cast<int>(gpus_.size()));
@@ -154,9 +118,8 @@ Seconds CommGroup::p2p_time(int gpu_a, int gpu_b, Bytes size) const {
 }
 
 std::vector<std::string> CommGroup::candidates(CollectiveOp op) const {
-  std::vector<std::string> out;
-  for (const auto& c : candidates_[static_cast<std::size_t>(op)]) out.push_back(c.name);
-  return out;
+  if (!impl_) return {};
+  return impl_->candidates(op);
 }
 
 }  // namespace servesim

@@ -46,6 +46,9 @@ struct TopoVertex {
   BytesPerSec nic_bandwidth{0};  // nic: line rate per direction
   bool nvls = false;             // nvswitch: supports NVLink SHARP in-network reduction (NVLS)
   double nvls_efficiency = 0.0;  // nvswitch: fraction of the GPU link bandwidth an NVLS collective reaches
+  // gpu: CUDA compute capability x 10 (90 = Hopper), catalogue key `compute_capability` (default 90). NCCL's
+  // tuning model reads it (per-link NVLink bandwidth, per-architecture constants, NVLS, LL128).
+  int compute_capability = 90;
 };
 
 struct TopoLink {
@@ -144,6 +147,8 @@ class Topology {
 
 // Loads a catalogue topology. `name_or_path` is a catalogue name ("dgx-h100" -> catalog_dir/dgx-h100.toml) or
 // a path to a .toml file (anything containing '/' or ending in ".toml"). An unknown name lists the catalogue.
+// Throws InputError for a file that is not a regular file (or over 256 MiB), for a cluster whose `node` chain comes
+// back to a file being read (naming the chain "a.toml -> b.toml -> a.toml"), and for chains deeper than 8 files.
 [[nodiscard]] Topology load_topology(const std::string& name_or_path, const std::string& catalog_dir);
 // Names (file stems) of the catalogue's *.toml files, sorted.
 [[nodiscard]] std::vector<std::string> topology_catalog_names(const std::string& catalog_dir);

@@ -4,12 +4,13 @@ namespace servesim {
 
 TopologyComm::TopologyComm(std::shared_ptr<const Topology> topo, const std::vector<int>& gpus,
                            const ParallelConfig& parallel, const std::string& algo,
-                           std::shared_ptr<const CollectiveCalibration> cal) {
+                           std::shared_ptr<const CollectiveCalibration> cal, const std::string& model,
+                           const std::string& proto) {
   const auto t = static_cast<std::size_t>(parallel.tensor);
   for (std::size_t s = 0; s < static_cast<std::size_t>(parallel.pipeline); ++s) {
     stages_.emplace_back(topo, std::vector<int>(gpus.begin() + static_cast<std::ptrdiff_t>(s * t),
                                                 gpus.begin() + static_cast<std::ptrdiff_t>((s + 1) * t)),
-                         algo, cal);
+                         algo, cal, model, proto);
     if (s > 0) boundaries_.emplace_back(gpus[(s - 1) * t], gpus[s * t]);
   }
 }

@@ -12,9 +12,10 @@ namespace servesim {
 
 class TopologyComm final : public GroupComm {
  public:
-  // `gpus` holds tensor x pipeline topology GPU indices, stage by stage.
+  // `gpus` holds tensor x pipeline topology GPU indices, stage by stage. `algo`, `model`, `proto`: CommGroup's.
   TopologyComm(std::shared_ptr<const Topology> topo, const std::vector<int>& gpus, const ParallelConfig& parallel,
-               const std::string& algo, std::shared_ptr<const CollectiveCalibration> cal);
+               const std::string& algo, std::shared_ptr<const CollectiveCalibration> cal,
+               const std::string& model = std::string(kDefaultCollectiveModel), const std::string& proto = "auto");
   [[nodiscard]] OpCost all_reduce(Bytes bytes) const override;
   [[nodiscard]] OpCost send_recv(Bytes bytes) const override;
   // As an all-gather of the last stage's group (the root receives (t - 1) x per_rank bytes either way).

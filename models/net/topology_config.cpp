@@ -7,6 +7,7 @@
 
 #include "models/common/config.h"
 #include "models/common/error.h"
+#include "models/common/input_file.h"
 #include "models/net/topology.h"
 
 namespace servesim {
@@ -83,6 +84,11 @@ void read_vertices(const Config& cfg, Topology& topo) {
     if (*kind == VertexKind::nic) {
       proto.nic_bandwidth = v.bandwidth("bandwidth");
       if (!(proto.nic_bandwidth.value() > 0.0)) v.fail("bandwidth", "must be > 0");
+    }
+    if (*kind == VertexKind::gpu) {
+      const auto cc = v.positive_int_or("compute_capability", 90);
+      if (cc < 60 || cc > 200) v.fail("compute_capability", "must be a CUDA compute capability x 10 in [60, 200], e.g. 90");
+      proto.compute_capability = static_cast<int>(cc);
     }
     if (*kind == VertexKind::nvswitch) {
       proto.nvls = v.boolean_or("nvls", true);
@@ -233,6 +239,43 @@ Topology read_cluster(const Config& cfg, Topology topo, const std::string& catal
   return topo;
 }
 
+// The topology files being read, outermost first, as (canonical path, path as named): a cluster whose `node`
+// names one of them is an include cycle, which would otherwise recurse until the stack overflows.
+thread_local std::vector<std::pair<std::string, std::string>> t_loading;
+// Deepest nesting of topology files (a cluster names a node; deeper chains are mistakes).
+constexpr std::size_t kMaxTopologyDepth = 8;
+
+std::string chain_text(const std::string& last) {
+  std::string s;
+  for (const auto& [canonical, named] : t_loading) s += named + " -> ";
+  return s + last;
+}
+
+// Enters a topology file for the time of its reading; throws InputError naming the chain for a cycle or a
+// chain deeper than kMaxTopologyDepth.
+class LoadingFile {
+ public:
+  explicit LoadingFile(const std::filesystem::path& path) {
+    std::error_code ec;
+    std::filesystem::path canonical = std::filesystem::weakly_canonical(path, ec);
+    if (ec) canonical = path.lexically_normal();
+    for (const auto& entry : t_loading) {
+      if (entry.first == canonical.string()) {
+        throw InputError(path.string() + ": topology include cycle: " + chain_text(path.string()) +
+                         " (a cluster's `node` must name a single-machine topology)");
+      }
+    }
+    if (t_loading.size() >= kMaxTopologyDepth) {
+      throw InputError(path.string() + ": topology files nest deeper than " + std::to_string(kMaxTopologyDepth) +
+                       " levels: " + chain_text(path.string()));
+    }
+    t_loading.emplace_back(canonical.string(), path.string());
+  }
+  LoadingFile(const LoadingFile&) = delete;
+  LoadingFile& operator=(const LoadingFile&) = delete;
+  ~LoadingFile() { t_loading.pop_back(); }
+};
+
 }  // namespace
 
 Topology Topology::from_config(const Config& cfg, const std::string& catalog_dir) {
@@ -255,13 +298,17 @@ Topology load_topology(const std::string& name_or_path, const std::string& catal
   const bool is_path =
       name_or_path.find('/') != std::string::npos || (name_or_path.size() > 5 && name_or_path.ends_with(".toml"));
   const fs::path path = is_path ? fs::path(name_or_path) : fs::path(catalog_dir) / (name_or_path + ".toml");
-  if (!fs::is_regular_file(path)) {
+  std::error_code ec;
+  if (fs::symlink_status(path, ec).type() == fs::file_type::not_found) {
     if (is_path) throw InputError(name_or_path + ": topology file not found");
     std::string names;
     for (const auto& n : topology_catalog_names(catalog_dir)) names += (names.empty() ? "" : ", ") + n;
     throw InputError("unknown topology '" + name_or_path + "' (catalogue " + catalog_dir + ": " +
                      (names.empty() ? std::string("empty") : names) + ")");
   }
+  // Regular files only (a directory or FIFO is refused with its reason), and no file inside its own chain.
+  check_input_file(path.string(), "topology file", kMaxDocumentBytes);
+  const LoadingFile entered(path);
   const Config cfg = Config::from_file(path.string());
   const std::string dir = path.has_parent_path() ? path.parent_path().string() : std::string(".");
   return Topology::from_config(cfg, dir);

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/common/error.h"
+#include "models/common/input_file.h"
 #include "models/common/quantity_parse.h"
 #include "sim/cli/commands.h"
 #include "sim/cli/run.h"
@@ -230,7 +231,7 @@ void run_trace(const TraceArgs& a) {
   for (const auto& path : a.runs) {
     RunData r;
     r.path = path;
-    if (std::filesystem::is_directory(path)) throw InputError(path + ": is a directory, not a measured run");
+    check_input_file(path, "measured run");
     r.reqs = read_measured_run(path);
     if (r.reqs.empty()) throw InputError(path + ": no requests");
     r.split = choose_group_window(r.reqs);

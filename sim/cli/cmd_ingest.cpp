@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/common/error.h"
+#include "models/common/input_file.h"
 #include "models/hw/nccl_ingest.h"
 
 namespace servesim {
@@ -33,11 +34,7 @@ std::string read_existing(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return {};
   if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path + ": --out exists and is not a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot read the existing collectives.csv");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_input_file(path, "the existing collectives.csv", kMaxLineFileBytes);
 }
 
 // Writes through a temporary file in the same directory and a rename; on failure removes the temporary file

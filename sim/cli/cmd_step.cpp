@@ -1,5 +1,6 @@
 // servesim step SCENARIO [--set ...] --prefill N[:CTX]... --decode BxL... [--json]
 // Prints one step's predicted time and its per-operator breakdown.
+#include <algorithm>
 #include <charconv>
 #include <iostream>
 
@@ -21,8 +22,11 @@ std::int64_t parse_int(const std::string& s, const std::string& flag) {
   return v;
 }
 
-BatchShape parse_batch(const std::vector<std::string>& prefills, const std::vector<std::string>& decodes) {
+// `window`: the model's sliding window (0 = none), for the tokens its sliding layers read at decode.
+BatchShape parse_batch(const std::vector<std::string>& prefills, const std::vector<std::string>& decodes,
+                       std::int64_t window) {
   BatchShape b;
+  b.window = window;
   for (const auto& p : prefills) {
     const auto colon = p.find(':');
     PrefillChunk c;
@@ -39,6 +43,7 @@ BatchShape parse_batch(const std::vector<std::string>& prefills, const std::vect
     const std::int64_t len = parse_int(d.substr(x + 1), "--decode");
     b.num_decodes += n;
     b.decode_context_tokens += n * (len + 1);
+    if (window > 0) b.decode_window_context_tokens += n * std::min(len + 1, window);
     b.num_sampled += n;
   }
   if (b.empty()) throw InputError("step: give at least one --prefill or --decode");
@@ -58,9 +63,10 @@ void add_step_command(CLI::App& app) {
   cmd->add_option("--decode", *decodes, "decode sequences: BxL = B sequences with L cached tokens (repeatable)");
   cmd->add_flag("--json", *json, "print JSON");
   cmd->callback([=] {
-    const BatchShape batch = parse_batch(*prefills, *decodes);
+    parse_batch(*prefills, *decodes, 0);  // flag errors before the scenario's
     const ScenarioLoader loader(args->path, args->options());
     const auto& model = *loader.scenario().step_model;
+    const BatchShape batch = parse_batch(*prefills, *decodes, model.arch().sliding_window);
     const StepCost c = model.breakdown(batch);
     if (*json) {
       nlohmann::ordered_json j;

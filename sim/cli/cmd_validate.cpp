@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "models/common/error.h"
+#include "models/common/input_file.h"
 #include "sim/cli/commands.h"
 #include "sim/cli/run.h"
 #include "sim/metrics/compare.h"
@@ -45,7 +46,7 @@ void add_validate_command(CLI::App& app) {
     const ScenarioOptions base = args->options();
     std::vector<std::vector<MeasuredRequest>> runs_in;
     for (const auto& path : *measured) {
-      if (std::filesystem::is_directory(path)) throw InputError(path + ": is a directory, not a measured run");
+      check_input_file(path, "measured run");
       runs_in.push_back(read_measured_run(path));
       if (runs_in.back().empty()) throw InputError(path + ": no requests");
     }

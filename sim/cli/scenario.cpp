@@ -36,16 +36,44 @@ std::string fmt_gib(Bytes b) {
 // Replicas in one scenario: each has its own engines, queues and step model.
 constexpr std::int64_t kMaxReplicas = 4096;
 
-// Activation reserve per GPU, as vLLM's profiling run would find it: 1 GiB for the CUDA context, cuBLAS
-// workspaces and CUDA graphs, plus the peak activations of a max_num_batched_tokens forward pass (the MLP's
-// gate/up output and activation, and the residual stream) and the sampler's fp32 logits for max_num_seqs.
-Bytes default_activation_reserve(const ModelArch& a, const ParallelConfig& p, const SchedulerLimits& l) {
-  const double t = double(p.tensor);
+// The default activation reserve per GPU (bytes): the memory vLLM's start-up profiling subtracts besides the
+// weights before sizing the KV cache (vllm/v1/worker/gpu_worker.py determine_available_memory with
+// vllm/utils memory_profiling, v0.7-v0.11: non_kv_cache_memory = weights + torch_peak_increase + non_torch_increase).
+// Its terms, each per GPU:
+//  1. Forward peak (torch_peak_increase of gpu_model_runner.py profile_run's _dummy_run of max_num_batched_tokens
+//     tokens; with chunked prefill off, vLLM requires max_num_batched_tokens >= max_model_len). The peak is inside
+//     a decoder layer's MLP (vllm/model_executor/models/llama.py LlamaDecoderLayer / LlamaMLP.forward), where at
+//     the down projection these tensors are live per token: the residual (h), the MLP input (h), gate_up_proj's
+//     output (2 I / TP), SiluAndMul's output (I / TP) and down_proj's output (h):
+//       forward = max_num_batched_tokens x (3 I / TP + 3 h) x activation bytes.
+//     (Llama-3.1-8B: 110,592 bytes per token; vLLM's own reports imply 110,450 +- 250, from the KV blocks of the
+//     same engine at max_num_batched_tokens 20000 and 29000: 1,952 and 1,478 blocks of 2 MiB.)
+//  2. The dummy sampler run that follows (profile_run's _dummy_sampler_run: max_num_seqs rows of logits): the
+//     forward's hidden states (max_num_batched_tokens x h) are still held while the logits are computed in the
+//     model dtype, cast to fp32, and turned into fp32 probabilities: max_num_seqs x padded vocab x (bytes + 4 + 4).
+//     The peak is the larger of 1 and 2 (the forward's intermediates are freed by then), not their sum.
+//  3. Non-torch memory (non_torch_increase: measured from the snapshot taken after CUDA context and NCCL set-up,
+//     so neither counts): cuBLAS/cuBLASLt workspaces and lazily loaded kernel images: 0.32 GiB, as vLLM 0.11
+//     reports for Llama-3.1-8B on one H100 ("non_torch_memory takes 0.32GiB"; published one-GPU logs range
+//     0.09-0.34 GiB).
+//  4. RoPE's cos/sin cache, max_position_embeddings x head_dim in the model dtype (vllm rotary_embedding.py
+//     RotaryEmbedding._compute_cos_sin_cache, one per GPU): vLLM counts it in the model's memory ("Model loading
+//     took 14.9889 GiB" for Llama-3.1-8B = its parameters + this 32 MiB cache); servesim's weights are the
+//     parameters alone, so it is reserved here.
+//  CUDA graphs: none. vLLM captures them after the KV cache is allocated (compile_or_warm_up_model) and does not
+//  subtract them ("memory_profiling does not consider CUDAGraph memory size"); they come out of the
+//  (1 - gpu_memory_utilization) headroom. engine.activation_reserve replaces the whole sum.
+Bytes default_activation_reserve(const ModelArch& a, const ParallelConfig& p, const SchedulerLimits& l,
+                                 std::int64_t padded_vocab) {
+  constexpr double kNonTorchBytes = 0.32 * kGiB;
+  constexpr double kFp32 = 4.0;
+  const double e = a.weight_bytes_per_param;  // activations in the model dtype
+  const double h = double(a.hidden_size);
   const double tokens = double(l.max_num_batched_tokens);
-  const double mlp = tokens * 3.0 * double(a.intermediate_size) / t * a.weight_bytes_per_param;
-  const double resid = tokens * 4.0 * double(a.hidden_size) * a.weight_bytes_per_param;
-  const double logits = double(l.max_num_seqs) * double(a.vocab_size) / t * 4.0;
-  return Bytes{kGiB + mlp + resid + logits};
+  const double forward = tokens * (3.0 * double(a.intermediate_size) / double(p.tensor) + 3.0 * h) * e;
+  const double sampler = tokens * h * e + double(l.max_num_seqs) * double(padded_vocab) * (e + kFp32 + kFp32);
+  const double rope = double(a.max_position_embeddings) * double(a.head_dim) * e;
+  return Bytes{std::max(forward, sampler) + kNonTorchBytes + rope};
 }
 
 // [engine.overhead]: the engine's CPU time per step (models/cost/step_model.h, EngineOverhead). The defaults are
@@ -189,7 +217,9 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   } else {
     model_path = s.paths.resolve(model_path);
   }
-  s.arch = ModelArch::from_hf_config(model_path);
+  // config.json keys the user accepts knowingly (neither modelled nor known to be harmless: models/arch).
+  s.arch = ModelArch::from_hf_config(
+      model_path, model.has("ignore_config_keys") ? model.str_list("ignore_config_keys") : std::vector<std::string>{});
   if (model.has("quantization")) {
     s.arch.quantization = parse_quantization(model.str("quantization"), model.where("quantization") + ": model.quantization");
   } else if (!s.arch.quant_method_modelled) {
@@ -285,6 +315,12 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
       gpus.push_back(static_cast<int>(g));
     }
     const std::string algo = par.str_or("collective_algo", "auto");
+    const std::string coll_model = par.str_or("collective_model", std::string(kDefaultCollectiveModel));
+    const std::string coll_proto = par.str_or("collective_proto", "auto");
+    if (!collective_model_registry().contains(coll_model)) {
+      par.fail("collective_model", "unknown collective cost model '" + coll_model + "' (valid: " +
+                                       collective_model_names() + ")");
+    }
     std::shared_ptr<const CollectiveCalibration> cal;
     std::string coll_csv;
     if (par.has("collective_profile")) {
@@ -294,13 +330,13 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
       coll_csv = (std::filesystem::path(profile->dir) / "collectives.csv").string();
     }
     if (!coll_csv.empty()) {
-      const CalibratedCollectives cc(topo, read_collectives_csv(coll_csv), algo);
+      const CalibratedCollectives cc(topo, read_collectives_csv(coll_csv), algo, coll_model, coll_proto);
       cal = cc.calibration();
     }
     for (std::int64_t r = 0; r < s.num_replicas; ++r) {
       const std::vector<int> mine(gpus.begin() + r * n, gpus.begin() + (r + 1) * n);
       try {
-        comms.push_back(std::make_shared<const TopologyComm>(topo, mine, s.parallel, algo, cal));
+        comms.push_back(std::make_shared<const TopologyComm>(topo, mine, s.parallel, algo, cal, coll_model, coll_proto));
       } catch (const InputError& e) {
         par.fail("gpus", e.what());
       }
@@ -316,6 +352,16 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   lim.long_prefill_token_threshold = eng.non_negative_int_or("long_prefill_token_threshold", 0);
   s.replica.block_size = eng.positive_int_or("block_size", 16);
   s.replica.max_model_len = eng.positive_int_or("max_model_len", s.arch.max_position_embeddings);
+  // vLLM refuses a max_model_len beyond the config's max_position_embeddings unless VLLM_ALLOW_LONG_MAX_MODEL_LEN
+  // is set (vllm/config _get_and_verify_max_len); servesim's switch is this key.
+  const bool allow_long = eng.boolean_or("allow_long_max_model_len", false);
+  if (s.arch.max_position_embeddings > 0 && s.replica.max_model_len > s.arch.max_position_embeddings && !allow_long) {
+    eng.fail("max_model_len", std::to_string(s.replica.max_model_len) + " is greater than max_position_embeddings " +
+                                  std::to_string(s.arch.max_position_embeddings) + " of " + s.arch.name +
+                                  " (set engine.allow_long_max_model_len = true to allow it, as vLLM's "
+                                  "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 does)");
+  }
+  s.kv.num_gpu_blocks_override = eng.non_negative_int_or("num_gpu_blocks_override", 0);
   s.gpu_memory_utilization = eng.positive_or("gpu_memory_utilization", 0.9);
   if (s.gpu_memory_utilization > 1.0) eng.fail("gpu_memory_utilization", "must be in (0, 1]");
   if (lim.max_num_batched_tokens < lim.max_num_seqs) {
@@ -363,31 +409,42 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
     par.fail(key, colon == std::string::npos ? m : m.substr(colon + 2));
   }
 
-  // KV cache sizing, per GPU.
+  // KV cache sizing, per GPU of each pipeline stage; the replica's block count is the smallest over the stages.
   s.kv.block_size = s.replica.block_size;
   s.kv.usable = s.gpu.memory * s.gpu_memory_utilization;
-  s.kv.weights = s.step_model->weight_bytes_per_gpu();
-  s.kv.activations = eng.has("activation_reserve") ? eng.bytes("activation_reserve")
-                                                   : default_activation_reserve(s.arch, s.parallel, lim);
-  s.kv.per_token = s.step_model->kv_bytes_per_token_per_gpu();
-  if (s.kv.weights > s.kv.usable) {
-    hw.fail("gpu", s.arch.name + " needs " + fmt_gib(s.kv.weights) + " of weights per GPU but only " +
+  s.kv.activations = eng.has("activation_reserve")
+                         ? eng.bytes("activation_reserve")
+                         : default_activation_reserve(s.arch, s.parallel, lim, s.step_model->vocab_per_rank() * s.parallel.tensor);
+  s.kv.stages.clear();
+  for (std::int64_t st = 0; st < s.parallel.pipeline; ++st) {
+    s.kv.stages.push_back({s.step_model->weight_bytes_per_gpu(st), s.step_model->kv_bytes_per_token_per_gpu(st)});
+  }
+  const Bytes weights = s.kv.max_weights();
+  if (weights > s.kv.usable) {
+    hw.fail("gpu", s.arch.name + " needs " + fmt_gib(weights) + " of weights per GPU but only " +
                        fmt_gib(s.kv.usable) + " of the " + s.gpu.name + " is usable at gpu_memory_utilization " +
                        std::to_string(s.gpu_memory_utilization) +
                        ": the model does not fit (raise tensor_parallel_size or pick a larger GPU)");
   }
+  // vLLM's num_gpu_blocks, the null block included (the scheduler's KvCacheManager keeps it back).
   s.replica.num_kv_blocks = s.kv.num_blocks();
-  if (s.replica.num_kv_blocks <= 0) {
-    hw.fail("gpu", "no memory left for the KV cache after " + fmt_gib(s.kv.weights) + " of weights and " +
+  if (s.replica.num_kv_blocks <= KvCacheSizing::kNullBlocks) {
+    hw.fail("gpu", "no memory left for the KV cache after " + fmt_gib(weights) + " of weights and " +
                        fmt_gib(s.kv.activations) + " of activations: the model does not fit");
   }
 
-  const std::int64_t per_engine_tokens = s.replica.num_kv_blocks / s.parallel.pipeline * s.replica.block_size;
+  // Every micro-batch engine's pool (run.cpp gives each 1/p of the blocks) less its null block must hold one
+  // max_model_len sequence, as vLLM checks at start-up (vllm/v1/core/kv_cache_utils.py: "max_model_len ... is
+  // larger than the maximum number of tokens that can be stored in KV cache").
+  const std::int64_t per_engine_blocks = s.replica.num_kv_blocks / s.parallel.pipeline;
+  const std::int64_t per_engine_tokens = (per_engine_blocks - KvCacheSizing::kNullBlocks) * s.replica.block_size;
   if (per_engine_tokens < s.replica.max_model_len) {
-    hw.fail("gpu", "the KV cache holds " + std::to_string(per_engine_tokens) + " tokens" +
-                       (s.parallel.pipeline > 1 ? " per pipeline micro-batch engine" : "") +
-                       ", fewer than max_model_len " + std::to_string(s.replica.max_model_len) +
-                       " (lower engine.max_model_len, raise gpu_memory_utilization or use more GPUs)");
+    eng.fail("max_model_len", std::to_string(s.replica.max_model_len) +
+                                  " is larger than the maximum number of tokens that can be stored in the KV cache (" +
+                                  std::to_string(per_engine_tokens) + " = (" + std::to_string(per_engine_blocks) +
+                                  " blocks - 1 null block) x block_size " + std::to_string(s.replica.block_size) +
+                                  (s.parallel.pipeline > 1 ? " per pipeline micro-batch engine" : "") +
+                                  "); lower engine.max_model_len, raise gpu_memory_utilization or use more GPUs");
   }
 
   // [router]

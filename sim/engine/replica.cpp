@@ -19,7 +19,8 @@ Replica::Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::u
       pipeline_(std::move(pipeline)),
       cfg_(cfg),
       recorder_(recorder),
-      kv_(cfg.num_kv_blocks, cfg.block_size) {
+      kv_(cfg.num_kv_blocks, cfg.block_size, model_->arch().kv_window(), cfg.limits.max_num_batched_tokens) {
+  batch_.window = model_->arch().sliding_window;  // sliding-window layers read min(context, window) at decode
   if (cfg.jitter.active()) {
     jitter_.emplace(cfg.jitter, cfg.seed, "step_jitter/" + std::to_string(id) + "/" + std::to_string(cfg.engine));
   }

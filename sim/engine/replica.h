@@ -30,7 +30,7 @@ struct FrontEnd {
 struct ReplicaConfig {
   SchedulerLimits limits;
   FrontEnd front_end;
-  std::int64_t num_kv_blocks = 0;
+  std::int64_t num_kv_blocks = 0;  // this engine's pool as vLLM counts it (num_gpu_blocks): one is the null block
   std::int64_t block_size = 16;
   std::int64_t max_model_len = 0;  // prompt + output longer than this is rejected, as vLLM does
   // Record a request's inter-token gaps only when it finishes (a run with a horizon leaves some unfinished, and

@@ -46,8 +46,7 @@ struct StepPlan {
     for (const Sequence* s : scheduled) {
       const bool samples = s->computed + s->scheduled == s->num_tokens();
       if (s->scheduled == 1 && s->generated > 0 && samples) {
-        ++b.num_decodes;
-        b.decode_context_tokens += s->computed + 1;
+        b.add_decode(s->computed + 1);
       } else {
         b.prefills.push_back(PrefillChunk{s->scheduled, s->computed});
       }

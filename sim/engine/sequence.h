@@ -14,6 +14,7 @@ struct Sequence {
   std::int64_t computed = 0;   // tokens whose KV is in the cache
   std::int64_t generated = 0;  // output tokens sampled so far
   std::int64_t blocks = 0;     // KV blocks held
+  std::int64_t null_blocks = 0;  // leading block-table entries freed as outside the sliding window (vLLM's null block)
   std::int64_t scheduled = 0;  // tokens scheduled in the current step
   std::int32_t preemptions = 0;
   Ns ready{0};                 // entered the engine's waiting queue (after the front end)

@@ -14,19 +14,16 @@
 #include <nlohmann/json.hpp>
 
 #include "models/common/error.h"
+#include "models/common/input_file.h"
+#include "models/common/json_file.h"
 
 namespace servesim {
 namespace {
 
 using json = nlohmann::json;
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open measured run");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+// A measured run is line-oriented (JSONL) or one JSON document: either way at most 4 GiB, read whole.
+std::string read_text(const std::string& path) { return read_input_file(path, "measured run", kMaxLineFileBytes); }
 
 std::string num(double v) { return fmt::format("{}", v); }
 
@@ -129,7 +126,9 @@ std::vector<MeasuredRequest> parse_jsonl(const std::string& path, const std::str
       throw InputError(where + ": not valid JSON at column " + std::to_string(e.byte) +
                        " (expected one JSON object per line)");
     } catch (const json::exception& e) {
-      throw InputError(where + ": " + e.what());  // e.g. a number that overflows a double
+      // E.g. out_of_range.406, a number that overflows a double: "FILE:LINE:COL: number overflow parsing ...".
+      (void)parse_json_text(line, path, lineno);
+      throw InputError(where + ": " + json_error_message(e));
     }
     if (!j.is_object()) throw InputError(where + ": expected a JSON object (one request per line), got " + type_word(j));
     for (const char* key : {"arrival_s", "prompt_tokens", "output_tokens", "token_times_s"}) {
@@ -270,7 +269,14 @@ MeasuredRun read_measured_run_detailed(const std::string& path) {
   MeasuredRun run;
   const json head = json::parse(first, nullptr, false);
   if (!(head.is_object() && head.contains("arrival_s"))) {
-    const json whole = json::parse(sanitize_python_json(text), nullptr, false);
+    const std::string clean = sanitize_python_json(text);
+    const json whole = json::parse(clean, nullptr, false);
+    // A first line that opens a JSON document without closing it: the file is one JSON document (a vLLM
+    // result), so its own error ("FILE:LINE:COL: ...", 1e999 included) is the one to report.
+    const auto open = first.find_first_not_of(" \t\r");
+    if (whole.is_discarded() && head.is_discarded() && (first[open] == '{' || first[open] == '[')) {
+      (void)parse_json_text(clean, path);
+    }
     if (whole.is_object() && (whole.contains("input_lens") || whole.contains("ttfts") || whole.contains("itls"))) {
       run = parse_vllm(path, whole);
     }

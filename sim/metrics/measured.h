@@ -39,6 +39,8 @@ struct MeasuredRun {
   std::size_t skipped_token_mismatch = 0;  // vLLM: 1 + len(itls) != output_lens
 };
 
+// The file is read whole with read_input_file() (models/common/input_file.h; at most 4 GiB, regular files only):
+// otherwise InputError "PATH: cannot open measured run: REASON". JSON errors name PATH:LINE (and the column).
 [[nodiscard]] MeasuredRun read_measured_run_detailed(const std::string& path);
 [[nodiscard]] std::vector<MeasuredRequest> read_measured_run(const std::string& path);
 

@@ -179,7 +179,7 @@ std::string format_summary(const nlohmann::ordered_json& s) {
   o += fmt::format("{:<34}{:>14.1f}\n", "Mean batch (sequences / step)", x["mean_batch_seqs"].get<double>());
   o += fmt::format("{:<34}{:>14.3f}\n", "Mean step time (ms)", x["mean_step_ms"].get<double>());
   o += fmt::format("{:<34}{:>14.3f}\n", "Busy fraction", x["busy_fraction"].get<double>());
-  o += fmt::format("{:<34}{:>14}\n", "KV capacity (tokens / replica)", x["kv_capacity_tokens_per_replica"].get<std::int64_t>());
+  o += fmt::format("{:<34}{:>14}\n", "KV cache size (tokens / replica)", x["kv_capacity_tokens_per_replica"].get<std::int64_t>());
   return o;
 }
 

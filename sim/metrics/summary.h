@@ -34,6 +34,9 @@ struct RunFacts {
   double sim_end_s = 0;
   std::int64_t replicas = 1;
   std::int64_t engines = 1;  // replicas x pipeline micro-batch engines
+  // vLLM's num_gpu_blocks of the replica (its log's "num_gpu_blocks"), BlockPool's null block included: the
+  // scheduler can use one block fewer. x block_size = kv_capacity_tokens_per_replica, vLLM's "GPU KV cache size:
+  // N tokens".
   std::int64_t kv_blocks_per_replica = 0;
   std::int64_t block_size = 16;
 };

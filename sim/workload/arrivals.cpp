@@ -52,10 +52,9 @@ class TraceArrival final : public ArrivalProcess {
     try {
       rows_ = read_trace(path, format);
     } catch (const InputError& e) {
-      // A missing file is the scenario's fault: name the key that points at it.
-      if (std::string(e.what()).find("cannot open") != std::string::npos) {
-        c.fail("path", std::string("trace file not found: ") + path);
-      }
+      // A file that cannot be opened (missing, a directory, ...) is the scenario's fault: name the key that points
+      // at it, and keep the reason.
+      if (std::string(e.what()).rfind(path + ": cannot open", 0) == 0) c.fail("path", e.what());
       throw;
     }
   }

@@ -70,9 +70,7 @@ class TraceLength final : public LengthDistribution {
       try {
         rows = read_trace(path, format);
       } catch (const InputError& e) {
-        if (std::string(e.what()).find("cannot open") != std::string::npos) {
-          c.fail("path", "trace file not found: " + path);
-        }
+        if (std::string(e.what()).rfind(path + ": cannot open", 0) == 0) c.fail("path", e.what());
         throw;
       }
       for (const auto& r : rows) values_.push_back(kind == LengthKind::prompt ? r.prompt_tokens : r.output_tokens);

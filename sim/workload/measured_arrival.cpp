@@ -11,7 +11,12 @@ class MeasuredArrival final : public ArrivalProcess {
  public:
   MeasuredArrival(const Config& c, const PathResolver& paths) {
     const std::string path = paths.resolve(c.str("path"));
-    if (!std::filesystem::exists(path)) c.fail("path", "measured run not found: " + path);
+    // A missing file is the scenario's fault: name the key; anything else (a directory, a FIFO, ...) the reader
+    // refuses with its reason.
+    std::error_code ec;
+    if (std::filesystem::symlink_status(path, ec).type() == std::filesystem::file_type::not_found) {
+      c.fail("path", "measured run not found: " + path);
+    }
     reqs_ = read_measured_run(path);
     if (reqs_.empty()) c.fail("path", "the measured run has no requests");
     t0_ = reqs_.front().arrival_s;

@@ -8,6 +8,7 @@
 
 #include "models/common/csv.h"
 #include "models/common/error.h"
+#include "models/common/input_file.h"
 
 namespace servesim {
 namespace {
@@ -63,8 +64,7 @@ std::vector<TraceRow> read_trace(const std::string& path, const std::string& for
   if (format != "azure" && format != "csv") {
     throw InputError("trace format '" + format + "' is unknown (valid: azure, csv)");
   }
-  std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot open trace file");
+  std::ifstream in = open_input_file(path, "trace file");
   std::string line;
   std::size_t lineno = 0;
   std::vector<TraceRow> rows;

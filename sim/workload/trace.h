@@ -17,6 +17,8 @@ struct TraceRow {
   std::int64_t output_tokens = 0;
 };
 
+// Opened with open_input_file() (models/common/input_file.h): a missing or unreadable file, a directory, FIFO or
+// device, or a file over 4 GiB throws InputError "PATH: cannot open trace: REASON"; a bad row "PATH:LINE: ...".
 [[nodiscard]] std::vector<TraceRow> read_trace(const std::string& path, const std::string& format);
 [[nodiscard]] std::vector<std::string> trace_formats();
 

@@ -62,7 +62,7 @@ Approx exact(double v) { return Approx(v).epsilon(1e-12); }
 
 TEST_CASE("collectives: ring all_reduce = 2(n-1)/n S/B + 2(n-1) alpha", "[collectives]") {
   for (int n : {2, 3, 4, 8, 16}) {
-    const CommGroup g(star(n), first(n), "ring");
+    const CommGroup g(star(n), first(n), "ring", nullptr, "link_load");
     for (double s : {0.0, 4096.0, 1048576.0, 1e9}) {
       INFO("n=" << n << " S=" << s);
       const double nd = n;
@@ -74,7 +74,7 @@ TEST_CASE("collectives: ring all_reduce = 2(n-1)/n S/B + 2(n-1) alpha", "[collec
 
 TEST_CASE("collectives: ring all_gather / reduce_scatter = (n-1)/n S/B + (n-1) alpha", "[collectives]") {
   const int n = 8;
-  const CommGroup g(star(n), first(n), "ring");
+  const CommGroup g(star(n), first(n), "ring", nullptr, "link_load");
   const double s = 64.0 * kMiB;
   const double expect = 7.0 / 8.0 * s / kB + 7 * kAlpha;
   CHECK(g.time(CollectiveOp::all_gather, Bytes{s}).value() == exact(expect));
@@ -89,24 +89,24 @@ TEST_CASE("collectives: double binary tree all_reduce", "[collectives]") {
   // n >= 4: every rank has 4 tree edges over both trees, each carrying S/2 each way -> 2 S/B.
   for (int n : {4, 5, 6, 8, 16}) {
     INFO("n=" << n);
-    const CommGroup g(star(n), first(n), "tree");
+    const CommGroup g(star(n), first(n), "tree", nullptr, "link_load");
     const double depth = std::ceil(std::log2(static_cast<double>(n)));
     CHECK(g.time(CollectiveOp::all_reduce, Bytes{s}).value() == exact(2 * s / kB + 2 * depth * kAlpha));
     CHECK(g.chosen_algo(CollectiveOp::all_reduce, Bytes{s}) == "tree");
   }
   // n = 2: each rank on one edge of each tree -> S/B.  n = 3: 1.5 S/B.
-  CHECK(CommGroup(star(2), first(2), "tree").time(CollectiveOp::all_reduce, Bytes{s}).value() ==
+  CHECK(CommGroup(star(2), first(2), "tree", nullptr, "link_load").time(CollectiveOp::all_reduce, Bytes{s}).value() ==
         exact(s / kB + 2 * kAlpha));
-  CHECK(CommGroup(star(3), first(3), "tree").time(CollectiveOp::all_reduce, Bytes{s}).value() ==
+  CHECK(CommGroup(star(3), first(3), "tree", nullptr, "link_load").time(CollectiveOp::all_reduce, Bytes{s}).value() ==
         exact(1.5 * s / kB + 4 * kAlpha));
   // tree implements only all_reduce; other ops fall back to auto.
-  const CommGroup g(star(8), first(8), "tree");
+  const CommGroup g(star(8), first(8), "tree", nullptr, "link_load");
   CHECK(g.chosen_algo(CollectiveOp::all_gather, Bytes{s}) != "tree");
 }
 
 TEST_CASE("collectives: NVLS through one NVSwitch", "[collectives]") {
   const int n = 8;
-  const CommGroup g(star(n), first(n), "nvls");
+  const CommGroup g(star(n), first(n), "nvls", nullptr, "link_load");
   const double s = 256.0 * kMiB;
   CHECK(g.time(CollectiveOp::all_reduce, Bytes{s}).value() == exact(s / (kEta * kB) + 2 * kAlpha));
   CHECK(g.time(CollectiveOp::all_gather, Bytes{s}).value() == exact(7.0 / 8.0 * s / (kEta * kB) + kAlpha));
@@ -115,20 +115,20 @@ TEST_CASE("collectives: NVLS through one NVSwitch", "[collectives]") {
 
   // Not on a switch without NVLS: an error when asked for by name, left out of auto.
   const auto plain = star(n, /*nvls=*/false);
-  const std::string msg = input_error([&] { CommGroup(plain, first(n), "nvls"); });
+  const std::string msg = input_error([&] { CommGroup(plain, first(n), "nvls", nullptr, "link_load"); });
   CHECK_THAT(msg, Catch::Contains("collective algorithm 'nvls' cannot run"));
   CHECK_THAT(msg, Catch::Contains("NVLS-capable NVSwitch"));
-  const CommGroup any(plain, first(n));
+  const CommGroup any(plain, first(n), "auto", nullptr, "link_load");
   const auto names = any.candidates(CollectiveOp::all_reduce);
   CHECK(std::find(names.begin(), names.end(), "nvls") == names.end());
   // PCIe machine: no NVSwitch at all.
   const auto l40s = std::make_shared<const Topology>(load_topology("pcie-8x-l40s", kCatalog));
-  CHECK_THROWS_AS(CommGroup(l40s, first(8), "nvls"), InputError);
+  CHECK_THROWS_AS(CommGroup(l40s, first(8), "nvls", nullptr, "link_load"), InputError);
 }
 
 TEST_CASE("collectives: direct all-pairs", "[collectives]") {
   const int n = 4;
-  const CommGroup g(star(n), first(n), "direct");
+  const CommGroup g(star(n), first(n), "direct", nullptr, "link_load");
   const double s = 32.0 * kMiB;
   CHECK(g.time(CollectiveOp::all_to_all, Bytes{s}).value() == exact(3.0 / 4.0 * s / kB + 3 * kAlpha));
   CHECK(g.time(CollectiveOp::all_gather, Bytes{s}).value() == exact(3.0 / 4.0 * s / kB + 3 * kAlpha));
@@ -165,7 +165,7 @@ TEST_CASE("collectives: hierarchical on two nodes of two GPUs", "[collectives]")
   }
   // Cross-rail path (so every pair has a route); hierarchical only uses the rails.
   t->add_link(*t->find_vertex("rail0"), *t->find_vertex("rail1"), BytesPerSec{bn}, Seconds{ln});
-  const CommGroup g(t, first(4), "hierarchical");
+  const CommGroup g(t, first(4), "hierarchical", nullptr, "link_load");
   const double s = 1e8;
   const double a_intra = 2 * li + kStep, a_inter = 2 * ln + kStep;
   // intra reduce-scatter (1/2 S over the node's link) + inter all-reduce of S/2 (2(K-1)/K = 1) + all-gather.
@@ -174,7 +174,7 @@ TEST_CASE("collectives: hierarchical on two nodes of two GPUs", "[collectives]")
   CHECK(g.time(CollectiveOp::all_gather, Bytes{s}).value() ==
         exact((0.25 * s / bn + a_inter) + (0.5 * s / bi + a_intra)));
   // hierarchical within one node is an error when named.
-  CHECK_THAT(input_error([&] { CommGroup(t, {0, 1}, "hierarchical"); }), Catch::Contains("are all on one node"));
+  CHECK_THAT(input_error([&] { CommGroup(t, {0, 1}, "hierarchical", nullptr, "link_load"); }), Catch::Contains("are all on one node"));
 }
 
 TEST_CASE("collectives: busbw factors follow nccl-tests", "[collectives]") {
@@ -185,7 +185,7 @@ TEST_CASE("collectives: busbw factors follow nccl-tests", "[collectives]") {
   CHECK(busbw_factor(CollectiveOp::broadcast, 8) == 1.0);
   CHECK(busbw_factor(CollectiveOp::send_recv, 8) == 1.0);
 
-  const CommGroup g(star(8), first(8), "ring");
+  const CommGroup g(star(8), first(8), "ring", nullptr, "link_load");
   const double s = 1e9;
   const CollectiveResult r = g.cost(CollectiveOp::all_reduce, Bytes{s});
   CHECK(r.algo == "ring");
@@ -197,36 +197,36 @@ TEST_CASE("collectives: busbw factors follow nccl-tests", "[collectives]") {
   CHECK(ag.busbw_GBps == exact(ag.algbw_GBps * 7.0 / 8.0));
 }
 
-TEST_CASE("collectives: auto picks the fastest valid algorithm", "[collectives]") {
+TEST_CASE("collectives: link_load auto picks the fastest valid algorithm", "[collectives]") {
   const auto dgx = std::make_shared<const Topology>(load_topology("dgx-h100", kCatalog));
-  const CommGroup autog(dgx, first(8));
+  const CommGroup autog(dgx, first(8), "auto", nullptr, "link_load");
   for (double s : {4096.0, 1048576.0, 1e8, 1e10}) {
     for (CollectiveOp op : kAllCollectiveOps) {
       const CollectiveResult r = autog.cost(op, Bytes{s});
       for (const auto& name : autog.candidates(op)) {
         INFO(to_string(op) << " " << s << " vs " << name);
-        CHECK(r.time.value() <= CommGroup(dgx, first(8), name).time(op, Bytes{s}).value());
+        CHECK(r.time.value() <= CommGroup(dgx, first(8), name, nullptr, "link_load").time(op, Bytes{s}).value());
       }
     }
   }
   CHECK(autog.cost(CollectiveOp::all_reduce, Bytes{1e9}).algo == "nvls");
   CHECK(autog.cost(CollectiveOp::all_to_all, Bytes{1e9}).algo == "direct");
   // Unknown name: the error lists the valid ones.
-  const std::string msg = input_error([&] { CommGroup(dgx, first(8), "butterfly"); });
+  const std::string msg = input_error([&] { CommGroup(dgx, first(8), "butterfly", nullptr, "link_load"); });
   CHECK_THAT(msg, Catch::Contains("unknown collective algorithm 'butterfly'"));
   CHECK_THAT(msg, Catch::Contains("auto, direct, hierarchical, nvls, ring, tree"));
 }
 
 TEST_CASE("collectives: multi-node rings stay on their rails", "[collectives]") {
   const auto c2 = std::make_shared<const Topology>(load_topology("cluster-2x-dgx-h100", kCatalog));
-  const CommGroup g(c2, first(16), "ring");
+  const CommGroup g(c2, first(16), "ring", nullptr, "link_load");
   // 16 channels, each crossing between the nodes on one rail: all 8 NICs of a node carry 2 of the 16
   // channels per direction, so the NICs (8 x 50 GB/s) bound the ring: busbw -> 400 GB/s.
   const CollectiveResult r = g.cost(CollectiveOp::all_reduce, Bytes{16.0 * kGiB});
   CHECK(r.busbw_GBps == Approx(400.0).epsilon(0.01));
   CHECK(r.busbw_GBps < 400.0);
   // Hierarchical is valid across nodes and auto considers it.
-  const CommGroup a(c2, first(16));
+  const CommGroup a(c2, first(16), "auto", nullptr, "link_load");
   const auto names = a.candidates(CollectiveOp::all_reduce);
   CHECK(std::find(names.begin(), names.end(), "hierarchical") != names.end());
   CHECK(std::find(names.begin(), names.end(), "nvls") == names.end());
@@ -240,7 +240,7 @@ TEST_CASE("collectives: group of one, p2p, GPU index checks", "[collectives]") {
   CHECK(r.time.value() == 0.0);
   CHECK(r.busbw_GBps == 0.0);
 
-  const CommGroup g(t, {0, 1});
+  const CommGroup g(t, {0, 1}, "auto", nullptr, "link_load");
   const double s = 1e6;
   CHECK(g.p2p_time(0, 1, Bytes{s}).value() == exact(s / kB + kAlpha));
   CHECK(g.p2p_time(1, 1, Bytes{s}).value() == 0.0);

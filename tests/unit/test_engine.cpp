@@ -22,7 +22,8 @@ std::unique_ptr<Scheduler> vllm(const SchedulerLimits& l) {
 }  // namespace
 
 TEST_CASE("KV blocks: ceil(tokens / block_size), all or nothing", "[kv]") {
-  KvCacheManager kv(10, 16);
+  KvCacheManager kv(11, 16);  // 10 usable blocks + vLLM's null block
+  CHECK(kv.num_blocks() == 10);
   Sequence s = seq(0, 100, 10);
   CHECK(kv.allocate(s, 17));
   CHECK(s.blocks == 2);
@@ -100,7 +101,7 @@ TEST_CASE("without chunked prefill a prompt larger than the remaining budget wai
 TEST_CASE("a full KV cache preempts the most recently admitted running sequence", "[scheduler]") {
   SchedulerLimits lim;
   auto sched = vllm(lim);
-  KvCacheManager kv(4, 16);
+  KvCacheManager kv(5, 16);  // 4 usable blocks + vLLM's null block
   Sequence a = seq(0, 32, 100), b = seq(1, 32, 100);
   a.computed = 32;
   a.generated = 1;

@@ -214,9 +214,9 @@ TEST_CASE("jitter: same seed same bytes, arrivals and lengths untouched, off = m
   CHECK(rb.output.find("lognormal, empirical, off") != std::string::npos);
 }
 
-TEST_CASE("jitter off: outputs identical to the mean model before jitter existed", "[jitter]") {
-  // tests/data/golden/ holds summary.json and requests.csv written by servesim before the overhead terms were
-  // split and jitter added (same scenario, same seed); the default terms must give the same bytes.
+TEST_CASE("jitter off: outputs identical to the golden mean-model outputs", "[jitter]") {
+  // tests/data/golden/ holds summary.json and requests.csv of the mean model (same scenario, same seed; its README
+  // says when and why they were written); with jitter off the default terms must give the same bytes.
   const std::string golden = test::source_dir() + "/tests/data/golden/";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"quickstart-300", test::scenario_path("quickstart.toml") + " --set workload.num_requests=300"},

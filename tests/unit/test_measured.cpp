@@ -160,7 +160,7 @@ TEST_CASE("measured: malformed vLLM results name the file and key", "[measured]"
   expect_error(temp_file("v.json", vllm(ok + R"(, "errors": ["timeout", "timeout"])")),
                {"v.json: no usable requests (2 in the file, 2 failed, 0 "});
   expect_error(temp_file("v.json", vllm(R"("input_lens": [10, 20], "output_lens": [1, 2], "ttfts": [0.1, 0.2], "itls": [[], [0.01)")),
-               {"v.json:1: not valid JSON"});
+               {"v.json:1:", "not valid JSON"});
 }
 
 TEST_CASE("measured: JSONL writer round-trips exactly and deterministically", "[measured]") {

@@ -116,14 +116,16 @@ TEST_CASE("bad parallel setups: one line, exit 2", "[parallel][bad-input]") {
   check("step " + test::write_file(dir / "t.toml", no_topo) + " --decode 1x10", {"needs [parallel] topology"});
 }
 
-TEST_CASE("servesim collective prints time, algbw, busbw and the algorithm", "[parallel]") {
-  const auto r = test::run_cli("collective --topology dgx-h100 --op all_reduce --ranks 8 --bytes 1MiB --json");
+TEST_CASE("servesim collective prints time, algbw, busbw, the algorithm and the protocol", "[parallel]") {
+  // NCCL's tuner picks NVLS/Simple from about 1.1 MiB on 8 NVSwitch-connected H100s (ring/LL below).
+  const auto r = test::run_cli("collective --topology dgx-h100 --op all_reduce --ranks 8 --bytes 2MiB --json");
   REQUIRE(r.code == 0);
   const auto j = nlohmann::json::parse(r.output);
   CHECK(j["time_us"].get<double>() > 0);
   // busbw = algbw x 2(n-1)/n for all-reduce
   CHECK(j["busbw_GBps"].get<double>() == Approx(j["algbw_GBps"].get<double>() * 1.75));
   CHECK(j["algo"] == "nvls");
+  CHECK(j["protocol"] == "Simple");
   const auto ring = test::run_cli("collective --topology dgx-h100 --ranks 8 --bytes 1GiB --algo ring --json");
   REQUIRE(ring.code == 0);
   CHECK(nlohmann::json::parse(ring.output)["algo"] == "ring");

@@ -373,11 +373,11 @@ TEST_CASE("topology: a link's efficiency scales its routes, not NVLS, out of ran
   CHECK(half->gpu_route(0, 1).bottleneck.value() == 50e9);
   const Bytes s{1e9};
   // Ring all_reduce's bandwidth term doubles; NVLS is unchanged.
-  const double ring_full = CommGroup(full, {0, 1, 2, 3}, "ring").time(CollectiveOp::all_reduce, s).value();
-  const double ring_half = CommGroup(half, {0, 1, 2, 3}, "ring").time(CollectiveOp::all_reduce, s).value();
+  const double ring_full = CommGroup(full, {0, 1, 2, 3}, "ring", nullptr, "link_load").time(CollectiveOp::all_reduce, s).value();
+  const double ring_half = CommGroup(half, {0, 1, 2, 3}, "ring", nullptr, "link_load").time(CollectiveOp::all_reduce, s).value();
   CHECK(ring_half - ring_full == Approx(2.0 * 3.0 / 4.0 * 1e9 / 100e9).epsilon(1e-9));
-  CHECK(CommGroup(half, {0, 1, 2, 3}, "nvls").time(CollectiveOp::all_reduce, s).value() ==
-        CommGroup(full, {0, 1, 2, 3}, "nvls").time(CollectiveOp::all_reduce, s).value());
+  CHECK(CommGroup(half, {0, 1, 2, 3}, "nvls", nullptr, "link_load").time(CollectiveOp::all_reduce, s).value() ==
+        CommGroup(full, {0, 1, 2, 3}, "nvls", nullptr, "link_load").time(CollectiveOp::all_reduce, s).value());
   const std::string msg = input_error([&] { (void)load_topology(topo("efficiency = 1.5\n"), kCatalog); });
   CHECK_THAT(msg, Catch::Contains("t.toml:") && Catch::Contains("efficiency") && Catch::Contains("(0, 1]"));
 }
