@@ -435,15 +435,22 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
 
   // Every micro-batch engine's pool (run.cpp gives each 1/p of the blocks) less its null block must hold one
   // max_model_len sequence, as vLLM checks at start-up (vllm/v1/core/kv_cache_utils.py: "max_model_len ... is
-  // larger than the maximum number of tokens that can be stored in KV cache").
+  // larger than the maximum number of tokens that can be stored in KV cache"). With a sliding window on every layer
+  // the sequence holds at most its window's blocks (vLLM's SlidingWindowSpec.max_memory_usage_bytes).
   const std::int64_t per_engine_blocks = s.replica.num_kv_blocks / s.parallel.pipeline;
-  const std::int64_t per_engine_tokens = (per_engine_blocks - KvCacheSizing::kNullBlocks) * s.replica.block_size;
-  if (per_engine_tokens < s.replica.max_model_len) {
+  const std::int64_t usable_blocks = per_engine_blocks - KvCacheSizing::kNullBlocks;
+  const std::int64_t per_engine_tokens = usable_blocks * s.replica.block_size;
+  const std::int64_t window = s.arch.kv_window();
+  const bool fits = usable_blocks > 0 && KvCacheManager(per_engine_blocks, s.replica.block_size, window,
+                                                        lim.max_num_batched_tokens)
+                                             .can_ever_fit(s.replica.max_model_len);
+  if (!fits) {
     eng.fail("max_model_len", std::to_string(s.replica.max_model_len) +
                                   " is larger than the maximum number of tokens that can be stored in the KV cache (" +
                                   std::to_string(per_engine_tokens) + " = (" + std::to_string(per_engine_blocks) +
                                   " blocks - 1 null block) x block_size " + std::to_string(s.replica.block_size) +
                                   (s.parallel.pipeline > 1 ? " per pipeline micro-batch engine" : "") +
+                                  (window > 0 ? ", of which a sequence holds its sliding window's blocks" : "") +
                                   "); lower engine.max_model_len, raise gpu_memory_utilization or use more GPUs");
   }
 

@@ -148,3 +148,25 @@ TEST_CASE("max_model_len above max_position_embeddings is refused unless the sce
   const ScenarioLoader loader(ok, {});
   CHECK(loader.scenario().replica.max_model_len == 16384);
 }
+
+TEST_CASE("a sliding-window model needs room for its window, not for max_model_len", "[kv-accounting]") {
+  // Mistral-7B (sliding_window 4096 on every layer), max_model_len 32768, a pool of 1000 blocks (15,984 tokens):
+  // a sequence holds at most ceil((4096 - 1 + 8192) / 16) + 1 = 769 blocks, so vLLM starts; the same model
+  // without the window needs 2048 blocks and is refused.
+  const auto dir = test::temp_dir("kv-swa");
+  const std::string engine = "[engine]\nnum_gpu_blocks_override = 1000\nmax_num_batched_tokens = 8192\n";
+  const std::string mistral = test::source_dir() + "/scenarios/models/mistral-7b.json";
+  const ScenarioLoader ok(test::write_file(dir / "ok.toml", "[model]\nconfig = \"" + mistral +
+                                                                "\"\n[hardware]\ngpu = \"h100-sxm\"\n" + engine + kWorkload),
+                          {});
+  CHECK(ok.scenario().replica.max_model_len == 32768);
+  CHECK(ok.scenario().replica.num_kv_blocks == 1000);
+  std::string cfg = test::read_file(mistral);
+  cfg.replace(cfg.find("\"sliding_window\": 4096"), 22, "\"sliding_window\": null");
+  const std::string full = test::write_file(dir / "full.json", cfg);
+  const std::string refused = test::write_file(
+      dir / "full.toml", "[model]\nconfig = \"" + full + "\"\n[hardware]\ngpu = \"h100-sxm\"\n" + engine + kWorkload);
+  CHECK_THROWS_WITH(ScenarioLoader(refused, {}),
+                    Catch::Contains("engine.max_model_len") && Catch::Contains("32768 is larger than") &&
+                        Catch::Contains("15984 = (1000 blocks - 1 null block)"));
+}
