@@ -61,11 +61,16 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
   attn_.act_bytes_per_element = arch_.weight_bytes_per_param;
   // vLLM's FlashAttention-3 backend on an fp8 KV cache quantizes Q and runs attention in fp8.
   attn_.fp8 = arch_.kv_bytes_per_element == 1.0 && gpu_.has_fp8();
-  layers_per_stage_ = arch_.num_layers / p;
+  // One split of the layers over the stages (vLLM's get_pp_indices) for cost, weights and KV; the stages are equal
+  // here (uneven splits are refused above), so one stage's layer count times every stage.
+  const std::vector<std::int64_t> stage_layers = pp_stage_layers(arch_.num_layers, p);
+  layers_per_stage_ = stage_layers.front();
   attn_sliding_ = attn_;
   attn_sliding_.window = arch_.sliding_window;
-  for (std::int64_t s = 0; s < p; ++s) {
-    sliding_per_stage_.push_back(arch_.sliding_layers(s * layers_per_stage_, layers_per_stage_));
+  std::int64_t first_layer = 0;
+  for (const std::int64_t n : stage_layers) {
+    sliding_per_stage_.push_back(arch_.sliding_layers(first_layer, n));
+    first_layer += n;
   }
 }
 

@@ -21,7 +21,11 @@ const std::array<std::string, kNcclAlgos>& algo_strings() {
 }
 
 const std::array<std::string, kNcclProtos>& proto_strings() {
-  static const std::array<std::string, kNcclProtos> s = {"LL", "LL128", "Simple"};
+  static const std::array<std::string, kNcclProtos> s = [] {
+    std::array<std::string, kNcclProtos> out;
+    for (int p = 0; p < kNcclProtos; ++p) out[static_cast<std::size_t>(p)] = std::string(to_string(static_cast<NcclProto>(p)));
+    return out;
+  }();
   return s;
 }
 

@@ -220,12 +220,23 @@ NcclInputs derive_nccl_inputs(const Topology& topo, const std::vector<int>& gpus
   }
   in.ll128_path_ok = (nvlink || ppn == 1) && !(f.inter && nic_via_cpu);
 
+  // With one GPU per node NCCL's tree search gives a TREE-pattern graph (search.cc: ngpus == 1 and pattern not
+  // RING), which the tuner charges x0.85 on Tree.
+  in.tree_pattern_tree = ppn == 1;
+
   in.ring = search_ring(f, cc);
   Fabric tf = f;
-  tf.max_channels = std::max(1, in.ring.channels);
+  tf.max_channels = std::max(1, in.ring.channels);  // init.cc: tree min = max channels = the ring's
   in.tree = search_ring(tf, cc);
-  in.pat = in.ring;
-  in.comm_channels = std::min(64, 2 * std::min(in.ring.channels, in.tree.channels));
+  // init.cc: comm->nChannels = ring = tree channels = the smaller of the two.
+  const int channels = std::min(in.ring.channels, in.tree.channels);
+  in.ring.channels = channels;
+  in.tree.channels = channels;
+  in.pat = in.tree;  // init.cc: graphs[NCCL_ALGO_PAT] is the tree graph
+  // ncclTopoPostset (connect.cc): the channels are duplicated (at most MAXCHANNELS = 64), and on Hopper+ across
+  // nodes doubled again while the ring's bwIntra > 45 GB/s and fewer than 16 channels.
+  in.comm_channels = std::min(64, 2 * channels);
+  if (cc >= 90 && in.nodes > 1 && in.ring.bw_intra_GBps > 45.0 && in.comm_channels < 16) in.comm_channels *= 2;
 
   const auto idx = [](NcclAlgo a) { return static_cast<std::size_t>(a); };
   const std::string no_collnet =

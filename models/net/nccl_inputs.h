@@ -25,8 +25,12 @@
 //                       while the channels still fit. DGX H100: 12 channels x 30 GB/s. Channels on one GPU share
 //                       only that GPU's own links (uplinks shared by several GPUs are not modelled: PCIe systems
 //                       come out optimistic).
-//   tree graph          the same search with maxChannels = the ring's channels (a balanced tree is assumed
-//                       found, so the 0.85 TREE-pattern penalty does not apply).
+//   tree graph          the same search with maxChannels = the ring's channels; then ring and tree both get the
+//                       smaller channel count (init.cc). A balanced tree is assumed found, so the 0.85 TREE-pattern
+//                       penalty applies only with one GPU per node (search.cc forces pattern TREE there). NCCL's
+//                       tree search also scales a non-ring graph's total bandwidth by ndevs/(ndevs-1) and raises
+//                       only the intra speed in pass 2: not modelled (the tree uses the ring's speeds).
+//   PAT graph           the tree graph (init.cc).
 //   NVLS graph          one channel per local GPU (up to NCCL_MAX_NVLS_ARITY = 32, at least 2), each channel
 //                       costing its head GPU 2 x speed and every other GPU 1 x speed on its NVSwitch link
 //                       (ncclTopoSearchTryNvls): bwIntra = the largest speed with (ppn + 1) x speed <= NVLink
@@ -37,7 +41,8 @@
 //                       used, not the catalogue's nvls_efficiency (which the link-load model uses).
 //   latencyInter        0 (what NCCL's IB verbs and socket transports report).
 //   CPU vendor          Intel (every catalogue machine): llMaxBw row for several nodes, 1 us net overhead.
-//   comm nChannels      min(64, 2 x min(ring, tree channels)) (ncclTopoPostset).
+//   comm nChannels      min(64, 2 x min(ring, tree channels)), doubled again on SM >= 90 across nodes while the
+//                       ring's bwIntra > 45 GB/s and fewer than 16 (ncclTopoPostset, connect.cc).
 //   LL128               enabled when the intra class is NVLink (or one GPU per node) and, across nodes, every
 //                       GPU reaches its NIC without crossing a cpu vertex (typeInter <= PXB).
 //   CollNet             never: no catalogue topology has in-network reduction (SHARP) switches.

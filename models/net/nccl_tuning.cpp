@@ -86,8 +86,18 @@ std::optional<NcclProto> parse_nccl_proto(std::string_view text) {
   return std::nullopt;
 }
 
-std::string nccl_algo_names() { return "collnet_chain, collnet_direct, nvls, nvls_tree, pat, ring, tree"; }
-std::string nccl_proto_names() { return "LL, LL128, Simple"; }
+namespace {
+template <std::size_t N>
+std::string joined(std::array<std::string_view, N> names, bool sort) {
+  if (sort) std::sort(names.begin(), names.end());
+  std::string out;
+  for (const auto n : names) out += (out.empty() ? "" : ", ") + std::string(n);
+  return out;
+}
+}  // namespace
+
+std::string nccl_algo_names() { return joined(kAlgoNames, true); }
+std::string nccl_proto_names() { return joined(kProtoNames, false); }
 
 double nccl_nvlink_bw_per_link(int cc) {
   // src/graph/topo.h: SM60_NVLINK_BW 18.0, SM70 20.0, SM80 20.0, SM86 12.0, SM90 20.6, SM100 40.1.

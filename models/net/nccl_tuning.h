@@ -29,7 +29,7 @@
 //                    same channels on every node: one hop (hwLat of the ring's class)
 //              Tree  2 ((nRanks/nNodes - 1) intraLat + log2i(nNodes) interLat) (AllReduce)
 //              NVLS  intraLat (+ interLat on several nodes), NVLS-tree  baseLat + intraLat + 2 log2i(nNodes) interLat
-//              CollNet-direct 2 (min(1, ppn-1) intraLat + 0.4 (ppn-1)) + interLat, chain 2 (ppn-1) intraLat + interLat
+//              CollNet: not modelled (no catalogue topology has in-network reduction; the algorithm is unusable)
 //              PAT   log2i(nNodes) interLat / 3.5 + 2.8 nRanks
 //              interLat = hwLat[net][a][p] (Tree's with one rank per node) + latencyInter (x2 for Simple)
 //   time(S)  = latency + S / algBw (us, GB/s); Tree AllReduce algBw x treeCorrectionFactor[p][log2i(S/64)] for
@@ -39,7 +39,8 @@
 // only); NVLS with an NVLS-capable NVSwitch on Hopper+ (one node; several nodes need CollNet), Simple only;
 // NVLS-tree on several nodes only; CollNet only where the fabric has in-network reduction (none of servesim's
 // catalogue does); PAT for AllGather/ReduceScatter with one GPU per node, Simple only; LL128 only where NCCL
-// enables it by default (NVLink within the node, NIC reached without crossing a CPU unless Hopper+, SM >= 70).
+// enables it by default (NVLink within the node, NIC reached without crossing a CPU, SM >= 70; Hopper's PXN
+// paths through a peer GPU to its NIC are not derived from the topology).
 // send_recv and all_to_all are point-to-point in NCCL and not part of its tuning model (time() returns nullopt).
 #pragma once
 #include <array>

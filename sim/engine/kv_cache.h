@@ -20,7 +20,8 @@ namespace servesim {
 // determine_available_memory: requested memory - weights - profiled peak activations - non-torch memory), and the
 // engine takes the smallest block count over the workers (vllm/v1/core/kv_cache_utils.py get_kv_cache_configs).
 // The count includes BlockPool's null block (vllm/v1/core/block_pool.py), so the scheduler can use
-// num_blocks() - 1 = usable_blocks(); vLLM's log line "GPU KV cache size: N tokens" is num_blocks() x block_size.
+// num_blocks() - kNullBlocks (KvCacheManager::num_blocks()); vLLM's log line "GPU KV cache size: N tokens" is
+// num_blocks() x block_size.
 struct KvCacheSizing {
   struct Stage {
     Bytes weights{0.0};    // weights per GPU of this stage
@@ -38,7 +39,6 @@ struct KvCacheSizing {
   [[nodiscard]] Bytes free_for_kv(std::size_t stage) const { return usable - stages[stage].weights - activations; }
   // vLLM's num_gpu_blocks (including the null block); 0 when some stage has no room.
   [[nodiscard]] std::int64_t num_blocks() const;
-  [[nodiscard]] std::int64_t usable_blocks() const { return std::max<std::int64_t>(num_blocks() - kNullBlocks, 0); }
   // The stage whose GPU holds the most weights.
   [[nodiscard]] Bytes max_weights() const;
 };
