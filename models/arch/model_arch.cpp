@@ -248,6 +248,12 @@ ModelArch ModelArch::from_hf_config(const std::string& path, const std::vector<s
   m.num_layers = get_int(j, path, "num_hidden_layers");
   m.num_heads = get_int(j, path, "num_attention_heads");
   m.num_kv_heads = present(j, "num_key_value_heads") ? get_int(j, path, "num_key_value_heads") : m.num_heads;
+  if (!present(j, "head_dim") && m.hidden_size < m.num_heads) {
+    // head_dim = hidden_size / num_attention_heads would be 0: the config is wrong, not the hardware.
+    throw InputError(path + ": hidden_size (" + std::to_string(m.hidden_size) + ") is smaller than num_attention_heads (" +
+                     std::to_string(m.num_heads) + "), so head_dim = hidden_size / num_attention_heads is 0 (give "
+                     "head_dim or fix the sizes)");
+  }
   m.head_dim = present(j, "head_dim") ? get_int(j, path, "head_dim") : m.hidden_size / m.num_heads;
   m.vocab_size = get_int(j, path, "vocab_size");
   m.max_position_embeddings =

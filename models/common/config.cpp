@@ -11,6 +11,23 @@
 namespace servesim {
 namespace {
 
+// Text for a one-line message: control characters (a newline in a --set value) written as escapes.
+std::string one_line(const std::string& text) {
+  std::string out;
+  for (const char ch : text) {
+    if (ch == '\n') {
+      out += "\\n";
+    } else if (ch == '\r') {
+      out += "\\r";
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      out += '?';
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 std::string join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "." + b; }
 
 std::string source_name(const toml::source_region& src, const std::string& fallback) {
@@ -49,8 +66,13 @@ void Config::set(const std::string& dotted_path, const std::string& value_text) 
   try {
     parsed = toml::parse("v = " + value_text, origin);
   } catch (const toml::parse_error& e) {
-    throw InputError(origin + ": cannot parse value '" + value_text + "' as TOML: " +
+    throw InputError(origin + ": cannot parse value '" + one_line(value_text) + "' as TOML: " +
                      std::string(e.description()) + " (quote strings: --set 'key=\"text\"')");
+  }
+  // "v = 1\nx = 2" parses as two keys: everything after the value would be dropped silently.
+  if (parsed.size() != 1 || !parsed.contains("v")) {
+    throw InputError(origin + ": value '" + one_line(value_text) + "' is more than one TOML value (a newline in it?); give "
+                     "each key its own --set");
   }
   toml::table* t = &shared_->root;
   std::string rest = dotted_path;
@@ -296,6 +318,36 @@ std::int64_t Config::non_negative_int_or(const std::string& key, std::int64_t fa
   return v;
 }
 
+std::int64_t Config::positive_int_at_most(const std::string& key, std::int64_t max, const std::string& limit) const {
+  const auto v = positive_int(key);
+  if (v > max) {
+    fail(key, "must be at most " + std::to_string(max) + " (" + limit + "; got " + std::to_string(v) + ")");
+  }
+  return v;
+}
+
+std::int64_t Config::positive_int_at_most_or(const std::string& key, std::int64_t fallback, std::int64_t max,
+                                             const std::string& limit) const {
+  return has(key) ? positive_int_at_most(key, max, limit) : fallback;
+}
+
+std::string Config::path_value(const std::string& key, const std::filesystem::path& base) const {
+  const std::string text = str(key);
+  if (text.empty()) fail(key, "expected a path, got an empty string");
+  const std::filesystem::path p(text);
+  if (p.is_absolute()) return text;
+  const std::string origin = source_name(require(key).source(), shared_->file);
+  std::filesystem::path dir;
+  if (origin.rfind("--set ", 0) == 0) {
+    dir = std::filesystem::path();  // the command line's: the working directory
+  } else if (origin == shared_->file) {
+    dir = base;  // the main document's (the scenario's folder)
+  } else {
+    dir = std::filesystem::path(origin).parent_path();  // a merged file's own folder
+  }
+  return (dir / p).lexically_normal().string();
+}
+
 namespace {
 template <class Q, class Parse>
 Q quantity(const Config& c, const toml::node& n, const std::string& key, Parse parse, const char* example) {
@@ -326,8 +378,10 @@ BytesPerSec Config::bandwidth_or(const std::string& key, BytesPerSec fallback) c
 }
 Seconds Config::duration(const std::string& key) const {
   const Seconds s = quantity<Seconds>(*this, require(key), key, parse_duration, "5us");
-  // The event clock is int64 nanoseconds: about 292 years.
-  if (s.v > 1e9) fail(key, "must be below 1e9 s");
+  // The event clock is int64 nanoseconds; every time in a run stays within the simulated-time limit.
+  if (s.v > kMaxSimSeconds) {
+    fail(key, "must be at most 1e+07 s, the simulated-time limit (got " + short_number(s.v) + " s)");
+  }
   return s;
 }
 Seconds Config::duration_or(const std::string& key, Seconds fallback) const {

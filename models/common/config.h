@@ -6,6 +6,7 @@
 // ("450GB/s", "16GiB", "5us") are read with bytes() / bandwidth() / duration().
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <set>
@@ -26,7 +27,9 @@ class Config {
   [[nodiscard]] static Config from_file(const std::string& path);
   [[nodiscard]] static Config from_string(const std::string& text, const std::string& source_name);
 
-  // Replaces (or adds) the node at a dotted path with VALUE parsed as TOML ("--set path=VALUE").
+  // Replaces (or adds) the node at a dotted path with VALUE parsed as TOML ("--set path=VALUE"). VALUE must be one
+  // TOML value: text after it (a newline and another key, e.g. "1\nx=2") throws InputError instead of being
+  // dropped. The node's origin is "--set PATH": a path it holds is relative to the working directory.
   void set(const std::string& dotted_path, const std::string& value_text);
   // Merges the TOML file at `path` over this document: its tables merge into the same tables here (except a
   // table with an `impl` key, which replaces the table here whole), any other value replaces the one here. Merged keys keep their file and line for error messages (an unknown key of the
@@ -70,7 +73,21 @@ class Config {
   [[nodiscard]] std::int64_t positive_int_or(const std::string& key, std::int64_t fallback) const;
   [[nodiscard]] std::int64_t non_negative_int_or(const std::string& key, std::int64_t fallback) const;
 
-  // Quantities with units; a bare number is in the base unit.
+  // Integers with an upper limit (models/common/units.h: kMaxTokensPerRequest, kMaxRequestsPerRun): past `max`
+  // fails "must be at most MAX (LIMIT; got V)", where `limit` names the limit ("the limit of tokens per request").
+  [[nodiscard]] std::int64_t positive_int_at_most(const std::string& key, std::int64_t max, const std::string& limit) const;
+  [[nodiscard]] std::int64_t positive_int_at_most_or(const std::string& key, std::int64_t fallback, std::int64_t max,
+                                                     const std::string& limit) const;
+
+  // A path: the string at `key`, resolved against the folder of the file the value came from, so that a path
+  // inside a scenario (or a merged calibration file) is relative to that file, and a value of --set (whose
+  // origin is the command line) relative to the working directory. `base` is the folder for values of the main
+  // document (the scenario's folder; documents parsed from a string have no folder of their own). An absolute
+  // path is returned as is; a relative one lexically normalised.
+  [[nodiscard]] std::string path_value(const std::string& key, const std::filesystem::path& base) const;
+
+  // Quantities with units; a bare number is in the base unit. A duration must be at most kMaxSimSeconds (1e7 s,
+  // the simulated-time limit of models/common/units.h).
   [[nodiscard]] Bytes bytes(const std::string& key) const;
   [[nodiscard]] Bytes bytes_or(const std::string& key, Bytes fallback) const;
   [[nodiscard]] BytesPerSec bandwidth(const std::string& key) const;

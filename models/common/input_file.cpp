@@ -91,6 +91,13 @@ std::ifstream open_input_file(const std::string& path, const std::string& what, 
   check_input_file(path, what, max_bytes);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, what, errno_reason(errno));
+  // A UTF-8 byte-order mark (as spreadsheet programs write) is not part of the first line.
+  char bom[3] = {};
+  in.read(bom, 3);
+  if (!(in.gcount() == 3 && bom[0] == '\xEF' && bom[1] == '\xBB' && bom[2] == '\xBF')) {
+    in.clear();
+    in.seekg(0);
+  }
   return in;
 }
 

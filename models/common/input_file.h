@@ -27,7 +27,9 @@ inline constexpr std::uint64_t kMaxDocumentBytes = std::uint64_t{256} << 20;
 // "measured run"). Throws InputError "PATH: cannot open WHAT: REASON".
 void check_input_file(const std::string& path, const std::string& what, std::uint64_t max_bytes = kMaxLineFileBytes);
 
-// check_input_file(), then a binary input stream on the file (for line-by-line readers). Same errors.
+// check_input_file(), then a binary input stream on the file (for line-by-line readers), positioned after a
+// UTF-8 byte-order mark if the file starts with one (TOML and JSON accept a BOM; CSV and text inputs do too).
+// Same errors.
 [[nodiscard]] std::ifstream open_input_file(const std::string& path, const std::string& what,
                                             std::uint64_t max_bytes = kMaxLineFileBytes);
 

@@ -10,7 +10,11 @@
 #include <cmath>
 #include <compare>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
+#include <string>
+
+#include "models/common/error.h"
 
 namespace servesim {
 
@@ -59,8 +63,41 @@ inline constexpr double kGB = 1e9;
 [[nodiscard]] constexpr double to_ms(Seconds s) { return s.v * 1e3; }
 [[nodiscard]] constexpr double to_us(Seconds s) { return s.v * 1e6; }
 
-// Rounds a duration to the event core's integer nanoseconds (half away from zero).
-[[nodiscard]] inline Ns to_ns(Seconds s) { return Ns{static_cast<std::int64_t>(std::llround(s.v * 1e9))}; }
+// Limits of one run. Input is checked against them where it enters (scenario keys, traces, measured runs,
+// command-line flags), and anything past them is an InputError naming the key (or file:line) and the limit, so
+// that no count or time inside the simulator can overflow its int64 (or lose its exactness in a double):
+//   kMaxSimSeconds        1e7 s (about 116 days) of simulated time: a time or duration anywhere in a run. The
+//                         clock holds 9.2e9 s, so sums of a few such times (arrival + queueing + steps) never
+//                         overflow; a week-long production trace (Azure's: 6.0e5 s) fits with room to replay it
+//                         16x slower; and in a double, times up to 1e7 s keep a resolution of 2 ns.
+//   kMaxTokensPerRequest  1e7 tokens in one request's prompt or output (and in max_model_len): the longest
+//                         context windows of today's models are 1e6-1e7 tokens; products such as tokens x tokens
+//                         (attention) and tokens x requests stay far inside int64 and exact in a double (2^53).
+//   kMaxRequestsPerRun    1e8 requests in one run: the recorder keeps one record per request for the percentiles
+//                         (10 M requests take about 1.5 GB), so 1e8 is already a large host's memory and hours
+//                         of simulation; with kMaxTokensPerRequest the run's token total stays below 2^53.
+inline constexpr double kMaxSimSeconds = 1e7;
+inline constexpr std::int64_t kMaxTokensPerRequest = 10'000'000;
+inline constexpr std::int64_t kMaxRequestsPerRun = 100'000'000;
+inline constexpr std::int64_t kMaxSimNs = 10'000'000'000'000'000;  // kMaxSimSeconds in ns
+
+// "%g" of a number, for messages ("1e+30", "0.5").
+[[nodiscard]] inline std::string short_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// The one conversion from seconds to the event core's integer nanoseconds (rounded half away from zero).
+// Throws InputError "... s is beyond the simulated-time limit of 1e+07 s" for a value that is not finite or whose
+// magnitude exceeds kMaxSimSeconds (input is checked against the limit, with its key, before it gets here; this
+// catches what input can still reach through arithmetic, e.g. an absurd step time).
+[[nodiscard]] inline Ns to_ns(Seconds s) {
+  if (!(std::fabs(s.v) <= kMaxSimSeconds)) {
+    throw InputError("a time of " + short_number(s.v) + " s is beyond the simulated-time limit of 1e+07 s");
+  }
+  return Ns{static_cast<std::int64_t>(std::llround(s.v * 1e9))};
+}
 [[nodiscard]] constexpr Seconds to_seconds(Ns t) { return Seconds{static_cast<double>(t.v) * 1e-9}; }
 [[nodiscard]] constexpr double ns_to_s(Ns t) { return static_cast<double>(t.v) * 1e-9; }
 [[nodiscard]] constexpr double ns_to_ms(Ns t) { return static_cast<double>(t.v) * 1e-6; }

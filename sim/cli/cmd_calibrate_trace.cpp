@@ -245,6 +245,8 @@ void run_trace(const TraceArgs& a) {
   opts.sets.emplace_back("sim.jitter", "\"off\"");
   const ScenarioLoader loader(a.scenario.path, opts);
   const ScheduleEngine engine = engine_of(loader);
+  // Every run is replayed with this engine: a request it would reject is refused now, naming its run.
+  for (const auto& r : runs) check_fits_max_model_len(r.reqs, loader.scenario().replica.max_model_len, r.path);
 
   // Start: the measured groups alone (no schedule).
   std::vector<StepRow> rows;

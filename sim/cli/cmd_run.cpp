@@ -1,4 +1,5 @@
 // servesim run SCENARIO [--set path=VALUE]... [--seed N] [--out DIR]
+#include <charconv>
 #include <iostream>
 #include <sstream>
 
@@ -14,7 +15,22 @@ void ScenarioArgs::add_to(CLI::App* cmd, bool with_seed) {
   cmd->add_option("--calibration", calibrations,
                   "merge this TOML file (e.g. a fit of `calibrate trace`) over the scenario before --set (repeatable)");
   cmd->add_option("--set", sets, "replace the node at a dotted path with VALUE parsed as TOML (path=VALUE)");
-  if (with_seed) cmd->add_option("--seed", seed, "random seed (overrides [sim] seed)");
+  if (with_seed) {
+    // Read as text and checked here: CLI11 would wrap "-1" to 2^64 - 1 and saturate 2^64.
+    cmd->add_option_function<std::string>(
+        "--seed", [this](const std::string& text) { seed = parse_seed(text); },
+        "random seed, an integer in [0, 2^64 - 1] (overrides [sim] seed)");
+  }
+}
+
+std::uint64_t parse_seed(const std::string& text) {
+  std::uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto [p, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || p != end) {
+    throw InputError("--seed: '" + text + "' is not an integer in [0, 18446744073709551615]");
+  }
+  return v;
 }
 
 ScenarioOptions ScenarioArgs::options() const {
@@ -43,13 +59,7 @@ void add_run_command(CLI::App& app) {
     OutputFiles files;
     if (!tokens_out->empty()) files.expect(*tokens_out);
     expect_run_outputs(files, *out_dir);
-    const RunOutput out = run_scenario(loader, !tokens_out->empty());
-    add_run_outputs(files, *out_dir, out);
-    if (!tokens_out->empty()) {
-      std::ostringstream os;
-      write_tokens_jsonl(os, out);
-      files.add(*tokens_out, os.str());
-    }
+    const RunOutput out = run_to_files(loader, files, *out_dir, *tokens_out);
     files.commit();
     std::cout << format_summary(out.summary);
     std::cout << "wrote " << *out_dir << "/summary.json and " << *out_dir << "/requests.csv\n";

@@ -1,5 +1,6 @@
 // servesim step SCENARIO [--set ...] --prefill N[:CTX]... --decode BxL... [--json]
-// Prints one step's predicted time and its per-operator breakdown.
+// Prints one step's predicted time and its per-operator breakdown. Token counts are at most 1e7 per sequence
+// (models/common/units.h kMaxTokensPerRequest) and B at most 1e8 sequences; past them is an InputError.
 #include <algorithm>
 #include <charconv>
 #include <iostream>
@@ -13,13 +14,21 @@
 namespace servesim {
 namespace {
 
-std::int64_t parse_int(const std::string& s, const std::string& flag) {
+// A count on the command line, at most `max` (`limit` names it in the message).
+std::int64_t parse_int(const std::string& s, const std::string& flag, std::int64_t max, const char* limit) {
   std::int64_t v = 0;
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec == std::errc::result_out_of_range || (ec == std::errc() && p == s.data() + s.size() && v > max)) {
+    throw InputError(flag + ": '" + s + "' is past the limit of " + std::to_string(max) + " " + limit);
+  }
   if (ec != std::errc() || p != s.data() + s.size() || v < 0) {
     throw InputError(flag + ": '" + s + "' is not a non-negative integer");
   }
   return v;
+}
+
+std::int64_t parse_tokens(const std::string& s, const std::string& flag) {
+  return parse_int(s, flag, kMaxTokensPerRequest, "tokens per request");
 }
 
 // `window`: the model's sliding window (0 = none), for the tokens its sliding layers read at decode.
@@ -30,8 +39,12 @@ BatchShape parse_batch(const std::vector<std::string>& prefills, const std::vect
   for (const auto& p : prefills) {
     const auto colon = p.find(':');
     PrefillChunk c;
-    c.tokens = parse_int(p.substr(0, colon), "--prefill");
-    c.context = colon == std::string::npos ? 0 : parse_int(p.substr(colon + 1), "--prefill");
+    c.tokens = parse_tokens(p.substr(0, colon), "--prefill");
+    c.context = colon == std::string::npos ? 0 : parse_tokens(p.substr(colon + 1), "--prefill");
+    if (c.tokens + c.context > kMaxTokensPerRequest) {
+      throw InputError("--prefill '" + p + "': tokens + cached tokens are past the limit of " +
+                       std::to_string(kMaxTokensPerRequest) + " tokens per request");
+    }
     if (c.tokens == 0) throw InputError("--prefill: a chunk needs at least one token");
     b.prefills.push_back(c);
     ++b.num_sampled;
@@ -39,14 +52,20 @@ BatchShape parse_batch(const std::vector<std::string>& prefills, const std::vect
   for (const auto& d : decodes) {
     const auto x = d.find('x');
     if (x == std::string::npos) throw InputError("--decode '" + d + "': expected BxL (B sequences of L cached tokens)");
-    const std::int64_t n = parse_int(d.substr(0, x), "--decode");
-    const std::int64_t len = parse_int(d.substr(x + 1), "--decode");
+    // B sequences in one step: at most the requests of a run; L cached tokens: below the tokens of a request.
+    const std::int64_t n = parse_int(d.substr(0, x), "--decode", kMaxRequestsPerRun, "sequences");
+    const std::int64_t len = parse_int(d.substr(x + 1), "--decode", kMaxTokensPerRequest - 1, "cached tokens");
     b.num_decodes += n;
     b.decode_context_tokens += n * (len + 1);
     if (window > 0) b.decode_window_context_tokens += n * std::min(len + 1, window);
     b.num_sampled += n;
   }
   if (b.empty()) throw InputError("step: give at least one --prefill or --decode");
+  // Sums over repeated flags stay exact: at most 1e8 x 1e7 = 1e15 per flag; bound the total the same way.
+  if (b.num_decodes > kMaxRequestsPerRun) {
+    throw InputError("--decode: " + std::to_string(b.num_decodes) + " sequences in all, past the limit of " +
+                     std::to_string(kMaxRequestsPerRun));
+  }
   return b;
 }
 

@@ -9,6 +9,10 @@
 // N = --seeds (default 5); the predicted figure is the mean over those replays, shown with its min..max (the
 // JSON adds the sample standard deviation). Without jitter a replay is deterministic (the measured run fixes
 // arrivals and lengths), so each run is replayed once, with seed s, whatever --seeds says.
+//
+// A measured request longer than the scenario's engine.max_model_len (prompt + output tokens) is an input error
+// naming the measured file: the replay would reject it and compare different requests. A measured figure of 0 ms
+// has no relative error: it shows as "n/a" (JSON null).
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -58,6 +62,10 @@ void add_validate_command(CLI::App& app) {
       const std::string& path = (*measured)[i];
       const ScenarioOptions replay = replay_options(base, path);
       auto first = std::make_unique<ScenarioLoader>(args->path, replay);
+      // The measured server served every request of the run; one the scenario's engine would reject (prompt +
+      // output tokens > max_model_len) means the scenario is not that server: refuse, rather than drop it from the
+      // replay and compare different sets of requests.
+      check_fits_max_model_len(runs_in[i], first->scenario().replica.max_model_len, path);
       if (i == 0) {
         // The jitter switch and the seed come from the scenario (with its calibrations and sets), the same for
         // every run.

@@ -24,4 +24,7 @@ struct ScenarioArgs {
   [[nodiscard]] ScenarioOptions options() const;
 };
 
+// --seed's text as a seed: decimal digits only, at most 2^64 - 1; anything else (a sign, 2^64) throws InputError.
+[[nodiscard]] std::uint64_t parse_seed(const std::string& text);
+
 }  // namespace servesim

@@ -13,10 +13,13 @@
 
 namespace servesim {
 
-RunOutput run_scenario(const ScenarioLoader& loader, bool logs) {
+namespace {
+
+RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& streams) {
   const Scenario& sc = loader.scenario();
   RunOutput out;
   if (logs) out.recorder.enable_logs();
+  out.recorder.stream_to(streams.requests_csv, streams.tokens_jsonl);
   auto source = loader.make_workload();
   const std::int64_t n = source->num_requests();
   out.recorder.reserve(static_cast<std::size_t>(n));
@@ -45,11 +48,18 @@ RunOutput run_scenario(const ScenarioLoader& loader, bool logs) {
   Simulator sim;
   cluster.start(sim);
   out.events = sim.run(sc.horizon);
+  out.recorder.finish_streams();
+  check_run_accounting(cluster.accounting(static_cast<std::int64_t>(out.recorder.records().size()),
+                                          out.recorder.rejected_count()));
+  if (cluster.arrived() > 0 && out.recorder.rejected_count() == cluster.arrived()) {
+    throw InputError("every request was rejected at admission; the first: " + out.recorder.first_rejection());
+  }
 
   RunFacts f;
   f.num_requests = cluster.arrived();
   f.unfinished = cluster.outstanding();
-  f.backlog_at_last_arrival = cluster.backlog_at_last_arrival();
+  // When the horizon stopped the arrivals, the cluster never saw its last arrival: the backlog is what is left.
+  f.backlog_at_last_arrival = cluster.arrived() < n ? cluster.outstanding() : cluster.backlog_at_last_arrival();
   f.output_throughput_bound = sc.output_throughput_bound();
   f.events = out.events;
   f.sim_end_s = ns_to_s(sim.now());
@@ -58,6 +68,24 @@ RunOutput run_scenario(const ScenarioLoader& loader, bool logs) {
   f.kv_blocks_per_replica = sc.replica.num_kv_blocks;
   f.block_size = sc.replica.block_size;
   out.summary = summarize(out.recorder, f);
+  return out;
+}
+
+}  // namespace
+
+RunOutput run_scenario(const ScenarioLoader& loader, bool logs) { return run_impl(loader, logs, {}); }
+
+RunOutput run_scenario(const ScenarioLoader& loader, const RunStreams& streams) {
+  return run_impl(loader, false, streams);
+}
+
+RunOutput run_to_files(const ScenarioLoader& loader, OutputFiles& files, const std::string& dir,
+                       const std::string& tokens_out) {
+  RunStreams streams;
+  streams.requests_csv = &files.stream((std::filesystem::path(dir) / "requests.csv").string());
+  if (!tokens_out.empty()) streams.tokens_jsonl = &files.stream(tokens_out);
+  RunOutput out = run_scenario(loader, streams);
+  files.add((std::filesystem::path(dir) / "summary.json").string(), out.summary.dump(2) + "\n");
   return out;
 }
 
@@ -92,12 +120,49 @@ std::filesystem::path temp_of(const std::filesystem::path& p) {
 
 }  // namespace
 
+OutputFiles::~OutputFiles() { abort(); }
+
+void OutputFiles::abort() noexcept {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (auto& [path, f] : streams_) {
+    f.reset();
+    fs::remove(temp_of(path), ec);
+  }
+  streams_.clear();
+  for (const auto& [path, text] : files_) fs::remove(temp_of(path), ec);
+  files_.clear();
+  // Only directories this command created, and only while empty (fs::remove refuses a non-empty one).
+  for (const auto& d : created_dirs_) fs::remove(d, ec);
+  created_dirs_.clear();
+}
+
+void OutputFiles::make_directory(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<std::string> missing;
+  for (fs::path p = fs::absolute(fs::path(dir), ec).lexically_normal(); !ec && !p.empty() && !fs::exists(p, ec);
+       p = p.parent_path()) {
+    missing.push_back(p.string());
+    if (p == p.parent_path()) break;
+  }
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir)) throw InputError(dir + ": cannot create output directory" + (ec ? " (" + ec.message() + ")" : ""));
+  created_dirs_.insert(created_dirs_.end(), missing.begin(), missing.end());
+}
+
 void OutputFiles::expect(const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path p(path);
   std::error_code ec;
-  if (!p.parent_path().empty()) fs::create_directories(p.parent_path(), ec);
-  if (ec) throw InputError(path + ": cannot create its directory (" + ec.message() + ")");
+  if (!p.parent_path().empty()) {
+    try {
+      make_directory(p.parent_path().string());
+    } catch (const InputError&) {
+      fs::create_directories(p.parent_path(), ec);
+      throw InputError(path + ": cannot create its directory (" + (ec ? ec.message() : "not a directory") + ")");
+    }
+  }
   if (fs::is_directory(p)) throw InputError(path + ": is a directory");
   const fs::path tmp = temp_of(p);
   {
@@ -109,28 +174,49 @@ void OutputFiles::expect(const std::string& path) {
 
 void OutputFiles::add(const std::string& path, std::string text) { files_.emplace_back(path, std::move(text)); }
 
+std::ostream& OutputFiles::stream(const std::string& path) {
+  auto f = std::make_unique<std::ofstream>();
+  f->open(temp_of(path), std::ios::binary | std::ios::trunc);
+  if (!*f) throw InputError(path + ": cannot write here");
+  std::ofstream& ref = *f;
+  streams_.emplace_back(path, std::move(f));
+  return ref;
+}
+
 void OutputFiles::commit() {
   namespace fs = std::filesystem;
   std::error_code ec;
-  auto cleanup = [&] {
-    for (const auto& [path, text] : files_) fs::remove(temp_of(path), ec);
-  };
-  for (const auto& [path, text] : files_) {
-    std::ofstream f(temp_of(path), std::ios::binary | std::ios::trunc);
-    f << text;
-    if (!f) {
-      cleanup();
+  for (auto& [path, f] : streams_) {
+    f->close();
+    if (f->fail()) {
+      abort();
       throw InputError(path + ": write failed");
     }
   }
   for (const auto& [path, text] : files_) {
-    fs::rename(temp_of(path), path, ec);
-    if (ec) {
-      cleanup();
-      throw InputError(path + ": cannot write (" + ec.message() + ")");
+    std::ofstream f(temp_of(path), std::ios::binary | std::ios::trunc);
+    f << text;
+    f.close();
+    if (f.fail()) {
+      abort();
+      throw InputError(path + ": write failed");
     }
   }
+  auto rename_all = [&](const auto& list) {
+    for (const auto& entry : list) {
+      fs::rename(temp_of(entry.first), entry.first, ec);
+      if (ec) {
+        const std::string msg = entry.first + ": cannot write (" + ec.message() + ")";
+        abort();
+        throw InputError(msg);
+      }
+    }
+  };
+  rename_all(streams_);
+  rename_all(files_);
+  streams_.clear();
   files_.clear();
+  created_dirs_.clear();
 }
 
 void write_file_atomically(const std::string& path, const std::string& text) {
@@ -141,9 +227,7 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 }
 
 void expect_run_outputs(OutputFiles& files, const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec || !std::filesystem::is_directory(dir)) throw InputError(dir + ": cannot create output directory");
+  files.make_directory(dir);
   files.expect((std::filesystem::path(dir) / "requests.csv").string());
   files.expect((std::filesystem::path(dir) / "summary.json").string());
 }

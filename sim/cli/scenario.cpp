@@ -177,6 +177,7 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
     const std::vector<std::string> listed =
         cfg_.is_array("calibration") ? cfg_.str_list("calibration") : std::vector<std::string>{cfg_.str("calibration")};
     for (const auto& f : listed) {
+      // Relative to the scenario's folder; a --set calibration is refused below (use --calibration).
       const std::string resolved = s.paths.resolve(f);
       if (!std::filesystem::is_regular_file(resolved)) {
         cfg_.fail("calibration", "calibration file '" + f + "' not found (or not a regular file)");
@@ -205,17 +206,28 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   const Config sim = cfg_.table_or_empty("sim");
   const auto file_seed = static_cast<std::uint64_t>(sim.non_negative_int_or("seed", 0));
   s.seed = opts.seed ? *opts.seed : file_seed;
-  if (sim.has("horizon")) s.horizon = to_ns(sim.duration("horizon"));
+  if (sim.has("horizon")) {
+    const Seconds h = sim.duration("horizon");
+    if (!(h.v > 0)) sim.fail("horizon", "must be > 0 (a horizon of 0 s runs nothing; leave it out to run every request)");
+    s.horizon = to_ns(h);
+  }
 
   // [model]
   const Config model = cfg_.table("model");
+  // A path (relative to the file that names it, or to the working directory for --set), else a catalog name with
+  // or without ".json".
   std::string model_path = model.str("config");
-  if (!std::filesystem::exists(s.paths.resolve(model_path))) {
-    const auto catalog = s.data_root / "scenarios" / "models" / (model_path + ".json");
-    if (!std::filesystem::exists(catalog)) model.fail("config", "model config '" + model_path + "' not found");
+  if (const std::string resolved = s.paths.resolve(model, "config"); !std::filesystem::exists(resolved)) {
+    const std::string stem = model_path.size() > 5 && model_path.ends_with(".json")
+                                 ? model_path.substr(0, model_path.size() - 5) : model_path;
+    const auto catalog = s.data_root / "scenarios" / "models" / (stem + ".json");
+    if (stem.find('/') != std::string::npos || !std::filesystem::exists(catalog)) {
+      model.fail("config", "model config '" + model_path + "' not found (as " + resolved + " or in the catalog " +
+                               (s.data_root / "scenarios" / "models").string() + ")");
+    }
     model_path = catalog.string();
   } else {
-    model_path = s.paths.resolve(model_path);
+    model_path = resolved;
   }
   // config.json keys the user accepts knowingly (neither modelled nor known to be harmless: models/arch).
   s.arch = ModelArch::from_hf_config(
@@ -232,12 +244,12 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   const Config hw = cfg_.table("hardware");
   const std::string gpu_name = hw.str("gpu");
   const std::string catalog_path =
-      hw.has("catalog") ? s.paths.resolve(hw.str("catalog")) : (s.data_root / "scenarios/hardware/gpus.toml").string();
+      hw.has("catalog") ? s.paths.resolve(hw, "catalog") : (s.data_root / "scenarios/hardware/gpus.toml").string();
   const Config catalog = Config::from_file(catalog_path);
   s.gpu = load_gpu(catalog, gpu_name, hw.where("gpu") + ": hardware.gpu");
   std::shared_ptr<const CalibrationProfile> profile;
   if (hw.has("profile")) {
-    std::string dir = s.paths.resolve(hw.str("profile"));
+    std::string dir = s.paths.resolve(hw, "profile");
     if (!std::filesystem::is_directory(dir)) dir = (s.data_root / hw.str("profile")).string();
     if (!std::filesystem::is_directory(dir)) hw.fail("profile", "calibration profile directory not found");
     profile = std::make_shared<const CalibrationProfile>(CalibrationProfile::load(dir));
@@ -273,8 +285,14 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
       par.fail("tensor_parallel_size", "a multi-GPU replica needs [parallel] topology (one of: " +
                                            join_names(topology_catalog_names((s.data_root / "scenarios/topologies").string())) + ")");
     }
+    // A path (relative to the file that names it, or to the working directory for --set), else a catalog name
+    // with or without ".toml".
     std::string topo_name = par.str("topology");
-    if (std::filesystem::exists(s.paths.resolve(topo_name))) topo_name = s.paths.resolve(topo_name);
+    if (const std::string resolved = s.paths.resolve(par, "topology"); std::filesystem::exists(resolved)) {
+      topo_name = resolved;
+    } else if (topo_name.size() > 5 && topo_name.ends_with(".toml") && topo_name.find('/') == std::string::npos) {
+      topo_name = topo_name.substr(0, topo_name.size() - 5);
+    }
     std::shared_ptr<const Topology> topo;
     try {
       topo = std::make_shared<const Topology>(load_topology(topo_name, (s.data_root / "scenarios/topologies").string()));
@@ -324,7 +342,7 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
     std::shared_ptr<const CollectiveCalibration> cal;
     std::string coll_csv;
     if (par.has("collective_profile")) {
-      coll_csv = s.paths.resolve(par.str("collective_profile"));
+      coll_csv = s.paths.resolve(par, "collective_profile");
       if (!std::filesystem::exists(coll_csv)) par.fail("collective_profile", "file not found: " + coll_csv);
     } else if (profile && std::filesystem::exists(std::filesystem::path(profile->dir) / "collectives.csv")) {
       coll_csv = (std::filesystem::path(profile->dir) / "collectives.csv").string();
@@ -346,12 +364,20 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   // [engine]
   const Config eng = cfg_.table_or_empty("engine");
   SchedulerLimits& lim = s.replica.limits;
-  lim.max_num_seqs = eng.positive_int_or("max_num_seqs", 256);
-  lim.max_num_batched_tokens = eng.positive_int_or("max_num_batched_tokens", 8192);
+  lim.max_num_seqs = eng.positive_int_at_most_or("max_num_seqs", 256, kMaxTokensPerRequest,
+                                                "the limit of tokens per step: every sequence takes one");
+  lim.max_num_batched_tokens = eng.positive_int_at_most_or("max_num_batched_tokens", 8192, kMaxTokensPerRequest,
+                                                          "the limit of tokens per request, and so per step");
   lim.chunked_prefill = eng.boolean_or("enable_chunked_prefill", true);
   lim.long_prefill_token_threshold = eng.non_negative_int_or("long_prefill_token_threshold", 0);
   s.replica.block_size = eng.positive_int_or("block_size", 16);
-  s.replica.max_model_len = eng.positive_int_or("max_model_len", s.arch.max_position_embeddings);
+  if (!eng.has("max_model_len") && s.arch.max_position_embeddings > kMaxTokensPerRequest) {
+    eng.fail("max_model_len", "is needed: the model's max_position_embeddings " +
+                                  std::to_string(s.arch.max_position_embeddings) + " is past the limit of " +
+                                  std::to_string(kMaxTokensPerRequest) + " tokens per request");
+  }
+  s.replica.max_model_len = eng.positive_int_at_most_or("max_model_len", s.arch.max_position_embeddings,
+                                                        kMaxTokensPerRequest, "the limit of tokens per request");
   // vLLM refuses a max_model_len beyond the config's max_position_embeddings unless VLLM_ALLOW_LONG_MAX_MODEL_LEN
   // is set (vllm/config _get_and_verify_max_len); servesim's switch is this key.
   const bool allow_long = eng.boolean_or("allow_long_max_model_len", false);
@@ -434,9 +460,12 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   }
 
   // Every micro-batch engine's pool (run.cpp gives each 1/p of the blocks) less its null block must hold one
-  // max_model_len sequence, as vLLM checks at start-up (vllm/v1/core/kv_cache_utils.py: "max_model_len ... is
-  // larger than the maximum number of tokens that can be stored in KV cache"). With a sliding window on every layer
-  // the sequence holds at most its window's blocks (vLLM's SlidingWindowSpec.max_memory_usage_bytes).
+  // max_model_len sequence. vLLM v1 checks this at start-up in bytes (vllm/v1/core/kv_cache_utils.py
+  // check_enough_kv_cache_memory: "To serve at least one request with the model's max seq len ...", with "the
+  // estimated maximum model length"), counting the null block's memory as available; servesim refuses one block
+  // earlier, since BlockPool never hands the null block out and such a request could never be scheduled. With a
+  // sliding window on every layer the sequence holds at most its window's blocks (SlidingWindowSpec's
+  // max_memory_usage_bytes).
   const std::int64_t per_engine_blocks = s.replica.num_kv_blocks / s.parallel.pipeline;
   const std::int64_t usable_blocks = per_engine_blocks - KvCacheSizing::kNullBlocks;
   const std::int64_t per_engine_tokens = usable_blocks * s.replica.block_size;
@@ -462,6 +491,20 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   // The workload is built now too, so that every error surfaces before anything runs; the first run uses it.
   built_workload_ = std::make_unique<WorkloadSource>(cfg_.table("workload"), scenario_.paths, scenario_.seed);
   check();
+  // A request is admitted only when prompt + output tokens <= max_model_len (sim/engine/replica.cpp, as vLLM). When
+  // even the shortest request the length distributions can give is longer, every request would be rejected: an
+  // input error now, naming the prompt lengths. (A distribution that only sometimes gives too long a request is
+  // valid: those requests are rejected at run time and counted.) Lengths from a trace have no stated minimum.
+  const auto min_prompt = built_workload_->min_prompt_tokens();
+  if (min_prompt && s.replica.max_model_len > 0) {
+    const std::int64_t min_output = built_workload_->min_output_tokens().value_or(1);
+    if (*min_prompt + min_output > s.replica.max_model_len) {
+      throw InputError(built_workload_->prompt_where() + ": every request is longer than engine.max_model_len " +
+                       std::to_string(s.replica.max_model_len) + " (at least " + std::to_string(*min_prompt) +
+                       " prompt + " + std::to_string(min_output) +
+                       " output tokens), so every one would be rejected: shorten the prompts or raise max_model_len");
+    }
+  }
 }
 
 std::unique_ptr<Scheduler> ScenarioLoader::make_scheduler() const {

@@ -4,6 +4,13 @@
 //   [engine] vLLM's names     [engine.scheduler] impl      [engine.overhead] [engine.front_end]
 //   [cluster] replicas        [router] impl                [workload] ...                [sim] seed, horizon
 // Every key is read through Config; unknown keys are rejected after the build, before anything runs.
+// Paths: a path inside the scenario (or a calibration file) is relative to that file's folder; a --set value or
+// --calibration file is relative to the working directory. [model] config and [parallel] topology also take a
+// catalog name, with or without its extension (".json", ".toml").
+// Limits (models/common/units.h): [sim] horizon in (0, 1e7 s]; max_model_len, max_num_batched_tokens and every
+// length at most 1e7 tokens; num_requests at most 1e8. A workload whose shortest possible request (the length
+// distributions' minimum prompt + output) is longer than max_model_len is refused: every request would be
+// rejected.
 // A top-level `calibration = ["fit.toml", ...]` (paths relative to the scenario) and --calibration files are
 // merged over the scenario's tables (a fitted [engine.overhead] and [engine.jitter] from `servesim calibrate
 // trace`), then --set applies.

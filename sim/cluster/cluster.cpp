@@ -1,5 +1,10 @@
 #include "sim/cluster/cluster.h"
 
+#include <stdexcept>
+#include <string>
+
+#include <fmt/format.h>
+
 namespace servesim {
 
 Cluster::Cluster(std::unique_ptr<WorkloadSource> source, std::unique_ptr<Router> router,
@@ -29,6 +34,40 @@ void Cluster::on_event(Simulator& sim, std::uint64_t) {
   } else {
     backlog_at_last_arrival_ = outstanding();
   }
+}
+
+RunAccounting Cluster::accounting(std::int64_t completed, std::int64_t rejected) const {
+  RunAccounting a;
+  a.arrived = arrived_;
+  a.completed = completed;
+  a.rejected = rejected;
+  a.unfinished = outstanding();
+  for (const auto& r : replicas_) a.engines.push_back(r->account());
+  return a;
+}
+
+void check_run_accounting(const RunAccounting& a) {
+  std::string bad;
+  if (a.arrived != a.completed + a.rejected + a.unfinished) {
+    bad += fmt::format("; arrived {} != completed {} + rejected {} + unfinished {}", a.arrived, a.completed,
+                       a.rejected, a.unfinished);
+  }
+  std::int64_t outstanding = 0;
+  for (const auto& e : a.engines) {
+    outstanding += e.outstanding;
+    if (e.kv_free + e.kv_held != e.kv_blocks || e.kv_free < 0 || e.kv_held < 0) {
+      bad += fmt::format("; replica {} engine {}: {} free + {} held KV blocks != {} blocks", e.replica, e.engine,
+                         e.kv_free, e.kv_held, e.kv_blocks);
+    }
+    if (e.outstanding != e.queued) {
+      bad += fmt::format("; replica {} engine {}: {} requests outstanding but {} sequences held", e.replica,
+                         e.engine, e.outstanding, e.queued);
+    }
+  }
+  if (!a.engines.empty() && outstanding != a.unfinished) {
+    bad += fmt::format("; unfinished {} != {} outstanding over the engines", a.unfinished, outstanding);
+  }
+  if (!bad.empty()) throw std::logic_error("run accounting does not balance at the end of the run" + bad);
 }
 
 }  // namespace servesim

@@ -11,6 +11,20 @@
 
 namespace servesim {
 
+// The books of a whole run when it stops (completion or horizon).
+struct RunAccounting {
+  std::int64_t arrived = 0;
+  std::int64_t completed = 0;
+  std::int64_t rejected = 0;
+  std::int64_t unfinished = 0;  // admitted and still in flight
+  std::vector<EngineAccount> engines;
+};
+
+// The cheap invariant checked at the end of every run: arrived = completed + rejected + unfinished; every engine's
+// KV blocks are free or held by its in-flight sequences (so all free once nothing is in flight), and its
+// outstanding count matches the sequences it holds. A violation is a bug: throws std::logic_error with the numbers.
+void check_run_accounting(const RunAccounting& a);
+
 class Cluster final : public EventTarget {
  public:
   Cluster(std::unique_ptr<WorkloadSource> source, std::unique_ptr<Router> router,
@@ -27,6 +41,8 @@ class Cluster final : public EventTarget {
   // Outstanding requests at the moment the last request arrived (the backlog the load built up).
   [[nodiscard]] std::int64_t backlog_at_last_arrival() const { return backlog_at_last_arrival_; }
   [[nodiscard]] const std::vector<std::unique_ptr<Replica>>& replicas() const { return replicas_; }
+  // The run's books, with the recorder's completed and rejected counts.
+  [[nodiscard]] RunAccounting accounting(std::int64_t completed, std::int64_t rejected) const;
 
  private:
   std::unique_ptr<WorkloadSource> source_;

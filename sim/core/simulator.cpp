@@ -2,11 +2,19 @@
 #include "sim/core/simulator.h"
 
 #include <stdexcept>
+#include <string>
+
+#include "models/common/error.h"
 
 namespace servesim {
 
 void Simulator::schedule(Ns at, Priority priority, EventTarget* target, std::uint64_t arg) {
   if (at < now_) throw std::logic_error("event scheduled in the past");
+  // Input is checked against kMaxSimSeconds where it enters; this catches a run whose events add up past it.
+  if (at.v > kMaxSimNs) {
+    throw InputError("simulated time would pass the limit of 1e+07 s (an event at " + short_number(ns_to_s(at)) +
+                     " s): shorten the workload or set [sim] horizon");
+  }
   queue_.push(Event{at, static_cast<std::int32_t>(priority), next_seq_++, target, arg});
 }
 

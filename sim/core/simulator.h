@@ -41,7 +41,9 @@ struct EventLater {
 class Simulator {
  public:
   [[nodiscard]] Ns now() const { return now_; }
-  // Schedules `target->on_event(arg)` at absolute time `at` (>= now).
+  // Schedules `target->on_event(arg)` at absolute time `at` (>= now: an earlier time is a bug, std::logic_error).
+  // A time past kMaxSimSeconds (models/common/units.h) throws InputError: the run's events added up beyond the
+  // simulated-time limit.
   void schedule(Ns at, Priority priority, EventTarget* target, std::uint64_t arg = 0);
   // Runs events until the queue is empty or the next event lies beyond `horizon`. Returns events processed.
   std::uint64_t run(Ns horizon = kNever);

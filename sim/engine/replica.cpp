@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 
 namespace servesim {
 
@@ -42,8 +43,21 @@ Sequence* Replica::allocate(const Request& r) {
 void Replica::submit(Simulator& sim, const Request& r) {
   const std::int64_t total = r.prompt_tokens + r.output_tokens;
   // The last sampled token is never fed back, so a sequence holds at most total - 1 tokens of KV.
-  if ((cfg_.max_model_len > 0 && total > cfg_.max_model_len) || !kv_.can_ever_fit(total - 1)) {
-    recorder_.rejected();
+  if (cfg_.max_model_len > 0 && total > cfg_.max_model_len) {
+    recorder_.rejected(r.id, RejectReason::exceeds_max_model_len, [&] {
+      return "request " + std::to_string(r.id) + " (" + std::to_string(r.prompt_tokens) + " prompt + " +
+             std::to_string(r.output_tokens) + " output tokens) is longer than engine.max_model_len = " +
+             std::to_string(cfg_.max_model_len);
+    });
+    return;
+  }
+  if (!kv_.can_ever_fit(total - 1)) {
+    recorder_.rejected(r.id, RejectReason::exceeds_kv_cache, [&] {
+      return "request " + std::to_string(r.id) + " (" + std::to_string(r.prompt_tokens) + " prompt + " +
+             std::to_string(r.output_tokens) + " output tokens) can never fit the KV cache: it needs " +
+             std::to_string(kv_.peak_blocks(total - 1)) + " blocks of " + std::to_string(kv_.block_size()) +
+             " tokens, the engine has " + std::to_string(kv_.num_blocks());
+    });
     return;
   }
   Sequence* s = allocate(r);
@@ -52,6 +66,7 @@ void Replica::submit(Simulator& sim, const Request& r) {
   if (delay.v == 0) {
     enqueue(sim, s);
   } else {
+    ++in_front_end_;
     // The sequence's address identifies it; it never orders events.
     sim.schedule(sim.now() + delay, Priority::request_ready, this, reinterpret_cast<std::uint64_t>(s));
   }
@@ -64,8 +79,22 @@ void Replica::on_event(Simulator& sim, std::uint64_t arg) {
     start_pending_ = false;
     if (!busy_) start_step(sim);
   } else {
+    --in_front_end_;
     enqueue(sim, reinterpret_cast<Sequence*>(arg));
   }
+}
+
+EngineAccount Replica::account() const {
+  EngineAccount a;
+  a.replica = id_;
+  a.engine = cfg_.engine;
+  a.kv_blocks = kv_.num_blocks();
+  a.kv_free = kv_.free_blocks();
+  for (const Sequence* s : running_) a.kv_held += s->blocks;
+  for (const Sequence* s : waiting_) a.kv_held += s->blocks;
+  a.outstanding = outstanding_;
+  a.queued = static_cast<std::int64_t>(running_.size() + waiting_.size()) + in_front_end_;
+  return a;
 }
 
 void Replica::enqueue(Simulator& sim, Sequence* s) {

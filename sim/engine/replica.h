@@ -43,6 +43,17 @@ struct ReplicaConfig {
   std::int32_t engine = 0;  // this engine's index among its replica's micro-batch engines
 };
 
+// One engine's books at a moment (the end-of-run invariant, sim/cluster/cluster.h check_run_accounting).
+struct EngineAccount {
+  std::int32_t replica = 0;
+  std::int32_t engine = 0;
+  std::int64_t kv_blocks = 0;    // usable blocks of the pool
+  std::int64_t kv_free = 0;      // free blocks
+  std::int64_t kv_held = 0;      // blocks held by the engine's sequences (running or waiting)
+  std::int64_t outstanding = 0;  // admitted and unfinished, as counted at admission and finish
+  std::int64_t queued = 0;       // sequences in the front end, the waiting queue or running
+};
+
 class Replica final : public EventTarget {
  public:
   // `pipeline`: the stages this engine shares with the other micro-batch engines of its replica (nullptr
@@ -60,6 +71,7 @@ class Replica final : public EventTarget {
   [[nodiscard]] std::int64_t waiting() const { return static_cast<std::int64_t>(waiting_.size()); }
   [[nodiscard]] std::int64_t running() const { return static_cast<std::int64_t>(running_.size()); }
   [[nodiscard]] const KvCacheManager& kv() const { return kv_; }
+  [[nodiscard]] EngineAccount account() const;
 
  private:
   void enqueue(Simulator& sim, Sequence* s);
@@ -87,6 +99,7 @@ class Replica final : public EventTarget {
   bool start_pending_ = false;
   Ns step_start_{0};
   std::int64_t outstanding_ = 0;
+  std::int64_t in_front_end_ = 0;  // admitted, their ready event still pending
 };
 
 }  // namespace servesim

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/common/error.h"
+#include "models/common/units.h"
 #include "models/common/input_file.h"
 #include "models/common/json_file.h"
 
@@ -104,6 +105,11 @@ std::int64_t integer(const json& v, const std::string& where, const std::string&
                      (v.is_number() ? num(v.get<double>()) : type_word(v)));
   }
   if (n < min) throw InputError(where + ": " + key + ": must be >= " + std::to_string(min) + " (got " + std::to_string(n) + ")");
+  // Every integer of a measured run is a token count.
+  if (n > kMaxTokensPerRequest) {
+    throw InputError(where + ": " + key + ": " + std::to_string(n) + " is past the limit of " +
+                     std::to_string(kMaxTokensPerRequest) + " tokens per request");
+  }
   return n;
 }
 
@@ -292,6 +298,19 @@ MeasuredRun read_measured_run_detailed(const std::string& path) {
 
 std::vector<MeasuredRequest> read_measured_run(const std::string& path) {
   return std::move(read_measured_run_detailed(path).requests);
+}
+
+void check_fits_max_model_len(const std::vector<MeasuredRequest>& requests, std::int64_t max_model_len,
+                              const std::string& path) {
+  if (max_model_len <= 0) return;
+  for (const MeasuredRequest& r : requests) {
+    if (r.prompt_tokens + r.output_tokens <= max_model_len) continue;
+    throw InputError(path + ": the request arriving at " + short_number(r.arrival_s) + " s has " +
+                     std::to_string(r.prompt_tokens) + " prompt + " + std::to_string(r.output_tokens) +
+                     " output tokens, more than engine.max_model_len " + std::to_string(max_model_len) +
+                     " of the scenario: the measured server served it, so the replay would drop it (raise "
+                     "engine.max_model_len)");
+  }
 }
 
 void write_measured_jsonl(std::ostream& out, const std::vector<MeasuredRequest>& requests) {

@@ -15,7 +15,8 @@
 //       requests whose 1 + len(itls) differs from output_lens (a stream chunk carried several tokens, whose times
 //       are unknown). Errors name the file and the key ("run.json: ttfts[3]: ...").
 //
-// Times keep the file's origin (nothing is shifted). Requests are returned sorted by arrival (stable).
+// Token counts are at most kMaxTokensPerRequest (models/common/units.h, 1e7); past it is an InputError naming
+// file:line (JSONL) or the key. Times keep the file's origin (nothing is shifted). Requests are returned sorted by arrival (stable).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +44,12 @@ struct MeasuredRun {
 // otherwise InputError "PATH: cannot open measured run: REASON". JSON errors name PATH:LINE (and the column).
 [[nodiscard]] MeasuredRun read_measured_run_detailed(const std::string& path);
 [[nodiscard]] std::vector<MeasuredRequest> read_measured_run(const std::string& path);
+
+// Throws InputError "PATH: the request arriving at T s has P prompt + O output tokens, more than
+// engine.max_model_len M ..." for the first request an engine with that max_model_len would reject (prompt + output
+// > max_model_len; max_model_len <= 0: no limit). A replay must not drop requests the measured server served.
+void check_fits_max_model_len(const std::vector<MeasuredRequest>& requests, std::int64_t max_model_len,
+                              const std::string& path);
 
 // Writes the requests as JSONL (format (a)), one line per request in the given order, keys in the order above,
 // numbers in their shortest exact (round-trip) form, so the same input always gives the same bytes.

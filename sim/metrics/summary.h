@@ -41,10 +41,17 @@ struct RunFacts {
   std::int64_t block_size = 16;
 };
 
-// The summary.json object: vLLM's keys at top level, servesim's own under "servesim".
+// The summary.json object: vLLM's keys at top level, servesim's own under "servesim". When some request was
+// rejected at admission, "servesim" also holds "rejected_by_reason": {"exceeds_max_model_len": n,
+// "exceeds_kv_cache": n} (see RejectReason; absent from runs without rejections, whose bytes stay as before).
 [[nodiscard]] nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& facts);
-// One row per finished request.
+// One row per finished request, in id order.
 void write_requests_csv(std::ostream& out, const Recorder& rec);
+inline constexpr const char* kRequestsCsvHeader =
+    "id,replica,arrival_s,prompt_tokens,output_tokens,first_token_s,finish_s,ttft_ms,tpot_ms,e2el_ms,"
+    "queue_ms,preemptions\n";
+// Appends the requests.csv row of `r` (newline included) to `line`.
+void append_request_row(std::string& line, const RequestRecord& r);
 // A human-readable table of the summary.
 [[nodiscard]] std::string format_summary(const nlohmann::ordered_json& s);
 

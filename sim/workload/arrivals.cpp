@@ -45,10 +45,11 @@ class GammaArrival final : public ArrivalProcess {
 class TraceArrival final : public ArrivalProcess {
  public:
   TraceArrival(const Config& c, const PathResolver& paths) {
-    const std::string path = paths.resolve(c.str("path"));
+    const std::string path = paths.resolve(c, "path");
     const std::string format = c.str_or("format", "azure");
     if (format != "azure" && format != "csv") c.fail("format", "unknown trace format '" + format + "' (valid: azure, csv)");
     scale_ = c.positive_or("time_scale", 1.0);
+    if (scale_ > kMaxSimSeconds) c.fail("time_scale", "must be at most 1e+07");
     try {
       rows_ = read_trace(path, format);
     } catch (const InputError& e) {
@@ -56,6 +57,13 @@ class TraceArrival final : public ArrivalProcess {
       // at it, and keep the reason.
       if (std::string(e.what()).rfind(path + ": cannot open", 0) == 0) c.fail("path", e.what());
       throw;
+    }
+    // The replayed span must stay within the simulated-time limit (rows are checked against it on their own).
+    const double span = rows_.back().arrival_s * scale_;
+    if (span > kMaxSimSeconds) {
+      c.fail(c.has("time_scale") ? "time_scale" : "path",
+             path + ": the last arrival at " + short_number(rows_.back().arrival_s) + " s x time_scale " +
+                 short_number(scale_) + " = " + short_number(span) + " s is past the simulated-time limit of 1e+07 s");
     }
   }
   std::optional<Arrival> next(RandomEngine&) override {

@@ -1,5 +1,7 @@
 // Token-length distributions. Register a new one with one line in length_registry().
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include <boost/random/lognormal_distribution.hpp>
 #include <boost/random/uniform_int_distribution.hpp>
@@ -11,10 +13,13 @@
 namespace servesim {
 namespace {
 
+const std::string kLimit = "the limit of tokens per request";
+
 class FixedLength final : public LengthDistribution {
  public:
-  explicit FixedLength(const Config& c) : value_(c.positive_int("value")) {}
+  explicit FixedLength(const Config& c) : value_(c.positive_int_at_most("value", kMaxTokensPerRequest, kLimit)) {}
   std::int64_t sample(RandomEngine&, const Arrival&) override { return value_; }
+  std::optional<std::int64_t> min_tokens() const override { return value_; }
 
  private:
   std::int64_t value_;
@@ -22,9 +27,12 @@ class FixedLength final : public LengthDistribution {
 
 class UniformLength final : public LengthDistribution {
  public:
-  explicit UniformLength(const Config& c) : min_(c.positive_int("min")), max_(c.positive_int("max")) {
+  explicit UniformLength(const Config& c)
+      : min_(c.positive_int_at_most("min", kMaxTokensPerRequest, kLimit)),
+        max_(c.positive_int_at_most("max", kMaxTokensPerRequest, kLimit)) {
     if (max_ < min_) c.fail("max", "must be >= min");
   }
+  std::optional<std::int64_t> min_tokens() const override { return min_; }
   std::int64_t sample(RandomEngine& rng, const Arrival&) override {
     return boost::random::uniform_int_distribution<std::int64_t>(min_, max_)(rng);
   }
@@ -40,17 +48,25 @@ class LognormalLength final : public LengthDistribution {
   explicit LognormalLength(const Config& c)
       : mean_(c.positive("mean")),
         std_(c.positive("std")),
-        min_(c.positive_int_or("min", 1)),
-        max_(c.positive_int_or("max", 1 << 30)) {
+        min_(c.positive_int_at_most_or("min", 1, kMaxTokensPerRequest, kLimit)),
+        max_(c.positive_int_at_most_or("max", kMaxTokensPerRequest, kMaxTokensPerRequest, kLimit)) {
+    // A mean past the limit would put nearly every draw past max (1e30 made every prompt 1 token by overflow).
+    if (mean_ > double(kMaxTokensPerRequest)) {
+      c.fail("mean", "must be at most " + std::to_string(kMaxTokensPerRequest) + " (the limit of tokens per request; got " +
+                         short_number(mean_) + ")");
+    }
+    if (std_ > 1e3 * double(kMaxTokensPerRequest)) c.fail("std", "must be at most 1e+10");
     if (max_ < min_) c.fail("max", "must be >= min");
   }
   std::int64_t sample(RandomEngine& rng, const Arrival&) override {
     const double s2 = std::log(1.0 + (std_ * std_) / (mean_ * mean_));
     const double mu = std::log(mean_) - s2 / 2.0;
     boost::random::lognormal_distribution<double> d(mu, std::sqrt(s2));
-    const auto v = static_cast<std::int64_t>(std::llround(d(rng)));
-    return std::clamp(v, min_, max_);
+    // Clipped before rounding, so a far tail draw cannot overflow the integer (same result for every draw that
+    // rounds into [min, max]).
+    return static_cast<std::int64_t>(std::llround(std::clamp(d(rng), double(min_), double(max_))));
   }
+  std::optional<std::int64_t> min_tokens() const override { return min_; }
 
  private:
   double mean_, std_;
@@ -63,7 +79,7 @@ class TraceLength final : public LengthDistribution {
  public:
   TraceLength(const Config& c, const PathResolver& paths, LengthKind kind) : kind_(kind) {
     if (c.has("path")) {
-      const std::string path = paths.resolve(c.str("path"));
+      const std::string path = paths.resolve(c, "path");
       const std::string format = c.str_or("format", "azure");
       if (format != "azure" && format != "csv") c.fail("format", "unknown trace format '" + format + "' (valid: azure, csv)");
       std::vector<TraceRow> rows;

@@ -10,7 +10,7 @@ namespace {
 class MeasuredArrival final : public ArrivalProcess {
  public:
   MeasuredArrival(const Config& c, const PathResolver& paths) {
-    const std::string path = paths.resolve(c.str("path"));
+    const std::string path = paths.resolve(c, "path");
     // A missing file is the scenario's fault: name the key; anything else (a directory, a FIFO, ...) the reader
     // refuses with its reason.
     std::error_code ec;
@@ -20,6 +20,12 @@ class MeasuredArrival final : public ArrivalProcess {
     reqs_ = read_measured_run(path);
     if (reqs_.empty()) c.fail("path", "the measured run has no requests");
     t0_ = reqs_.front().arrival_s;
+    // Arrivals are replayed from the first: the span must stay within the simulated-time limit.
+    const double span = reqs_.back().arrival_s - t0_;
+    if (!(span <= kMaxSimSeconds)) {
+      c.fail("path", path + ": the last request arrives " + short_number(span) +
+                         " s after the first, past the simulated-time limit of 1e+07 s");
+    }
   }
   std::optional<Arrival> next(RandomEngine&) override {
     if (i_ >= reqs_.size()) return std::nullopt;

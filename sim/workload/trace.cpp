@@ -20,6 +20,10 @@ std::int64_t parse_count(const std::string& s, const std::string& where, const c
   const auto [p, ec] = std::from_chars(s.data(), end, v);
   if (ec != std::errc() || p != end) throw InputError(where + ": " + what + " '" + s + "' is not an integer");
   if (v < 0) throw InputError(where + ": " + what + " must not be negative");
+  if (v > kMaxTokensPerRequest) {
+    throw InputError(where + ": " + what + " " + s + " is past the limit of " + std::to_string(kMaxTokensPerRequest) +
+                     " tokens per request");
+  }
   return v;
 }
 
@@ -27,10 +31,16 @@ double parse_seconds(const std::string& s, const std::string& where) {
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
   if (s.empty() || *end != '\0') throw InputError(where + ": arrival_s '" + s + "' is not a number");
-  if (!std::isfinite(v) || v > 1e9) throw InputError(where + ": arrival_s '" + s + "' is not a finite time below 1e9 s");
+  if (!std::isfinite(v) || v > kMaxSimSeconds) {
+    throw InputError(where + ": arrival_s '" + s + "' is not a finite time within the simulated-time limit of 1e+07 s");
+  }
   if (v < 0) throw InputError(where + ": arrival_s must not be negative");
   return v;
 }
+
+// Years an Azure-format TIMESTAMP may have: the Unix era up to 2100 (the published traces are 2023 and 2024).
+constexpr int kMinTraceYear = 1970;
+constexpr int kMaxTraceYear = 2100;
 
 // Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
@@ -49,9 +59,21 @@ std::pair<std::int64_t, double> parse_timestamp(const std::string& s, const std:
   double sec = 0;
   int consumed = 0;
   if (std::sscanf(s.c_str(), "%d-%d-%d %d:%d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &consumed) != 6 ||
-      consumed != static_cast<int>(s.size()) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-      sec >= 61) {
+      consumed != static_cast<int>(s.size()) || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
+      mi < 0 || mi > 59 || !(sec >= 0) || sec >= 61) {
     throw InputError(where + ": TIMESTAMP '" + s + "' is not 'YYYY-MM-DD HH:MM:SS.fff'");
+  }
+  // A date that does not exist (2023-02-30) or a year no recorded trace has is a damaged row, not a time.
+  if (y < kMinTraceYear || y > kMaxTraceYear) {
+    throw InputError(where + ": TIMESTAMP '" + s + "': year " + std::to_string(y) + " is outside " +
+                     std::to_string(kMinTraceYear) + "-" + std::to_string(kMaxTraceYear));
+  }
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const int days = kDays[mo - 1] + (mo == 2 && leap ? 1 : 0);
+  if (d > days) {
+    throw InputError(where + ": TIMESTAMP '" + s + "': day " + std::to_string(d) + " does not exist in month " +
+                     std::to_string(mo) + " of " + std::to_string(y));
   }
   return {days_from_civil(y, unsigned(mo), unsigned(d)), h * 3600.0 + mi * 60.0 + sec};
 }
@@ -87,6 +109,10 @@ std::vector<TraceRow> read_trace(const std::string& path, const std::string& for
       const auto t = parse_timestamp(f[0], where);
       if (rows.empty()) t0 = t;
       r.arrival_s = double(t.first - t0.first) * 86400.0 + (t.second - t0.second);
+      if (r.arrival_s > kMaxSimSeconds) {
+        throw InputError(where + ": TIMESTAMP '" + f[0] + "' is " + short_number(r.arrival_s) +
+                         " s after the first row, past the simulated-time limit of 1e+07 s");
+      }
     } else {
       r.arrival_s = parse_seconds(f[0], where);
     }

@@ -2,7 +2,9 @@
 //   azure: the Azure LLM inference trace (TIMESTAMP,ContextTokens,GeneratedTokens); TIMESTAMP is
 //          "YYYY-MM-DD HH:MM:SS.fffffff"; arrival = seconds since the first row.
 //   csv:   arrival_s,prompt_tokens,output_tokens (header row required).
-// A malformed row throws InputError "file:line: ...".
+// A malformed row throws InputError "file:line: ...": among them a length past kMaxTokensPerRequest (1e7), an
+// arrival past kMaxSimSeconds (1e7 s; azure: after the first row), an Azure date that does not exist
+// (2023-02-30) or a year outside 1970-2100. A UTF-8 byte-order mark before the header is skipped.
 #pragma once
 #include <string>
 #include <vector>

@@ -1,5 +1,7 @@
 #include "sim/workload/workload.h"
 
+#include <algorithm>
+
 #include "models/common/error.h"
 
 namespace servesim {
@@ -10,11 +12,14 @@ std::string PathResolver::resolve(const std::string& p) const {
   return (base / path).lexically_normal().string();
 }
 
+std::string PathResolver::resolve(const Config& c, const std::string& key) const { return c.path_value(key, base); }
+
 WorkloadSource::WorkloadSource(const Config& w, const PathResolver& paths, std::uint64_t seed)
     : arrival_rng_(make_stream(seed, "arrivals")),
       prompt_rng_(make_stream(seed, "prompt_tokens")),
       output_rng_(make_stream(seed, "output_tokens")) {
   const Config a = w.table("arrival");
+  arrival_where_ = a.where() + ": " + w.key_path("arrival");
   arrival_ = arrival_registry().create(a.str("impl"), a.key_path("impl"), a, paths);
   const bool trace = arrival_->available() > 0;
   auto lengths = [&](const char* key, LengthKind kind) {
@@ -33,7 +38,7 @@ WorkloadSource::WorkloadSource(const Config& w, const PathResolver& paths, std::
   prompt_ = lengths("prompt_tokens", LengthKind::prompt);
   output_ = lengths("output_tokens", LengthKind::output);
   if (w.has("num_requests")) {
-    num_requests_ = w.positive_int("num_requests");
+    num_requests_ = w.positive_int_at_most("num_requests", kMaxRequestsPerRun, "the limit of requests per run");
     if (trace && num_requests_ > arrival_->available()) {
       w.fail("num_requests", "the trace has only " + std::to_string(arrival_->available()) + " rows (asked " +
                                  std::to_string(num_requests_) + ")");
@@ -43,7 +48,14 @@ WorkloadSource::WorkloadSource(const Config& w, const PathResolver& paths, std::
   } else {
     w.fail("num_requests", "missing (required unless the arrivals replay a trace)");
   }
-  max_prompt_ = w.positive_int_or("max_prompt_tokens", 0);
+  max_prompt_ = w.positive_int_at_most_or("max_prompt_tokens", 0, kMaxTokensPerRequest, "the limit of tokens per request");
+  prompt_where_ = w.has("prompt_tokens") ? w.where("prompt_tokens") + ": " + w.key_path("prompt_tokens") : w.where();
+}
+
+std::optional<std::int64_t> WorkloadSource::min_prompt_tokens() const {
+  auto m = prompt_->min_tokens();
+  if (m && max_prompt_ > 0) m = std::min(*m, max_prompt_);
+  return m;
 }
 
 std::optional<Request> WorkloadSource::next() {
@@ -52,6 +64,11 @@ std::optional<Request> WorkloadSource::next() {
   if (!a) return std::nullopt;
   Request r;
   r.id = static_cast<std::uint64_t>(emitted_++);
+  if (!(a->time_s <= kMaxSimSeconds)) {
+    throw InputError(arrival_where_ + ": request " + std::to_string(emitted_ - 1) + " arrives at " +
+                     short_number(a->time_s) + " s, past the simulated-time limit of 1e+07 s (raise the rate, lower "
+                     "num_requests or set [sim] horizon)");
+  }
   last_time_s_ = a->time_s;
   r.arrival = to_ns(Seconds{a->time_s});
   r.prompt_tokens = std::max<std::int64_t>(1, prompt_->sample(prompt_rng_, *a));

@@ -29,6 +29,9 @@ struct Arrival {
 struct PathResolver {
   std::filesystem::path base;
   [[nodiscard]] std::string resolve(const std::string& p) const;
+  // The path at `key` of `c`, resolved against the folder of the file the value came from (Config::path_value):
+  // the scenario's (`base`), a merged calibration file's, or the working directory for a --set value.
+  [[nodiscard]] std::string resolve(const Config& c, const std::string& key) const;
 };
 
 class ArrivalProcess {
@@ -40,13 +43,22 @@ class ArrivalProcess {
   [[nodiscard]] virtual std::int64_t available() const { return 0; }
 };
 
+// Arrival times are at most kMaxSimSeconds (models/common/units.h): a trace or measured run whose (scaled) span
+// is longer fails at load naming its key; a synthetic process whose draws pass it (a rate too low for
+// num_requests) fails when the arrival is drawn, naming [workload.arrival].
+
 enum class LengthKind { prompt, output };
 
 class LengthDistribution {
  public:
   virtual ~LengthDistribution() = default;
   [[nodiscard]] virtual std::int64_t sample(RandomEngine& rng, const Arrival& a) = 0;
+  // The fewest tokens sample() can give, where the distribution's parameters say (fixed: value; uniform and
+  // lognormal: min); nothing for lengths taken from a trace.
+  [[nodiscard]] virtual std::optional<std::int64_t> min_tokens() const { return std::nullopt; }
 };
+// Every length parameter (fixed value, uniform min/max, lognormal mean/std/min/max) and every trace length is at
+// most kMaxTokensPerRequest (1e7 tokens); past it is an InputError naming the key or file:line.
 
 using ArrivalRegistry = Registry<ArrivalProcess, const Config&, const PathResolver&>;
 using LengthRegistry = Registry<LengthDistribution, const Config&, const PathResolver&, LengthKind>;
@@ -57,10 +69,18 @@ using LengthRegistry = Registry<LengthDistribution, const Config&, const PathRes
 
 class WorkloadSource {
  public:
-  // Reads [workload]; throws InputError on bad input.
+  // Reads [workload]; throws InputError on bad input. num_requests is at most kMaxRequestsPerRun (1e8), and
+  // max_prompt_tokens at most kMaxTokensPerRequest. next() throws InputError when an arrival passes
+  // kMaxSimSeconds.
   WorkloadSource(const Config& workload, const PathResolver& paths, std::uint64_t seed);
   [[nodiscard]] std::optional<Request> next();
   [[nodiscard]] std::int64_t num_requests() const { return num_requests_; }
+  // The fewest prompt tokens any request can have (after max_prompt_tokens), where the distribution says.
+  [[nodiscard]] std::optional<std::int64_t> min_prompt_tokens() const;
+  // The fewest output tokens any request can have, where the distribution says.
+  [[nodiscard]] std::optional<std::int64_t> min_output_tokens() const { return output_->min_tokens(); }
+  // "file:line: workload.prompt_tokens", for messages about the prompt lengths.
+  [[nodiscard]] const std::string& prompt_where() const { return prompt_where_; }
 
  private:
   std::unique_ptr<ArrivalProcess> arrival_;
@@ -73,6 +93,8 @@ class WorkloadSource {
   std::int64_t emitted_ = 0;
   std::int64_t max_prompt_ = 0;
   double last_time_s_ = 0.0;
+  std::string arrival_where_;  // "file:line: workload.arrival"
+  std::string prompt_where_;
 };
 
 }  // namespace servesim

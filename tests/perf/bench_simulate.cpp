@@ -2,6 +2,9 @@
 // Azure-conversation-like load on one Llama-3-8B / H100 replica (scenarios/perf/azure-conv-1m.toml).
 // Run: build/servesim_perf   (counters: events/s, requests/s of wall time, simulated steps)
 #include <benchmark/benchmark.h>
+#include <filesystem>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "sim/cli/run.h"
 
@@ -35,6 +38,33 @@ BENCHMARK(BM_AzureConv1M)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime(
 
 void BM_Quickstart(benchmark::State& state) { run_scenario_bench(state, "scenarios/quickstart.toml", 2000); }
 BENCHMARK(BM_Quickstart)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Peak memory of `servesim run` on the benchmark load with N requests (requests.csv and summary.json written
+// through run_to_files, as the CLI does; requests.csv streamed as requests finish). The counter peak_rss_mb is the
+// process's peak resident set (getrusage), so run one size per process, alone:
+//   build/servesim_perf --benchmark_filter='BM_RunPeakRss/10000000/'   (target: under 1.5 GB; ~25 min here)
+//   build/servesim_perf --benchmark_filter='BM_RunPeakRss/1000000/'
+// The same through the CLI: /usr/bin/time -v build/servesim run scenarios/perf/azure-conv-1m.toml
+//   --set workload.num_requests=10000000 --out /tmp/rss   ("Maximum resident set size").
+void BM_RunPeakRss(benchmark::State& state) {
+  const std::int64_t requests = state.range(0);
+  ScenarioOptions opts;
+  opts.sets.emplace_back("workload.num_requests", std::to_string(requests));
+  const ScenarioLoader loader(std::string(SERVESIM_SOURCE_DIR) + "/scenarios/perf/azure-conv-1m.toml", opts);
+  const std::string dir = (std::filesystem::temp_directory_path() / ("servesim-rss-" + std::to_string(::getpid()))).string();
+  for (auto _ : state) {
+    OutputFiles files;
+    expect_run_outputs(files, dir);
+    const RunOutput out = run_to_files(loader, files, dir, "");
+    files.commit();
+    benchmark::DoNotOptimize(out.summary);
+  }
+  std::filesystem::remove_all(dir);
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  state.counters["peak_rss_mb"] = double(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+BENCHMARK(BM_RunPeakRss)->Arg(1000000)->Arg(10000000)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
 }  // namespace
 
