@@ -41,6 +41,13 @@ foreach(line IN LISTS ctest_lines)
   endif()
 endforeach()
 
+# A name starting with '-' reaches Catch2 as a command-line option, not a test name.
+foreach(name IN LISTS catch_names)
+  if(name MATCHES "^-")
+    message(FATAL_ERROR "Catch2 case '${name}' starts with '-': ctest would pass it to the test binary as an option")
+  endif()
+endforeach()
+
 list(LENGTH catch_names n_catch)
 list(LENGTH ctest_names n_ctest)
 set(missing ${catch_names})

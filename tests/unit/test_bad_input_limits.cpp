@@ -184,7 +184,7 @@ TEST_CASE("Azure timestamps that do not exist are refused with file and line", "
   CHECK(ok.code == 0);
 }
 
-TEST_CASE("--seed must be an integer in [0, 2^64 - 1]", "[bad-input-limits]") {
+TEST_CASE("the seed option must be an integer in [0, 2^64 - 1]", "[bad-input-limits]") {
   const std::string text = test::base_scenario_text() + workload();
   expect_error("seedneg", text, {"--seed", "'-1'"}, "--seed -1");
   expect_error("seedbig", text, {"--seed", "18446744073709551616"}, "--seed 18446744073709551616");
