@@ -16,54 +16,33 @@ double percentile(const std::vector<double>& sorted, double q) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - double(lo));
 }
 
-Stats stats_of(std::vector<double> v) {
-  // stats_of_runs with every count 1, computed in place (the same arithmetic, so the same bits).
-  Stats s;
-  std::sort(v.begin(), v.end());
-  s.count = static_cast<std::int64_t>(v.size());
-  if (s.count == 0) return s;
-  double sum = 0;
-  for (const double x : v) sum += x;
-  s.mean = sum / double(s.count);
-  double var = 0;
-  for (const double x : v) var += (x - s.mean) * (x - s.mean);
-  s.std = std::sqrt(var / double(s.count));
-  s.max = v.back();
-  auto pct = [&](double q) {
-    const double pos = q / 100.0 * double(s.count - 1);
-    const auto lo = static_cast<std::int64_t>(std::floor(pos));
-    const double a = v[static_cast<std::size_t>(lo)];
-    const double b = v[static_cast<std::size_t>(std::min(lo + 1, s.count - 1))];
-    return a + (b - a) * (pos - double(lo));
-  };
-  s.median = pct(50);
-  s.p90 = pct(90);
-  s.p99 = pct(99);
-  return s;
-}
+namespace {
 
-Stats stats_of_runs(std::vector<std::pair<double, std::int64_t>> runs) {
+// Stats of a weighted multiset given as `size` runs in ascending order of value: run k has value x(k) and count
+// n(k) >= 0. One implementation for plain samples, (value, count) runs and the recorder's gap runs, so that equal
+// data give the same bits whichever way they are stored.
+template <class X, class N>
+Stats stats_of_sorted_runs(std::size_t size, X x, N n) {
   Stats s;
-  std::sort(runs.begin(), runs.end());
   double sum = 0;
-  for (const auto& [x, n] : runs) {
-    s.count += n;
-    sum += x * double(n);
+  for (std::size_t k = 0; k < size; ++k) {
+    s.count += n(k);
+    sum += x(k) * double(n(k));
   }
   if (s.count == 0) return s;
   s.mean = sum / double(s.count);
   double var = 0;
-  for (const auto& [x, n] : runs) var += (x - s.mean) * (x - s.mean) * double(n);
+  for (std::size_t k = 0; k < size; ++k) var += (x(k) - s.mean) * (x(k) - s.mean) * double(n(k));
   s.std = std::sqrt(var / double(s.count));
-  s.max = runs.back().first;
-  // Order statistic k (0-based) of the expanded multiset.
-  auto at = [&](std::int64_t k) {
+  s.max = x(size - 1);
+  // Order statistic i (0-based) of the expanded multiset.
+  auto at = [&](std::int64_t i) {
     std::int64_t seen = 0;
-    for (const auto& [x, n] : runs) {
-      seen += n;
-      if (k < seen) return x;
+    for (std::size_t k = 0; k < size; ++k) {
+      seen += n(k);
+      if (i < seen) return x(k);
     }
-    return runs.back().first;
+    return x(size - 1);
   };
   auto pct = [&](double q) {
     const double pos = q / 100.0 * double(s.count - 1);
@@ -78,11 +57,8 @@ Stats stats_of_runs(std::vector<std::pair<double, std::int64_t>> runs) {
   return s;
 }
 
-namespace {
-
 // stats_of_runs of the recorder's (gap ns, count) runs as (gap x 1e-6 ms, count), without a copy of the runs: a
-// sorted index instead (4 bytes a run, not 16). Sorting by (gap, count) is the order of (gap x 1e-6, count), and
-// the arithmetic is stats_of_runs's, so the result has the same bits.
+// sorted index instead (4 bytes a run, not 16). Sorting by (gap, count) is the order of (gap x 1e-6, count).
 Stats stats_of_gap_runs(const std::vector<std::pair<std::int64_t, std::int64_t>>& runs) {
   if (runs.size() >= std::size_t{0xffffffffu}) {
     std::vector<std::pair<double, std::int64_t>> copy;
@@ -93,41 +69,24 @@ Stats stats_of_gap_runs(const std::vector<std::pair<std::int64_t, std::int64_t>>
   std::vector<std::uint32_t> order(runs.size());
   for (std::size_t k = 0; k < order.size(); ++k) order[k] = static_cast<std::uint32_t>(k);
   std::sort(order.begin(), order.end(), [&runs](std::uint32_t a, std::uint32_t b) { return runs[a] < runs[b]; });
-  auto x_of = [&runs](std::uint32_t k) { return double(runs[k].first) * 1e-6; };
-  Stats s;
-  double sum = 0;
-  for (const std::uint32_t k : order) {
-    s.count += runs[k].second;
-    sum += x_of(k) * double(runs[k].second);
-  }
-  if (s.count == 0) return s;
-  s.mean = sum / double(s.count);
-  double var = 0;
-  for (const std::uint32_t k : order) var += (x_of(k) - s.mean) * (x_of(k) - s.mean) * double(runs[k].second);
-  s.std = std::sqrt(var / double(s.count));
-  s.max = x_of(order.back());
-  auto at = [&](std::int64_t i) {
-    std::int64_t seen = 0;
-    for (const std::uint32_t k : order) {
-      seen += runs[k].second;
-      if (i < seen) return x_of(k);
-    }
-    return x_of(order.back());
-  };
-  auto pct = [&](double q) {
-    const double pos = q / 100.0 * double(s.count - 1);
-    const auto lo = static_cast<std::int64_t>(std::floor(pos));
-    const double a = at(lo);
-    const double b = at(std::min(lo + 1, s.count - 1));
-    return a + (b - a) * (pos - double(lo));
-  };
-  s.median = pct(50);
-  s.p90 = pct(90);
-  s.p99 = pct(99);
-  return s;
+  return stats_of_sorted_runs(
+      order.size(), [&](std::size_t k) { return double(runs[order[k]].first) * 1e-6; },
+      [&](std::size_t k) { return runs[order[k]].second; });
 }
 
 }  // namespace
+
+Stats stats_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return stats_of_sorted_runs(
+      v.size(), [&](std::size_t k) { return v[k]; }, [](std::size_t) { return std::int64_t{1}; });
+}
+
+Stats stats_of_runs(std::vector<std::pair<double, std::int64_t>> runs) {
+  std::sort(runs.begin(), runs.end());
+  return stats_of_sorted_runs(
+      runs.size(), [&](std::size_t k) { return runs[k].first; }, [&](std::size_t k) { return runs[k].second; });
+}
 
 nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& f) {
   const auto& r = rec.records();

@@ -64,8 +64,9 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-inline CliResult run_cli(const std::string& args) {
-  const std::string cmd = std::string(SERVESIM_BINARY) + " " + args + " 2>&1";
+// Runs a shell command line, stdout and stderr together.
+inline CliResult run_command(const std::string& command_line) {
+  const std::string cmd = command_line + " 2>&1";
   CliResult r;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   if (pipe == nullptr) return r;
@@ -76,6 +77,8 @@ inline CliResult run_cli(const std::string& args) {
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
+
+inline CliResult run_cli(const std::string& args) { return run_command(std::string(SERVESIM_BINARY) + " " + args); }
 
 inline std::size_t count_lines(const std::string& s) {
   std::size_t n = 0;

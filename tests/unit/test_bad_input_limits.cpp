@@ -51,17 +51,7 @@ void expect_error(const std::string& tag, const std::string& text, const std::ve
 }
 
 // A shell command line (stdout and stderr together), for cases that need a working directory.
-test::CliResult run_shell(const std::string& prefix, const std::string& cmd) {
-  test::CliResult r;
-  FILE* pipe = ::popen((prefix + cmd + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+test::CliResult run_shell(const std::string& prefix, const std::string& cmd) { return test::run_command(prefix + cmd); }
 
 }  // namespace
 

@@ -30,16 +30,7 @@ namespace {
 
 // Like test::run_cli, under `timeout` so that a reader that blocks (a FIFO) fails the test instead of hanging.
 test::CliResult run_cli_bounded(const std::string& args) {
-  const std::string cmd = "timeout 60 " + std::string(SERVESIM_BINARY) + " " + args + " 2>&1";
-  test::CliResult r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return test::run_command("timeout 60 " + std::string(SERVESIM_BINARY) + " " + args);
 }
 
 // Runs the CLI with `args` (`out` is the output path the command was given) and checks: exit 2, one line
