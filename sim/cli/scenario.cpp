@@ -50,7 +50,9 @@ constexpr std::int64_t kMaxReplicas = 4096;
 //     same engine at max_num_batched_tokens 20000 and 29000: 1,952 and 1,478 blocks of 2 MiB.)
 //  2. The dummy sampler run that follows (profile_run's _dummy_sampler_run: max_num_seqs rows of logits): the
 //     forward's hidden states (max_num_batched_tokens x h) are still held while the logits are computed in the
-//     model dtype, cast to fp32, and turned into fp32 probabilities: max_num_seqs x padded vocab x (bytes + 4 + 4).
+//     model dtype, cast to fp32, and turned into fp32 probabilities: max_num_seqs x vocab_size x (bytes + 4 + 4)
+//     (LogitsProcessor drops the padding of the vocab-parallel LM head). Counted on every pipeline stage, though
+//     vLLM samples on the last one only (conservative when this term is the larger).
 //     The peak is the larger of 1 and 2 (the forward's intermediates are freed by then), not their sum.
 //  3. Non-torch memory (non_torch_increase: measured from the snapshot taken after CUDA context and NCCL set-up,
 //     so neither counts): cuBLAS/cuBLASLt workspaces and lazily loaded kernel images: 0.32 GiB, as vLLM 0.11
@@ -63,15 +65,14 @@ constexpr std::int64_t kMaxReplicas = 4096;
 //  CUDA graphs: none. vLLM captures them after the KV cache is allocated (compile_or_warm_up_model) and does not
 //  subtract them ("memory_profiling does not consider CUDAGraph memory size"); they come out of the
 //  (1 - gpu_memory_utilization) headroom. engine.activation_reserve replaces the whole sum.
-Bytes default_activation_reserve(const ModelArch& a, const ParallelConfig& p, const SchedulerLimits& l,
-                                 std::int64_t padded_vocab) {
+Bytes default_activation_reserve(const ModelArch& a, const ParallelConfig& p, const SchedulerLimits& l) {
   constexpr double kNonTorchBytes = 0.32 * kGiB;
   constexpr double kFp32 = 4.0;
   const double e = a.weight_bytes_per_param;  // activations in the model dtype
   const double h = double(a.hidden_size);
   const double tokens = double(l.max_num_batched_tokens);
   const double forward = tokens * (3.0 * double(a.intermediate_size) / double(p.tensor) + 3.0 * h) * e;
-  const double sampler = tokens * h * e + double(l.max_num_seqs) * double(padded_vocab) * (e + kFp32 + kFp32);
+  const double sampler = tokens * h * e + double(l.max_num_seqs) * double(a.vocab_size) * (e + kFp32 + kFp32);
   const double rope = double(a.max_position_embeddings) * double(a.head_dim) * e;
   return Bytes{std::max(forward, sampler) + kNonTorchBytes + rope};
 }
@@ -440,7 +441,7 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   s.kv.usable = s.gpu.memory * s.gpu_memory_utilization;
   s.kv.activations = eng.has("activation_reserve")
                          ? eng.bytes("activation_reserve")
-                         : default_activation_reserve(s.arch, s.parallel, lim, s.step_model->vocab_per_rank() * s.parallel.tensor);
+                         : default_activation_reserve(s.arch, s.parallel, lim);
   s.kv.stages.clear();
   for (std::int64_t st = 0; st < s.parallel.pipeline; ++st) {
     s.kv.stages.push_back({s.step_model->weight_bytes_per_gpu(st), s.step_model->kv_bytes_per_token_per_gpu(st)});
@@ -454,6 +455,9 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   }
   // vLLM's num_gpu_blocks, the null block included (the scheduler's KvCacheManager keeps it back).
   s.replica.num_kv_blocks = s.kv.num_blocks();
+  if (s.replica.num_kv_blocks <= KvCacheSizing::kNullBlocks && s.kv.num_gpu_blocks_override > 0) {
+    eng.fail("num_gpu_blocks_override", "must be at least 2 (one block is vLLM's null block, which holds no tokens)");
+  }
   if (s.replica.num_kv_blocks <= KvCacheSizing::kNullBlocks) {
     hw.fail("gpu", "no memory left for the KV cache after " + fmt_gib(weights) + " of weights and " +
                        fmt_gib(s.kv.activations) + " of activations: the model does not fit");

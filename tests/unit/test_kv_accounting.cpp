@@ -170,3 +170,11 @@ TEST_CASE("a sliding-window model needs room for its window, not for max_model_l
                     Catch::Contains("engine.max_model_len") && Catch::Contains("32768 is larger than") &&
                         Catch::Contains("15984 = (1000 blocks - 1 null block)"));
 }
+
+TEST_CASE("num_gpu_blocks_override leaves room for more than the null block", "[kv-accounting]") {
+  const auto dir = test::temp_dir("kv-override");
+  const std::string s = test::write_file(dir / "s.toml", test::base_scenario_text() +
+                                                             "[engine]\nnum_gpu_blocks_override = 1\n" + kWorkload);
+  CHECK_THROWS_WITH(ScenarioLoader(s, {}), Catch::Contains("engine.num_gpu_blocks_override") &&
+                                               Catch::Contains("must be at least 2") && Catch::Contains("null block"));
+}
