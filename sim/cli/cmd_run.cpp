@@ -1,7 +1,6 @@
 // servesim run SCENARIO [--set path=VALUE]... [--seed N] [--out DIR]
 #include <charconv>
 #include <iostream>
-#include <sstream>
 
 #include "models/common/error.h"
 #include "sim/cli/commands.h"

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "models/common/error.h"
 #include "sim/cluster/cluster.h"
@@ -230,13 +229,6 @@ void expect_run_outputs(OutputFiles& files, const std::string& dir) {
   files.make_directory(dir);
   files.expect((std::filesystem::path(dir) / "requests.csv").string());
   files.expect((std::filesystem::path(dir) / "summary.json").string());
-}
-
-void add_run_outputs(OutputFiles& files, const std::string& dir, const RunOutput& out) {
-  std::ostringstream csv;
-  write_requests_csv(csv, out.recorder);
-  files.add((std::filesystem::path(dir) / "requests.csv").string(), csv.str());
-  files.add((std::filesystem::path(dir) / "summary.json").string(), out.summary.dump(2) + "\n");
 }
 
 }  // namespace servesim

@@ -72,8 +72,7 @@ class OutputFiles {
   std::vector<std::string> created_dirs_;  // deepest first
 };
 
-// summary.json and requests.csv in `dir`.
-void add_run_outputs(OutputFiles& files, const std::string& dir, const RunOutput& out);
+// Declares summary.json and requests.csv in `dir` (the output directory is created, and removed on failure).
 void expect_run_outputs(OutputFiles& files, const std::string& dir);
 
 // Writes `text` to `path` through a temporary file and a rename.

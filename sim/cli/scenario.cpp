@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "models/common/error.h"
+#include "models/common/input_file.h"
 #include "models/cost/op_predictors.h"
 #include "models/hw/profile.h"
 #include "models/net/collective_calibration.h"
@@ -165,7 +166,7 @@ double Scenario::output_throughput_bound() const {
 
 ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& opts)
     : cfg_([&] {
-        if (!std::filesystem::exists(path)) throw InputError(path + ": scenario file not found");
+        check_input_file(path, "scenario", kMaxDocumentBytes);
         return Config::from_file(path);
       }()) {
   Scenario& s = scenario_;
@@ -180,15 +181,19 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
     for (const auto& f : listed) {
       // Relative to the scenario's folder; a --set calibration is refused below (use --calibration).
       const std::string resolved = s.paths.resolve(f);
-      if (!std::filesystem::is_regular_file(resolved)) {
-        cfg_.fail("calibration", "calibration file '" + f + "' not found (or not a regular file)");
+      try {
+        check_input_file(resolved, "calibration file", kMaxDocumentBytes);
+      } catch (const InputError& e) {
+        cfg_.fail("calibration", e.what());
       }
       calibrations.push_back(resolved);
     }
   }
   for (const auto& f : opts.calibrations) {
-    if (!std::filesystem::is_regular_file(f)) {
-      throw InputError("--calibration " + f + ": file not found (or not a regular file)");
+    try {
+      check_input_file(f, "calibration file", kMaxDocumentBytes);
+    } catch (const InputError& e) {
+      throw InputError(std::string("--calibration: ") + e.what());
     }
     calibrations.push_back(f);
   }
