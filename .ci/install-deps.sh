@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages servesim builds against, if any are missing. Idempotent; apt-get only.
+#   install-deps.sh        the build and the test suite (make build, make test)
+#   install-deps.sh fuzz   also clang 14 and its libFuzzer runtime (make test-sanitize and make fuzz: one clang build)
 set -euo pipefail
 pkgs=(build-essential cmake libboost-graph-dev libboost-random-dev libeigen3-dev libtomlplusplus-dev
       libcli11-dev catch2 nlohmann-json3-dev libfmt-dev libbenchmark-dev)
+if [ "${1:-}" = "fuzz" ]; then pkgs+=(clang-14 libclang-rt-14-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,12 +12,65 @@
 namespace servesim {
 namespace {
 
+// Upper limits of config.json's integer keys. Each is far above every published model (the largest in brackets,
+// from their config.json files) and low enough that the products servesim forms in int64 (layers x KV heads x
+// head_dim per token, heads x head_dim, vocab x hidden, shared experts x their width) stay below 2^63 with room to
+// spare: at most 1e4 x 2^16 x 2^20 = 6.9e14. A config past a limit is damaged, not a model: InputError naming the
+// file and key.
+//   layers                 1e4   [Llama-3.1-405B: 126]
+//   widths (hidden, FFN, head_dim, MLA ranks and head dims)
+//                          2^20 = 1,048,576  [Nemotron-4-340B: hidden 18432, intermediate 73728]
+//   heads, experts         2^16 = 65,536     [Llama-3.1-405B: 128 heads; Kimi-K2: 384 experts]
+//   vocab_size             2^24 = 16,777,216 [Gemma 3: 262,208]
+//   positions, window      2^30 = 1,073,741,824 [Llama 4 Scout: 10,485,760]
+// Any other integer key: the widths' limit.
+struct IntLimit {
+  std::string_view key;
+  std::int64_t max;
+};
+constexpr std::int64_t kMaxLayers = 10'000;
+constexpr std::int64_t kMaxWidth = std::int64_t{1} << 20;
+constexpr std::int64_t kMaxCount = std::int64_t{1} << 16;
+constexpr IntLimit kIntLimits[] = {
+    {"num_hidden_layers", kMaxLayers},
+    {"first_k_dense_replace", kMaxLayers},
+    {"moe_layer_freq", kMaxLayers},
+    {"decoder_sparse_step", kMaxLayers},
+    {"num_attention_heads", kMaxCount},
+    {"num_key_value_heads", kMaxCount},
+    {"num_local_experts", kMaxCount},
+    {"num_experts", kMaxCount},
+    {"n_routed_experts", kMaxCount},
+    {"num_experts_per_tok", kMaxCount},
+    {"n_shared_experts", kMaxCount},
+    {"vocab_size", std::int64_t{1} << 24},
+    {"max_position_embeddings", std::int64_t{1} << 30},
+    {"sliding_window", std::int64_t{1} << 30},
+};
+
+std::int64_t int_limit(std::string_view key) {
+  for (const auto& l : kIntLimits) {
+    if (l.key == key) return l.max;
+  }
+  return kMaxWidth;
+}
+
+// "FILE: key 'KEY' = V is past the limit of MAX (...)" when v > the key's limit.
+void check_int_limit(std::int64_t v, const std::string& file, const char* key) {
+  const std::int64_t max = int_limit(key);
+  if (v > max) {
+    throw InputError(file + ": key '" + key + "' = " + std::to_string(v) + " is past the limit of " +
+                     std::to_string(max) + " (far above any published model; model_arch.cpp lists the limits)");
+  }
+}
+
 std::int64_t get_int(const nlohmann::json& j, const std::string& file, const char* key) {
   if (!j.contains(key)) throw InputError(file + ": missing key '" + key + "'");
   const auto& v = j.at(key);
   if (!v.is_number_integer() || v.get<std::int64_t>() <= 0) {
     throw InputError(file + ": key '" + key + "' must be a positive integer");
   }
+  check_int_limit(v.get<std::int64_t>(), file, key);
   return v.get<std::int64_t>();
 }
 
@@ -64,6 +117,12 @@ constexpr std::string_view kModelledKeys[] = {
     "torch_dtype", "dtype",  // weight bytes ("dtype": transformers >= 4.56's name for torch_dtype)
     "quantization_config",  // fp8 schemes (see fp8_scheme)
     "sliding_window", "use_sliding_window", "max_window_layers", "layer_types",  // sliding-window attention
+    // mixture-of-experts (read_moe below)
+    "num_local_experts", "num_experts", "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size",
+    "n_shared_experts", "shared_expert_intermediate_size", "first_k_dense_replace", "moe_layer_freq",
+    "decoder_sparse_step", "mlp_only_layers",
+    // multi-head latent attention (read_mla below)
+    "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
 };
 
 // Knowingly ignored: they change neither the cost nor the memory of inference, each for the reason given.
@@ -88,54 +147,36 @@ constexpr IgnoredKey kIgnoredKeys[] = {
     {"use_cache", "whether HF generate() keeps a KV cache; vLLM always pages one"},
     {"attention_dropout", "training only: dropout is off at inference"},
     {"pretraining_tp", "Llama 2's training-time slicing of the linear layers: the same weights and math"},
+    {"auto_map", "the remote-code class names; model_type and the shape keys fix the layout"},
+    // Routing details: which experts a token picks and how their outputs are weighted. The experts' GEMMs, their
+    // weights and the all-to-all volume follow from num_experts_per_tok; the router's own math is an elementwise
+    // pass over [tokens, experts], negligible next to the router GEMM servesim costs.
+    {"n_group", "group-limited routing (DeepSeek): which experts a token may pick, not how many"},
+    {"topk_group", "group-limited routing (DeepSeek): which experts a token may pick, not how many"},
+    {"topk_method", "how the router picks its top-k: elementwise over [tokens, experts]"},
+    {"scoring_func", "softmax or sigmoid router scores: elementwise over [tokens, experts]"},
+    {"norm_topk_prob", "renormalising the top-k weights: elementwise"},
+    {"routed_scaling_factor", "a constant factor on the routed experts' output"},
+    {"aux_loss_alpha", "training-only load-balancing loss"},
+    {"seq_aux", "training-only load-balancing loss"},
+    {"router_aux_loss_coef", "training-only load-balancing loss"},
+    {"router_jitter_noise", "training-only router noise"},
+    {"output_router_logits", "training / analysis output of the router"},
+    {"ep_size", "the checkpoint's training-time expert parallelism; serving uses [parallel] expert_parallel_size"},
+    {"num_nextn_predict_layers",
+     "DeepSeek-V3's multi-token-prediction module: vLLM loads it only as a speculative-decoding draft, which "
+     "servesim does not model"},
 };
 
-// Mixture-of-experts and multi-head latent attention (DeepSeek-V2/V3) keys: refused until modelled (costed as a
-// dense model, Mixtral-8x7B would "fit" one H100 and DeepSeek-V2-Lite's KV would be 7.1x too large). A null, 0 or
-// false value is a dense config's way of saying "none".
-constexpr std::string_view kMoeKeys[] = {
-    "num_local_experts", "num_experts", "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size",
-    "n_shared_experts", "shared_expert_intermediate_size", "first_k_dense_replace", "moe_layer_freq",
-    "decoder_sparse_step", "experts_per_token",
-};
-constexpr std::string_view kMlaKeys[] = {"kv_lora_rank", "q_lora_rank"};
-
-bool set_value(const nlohmann::json& j, std::string_view key) {
-  const std::string k(key);
-  if (!j.contains(k)) return false;
-  const auto& v = j.at(k);
-  return !(v.is_null() || (v.is_number() && v.get<double>() == 0.0) || (v.is_boolean() && !v.get<bool>()));
-}
-
-std::string first_set(const nlohmann::json& j, std::span<const std::string_view> keys) {
-  for (const auto k : keys) {
-    if (set_value(j, k)) return std::string(k) + " = " + j.at(std::string(k)).dump();
-  }
-  return "";
-}
-
-// The refusals that no [model] ignore_config_keys lifts, then the keys in neither list.
+// The keys in neither list.
 void check_keys(const nlohmann::json& j, const std::string& file, const std::vector<std::string>& ignore) {
-  const std::string moe = first_set(j, kMoeKeys);
-  const std::string mla = first_set(j, kMlaKeys);
-  if (!moe.empty()) {
-    throw InputError(file + ": " + moe +
-                     ": mixture-of-experts models are not modelled yet (costed as dense, the weights, FLOPs and "
-                     "memory would be wrong)" +
-                     (mla.empty() ? "" : "; nor is multi-head latent attention (" + mla + ")") +
-                     "; use a dense model");
-  }
-  if (!mla.empty()) {
-    throw InputError(file + ": " + mla +
-                     ": multi-head latent attention (MLA) is not modelled yet (costed as standard attention, the KV "
-                     "cache would be several times too large); use a model with standard attention");
-  }
   std::vector<std::string> unknown;
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    // (a named reference, not a structured binding: clang before 16 cannot capture those in a lambda)
+    const std::string& key = item.key();
     const auto known = [&](std::string_view k) { return k == key; };
     if (std::ranges::any_of(kModelledKeys, known) ||
         std::ranges::any_of(kIgnoredKeys, [&](const IgnoredKey& k) { return k.key == key; }) ||
-        std::ranges::any_of(kMoeKeys, known) || std::ranges::any_of(kMlaKeys, known) ||
         std::ranges::find(ignore, key) != ignore.end()) {
       continue;
     }
@@ -197,6 +238,106 @@ void read_sliding_window(const nlohmann::json& j, const std::string& file, const
   m.layer_sliding = std::move(sliding);
 }
 
+// An optional integer >= `least`: absent or null gives `fallback`.
+std::int64_t opt_int(const nlohmann::json& j, const std::string& file, const char* key, std::int64_t fallback,
+                     std::int64_t least) {
+  if (!present(j, key)) return fallback;
+  const auto& v = j.at(key);
+  if (!v.is_number_integer() || v.get<std::int64_t>() < least) {
+    throw InputError(file + ": key '" + key + "' must be an integer >= " + std::to_string(least));
+  }
+  check_int_limit(v.get<std::int64_t>(), file, key);
+  return v.get<std::int64_t>();
+}
+
+// Mixture-of-experts layout (MoeArch documents each key). A routed-expert count of null or 0 is a dense config.
+void read_moe(const nlohmann::json& j, const std::string& file, const std::string& type, ModelArch& m) {
+  const char* experts_key = nullptr;
+  for (const char* k : {"num_local_experts", "num_experts", "n_routed_experts"}) {
+    if (present(j, k) && !(j.at(k).is_number_integer() && j.at(k).get<std::int64_t>() == 0)) {
+      if (experts_key != nullptr) {
+        throw InputError(file + ": keys '" + experts_key + "' and '" + k + "' both give the number of experts");
+      }
+      experts_key = k;
+    }
+  }
+  if (experts_key == nullptr) {
+    for (const char* k : {"num_experts_per_tok", "moe_intermediate_size", "n_shared_experts",
+                          "shared_expert_intermediate_size"}) {
+      if (present(j, k) && !(j.at(k).is_number_integer() && j.at(k).get<std::int64_t>() == 0)) {
+        throw InputError(file + ": key '" + k + "' is set but no number of routed experts is (num_local_experts, " +
+                         "num_experts or n_routed_experts)");
+      }
+    }
+    return;
+  }
+  MoeArch& e = m.moe;
+  e.num_experts = get_int(j, file, experts_key);
+  e.experts_per_token = get_int(j, file, "num_experts_per_tok");
+  if (e.experts_per_token > e.num_experts) {
+    throw InputError(file + ": num_experts_per_tok (" + std::to_string(e.experts_per_token) + ") exceeds " +
+                     experts_key + " (" + std::to_string(e.num_experts) + ")");
+  }
+  e.expert_intermediate_size =
+      present(j, "moe_intermediate_size") ? get_int(j, file, "moe_intermediate_size") : m.intermediate_size;
+  const std::int64_t shared = opt_int(j, file, "n_shared_experts", 0, 0);
+  e.shared_intermediate_size = shared * e.expert_intermediate_size;
+  if (present(j, "shared_expert_intermediate_size")) {
+    if (shared > 0) {
+      throw InputError(file + ": keys 'n_shared_experts' and 'shared_expert_intermediate_size' both size the "
+                       "shared experts");
+    }
+    e.shared_intermediate_size = opt_int(j, file, "shared_expert_intermediate_size", 0, 0);
+    e.shared_expert_gate = e.shared_intermediate_size > 0;  // Qwen2-MoE's shared_expert_gate
+  }
+  const auto layers = static_cast<std::size_t>(m.num_layers);
+  e.layer_moe.assign(layers, true);
+  const bool deepseek = type.rfind("deepseek", 0) == 0;
+  if (deepseek || present(j, "first_k_dense_replace") || present(j, "moe_layer_freq")) {
+    const std::int64_t first_dense = opt_int(j, file, "first_k_dense_replace", 0, 0);
+    const std::int64_t freq = opt_int(j, file, "moe_layer_freq", 1, 1);
+    for (std::size_t i = 0; i < layers; ++i) {
+      e.layer_moe[i] = std::int64_t(i) >= first_dense && std::int64_t(i) % freq == 0;
+    }
+  }
+  if (present(j, "decoder_sparse_step") || present(j, "mlp_only_layers")) {
+    const std::int64_t step = opt_int(j, file, "decoder_sparse_step", 1, 1);
+    for (std::size_t i = 0; i < layers; ++i) e.layer_moe[i] = e.layer_moe[i] && (std::int64_t(i) + 1) % step == 0;
+    if (present(j, "mlp_only_layers")) {
+      const auto& dense = j.at("mlp_only_layers");
+      if (!dense.is_array()) throw InputError(file + ": key 'mlp_only_layers' must be a list of layer indices");
+      for (const auto& v : dense) {
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= m.num_layers) {
+          throw InputError(file + ": mlp_only_layers: " + v.dump() + " is not a layer index (0 .. " +
+                           std::to_string(m.num_layers - 1) + ")");
+        }
+        e.layer_moe[static_cast<std::size_t>(v.get<std::int64_t>())] = false;
+      }
+    }
+  }
+  if (e.moe_layers() == 0) m.moe = MoeArch{};  // every layer dense: a dense model
+}
+
+// Multi-head latent attention (MlaArch). kv_lora_rank null or 0: standard attention.
+void read_mla(const nlohmann::json& j, const std::string& file, ModelArch& m) {
+  if (!present(j, "kv_lora_rank") || (j.at("kv_lora_rank").is_number_integer() && j.at("kv_lora_rank") == 0)) {
+    if (present(j, "q_lora_rank") && !(j.at("q_lora_rank").is_number_integer() && j.at("q_lora_rank") == 0)) {
+      throw InputError(file + ": key 'q_lora_rank' is set without kv_lora_rank (multi-head latent attention)");
+    }
+    return;
+  }
+  MlaArch& a = m.mla;
+  a.kv_lora_rank = get_int(j, file, "kv_lora_rank");
+  a.q_lora_rank = opt_int(j, file, "q_lora_rank", 0, 0);
+  a.qk_nope_head_dim = get_int(j, file, "qk_nope_head_dim");
+  a.qk_rope_head_dim = get_int(j, file, "qk_rope_head_dim");
+  a.v_head_dim = get_int(j, file, "v_head_dim");
+  // Every head has its own q, K_nope and V; the latent and k_rope are shared. num_key_value_heads and head_dim
+  // have no meaning for MLA: K and V are reconstructed per head, so the model counts as heads = kv heads.
+  m.num_kv_heads = m.num_heads;
+  m.head_dim = a.qk_head_dim();
+}
+
 }  // namespace
 
 std::int64_t ModelArch::sliding_layers(std::int64_t first, std::int64_t count) const {
@@ -215,25 +356,78 @@ Quantization parse_quantization(std::string_view name, const std::string& where)
   throw InputError(where + ": quantization '" + std::string(name) + "' is not modelled (valid: none, fp8)");
 }
 
-double ModelArch::linear_params_per_layer() const {
-  const double h = static_cast<double>(hidden_size);
-  return h * static_cast<double>(q_dim() + 2 * kv_dim()) + static_cast<double>(q_dim()) * h +
-         3.0 * h * static_cast<double>(intermediate_size);
+std::int64_t MoeArch::moe_layers(std::int64_t first, std::int64_t count) const {
+  if (layer_moe.empty()) return 0;
+  const auto n = static_cast<std::int64_t>(layer_moe.size());
+  const std::int64_t end = count < 0 ? n : std::min(n, first + count);
+  std::int64_t k = 0;
+  for (std::int64_t i = std::max<std::int64_t>(0, first); i < end; ++i) k += layer_moe[std::size_t(i)] ? 1 : 0;
+  return k;
 }
 
-double ModelArch::layer_params() const {
+double ModelArch::attention_linear_params() const {
   const double h = static_cast<double>(hidden_size);
-  const double attn = h * static_cast<double>(q_dim() + 2 * kv_dim()) + static_cast<double>(q_dim()) * h +
-                      (qkv_bias ? static_cast<double>(q_dim() + 2 * kv_dim()) : 0.0);
-  const double mlp = 3.0 * h * static_cast<double>(intermediate_size);
-  const double norms = 2.0 * h;
-  return attn + mlp + norms;
+  if (mla.enabled()) {
+    const double heads = static_cast<double>(num_heads);
+    const double qk = static_cast<double>(mla.qk_head_dim());
+    const double q = mla.q_lora_rank > 0 ? h * double(mla.q_lora_rank) + double(mla.q_lora_rank) * heads * qk
+                                         : h * heads * qk;
+    const double kv_a = h * static_cast<double>(mla.latent_dim());
+    const double kv_b = double(mla.kv_lora_rank) * heads * double(mla.qk_nope_head_dim + mla.v_head_dim);
+    const double o = heads * double(mla.v_head_dim) * h;
+    return q + kv_a + kv_b + o;
+  }
+  return h * static_cast<double>(q_dim() + 2 * kv_dim()) + static_cast<double>(q_dim()) * h;
+}
+
+double ModelArch::attention_other_params() const {
+  if (mla.enabled()) return static_cast<double>(mla.q_lora_rank + mla.kv_lora_rank);  // q_a and kv_a RMSNorms
+  return (qkv_bias ? static_cast<double>(q_dim() + 2 * kv_dim()) : 0.0) + (qk_norm ? 2.0 * double(head_dim) : 0.0);
+}
+
+double ModelArch::mlp_linear_params(std::int64_t layer) const {
+  const double h = static_cast<double>(hidden_size);
+  if (!is_moe_layer(layer)) return 3.0 * h * static_cast<double>(intermediate_size);
+  return static_cast<double>(moe.num_experts) * moe.expert_params(hidden_size) +
+         3.0 * h * static_cast<double>(moe.shared_intermediate_size);
+}
+
+double ModelArch::mlp_other_params(std::int64_t layer) const {
+  if (!is_moe_layer(layer)) return 0.0;
+  const double h = static_cast<double>(hidden_size);
+  return h * static_cast<double>(moe.num_experts) + (moe.shared_expert_gate ? h : 0.0);
+}
+
+double ModelArch::layer_params(std::int64_t layer) const {
+  return attention_linear_params() + attention_other_params() + mlp_linear_params(layer) + mlp_other_params(layer) +
+         2.0 * static_cast<double>(hidden_size);
 }
 
 double ModelArch::params() const {
   const double h = static_cast<double>(hidden_size);
   const double embed = static_cast<double>(vocab_size) * h;
-  return static_cast<double>(num_layers) * layer_params() + embed + (tie_word_embeddings ? 0.0 : embed) + h;
+  double layers = 0.0;
+  if (moe.enabled()) {
+    for (std::int64_t i = 0; i < num_layers; ++i) layers += layer_params(i);
+  } else {
+    layers = static_cast<double>(num_layers) * layer_params();
+  }
+  return layers + embed + (tie_word_embeddings ? 0.0 : embed) + h;
+}
+
+double ModelArch::active_params() const {
+  const double inactive = static_cast<double>(moe.num_experts - moe.experts_per_token) * moe.expert_params(hidden_size);
+  return params() - static_cast<double>(moe.moe_layers()) * inactive;
+}
+
+Bytes ModelArch::weight_bytes() const {
+  double linear = 0.0;
+  if (moe.enabled()) {
+    for (std::int64_t i = 0; i < num_layers; ++i) linear += linear_params_per_layer(i);
+  } else {
+    linear = static_cast<double>(num_layers) * linear_params_per_layer();
+  }
+  return Bytes{linear * linear_bytes_per_param() + (params() - linear) * weight_bytes_per_param};
 }
 
 ModelArch ModelArch::from_hf_config(const std::string& path, const std::vector<std::string>& ignore_config_keys) {
@@ -260,12 +454,15 @@ ModelArch ModelArch::from_hf_config(const std::string& path, const std::vector<s
       present(j, "max_position_embeddings") ? get_int(j, path, "max_position_embeddings") : 4096;
   m.tie_word_embeddings = opt_bool(j, path, "tie_word_embeddings", false);
   const std::string type = opt_string(j, path, "model_type", "llama");
-  // Dense decoder layouts whose every cost-relevant difference is in the keys above (qkv biases, head_dim).
-  static constexpr std::string_view kTypes[] = {"llama", "mistral", "qwen2"};
+  // Decoder layouts whose every cost-relevant difference is in the keys read here (qkv biases, head_dim, Qwen3's
+  // q/k norms, the MoE and MLA keys).
+  static constexpr std::string_view kTypes[] = {"llama",     "mistral",     "mixtral",     "qwen2",      "qwen2_moe",
+                                                "qwen3",     "qwen3_moe",   "deepseek_v2", "deepseek_v3"};
   if (std::ranges::find(kTypes, type) == std::end(kTypes) && !ignored(ignore_config_keys, "model_type")) {
     throw InputError(path + ": model_type = \"" + type +
-                     "\": not a modelled architecture (llama, mistral, qwen2); if it is a dense Llama-style decoder, "
-                     "accept it knowingly with [model] ignore_config_keys = [\"model_type\"]");
+                     "\": not a modelled architecture (llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, "
+                     "deepseek_v2, deepseek_v3); if it is a Llama-style decoder, accept it knowingly with [model] "
+                     "ignore_config_keys = [\"model_type\"]");
   }
   const std::string act = opt_string(j, path, "hidden_act", "silu");
   if (act != "silu" && act != "swish" && !ignored(ignore_config_keys, "hidden_act")) {
@@ -277,7 +474,13 @@ ModelArch ModelArch::from_hf_config(const std::string& path, const std::vector<s
     throw InputError(path + ": mlp_bias = true: MLP biases are not modelled; to cost the model without them, accept "
                      "it knowingly with [model] ignore_config_keys = [\"mlp_bias\"]");
   }
-  m.qkv_bias = opt_bool(j, path, "attention_bias", type == "qwen2");
+  m.qkv_bias = opt_bool(j, path, "attention_bias", type == "qwen2" || type == "qwen2_moe");
+  m.qk_norm = type == "qwen3" || type == "qwen3_moe";
+  read_mla(j, path, m);
+  if (m.mla.enabled() && m.qkv_bias) {
+    throw InputError(path + ": attention_bias = true with multi-head latent attention is not modelled");
+  }
+  read_moe(j, path, type, m);
   if (m.num_heads % m.num_kv_heads != 0) {
     throw InputError(path + ": num_attention_heads (" + std::to_string(m.num_heads) +
                      ") is not a multiple of num_key_value_heads (" + std::to_string(m.num_kv_heads) + ")");

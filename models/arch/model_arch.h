@@ -1,8 +1,12 @@
-// Model architecture of a dense decoder-only transformer (Llama 2/3, Mistral, Qwen2), read from a Hugging Face
-// config.json, and the sizes that follow from it: parameters, weight bytes, KV-cache bytes per token.
-// Attention is full causal on every layer, or sliding-window on some or all layers (Mistral, Qwen2 with
-// use_sliding_window). Mixture-of-experts and multi-head latent attention configs are refused (not modelled yet),
-// and so is any config.json key that servesim neither models nor knowingly ignores (model_arch.cpp lists both).
+// Model architecture of a decoder-only transformer, read from a Hugging Face config.json, and the sizes that follow
+// from it: parameters, weight bytes, KV-cache bytes per token.
+//   Dense: Llama 2/3, Mistral, Qwen2 (attention full causal on every layer, or sliding-window on some or all layers:
+//   Mistral, Qwen2 with use_sliding_window).
+//   Mixture-of-experts (MoeArch): Mixtral, Qwen2-MoE, Qwen3-MoE, DeepSeek-V2/V3 - routed experts, top-k routing,
+//   shared experts, dense layers before or between the MoE layers.
+//   Multi-head latent attention (MlaArch): DeepSeek-V2/V3 - the KV cache holds one compressed latent per token and
+//   layer (kv_lora_rank + qk_rope_head_dim elements), shared by every head.
+// Any config.json key that servesim neither models nor knowingly ignores is refused (model_arch.cpp lists both).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -20,6 +24,48 @@ enum class Quantization { none, fp8 };
 [[nodiscard]] const char* to_string(Quantization q);
 // "none" | "fp8"; anything else throws InputError "<where>: ... (valid: none, fp8)".
 [[nodiscard]] Quantization parse_quantization(std::string_view name, const std::string& where);
+
+// Mixture-of-experts layout (num_experts == 0: a dense model). Sources, as transformers / vLLM read them:
+//   routed experts: num_local_experts (Mixtral), num_experts (Qwen2/3-MoE), n_routed_experts (DeepSeek);
+//   experts per token: num_experts_per_tok;
+//   expert FFN width: moe_intermediate_size (Qwen, DeepSeek), intermediate_size (Mixtral's experts);
+//   shared experts, always run: DeepSeek n_shared_experts x moe_intermediate_size; Qwen2-MoE
+//   shared_expert_intermediate_size with a sigmoid gate (a [hidden -> 1] linear);
+//   which layers are MoE: DeepSeek layer i >= first_k_dense_replace and i % moe_layer_freq == 0; Qwen
+//   (i + 1) % decoder_sparse_step == 0 and i not in mlp_only_layers; Mixtral every layer. The other layers run
+//   a dense SwiGLU MLP of intermediate_size.
+struct MoeArch {
+  std::int64_t num_experts = 0;               // routed experts E
+  std::int64_t experts_per_token = 0;         // k (top-k)
+  std::int64_t expert_intermediate_size = 0;  // one expert's FFN width
+  std::int64_t shared_intermediate_size = 0;  // all shared experts' FFN width together (0 = none)
+  bool shared_expert_gate = false;            // Qwen2-MoE: sigmoid(x . w) scales the shared expert's output
+  std::vector<bool> layer_moe;                // per layer: MoE (true) or dense MLP; empty for a dense model
+  [[nodiscard]] bool enabled() const { return num_experts > 0; }
+  // MoE layers among layers [first, first + count) (all layers by default).
+  [[nodiscard]] std::int64_t moe_layers(std::int64_t first = 0, std::int64_t count = -1) const;
+  // Parameters of one expert's SwiGLU FFN (gate, up, down): 3 x hidden x expert_intermediate_size.
+  [[nodiscard]] double expert_params(std::int64_t hidden) const {
+    return 3.0 * double(hidden) * double(expert_intermediate_size);
+  }
+};
+
+// Multi-head latent attention (DeepSeek-V2/V3; kv_lora_rank == 0: standard attention). Per layer, as vLLM's
+// DeepseekV2MLAAttention holds it: q = q_b_proj(norm(q_a_proj(x))) with q_lora_rank (or q_proj(x) without it),
+// [kv latent | k_rope] = kv_a_proj_with_mqa(x), K_nope and V = kv_b_proj(norm(latent)), o_proj. The KV cache
+// stores only [latent | k_rope]: (kv_lora_rank + qk_rope_head_dim) elements per token and layer, the same for
+// every head and every tensor-parallel rank.
+struct MlaArch {
+  std::int64_t kv_lora_rank = 0;
+  std::int64_t q_lora_rank = 0;  // 0: q_proj directly (DeepSeek-V2-Lite)
+  std::int64_t qk_nope_head_dim = 0;
+  std::int64_t qk_rope_head_dim = 0;
+  std::int64_t v_head_dim = 0;
+  [[nodiscard]] bool enabled() const { return kv_lora_rank > 0; }
+  [[nodiscard]] std::int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+  // Elements cached per token and layer.
+  [[nodiscard]] std::int64_t latent_dim() const { return kv_lora_rank + qk_rope_head_dim; }
+};
 
 struct ModelArch {
   std::string name;
@@ -47,10 +93,16 @@ struct ModelArch {
   std::int64_t sliding_window = 0;
   std::vector<bool> layer_sliding;
 
+  MoeArch moe;
+  MlaArch mla;
+  bool qk_norm = false;  // Qwen3: RMSNorm over each head's q and k (head_dim weights each)
+
   // Reads config.json; a missing or malformed field throws InputError "file: key: message". Refused, naming the
   // key: mixture-of-experts and MLA configs, and any key in neither of model_arch.cpp's lists (modelled, knowingly
   // ignored) unless it is in `ignore_config_keys` ([model] ignore_config_keys: accepted knowingly, costed as if
-  // absent).
+  // absent). Integer keys have upper limits far above any published model, so that size products cannot overflow
+  // (model_arch.cpp, kIntLimits: 1e4 layers, 2^16 heads and experts, 2^20 widths, 2^24 vocab, 2^30 positions);
+  // past one: InputError "file: key 'KEY' = V is past the limit of MAX ...".
   [[nodiscard]] static ModelArch from_hf_config(const std::string& path,
                                                 const std::vector<std::string>& ignore_config_keys = {});
 
@@ -63,24 +115,42 @@ struct ModelArch {
     return sliding_window > 0 && sliding_layers() == num_layers ? sliding_window : 0;
   }
 
-  [[nodiscard]] std::int64_t q_dim() const { return num_heads * head_dim; }
+  // Standard attention's q and k/v widths (whole model). MLA models: q_dim is heads x qk_head_dim; kv_dim is unused.
+  [[nodiscard]] std::int64_t q_dim() const { return num_heads * (mla.enabled() ? mla.qk_head_dim() : head_dim); }
   [[nodiscard]] std::int64_t kv_dim() const { return num_kv_heads * head_dim; }
-  // Parameters of one decoder layer (attention + MLP + two norms).
-  [[nodiscard]] double layer_params() const;
+  // Per layer, whole model (not one GPU's share). Linear weights (quantized with fp8) and the rest (biases, norms,
+  // routers: kept in the checkpoint dtype, as vLLM builds routers with quant_config=None).
+  //   attention, standard: q, k, v, o;  MLA: q_a + q_b (or q), kv_a_proj_with_mqa, kv_b, o.
+  [[nodiscard]] double attention_linear_params() const;
+  [[nodiscard]] double attention_other_params() const;  // q/k/v biases; MLA's q_a / kv_a norms; Qwen3's q/k norms
+  // MLP of layer `layer`: dense 3 x hidden x intermediate_size; MoE: every routed expert + the shared experts.
+  [[nodiscard]] double mlp_linear_params(std::int64_t layer) const;
+  [[nodiscard]] double mlp_other_params(std::int64_t layer) const;  // router [hidden -> E] (+ shared-expert gate)
+  // Whether layer `layer` is a mixture-of-experts layer.
+  [[nodiscard]] bool is_moe_layer(std::int64_t layer) const {
+    return moe.enabled() && moe.layer_moe[static_cast<std::size_t>(layer)];
+  }
+  // Parameters of decoder layer `layer` (attention + MLP + two norms).
+  [[nodiscard]] double layer_params(std::int64_t layer = 0) const;
   // All parameters: layers, embedding, final norm, LM head (counted once when tied).
   [[nodiscard]] double params() const;
+  // Parameters one token runs through: params() with experts_per_token routed experts instead of all of them.
+  [[nodiscard]] double active_params() const;
   // Bytes per parameter of the linear layers' weights.
   [[nodiscard]] double linear_bytes_per_param() const {
     return quantization == Quantization::fp8 ? 1.0 : weight_bytes_per_param;
   }
-  // Parameters of one layer's linear weights (q/k/v/o and MLP matrices, without biases).
-  [[nodiscard]] double linear_params_per_layer() const;
-  [[nodiscard]] Bytes weight_bytes() const {
-    const double linear = static_cast<double>(num_layers) * linear_params_per_layer();
-    return Bytes{linear * linear_bytes_per_param() + (params() - linear) * weight_bytes_per_param};
+  // Parameters of layer `layer`'s linear weights (attention and MLP matrices, without biases, norms, routers).
+  [[nodiscard]] double linear_params_per_layer(std::int64_t layer = 0) const {
+    return attention_linear_params() + mlp_linear_params(layer);
   }
-  // K and V of one token over all layers, whole model (divide by TP for one GPU's share).
+  // Every weight: linear ones at linear_bytes_per_param, the rest at weight_bytes_per_param.
+  [[nodiscard]] Bytes weight_bytes() const;
+  // KV-cache bytes of one token over all layers, whole model. Standard attention: K and V,
+  // 2 x layers x num_kv_heads x head_dim x kv_bytes_per_element (divide by TP for one GPU's share).
+  // MLA: layers x (kv_lora_rank + qk_rope_head_dim) x kv_bytes_per_element, on every GPU (not split by TP).
   [[nodiscard]] Bytes kv_bytes_per_token() const {
+    if (mla.enabled()) return Bytes{static_cast<double>(num_layers * mla.latent_dim()) * kv_bytes_per_element};
     return Bytes{2.0 * static_cast<double>(num_layers * num_kv_heads * head_dim) * kv_bytes_per_element};
   }
 };

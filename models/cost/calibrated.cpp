@@ -102,6 +102,13 @@ OpCost CalibratedPredictor::gemm(const GemmShape& g) const {
   return {Seconds{t * fit.predict(flops, bytes) / gemm_fit_.predict(flops, bf16_bytes)}, bound};
 }
 
+OpCost CalibratedPredictor::grouped_gemm(const GroupedGemmShape& g) const {
+  if (g.groups <= 0.0) return {};
+  // No grouped-GEMM rows in the profile format yet: the GEMM roofline fitted to the measured GEMMs.
+  const RooflineFit& fit = g.fp8 ? gemm_fp8_fit_ : gemm_fit_;
+  return {Seconds{fit.predict(g.flops().v, g.bytes().v)}, roofline_.grouped_gemm(g).bound};
+}
+
 template <class Map>
 typename Map::const_iterator CalibratedPredictor::layout_for(const Map& m, const HeadKey& key) {
   const auto exact = m.find(key);
@@ -165,8 +172,12 @@ std::optional<double> CalibratedPredictor::decode_on(const std::map<HeadKey, Dec
 OpCost CalibratedPredictor::attention_prefill(const AttentionShape& a, std::span<const PrefillChunk> chunks) const {
   if (chunks.empty()) return {};
   const OpCost roof = roofline_.attention_prefill(a, chunks);
-  // A sliding-window chunk as the causal prefill of equal work (its query-key pairs).
-  if (const auto t = prefill_on(prefill_, a, prefill_attention_pairs(a, chunks))) return {Seconds{*t}, roof.bound};
+  // A sliding-window chunk as the causal prefill of equal work (its query-key pairs). MLA shapes (V narrower than
+  // K, or a latent KV) have no measured layout: the fitted roofline.
+  const bool standard = a.v_head_dim == 0 && !a.latent_kv;
+  if (const auto t = standard ? prefill_on(prefill_, a, prefill_attention_pairs(a, chunks)) : std::nullopt) {
+    return {Seconds{*t}, roof.bound};
+  }
   return {Seconds{prefill_fit_.predict(prefill_attention_flops(a, chunks).v, prefill_attention_bytes(a, chunks).v)},
           roof.bound};
 }
@@ -202,7 +213,10 @@ OpCost CalibratedPredictor::attention_decode(const AttentionShape& a, std::int64
                                              std::int64_t kv_tokens) const {
   if (batch == 0) return {};
   const OpCost roof = roofline_.attention_decode(a, batch, kv_tokens);
-  if (const auto t = decode_on(decode_, a, batch, double(kv_tokens))) return {Seconds{*t}, roof.bound};
+  const bool standard = a.v_head_dim == 0 && !a.latent_kv;
+  if (const auto t = standard ? decode_on(decode_, a, batch, double(kv_tokens)) : std::nullopt) {
+    return {Seconds{*t}, roof.bound};
+  }
   return {Seconds{decode_fit_.predict(decode_attention_flops(a, kv_tokens).v,
                                       decode_attention_bytes(a, batch, kv_tokens).v)},
           roof.bound};

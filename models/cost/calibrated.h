@@ -58,6 +58,8 @@ class CalibratedPredictor final : public OpPredictor {
   [[nodiscard]] OpCost attention_decode(const AttentionShape& a, std::int64_t batch,
                                         std::int64_t kv_tokens) const override;
   [[nodiscard]] OpCost elementwise(Bytes bytes, Flops flops) const override;
+  // Mixture-of-experts grouped GEMMs: the GEMM roofline fitted to the profile's GEMM rows (no grouped rows yet).
+  [[nodiscard]] OpCost grouped_gemm(const GroupedGemmShape& g) const override;
 
   // Leave-one-out errors per family (and per GEMM shape and precision) against the profile's own points.
   [[nodiscard]] std::vector<FamilyReport> report() const;

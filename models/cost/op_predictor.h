@@ -47,6 +47,30 @@ struct GemmShape {
   }
 };
 
+// A grouped GEMM (mixture-of-experts experts run as one kernel, as vLLM's fused_moe and CUTLASS grouped GEMMs do):
+// `groups` experts each with its own weight W_g[n,k], `rows` token rows in total routed to them. The kernel tiles
+// every group by the rows of the busiest one (`rows_per_group`): the slowest group bounds the kernel, so
+//   FLOPs = 2 x groups x rows_per_group x n x k       (rows_per_group >= rows / groups)
+//   bytes = groups x n x k x weight bytes + rows x (k x input bytes + n x output bytes)
+// groups and rows_per_group are expectations (fractional): groups = experts that receive at least one token.
+struct GroupedGemmShape {
+  std::string_view op;
+  double groups = 0.0;
+  double rows = 0.0;
+  double rows_per_group = 0.0;
+  std::int64_t n = 0;
+  std::int64_t k = 0;
+  double bytes_per_element = 2.0;         // X and Y
+  double weight_bytes_per_element = 0.0;  // W; 0 = bytes_per_element
+  bool fp8 = false;                       // fp8 tensor-core math (X quantized to 1 byte)
+  [[nodiscard]] Flops flops() const { return Flops{2.0 * groups * rows_per_group * double(n) * double(k)}; }
+  [[nodiscard]] Bytes bytes() const {
+    const double w = weight_bytes_per_element > 0 ? weight_bytes_per_element : bytes_per_element;
+    const double x = fp8 ? 1.0 : bytes_per_element;
+    return Bytes{groups * double(n) * double(k) * w + rows * (double(k) * x + double(n) * bytes_per_element)};
+  }
+};
+
 // Attention heads on one GPU (after tensor parallelism).
 struct AttentionShape {
   std::int64_t heads_q = 0;
@@ -58,7 +82,15 @@ struct AttentionShape {
   // Sliding-window layers: a query attends to at most `window` keys, itself included (vLLM's FlashAttention
   // window (window - 1, 0) for HF's sliding_window); 0 = full causal attention.
   std::int64_t window = 0;
+  // Multi-head latent attention: V's width when it differs from head_dim (0 = head_dim), and whether K and V are
+  // one cached latent (MLA's absorbed decode: each cached token is head_dim elements per KV head, V its first
+  // v_head_dim of them) rather than two tensors.
+  std::int64_t v_head_dim = 0;
+  bool latent_kv = false;
   [[nodiscard]] double q_bytes_per_element() const { return fp8 ? 1.0 : act_bytes_per_element; }
+  [[nodiscard]] std::int64_t v_dim() const { return v_head_dim > 0 ? v_head_dim : head_dim; }
+  // Elements of K and V one cached token holds per KV head.
+  [[nodiscard]] std::int64_t kv_elements_per_head() const { return latent_kv ? head_dim : head_dim + v_dim(); }
 };
 
 // FLOPs and bytes of attention, shared by every predictor (and by the step breakdown).
@@ -84,6 +116,7 @@ class OpPredictor {
                                                 std::int64_t kv_tokens) const = 0;
   // Norms, activations, residual adds, RoPE, sampling: streaming kernels.
   [[nodiscard]] virtual OpCost elementwise(Bytes bytes, Flops flops) const = 0;
+  [[nodiscard]] virtual OpCost grouped_gemm(const GroupedGemmShape& g) const = 0;
 };
 
 }  // namespace servesim

@@ -42,11 +42,28 @@ double prefill_attention_pairs(const AttentionShape& a, std::span<const PrefillC
   return pairs;
 }
 
+namespace {
+// Standard attention: K and V of head_dim each (the original formulas, kept bit for bit).
+bool plain(const AttentionShape& a) { return a.v_head_dim == 0 && !a.latent_kv; }
+// FLOPs per query-key pair and query head: QK^T (2 x head_dim) + PV (2 x v_dim).
+double pair_flops_per_head(const AttentionShape& a) { return 2.0 * double(a.head_dim + a.v_dim()); }
+}  // namespace
+
 Flops prefill_attention_flops(const AttentionShape& a, std::span<const PrefillChunk> chunks) {
+  if (!plain(a)) return Flops{double(a.heads_q) * pair_flops_per_head(a) * prefill_attention_pairs(a, chunks)};
   return Flops{4.0 * double(a.heads_q) * double(a.head_dim) * prefill_attention_pairs(a, chunks)};
 }
 
 Bytes prefill_attention_bytes(const AttentionShape& a, std::span<const PrefillChunk> chunks) {
+  if (!plain(a)) {
+    double q = 0.0, o = 0.0, kv = 0.0;
+    for (const auto& c : chunks) {
+      q += double(c.tokens) * double(a.heads_q * a.head_dim);
+      o += double(c.tokens) * double(a.heads_q * a.v_dim());
+      kv += chunk_keys(c, a.window) * double(a.heads_kv * a.kv_elements_per_head());
+    }
+    return Bytes{q * a.q_bytes_per_element() + o * a.act_bytes_per_element + kv * a.bytes_per_element};
+  }
   double q = 0.0, kv = 0.0;  // elements; O has as many as Q
   for (const auto& c : chunks) {
     q += double(c.tokens) * double(a.heads_q * a.head_dim);
@@ -56,10 +73,17 @@ Bytes prefill_attention_bytes(const AttentionShape& a, std::span<const PrefillCh
 }
 
 Flops decode_attention_flops(const AttentionShape& a, std::int64_t kv_tokens) {
+  if (!plain(a)) return Flops{double(a.heads_q) * pair_flops_per_head(a) * double(kv_tokens)};
   return Flops{4.0 * double(a.heads_q) * double(a.head_dim) * double(kv_tokens)};
 }
 
 Bytes decode_attention_bytes(const AttentionShape& a, std::int64_t batch, std::int64_t kv_tokens) {
+  if (!plain(a)) {
+    const double kv = double(kv_tokens) * double(a.heads_kv * a.kv_elements_per_head());
+    const double q = double(batch) * double(a.heads_q * a.head_dim);
+    const double o = double(batch) * double(a.heads_q * a.v_dim());
+    return Bytes{kv * a.bytes_per_element + q * a.q_bytes_per_element() + o * a.act_bytes_per_element};
+  }
   const double kv = double(kv_tokens) * double(a.heads_kv * a.head_dim) * 2.0;
   const double q = double(batch) * double(a.heads_q * a.head_dim);  // O has as many
   return Bytes{kv * a.bytes_per_element + q * (a.q_bytes_per_element() + a.act_bytes_per_element)};
@@ -93,6 +117,14 @@ OpCost RooflinePredictor::attention_decode(const AttentionShape& a, std::int64_t
                                            std::int64_t kv_tokens) const {
   if (batch == 0) return {};
   OpCost c = roof(decode_attention_flops(a, kv_tokens), attention_rate(a), decode_attention_bytes(a, batch, kv_tokens));
+  c.time += gpu_.kernel_launch;
+  return c;
+}
+
+OpCost RooflinePredictor::grouped_gemm(const GroupedGemmShape& g) const {
+  if (g.groups <= 0.0) return {};
+  const FlopsPerSec rate = g.fp8 && gpu_.has_fp8() ? gpu_.achieved_fp8_flops() : gpu_.achieved_flops();
+  OpCost c = roof(g.flops(), rate, g.bytes());
   c.time += gpu_.kernel_launch;
   return c;
 }

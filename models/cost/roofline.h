@@ -20,6 +20,7 @@ class RooflinePredictor final : public OpPredictor {
   [[nodiscard]] OpCost attention_decode(const AttentionShape& a, std::int64_t batch,
                                         std::int64_t kv_tokens) const override;
   [[nodiscard]] OpCost elementwise(Bytes bytes, Flops flops) const override;
+  [[nodiscard]] OpCost grouped_gemm(const GroupedGemmShape& g) const override;
 
   // The roofline itself, without launch overhead: max of the compute and memory times, and which one won.
   [[nodiscard]] OpCost roof(Flops flops, FlopsPerSec rate, Bytes bytes) const;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "models/common/error.h"
+#include "models/cost/moe_mla_cost.h"
 
 namespace servesim {
 namespace {
@@ -22,18 +23,25 @@ struct ListSink {
 
 }  // namespace
 
+OpCost GroupComm::all_to_all(Bytes) const {
+  throw InputError("parallel: this communication model has no all-to-all (needed by expert parallelism with "
+                   "data-parallel attention)");
+}
+
 StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
                      std::shared_ptr<const OpPredictor> predictor, EngineOverhead overhead,
-                     std::shared_ptr<const GroupComm> comm)
+                     std::shared_ptr<const GroupComm> comm, ExpertRouting routing)
     : arch_(std::move(arch)),
       gpu_(std::move(gpu)),
       parallel_(parallel),
       predictor_(std::move(predictor)),
       overhead_(overhead),
-      comm_(std::move(comm)) {
+      comm_(std::move(comm)),
+      routing_(std::move(routing)) {
   const auto t = parallel_.tensor;
   const auto p = parallel_.pipeline;
   if (t < 1 || p < 1) throw InputError("parallel: tensor_parallel_size and pipeline_parallel_size must be >= 1");
+  check_moe_parallel();
   if (arch_.num_heads % t != 0) {
     throw InputError("parallel.tensor_parallel_size: " + std::to_string(arch_.num_heads) +
                      " attention heads of " + arch_.name + " do not divide by tensor_parallel_size " +
@@ -70,7 +78,61 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
   std::int64_t first_layer = 0;
   for (const std::int64_t n : stage_layers) {
     sliding_per_stage_.push_back(arch_.sliding_layers(first_layer, n));
+    moe_per_stage_.push_back(arch_.moe.moe_layers(first_layer, n));
     first_layer += n;
+  }
+  if (arch_.mla.enabled()) {
+    // Decode runs the absorbed form: every query head attends over the one cached latent per token
+    // ([kv_lora_rank | rope], head_dim = its width), V being its first kv_lora_rank elements (FlashMLA).
+    attn_.heads_kv = 1;
+    attn_.head_dim = arch_.mla.latent_dim();
+    attn_.v_head_dim = arch_.mla.kv_lora_rank;
+    attn_.latent_kv = true;
+    attn_.fp8 = false;
+    // Prefill runs the expanded form: K (qk_head_dim) and V (v_head_dim) per head, in the activation dtype.
+    mla_prefill_ = AttentionShape{attn_.heads_q, attn_.heads_q, arch_.mla.qk_head_dim(), arch_.weight_bytes_per_param,
+                                  arch_.weight_bytes_per_param};
+    mla_prefill_.v_head_dim = arch_.mla.v_head_dim;
+  }
+  if (arch_.moe.enabled() && routing_.empty()) {
+    routing_ = ExpertRouting::uniform(arch_.moe.num_experts, arch_.moe.experts_per_token);
+  }
+  if (arch_.moe.enabled() && routing_.experts() != arch_.moe.num_experts) {
+    throw InputError("model.moe: " + std::to_string(routing_.experts()) + " expert loads for " + arch_.name +
+                     "'s " + std::to_string(arch_.moe.num_experts) + " experts");
+  }
+}
+
+void StepModel::check_moe_parallel() const {
+  const auto t = parallel_.tensor;
+  const auto ep = parallel_.expert;
+  const auto d = parallel_.data;
+  if (ep < 1 || d < 1) throw InputError("parallel: expert_parallel_size and data_parallel_size must be >= 1");
+  if (ep > 1 && ep != t * d) {
+    throw InputError("parallel.expert_parallel_size: " + std::to_string(ep) + " must be 1 or tensor_parallel_size x "
+                     "data_parallel_size (" + std::to_string(t * d) + "): experts are split over all of a stage's GPUs");
+  }
+  if (d > 1 && ep == 1) {
+    throw InputError("parallel.data_parallel_size: " + std::to_string(d) + " data-parallel attention groups need "
+                     "expert parallelism (expert_parallel_size = " + std::to_string(t * d) +
+                     "); without it, data parallelism is separate replicas ([cluster] replicas)");
+  }
+  if (ep > 1 && !arch_.moe.enabled()) {
+    throw InputError("parallel.expert_parallel_size: " + arch_.name + " has no mixture-of-experts layers");
+  }
+  if (!arch_.moe.enabled()) return;
+  const MoeArch& m = arch_.moe;
+  if (ep > 1 && m.num_experts % ep != 0) {
+    throw InputError("parallel.expert_parallel_size: " + std::to_string(m.num_experts) + " experts of " +
+                     arch_.name + " do not divide by " + std::to_string(ep));
+  }
+  if (ep == 1 && m.expert_intermediate_size % t != 0) {
+    throw InputError("parallel.tensor_parallel_size: moe_intermediate_size " +
+                     std::to_string(m.expert_intermediate_size) + " does not divide by " + std::to_string(t));
+  }
+  if (m.shared_intermediate_size % t != 0) {
+    throw InputError("parallel.tensor_parallel_size: the shared experts' width " +
+                     std::to_string(m.shared_intermediate_size) + " does not divide by " + std::to_string(t));
   }
 }
 
@@ -104,8 +166,17 @@ Bytes StepModel::weight_bytes_per_gpu(std::int64_t stage) const {
   const double qkv_out = double(qkv_width());
   const double linear = h * qkv_out + double(arch_.q_dim()) / t * h + 3.0 * h * double(arch_.intermediate_size) / t;
   const double other = (arch_.qkv_bias ? qkv_out : 0.0) + 2.0 * h;  // biases and norms
-  const double stage_layers = double(pp_stage_layers(arch_.num_layers, p)[static_cast<std::size_t>(stage)]);
-  const double layers = stage_layers * (linear * arch_.linear_bytes_per_param() + other * arch_.weight_bytes_per_param);
+  const std::vector<std::int64_t> split = pp_stage_layers(arch_.num_layers, p);
+  const double stage_layers = double(split[static_cast<std::size_t>(stage)]);
+  double layers = stage_layers * (linear * arch_.linear_bytes_per_param() + other * arch_.weight_bytes_per_param);
+  if (arch_.moe.enabled() || arch_.mla.enabled()) {
+    std::int64_t first = 0;
+    for (std::int64_t s = 0; s < stage; ++s) first += split[static_cast<std::size_t>(s)];
+    layers = 0.0;
+    for (std::int64_t i = first; i < first + split[static_cast<std::size_t>(stage)]; ++i) {
+      layers += moe_mla_layer_weight_bytes(arch_, parallel_, i);
+    }
+  }
   const double table = double(vocab_per_rank() * arch_.hidden_size);
   const bool first = stage == 0;
   const bool last = stage == p - 1;
@@ -124,27 +195,38 @@ Bytes StepModel::kv_bytes_per_token_per_gpu() const { return kv_bytes_per_token_
 
 Bytes StepModel::kv_bytes_per_token_per_gpu(std::int64_t stage) const {
   const std::int64_t layers = pp_stage_layers(arch_.num_layers, parallel_.pipeline)[static_cast<std::size_t>(stage)];
+  if (arch_.mla.enabled()) return Bytes{double(layers * arch_.mla.latent_dim()) * arch_.kv_bytes_per_element};
   return Bytes{2.0 * double(layers * attn_.heads_kv * attn_.head_dim) * arch_.kv_bytes_per_element};
 }
 
 // Token-count part: every per-layer op whose shape depends only on the step's token count (norms, GEMMs,
 // RoPE, activation, TP all-reduces), the embedding gather, and the pipeline sends.
 template <class Sink>
-StepModel::Times StepModel::dense_part(std::int64_t T, Sink& sink) const {
-  if (T == 0) return {};
+StepModel::Times StepModel::dense_part(std::int64_t tokens, Sink& sink) const {
+  if (tokens == 0) return {};
+  // With data-parallel attention each group runs its share of the batch (ideally balanced).
+  const std::int64_t T = (tokens + parallel_.data - 1) / parallel_.data;
   const double L = double(layers_per_stage_);
   const double all_layers = double(arch_.num_layers);  // the breakdown lists whole-model totals
+  const bool moe = arch_.moe.enabled();
+  const double dense_layers = all_layers - double(arch_.moe.moe_layers());
   const double e = arch_.weight_bytes_per_param;
   const std::int64_t t = parallel_.tensor;
   const std::int64_t h = arch_.hidden_size;
   const double act = double(T) * double(h) * e;  // one activation tensor [T, hidden]
-  Seconds layer{0.0};
+  Seconds layer{0.0};      // one layer's ops common to every layer (and, for a dense model, its MLP)
+  Seconds dense_mlp{0.0};  // MoE models: the MLP of a dense layer
+  Seconds* mlp = moe ? &dense_mlp : &layer;
   auto op = [&](const char* name, Flops f, Bytes by, OpCost c) {
     sink.add(name, f, by, c, all_layers);
     layer += c.time;
   };
-  auto elementwise = [&](const char* name, double bytes, double flops) {
-    op(name, Flops{flops}, Bytes{bytes}, predictor_->elementwise(Bytes{bytes}, Flops{flops}));
+  auto mlp_op = [&](const char* name, Flops f, Bytes by, OpCost c) {
+    sink.add(name, f, by, c, moe ? dense_layers : all_layers);
+    *mlp += c.time;
+  };
+  auto elementwise_op = [&](auto& to, const char* name, double bytes, double flops) {
+    to(name, Flops{flops}, Bytes{bytes}, predictor_->elementwise(Bytes{bytes}, Flops{flops}));
   };
   // fp8 weights: fp8 math on GPUs with fp8 tensor cores, each activation quantized per token first (read bf16,
   // write fp8: absmax + scale); elsewhere weight-only (bf16 math, 1-byte weights). As vLLM compiles the model,
@@ -152,36 +234,70 @@ StepModel::Times StepModel::dense_part(std::int64_t T, Sink& sink) const {
   // the attention output's, before o, is a kernel of its own.
   const bool fp8_weights = arch_.quantization == Quantization::fp8;
   const bool fp8_math = fp8_weights && gpu_.has_fp8();
+  auto gemm_shape = [&](const char* name, std::int64_t n, std::int64_t k) {
+    return GemmShape{name, T, n, k, e, fp8_weights ? 1.0 : 0.0, fp8_math};
+  };
   auto gemm = [&](const char* name, std::int64_t n, std::int64_t k) {
-    const GemmShape g{name, T, n, k, e, fp8_weights ? 1.0 : 0.0, fp8_math};
+    const GemmShape g = gemm_shape(name, n, k);
     op(name, g.flops(), g.bytes(), predictor_->gemm(g));
   };
-  auto all_reduce = [&](const char* name) {
+  auto mlp_gemm = [&](const char* name, std::int64_t n, std::int64_t k) {
+    const GemmShape g = gemm_shape(name, n, k);
+    mlp_op(name, g.flops(), g.bytes(), predictor_->gemm(g));
+  };
+  auto all_reduce = [&](const char* name, auto& to) {
     if (t == 1) return;
     const OpCost c = comm_->all_reduce(Bytes{act});
-    op(name, Flops{0.0}, Bytes{act}, OpCost{c.time * (1.0 - parallel_.overlap), Bound::communication});
+    to(name, Flops{0.0}, Bytes{act}, OpCost{c.time * (1.0 - parallel_.overlap), Bound::communication});
   };
-  const double qkv_heads = double((attn_.heads_q + attn_.heads_kv) * attn_.head_dim);
-  elementwise("attn_norm", 2.0 * act + double(h) * e, 4.0 * double(T * h));
-  gemm("qkv", qkv_width(), h);
-  elementwise("rope", 2.0 * double(T) * qkv_heads * e, 6.0 * double(T) * qkv_heads);
-  if (fp8_math) {
-    const double o_in = double(T) * double(arch_.q_dim() / t);
-    elementwise("o_input_quant", o_in * (e + 1.0), 3.0 * o_in);
+  const LayerCostContext ctx{arch_, gpu_, parallel_, *predictor_, comm_.get(), routing_};
+  elementwise_op(op, "attn_norm", 2.0 * act + double(h) * e, 4.0 * double(T * h));
+  if (arch_.mla.enabled()) {
+    (void)mla_projection_ops(ctx, T, [&](const char* n, Flops f, Bytes b, OpCost c) { op(n, f, b, c); });
+  } else {
+    const double qkv_heads = double((attn_.heads_q + attn_.heads_kv) * attn_.head_dim);
+    gemm("qkv", qkv_width(), h);
+    elementwise_op(op, "rope", 2.0 * double(T) * qkv_heads * e, 6.0 * double(T) * qkv_heads);
+    if (arch_.qk_norm) {
+      elementwise_op(op, "qk_norm", 2.0 * double(T) * qkv_heads * e, 4.0 * double(T) * qkv_heads);
+    }
+    if (fp8_math) {
+      const double o_in = double(T) * double(arch_.q_dim() / t);
+      elementwise_op(op, "o_input_quant", o_in * (e + 1.0), 3.0 * o_in);
+    }
+    gemm("o", h, arch_.q_dim() / t);
   }
-  gemm("o", h, arch_.q_dim() / t);
-  all_reduce("tp_all_reduce_attn");
-  elementwise("mlp_norm", 3.0 * act + double(h) * e, 5.0 * double(T * h));  // residual add + RMSNorm
-  gemm("gate_up", 2 * arch_.intermediate_size / t, h);
-  elementwise("act_mul", 3.0 * double(T) * double(arch_.intermediate_size / t) * e,
-              5.0 * double(T) * double(arch_.intermediate_size / t));
-  gemm("down", h, arch_.intermediate_size / t);
-  all_reduce("tp_all_reduce_mlp");
+  all_reduce("tp_all_reduce_attn", op);
+  elementwise_op(op, "mlp_norm", 3.0 * act + double(h) * e, 5.0 * double(T * h));  // residual add + RMSNorm
+  if (dense_layers > 0) {
+    mlp_gemm("gate_up", 2 * arch_.intermediate_size / t, h);
+    elementwise_op(mlp_op, "act_mul", 3.0 * double(T) * double(arch_.intermediate_size / t) * e,
+                   5.0 * double(T) * double(arch_.intermediate_size / t));
+    mlp_gemm("down", h, arch_.intermediate_size / t);
+    all_reduce("tp_all_reduce_mlp", mlp_op);
+  }
+  Seconds moe_mlp{0.0};  // the MLP of a MoE layer
+  if (moe) {
+    const double moe_layers = double(arch_.moe.moe_layers());
+    moe_mlp = moe_mlp_ops(ctx, T, tokens,
+                          [&](const char* n, Flops f, Bytes b, OpCost c) { sink.add(n, f, b, c, moe_layers); });
+  }
 
   const OpCost embed = predictor_->elementwise(Bytes{2.0 * act}, Flops{0.0});
   sink.add("embedding", Flops{0.0}, Bytes{2.0 * act}, embed, 1.0);
   const std::int64_t p = parallel_.pipeline;
   Times out{layer * L * double(p) + embed.time, layer * L + embed.time};
+  if (moe) {
+    // Per stage: every layer's common ops, its dense layers' MLPs and its MoE layers' MLPs.
+    out = Times{};
+    for (const std::int64_t m : moe_per_stage_) {
+      const Seconds stage = layer * L + dense_mlp * (L - double(m)) + moe_mlp * double(m);
+      out.gpu += stage;
+      out.stage = std::max(out.stage, stage);
+    }
+    out.gpu += embed.time;
+    out.stage += embed.time;
+  }
   if (p > 1) {
     const OpCost c = comm_->send_recv(Bytes{act});
     sink.add("pp_send_recv", Flops{0.0}, Bytes{act}, OpCost{c.time, Bound::communication}, double(p - 1));
@@ -198,10 +314,21 @@ StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) cons
   const double full_layers = double(arch_.num_layers - sliding);  // the breakdown lists whole-model totals
   Seconds layer{0.0};     // one full-attention layer
   Seconds windowed{0.0};  // one sliding-window layer
+  // Data-parallel attention: each group attends over its share of the batch (ideally balanced, 1/data of it).
+  const double share = 1.0 / double(parallel_.data);
+  auto scaled = [share](OpCost c) {
+    c.time = c.time * share;
+    return c;
+  };
+  // The breakdown reports one GPU's work, as its time.
+  auto add = [&](const char* name, Flops f, Bytes by, OpCost c, double count) {
+    sink.add(name, f * share, by * share, c, count);
+  };
+  const AttentionShape& prefill_shape = arch_.mla.enabled() ? mla_prefill_ : attn_;
   if (attn_.fp8) {  // Q of every token in the batch quantized to fp8 before the attention kernels
     const double q = double(b.total_tokens()) * double(attn_.heads_q * attn_.head_dim);
-    const OpCost c = predictor_->elementwise(Bytes{q * (attn_.act_bytes_per_element + 1.0)}, Flops{3.0 * q});
-    sink.add("attn_q_quant", Flops{3.0 * q}, Bytes{q * (attn_.act_bytes_per_element + 1.0)}, c,
+    const OpCost c = scaled(predictor_->elementwise(Bytes{q * (attn_.act_bytes_per_element + 1.0)}, Flops{3.0 * q}));
+    add("attn_q_quant", Flops{3.0 * q}, Bytes{q * (attn_.act_bytes_per_element + 1.0)}, c,
              double(arch_.num_layers));
     layer += c.time;
     windowed += c.time;
@@ -209,29 +336,44 @@ StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) cons
   if (!b.prefills.empty()) {
     const std::span<const PrefillChunk> chunks(b.prefills);
     if (full_layers > 0) {
-      const OpCost c = predictor_->attention_prefill(attn_, chunks);
-      sink.add("attention_prefill", prefill_attention_flops(attn_, chunks), prefill_attention_bytes(attn_, chunks), c,
-               full_layers);
+      const OpCost c = scaled(predictor_->attention_prefill(prefill_shape, chunks));
+      add("attention_prefill", prefill_attention_flops(prefill_shape, chunks),
+               prefill_attention_bytes(prefill_shape, chunks), c, full_layers);
       layer += c.time;
     }
+    if (arch_.mla.enabled()) {
+      // Chunks after a prompt's first expand their cached context's latent to K_nope and V (kv_b_proj).
+      std::int64_t context = 0;
+      for (const auto& ch : chunks) context += ch.context;
+      if (context > 0) {
+        const MlaArch& m = arch_.mla;
+        const GemmShape g{"mla_context_kv_b", context, attn_.heads_q * (m.qk_nope_head_dim + m.v_head_dim),
+                          m.kv_lora_rank, arch_.weight_bytes_per_param,
+                          arch_.quantization == Quantization::fp8 ? 1.0 : 0.0,
+                          arch_.quantization == Quantization::fp8 && gpu_.has_fp8()};
+        const OpCost c = scaled(predictor_->gemm(g));
+        add("mla_context_kv_b", g.flops(), g.bytes(), c, full_layers);
+        layer += c.time;
+      }
+    }
     if (sliding > 0) {
-      const OpCost c = predictor_->attention_prefill(attn_sliding_, chunks);
-      sink.add("attention_prefill_swa", prefill_attention_flops(attn_sliding_, chunks),
+      const OpCost c = scaled(predictor_->attention_prefill(attn_sliding_, chunks));
+      add("attention_prefill_swa", prefill_attention_flops(attn_sliding_, chunks),
                prefill_attention_bytes(attn_sliding_, chunks), c, double(sliding));
       windowed += c.time;
     }
   }
   if (b.num_decodes > 0) {
     if (full_layers > 0) {
-      const OpCost c = predictor_->attention_decode(attn_, b.num_decodes, b.decode_context_tokens);
-      sink.add("attention_decode", decode_attention_flops(attn_, b.decode_context_tokens),
+      const OpCost c = scaled(predictor_->attention_decode(attn_, b.num_decodes, b.decode_context_tokens));
+      add("attention_decode", decode_attention_flops(attn_, b.decode_context_tokens),
                decode_attention_bytes(attn_, b.num_decodes, b.decode_context_tokens), c, full_layers);
       layer += c.time;
     }
     if (sliding > 0) {
       const std::int64_t kv = sliding_decode_tokens(b);
-      const OpCost c = predictor_->attention_decode(attn_sliding_, b.num_decodes, kv);
-      sink.add("attention_decode_swa", decode_attention_flops(attn_sliding_, kv),
+      const OpCost c = scaled(predictor_->attention_decode(attn_sliding_, b.num_decodes, kv));
+      add("attention_decode_swa", decode_attention_flops(attn_sliding_, kv),
                decode_attention_bytes(attn_sliding_, b.num_decodes, kv), c, double(sliding));
       windowed += c.time;
     }
@@ -250,8 +392,9 @@ StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) cons
 
 // Once per step for the sampling sequences: final norm, LM head, sampling.
 template <class Sink>
-StepModel::Times StepModel::head_part(std::int64_t S, Sink& sink) const {
-  if (S == 0) return {};
+StepModel::Times StepModel::head_part(std::int64_t sampled, Sink& sink) const {
+  if (sampled == 0) return {};
+  const std::int64_t S = (sampled + parallel_.data - 1) / parallel_.data;  // per data-parallel group
   const double e = arch_.weight_bytes_per_param;
   const std::int64_t h = arch_.hidden_size;
   const double s = double(S);
@@ -318,9 +461,12 @@ StepCost StepModel::breakdown(const BatchShape& batch) const {
   const Times times = evaluate(batch, sink);
   // List the ops in execution order within a layer.
   static const std::vector<std::string> order = {
-      "attn_norm", "qkv", "rope", "attention_prefill", "attention_prefill_swa", "attention_decode",
+      "attn_norm", "qkv", "mla_qkv_a", "mla_q", "mla_kv_a", "mla_norms", "mla_q_b", "mla_kv_b", "rope", "qk_norm",
+      "mla_context_kv_b", "attention_prefill", "attention_prefill_swa", "attention_decode",
       "attention_decode_swa", "o", "tp_all_reduce_attn", "mlp_norm",
-      "gate_up", "act_mul", "down", "tp_all_reduce_mlp", "embedding", "final_norm", "lm_head", "sampling",
+      "gate_up", "act_mul", "down", "tp_all_reduce_mlp", "moe_router", "moe_topk", "moe_dispatch", "moe_gate_up",
+      "moe_act_mul", "moe_down", "moe_combine", "shared_gate_up", "shared_act_mul", "shared_down",
+      "shared_expert_gate", "tp_all_reduce_moe", "embedding", "final_norm", "lm_head", "sampling",
       "pp_send_recv"};
   auto rank = [&](const StepOp& o) { return std::find(order.begin(), order.end(), o.name) - order.begin(); };
   std::stable_sort(cost.ops.begin(), cost.ops.end(), [&](const StepOp& a, const StepOp& b) { return rank(a) < rank(b); });

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "models/arch/model_arch.h"
+#include "models/cost/moe_routing.h"
 #include "models/cost/op_predictor.h"
 #include "models/hw/gpu.h"
 
@@ -34,13 +35,26 @@ class GroupComm {
   [[nodiscard]] virtual OpCost send_recv(Bytes bytes) const = 0;
   // The last stage's vocab-parallel logits, `per_rank` bytes on each rank, gathered onto one rank for sampling.
   [[nodiscard]] virtual OpCost gather(Bytes per_rank) const = 0;
+  // Mixture-of-experts dispatch / combine among the expert-parallel ranks of a stage (data-parallel attention):
+  // each rank sends `per_rank` bytes in all, spread evenly over the ranks. Throws InputError where the model has
+  // no all-to-all.
+  [[nodiscard]] virtual OpCost all_to_all(Bytes per_rank) const;
 };
 
+// Parallelism of one replica. Per pipeline stage tensor x data GPUs: attention (and every non-expert layer) is
+// tensor-parallel over `tensor` GPUs and, with data > 1, data-parallel over `data` such groups (each attends to
+// its share of the batch and holds its sequences' KV: vLLM's and SGLang's data-parallel attention for MoE models).
+// Mixture-of-experts layers: expert = 1 splits every expert's FFN over the tensor-parallel ranks (vLLM's default);
+// expert = tensor x data splits the experts over all the stage's GPUs, whole (expert parallelism): with data = 1
+// every rank holds every token and the MoE output is all-reduced, with data > 1 tokens are dispatched to their
+// experts' ranks and combined back by two all-to-alls per MoE layer.
 struct ParallelConfig {
   std::int64_t tensor = 1;
   std::int64_t pipeline = 1;
   double overlap = 0.0;  // fraction of communication hidden behind compute (0 = serial)
-  [[nodiscard]] std::int64_t gpus() const { return tensor * pipeline; }
+  std::int64_t expert = 1;  // expert-parallel ranks: 1, or tensor x data
+  std::int64_t data = 1;    // data-parallel attention groups per stage (> 1 only with expert parallelism)
+  [[nodiscard]] std::int64_t gpus() const { return tensor * data * pipeline; }
 };
 
 // The engine's CPU time per step (scheduling, input preparation, sampling bookkeeping, detokenization, Python
@@ -83,9 +97,10 @@ struct StepCost {
 
 class StepModel {
  public:
-  // Throws InputError when heads or layers do not divide by the parallel degrees.
+  // Throws InputError when heads, layers or experts do not divide by the parallel degrees. `routing`: how tokens
+  // pick experts in MoE layers (empty = uniform over the model's experts).
   StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel, std::shared_ptr<const OpPredictor> predictor,
-            EngineOverhead overhead, std::shared_ptr<const GroupComm> comm);
+            EngineOverhead overhead, std::shared_ptr<const GroupComm> comm, ExpertRouting routing = {});
 
   // Fast path for the event loop: total step time (gpu + overhead), no allocation.
   [[nodiscard]] Seconds step_time(const BatchShape& batch) const;
@@ -126,7 +141,9 @@ class StepModel {
   [[nodiscard]] std::int64_t qkv_width() const {
     return arch_.q_dim() / parallel_.tensor + 2 * attn_.heads_kv * attn_.head_dim;
   }
-  // KV cache bytes per token on one GPU (of stage 0, or of pipeline stage `stage`: its layers only).
+  [[nodiscard]] const ExpertRouting& routing() const { return routing_; }
+  // KV cache bytes per token on one GPU (of stage 0, or of pipeline stage `stage`: its layers only). MLA: the whole
+  // latent on every tensor-parallel rank. With data-parallel attention a GPU holds only its own sequences' KV.
   [[nodiscard]] Bytes kv_bytes_per_token_per_gpu() const;
   [[nodiscard]] Bytes kv_bytes_per_token_per_gpu(std::int64_t stage) const;
 
@@ -143,6 +160,7 @@ class StepModel {
   Times head_part(std::int64_t sampled, Sink& sink) const;
   template <class Sink>
   Times evaluate(const BatchShape& batch, Sink& sink) const;
+  void check_moe_parallel() const;
 
   ModelArch arch_;
   GpuSpec gpu_;
@@ -153,7 +171,10 @@ class StepModel {
   AttentionShape attn_;
   AttentionShape attn_sliding_;               // attn_ with the model's sliding window
   std::vector<std::int64_t> sliding_per_stage_;  // sliding-window layers of each pipeline stage
+  std::vector<std::int64_t> moe_per_stage_;      // mixture-of-experts layers of each pipeline stage
   std::int64_t layers_per_stage_ = 0;
+  ExpertRouting routing_;
+  AttentionShape mla_prefill_;  // MLA: the expanded form prefill runs (K, V per head, in the activation dtype)
 };
 
 }  // namespace servesim

@@ -10,9 +10,25 @@
 #include "models/common/error.h"
 #include "models/common/input_file.h"
 #include "models/common/json_file.h"
+#include "models/common/units.h"
 
 namespace servesim {
 namespace {
+
+// Upper limits of a profile's sizes (profile.h lists them): far above any benchmark, and low enough that what the
+// calibrated predictor builds from a row (one chunk per prefill sequence, batch x tokens products in int64) stays
+// small and exact.
+constexpr std::int64_t kMaxProfileBatch = std::int64_t{1} << 16;
+constexpr std::int64_t kMaxProfileTokens = kMaxTokensPerRequest;
+constexpr std::int64_t kMaxProfileHeads = std::int64_t{1} << 16;
+constexpr std::int64_t kMaxProfileWidth = std::int64_t{1} << 30;
+constexpr std::int64_t kMaxProfileRanks = std::int64_t{1} << 20;
+
+void check_at_most(std::int64_t v, std::int64_t max, const std::string& where, const char* name) {
+  if (v > max) {
+    throw InputError(where + ": " + name + " " + std::to_string(v) + " is past the limit of " + std::to_string(max));
+  }
+}
 
 
 std::string join(const std::vector<std::string>& v) {
@@ -54,6 +70,7 @@ MixedBatches read_mixed_batches(const std::string& path) {
       std::string body = line.substr(mix_tag.size());
       body = body.substr(0, std::min(body.find('('), body.find("->")));
       std::vector<AttentionSample::Group> groups;
+      std::int64_t sequences = 0;
       std::size_t start = 0;
       while (start <= body.size()) {
         const auto plus = body.find('+', start);
@@ -68,6 +85,13 @@ MixedBatches read_mixed_batches(const std::string& path) {
           throw InputError(path + ":" + std::to_string(lineno) + ": mixed decode batch term '" + term +
                            "' is not SEQUENCESxTOKENS");
         }
+        // The batch (all terms' sequences) and each length within the row limits, so that the batch's kv_total
+        // (sum of sequences x tokens) stays far below 2^63.
+        const std::string where = path + ":" + std::to_string(lineno);
+        check_at_most(lv, kMaxProfileTokens, where, "mixed decode batch cached tokens");
+        check_at_most(nv, kMaxProfileBatch, where, "mixed decode batch sequences");
+        sequences += nv;
+        check_at_most(sequences, kMaxProfileBatch, where, "mixed decode batch size");
         groups.push_back({nv, lv});
         if (plus == std::string::npos) break;
         start = plus + 1;
@@ -147,6 +171,9 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
     GemmSample g{r.fields[0], r.integer(1, "M"), r.integer(2, "N"), r.integer(3, "K"), r.fields[4],
                  r.number(5, "median_us"), r.number(6, "min_us"), r.number(7, "max_us")};
     if (g.m <= 0 || g.n <= 0 || g.k <= 0 || g.median_us <= 0) throw InputError(r.where + ": sizes and times must be > 0");
+    check_at_most(g.m, kMaxProfileTokens, r.where, "M");
+    check_at_most(g.n, kMaxProfileWidth, r.where, "N");
+    check_at_most(g.k, kMaxProfileWidth, r.where, "K");
     if (!(g.min_us <= g.median_us && g.median_us <= g.max_us)) {
       throw InputError(r.where + ": times must satisfy min_us <= median_us <= max_us");
     }
@@ -164,6 +191,14 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
           a.median_us <= 0) {
         throw InputError(r.where + ": sizes and times must be > 0");
       }
+      if (a.ctx_len < 0) throw InputError(r.where + ": ctx_len must be >= 0");
+      check_at_most(a.batch, kMaxProfileBatch, r.where, "batch");
+      check_at_most(a.q_len, kMaxProfileTokens, r.where, "q_len");
+      check_at_most(a.ctx_len, kMaxProfileTokens, r.where, "ctx_len");
+      check_at_most(a.kv_total, kMaxProfileBatch * kMaxProfileTokens, r.where, "kv_total");
+      check_at_most(a.hq, kMaxProfileHeads, r.where, "hq");
+      check_at_most(a.hkv, kMaxProfileHeads, r.where, "hkv");
+      check_at_most(a.head_dim, kMaxProfileWidth, r.where, "head_dim");
       if (!(a.min_us <= a.median_us && a.median_us <= a.max_us)) {
         throw InputError(r.where + ": times must satisfy min_us <= median_us <= max_us");
       }
@@ -200,6 +235,7 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
                                           {"collective", "ranks", "bytes", "time_us", "algbw_GBps", "busbw_GBps", "source"})) {
       p.collectives.push_back(CollectiveRow{r.fields[0], r.integer(1, "ranks"), r.number(2, "bytes"),
                                             r.number(3, "time_us"), r.number(4, "algbw_GBps"), r.number(5, "busbw_GBps")});
+      check_at_most(p.collectives.back().ranks, kMaxProfileRanks, r.where, "ranks");
     }
   }
   return p;

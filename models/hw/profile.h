@@ -1,6 +1,11 @@
 // A measured calibration profile (calibrate/data/<gpu>/, schema in calibrate/README.md): GEMM, attention,
 // memory and collective timings of one GPU type. Loading checks every row; a bad row throws InputError
-// "file:line: ...".
+// "file:line: ...". Sizes have upper limits far above any benchmark, so that what the calibrated predictor builds
+// from a row stays small and its int64 products exact (profile.cpp): GEMM M and attention q_len, ctx_len and a
+// mixed batch's cached tokens at most kMaxTokensPerRequest (1e7, models/common/units.h); GEMM N and K and
+// head_dim at most 2^30; attention batch (a mixed batch's sequences together too), hq and hkv at most 2^16;
+// kv_total at most 2^16 x 1e7; collectives ranks at most 2^20 (as nccl-tests logs, models/hw/nccl_ingest.cpp).
+// Past one: InputError "file:line: NAME V is past the limit of MAX".
 #pragma once
 #include <cstdint>
 #include <string>

@@ -35,8 +35,9 @@ CommGroup::CommGroup(std::shared_ptr<const Topology> topo, std::vector<int> gpu_
   const GroupPaths paths(*topo_, gpus_);
   const std::size_t n = gpus_.size();
 
-  pos_of_gpu_.assign(static_cast<std::size_t>(topo_->gpu_count()), -1);
-  for (std::size_t p = 0; p < n; ++p) pos_of_gpu_[static_cast<std::size_t>(gpus_[p])] = static_cast<int>(p);
+  pos_of_gpu_.clear();
+  for (std::size_t p = 0; p < n; ++p) pos_of_gpu_.emplace_back(gpus_[p], static_cast<int>(p));
+  std::sort(pos_of_gpu_.begin(), pos_of_gpu_.end());
   p2p_sec_per_byte_.assign(n * n, 0.0);
   p2p_latency_.assign(n * n, 0.0);
   for (std::size_t a = 0; a < n; ++a) {
@@ -104,8 +105,8 @@ CollectiveResult CommGroup::cost(CollectiveOp op, Bytes size) const {
 Seconds CommGroup::p2p_time(int gpu_a, int gpu_b, Bytes size) const {
   if (gpu_a == gpu_b) return Seconds{0};
   const auto in_group = [&](int gpu) {
-    return gpu >= 0 && static_cast<std::size_t>(gpu) < pos_of_gpu_.size() ? pos_of_gpu_[static_cast<std::size_t>(gpu)]
-                                                                          : -1;
+    const auto it = std::lower_bound(pos_of_gpu_.begin(), pos_of_gpu_.end(), std::pair<int, int>{gpu, -1});
+    return it != pos_of_gpu_.end() && it->first == gpu ? it->second : -1;
   };
   const int a = in_group(gpu_a);
   const int b = in_group(gpu_b);
@@ -113,8 +114,11 @@ Seconds CommGroup::p2p_time(int gpu_a, int gpu_b, Bytes size) const {
     const std::size_t i = static_cast<std::size_t>(a) * gpus_.size() + static_cast<std::size_t>(b);
     return Seconds{p2p_sec_per_byte_[i] * size.value() + p2p_latency_[i]};
   }
-  const Route r = topo_->gpu_route(gpu_a, gpu_b);
-  return Seconds{size.value() / r.bottleneck.value() + r.latency.value() + topo_->step_latency().value()};
+  return route_time(topo_->gpu_route(gpu_a, gpu_b), topo_->step_latency(), size);
+}
+
+Seconds CommGroup::route_time(const Route& r, Seconds step_latency, Bytes size) {
+  return Seconds{size.value() / r.bottleneck.value() + r.latency.value() + step_latency.value()};
 }
 
 std::vector<std::string> CommGroup::candidates(CollectiveOp op) const {

@@ -15,6 +15,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/common/units.h"
@@ -62,6 +63,8 @@ class CommGroup {
   // of the route + route latency + one step_latency; 0 when gpu_a == gpu_b. Pairs inside the group are cached;
   // other pairs are routed on the spot (slower). Not calibrated.
   [[nodiscard]] Seconds p2p_time(int gpu_a, int gpu_b, Bytes size) const;
+  // What p2p_time() charges for a pair outside the group routed on `r`: size / bottleneck + latency + step_latency.
+  [[nodiscard]] static Seconds route_time(const Route& r, Seconds step_latency, Bytes size);
 
   [[nodiscard]] int size() const { return static_cast<int>(gpus_.size()); }
   [[nodiscard]] const std::vector<int>& gpus() const { return gpus_; }
@@ -81,7 +84,7 @@ class CommGroup {
   std::string proto_;
   std::shared_ptr<const CollectiveCostModel> impl_;  // null for a group of one GPU
   std::array<const CorrectionCurve*, kNumCollectiveOps> curves_{};
-  std::vector<int> pos_of_gpu_;           // topology GPU index -> group position, -1 outside the group
+  std::vector<std::pair<int, int>> pos_of_gpu_;  // (topology GPU index, group position), sorted by GPU index
   std::vector<double> p2p_sec_per_byte_;  // size*size
   std::vector<double> p2p_latency_;       // size*size, route latency + step latency
 };

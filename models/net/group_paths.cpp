@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 #include "models/common/error.h"
 
@@ -29,19 +30,21 @@ GroupPaths::GroupPaths(const Topology& topo, std::vector<int> gpu_indices)
     members_[static_cast<std::size_t>(it->second)].push_back(static_cast<int>(p));
     node_of_.push_back(it->second);
   }
-  // Routes between all members: one Dijkstra per member.
+  // Routes between all members: one Dijkstra per member, stopping once it has settled every member.
+  std::vector<int> vertices(n);
+  for (std::size_t p = 0; p < n; ++p) vertices[p] = topo.gpu_vertex(gpus_[p]);
   std::vector<std::vector<std::optional<Route>>> from(n);
   std::vector<int> reach(n, 0);
   for (std::size_t p = 0; p < n; ++p) {
-    from[p] = topo.routes_from(topo.gpu_vertex(gpus_[p]));
+    from[p] = topo.routes_to(vertices[p], vertices);
     for (std::size_t q = 0; q < n; ++q) {
-      if (from[p][static_cast<std::size_t>(topo.gpu_vertex(gpus_[q]))]) ++reach[p];
+      if (from[p][q]) ++reach[p];
     }
   }
   routes_.resize(n * n);
   for (std::size_t p = 0; p < n; ++p) {
     for (std::size_t q = 0; q < n; ++q) {
-      auto& r = from[p][static_cast<std::size_t>(topo.gpu_vertex(gpus_[q]))];
+      auto& r = from[p][q];
       if (!r) {
         // Blame the GPU that reaches nobody, else the one that cannot be reached.
         const std::size_t bad = reach[p] <= 1 ? p : q;
@@ -133,20 +136,26 @@ std::vector<Transfer> GroupPaths::shift_transfers(int n) {
 
 CollectivePhase GroupPaths::phase(const std::vector<Transfer>& transfers, int steps) const {
   CollectivePhase out;
-  std::vector<double> load(topo_->links().size(), 0.0);
+  // (link id, fraction) of every transfer over every link of its route, in transfer order; sorted stably by link,
+  // each link's load is summed in transfer order. Only the links used are touched (not all of a large cluster's).
+  std::vector<std::pair<int, double>> use;
   double latency = 0.0;
   bool any = false;
   for (const auto& t : transfers) {
     if (t.src == t.dst || t.fraction <= 0.0) continue;
     const Route& r = route(t.src, t.dst);
-    for (int id : r.links) load[static_cast<std::size_t>(id)] += t.fraction;
+    for (int id : r.links) use.emplace_back(id, t.fraction);
     latency = std::max(latency, r.latency.value());
     any = true;
   }
   if (!any) return out;
+  std::stable_sort(use.begin(), use.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   double l = 0.0;
-  for (std::size_t id = 0; id < load.size(); ++id) {
-    if (load[id] > 0.0) l = std::max(l, load[id] / topo_->links()[id].effective_bandwidth().value());
+  for (std::size_t i = 0; i < use.size();) {
+    const int id = use[i].first;
+    double load = 0.0;
+    for (; i < use.size() && use[i].first == id; ++i) load += use[i].second;
+    if (load > 0.0) l = std::max(l, load / topo_->links()[static_cast<std::size_t>(id)].effective_bandwidth().value());
   }
   out.seconds_per_byte = l;
   out.steps = steps;

@@ -1,6 +1,8 @@
 // The topology facts of one GPU group that collective algorithms need, computed once: the routes between all
-// members (one Dijkstra per member), the members' nodes, the ring channel orders, and the link-load
-// arithmetic that turns a set of concurrent transfers into a CollectivePhase (see models/net/collective.h).
+// members (one Dijkstra per member, stopping once it has reached them all), the members' nodes, the ring channel
+// orders, and the link-load arithmetic that turns a set of concurrent transfers into a CollectivePhase (see
+// models/net/collective.h). Cost grows with the group and the part of the topology its routes explore, not with
+// the whole topology.
 #pragma once
 #include <optional>
 #include <string>

@@ -180,9 +180,9 @@ NcclInputs derive_nccl_inputs(const Topology& topo, const std::vector<int>& gpus
   for (int g : local) {
     const int v = topo.gpu_vertex(g);
     double sum = 0.0;
-    for (std::size_t id = 0; id < topo.links().size(); ++id) {
-      const TopoLink& l = topo.link(static_cast<int>(id));
-      if (l.from == v && nvlink_kind(topo.vertex(l.to).kind)) sum += l.bandwidth.value() / kGBps;
+    for (const int id : topo.out_links(v)) {
+      const TopoLink& l = topo.link(id);
+      if (nvlink_kind(topo.vertex(l.to).kind)) sum += l.bandwidth.value() / kGBps;
     }
     const double links = std::round(sum / nvlink_datasheet_per_link(cc));
     nvl = std::min(nvl, links * nccl_nvlink_bw_per_link(cc));
@@ -196,11 +196,11 @@ NcclInputs derive_nccl_inputs(const Topology& topo, const std::vector<int>& gpus
       double best = 0.0;
       bool best_via_cpu = false;
       int count = 0;
-      for (std::size_t v = 0; v < topo.vertices().size(); ++v) {
-        const TopoVertex& tv = topo.vertices()[v];
-        if (tv.kind != VertexKind::nic || tv.node != node0) continue;
+      for (const int v : topo.node_vertices(node0)) {
+        const TopoVertex& tv = topo.vertex(v);
+        if (tv.kind != VertexKind::nic) continue;
         ++count;
-        const RouteFacts rf = facts(topo, topo.gpu_vertex(g), static_cast<int>(v));
+        const RouteFacts rf = facts(topo, topo.gpu_vertex(g), v);
         const double bw = std::min(tv.nic_bandwidth.value(), rf.bottleneck * kPciFactor) / kGBps;
         if (bw > best) {
           best = bw;

@@ -1,23 +1,15 @@
 #include "models/net/topology.h"
 
 #include <algorithm>
-#include <boost/graph/adjacency_list.hpp>
-#include <boost/graph/dijkstra_shortest_paths.hpp>
-#include <boost/graph/filtered_graph.hpp>
-#include <boost/property_map/function_property_map.hpp>
 #include <cmath>
 #include <compare>
+#include <cstdint>
 #include <limits>
 
 #include "models/common/error.h"
 
 namespace servesim {
 namespace {
-
-struct EdgeProps {
-  int id = 0;
-};
-using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property, EdgeProps>;
 
 constexpr struct {
   VertexKind kind;
@@ -33,8 +25,44 @@ struct PathCost {
   auto operator<=>(const PathCost&) const = default;
 };
 
-constexpr PathCost kInfinite{std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::max(),
-                             std::numeric_limits<std::int64_t>::max()};
+struct HeapEntry {
+  PathCost cost;
+  int vertex = 0;
+  // std::push_heap keeps the largest on top: the "largest" entry is the nearest vertex (the smaller id on ties).
+  bool operator<(const HeapEntry& o) const { return o.cost < cost || (o.cost == cost && o.vertex < vertex); }
+};
+
+// The state of one shortest-path search, reused by the searches of one thread: an entry of dist / pred_link is
+// valid only where its stamp equals the search's, so a search costs what it explores, not the whole graph.
+struct SearchSpace {
+  std::vector<PathCost> dist;
+  std::vector<int> pred_link;
+  std::vector<std::uint32_t> reached;  // == stamp: dist and pred_link hold this search's values
+  std::vector<std::uint32_t> settled;  // == stamp: dist is final
+  std::vector<std::uint32_t> target;   // == stamp: a vertex the search was asked for
+  std::vector<HeapEntry> heap;
+  std::uint32_t stamp = 0;
+
+  void begin(std::size_t n) {
+    if (dist.size() < n) {
+      dist.resize(n);
+      pred_link.resize(n, -1);
+      reached.resize(n, 0);
+      settled.resize(n, 0);
+      target.resize(n, 0);
+    }
+    if (++stamp == 0) {  // wrapped: forget every old stamp
+      std::fill(reached.begin(), reached.end(), 0u);
+      std::fill(settled.begin(), settled.end(), 0u);
+      std::fill(target.begin(), target.end(), 0u);
+      stamp = 1;
+    }
+    heap.clear();
+  }
+  [[nodiscard]] bool has(int v) const { return reached[static_cast<std::size_t>(v)] == stamp; }
+};
+
+thread_local SearchSpace t_search;
 
 std::string prefix(const std::string& where) { return where.empty() ? std::string() : where + ": "; }
 
@@ -76,9 +104,11 @@ int Topology::add_vertex(TopoVertex v) {
   const int id = static_cast<int>(vertices_.size());
   if (v.kind == VertexKind::gpu) gpus_.push_back(id);
   node_count_ = std::max(node_count_, v.node + 1);
+  node_vertices_[v.node].push_back(id);
   by_name_.emplace(v.name, id);
   vertices_.push_back(std::move(v));
   out_links_.emplace_back();
+  in_links_.emplace_back();
   return id;
 }
 
@@ -109,7 +139,9 @@ void Topology::add_link(int a, int b, BytesPerSec bandwidth, Seconds latency, co
     }
     const int id = static_cast<int>(links_.size());
     links_.push_back(TopoLink{from, to, bandwidth, latency, where, efficiency});
+    link_ps_.push_back(static_cast<std::int64_t>(std::llround(latency.value() * 1e12)));
     out_links_[static_cast<std::size_t>(from)].push_back(id);
+    in_links_[static_cast<std::size_t>(to)].push_back(id);
   };
   add_one(a, b);
   if (bidirectional) add_one(b, a);
@@ -122,9 +154,19 @@ std::optional<int> Topology::find_vertex(std::string_view name) const {
 }
 
 std::optional<int> Topology::find_link(int a, int b) const {
-  if (a < 0 || a >= static_cast<int>(vertices_.size())) return std::nullopt;
-  for (int id : out_links_[static_cast<std::size_t>(a)]) {
-    if (links_[static_cast<std::size_t>(id)].to == b) return id;
+  const int n = static_cast<int>(vertices_.size());
+  if (a < 0 || a >= n || b < 0 || b >= n) return std::nullopt;
+  // The shorter of a's out-links and b's in-links (a leaf switch of a large cluster has thousands of either).
+  const auto& out = out_links_[static_cast<std::size_t>(a)];
+  const auto& in = in_links_[static_cast<std::size_t>(b)];
+  if (out.size() <= in.size()) {
+    for (int id : out) {
+      if (links_[static_cast<std::size_t>(id)].to == b) return id;
+    }
+  } else {
+    for (int id : in) {
+      if (links_[static_cast<std::size_t>(id)].from == a) return id;
+    }
   }
   return std::nullopt;
 }
@@ -140,6 +182,12 @@ void Topology::check_gpu_index(int gpu) const {
   throw InputError(prefix(where) + "topology '" + name_ + "' has " + std::to_string(gpu_count()) +
                    " GPUs (indices 0.." + std::to_string(gpu_count() - 1) + "); GPU index " + std::to_string(gpu) +
                    " requested");
+}
+
+const std::vector<int>& Topology::node_vertices(int node) const {
+  static const std::vector<int> kNone;
+  const auto it = node_vertices_.find(node);
+  return it == node_vertices_.end() ? kNone : it->second;
 }
 
 int Topology::nodes_spanned(const std::vector<int>& gpu_indices) const {
@@ -168,92 +216,96 @@ std::string Topology::describe_vertex(int id) const {
          (v.where.empty() ? "" : " (declared at " + v.where + ")");
 }
 
-std::vector<std::optional<Route>> Topology::routes_from(int from_vertex) const {
+void Topology::search(int from_vertex, const std::vector<int>* targets) const {
   const std::size_t n = vertices_.size();
   if (from_vertex < 0 || static_cast<std::size_t>(from_vertex) >= n) {
     throw InputError(prefix(source_) + "route from an unknown vertex id " + std::to_string(from_vertex));
   }
-  Graph graph(n);
-  for (const auto& l : links_) {
-    boost::add_edge(static_cast<Graph::vertex_descriptor>(l.from), static_cast<Graph::vertex_descriptor>(l.to),
-                    EdgeProps{static_cast<int>(&l - links_.data())}, graph);
+  SearchSpace& s = t_search;
+  s.begin(n);
+  std::size_t left = 0;  // targets not settled yet
+  if (targets) {
+    for (const int t : *targets) {
+      if (s.target[static_cast<std::size_t>(t)] != s.stamp) ++left;
+      s.target[static_cast<std::size_t>(t)] = s.stamp;
+    }
+    if (left == 0) return;
   }
-  // GPUs are endpoints: drop the out-edges of every GPU except the source.
-  struct NoGpuTransit {
-    const Graph* graph = nullptr;
-    const std::vector<TopoVertex>* vertices = nullptr;
-    int source = -1;
-    bool operator()(const Graph::edge_descriptor& e) const {
-      const int from = static_cast<int>(boost::source(e, *graph));
-      return from == source || (*vertices)[static_cast<std::size_t>(from)].kind != VertexKind::gpu;
-    }
-  };
-  const boost::filtered_graph<Graph, NoGpuTransit> fg(graph, NoGpuTransit{&graph, &vertices_, from_vertex});
-
-  std::vector<PathCost> dist(n, kInfinite);
-  std::vector<int> pred_link(n, -1);
-  auto weight = boost::make_function_property_map<Graph::edge_descriptor, PathCost>(
-      [this, &graph](const Graph::edge_descriptor& e) {
-        const int id = graph[e].id;
-        const auto& l = links_[static_cast<std::size_t>(id)];
-        return PathCost{static_cast<std::int64_t>(std::llround(l.latency.value() * 1e12)), 1, id};
-      });
-  auto dist_map = boost::make_iterator_property_map(dist.begin(), boost::get(boost::vertex_index, graph));
-  std::vector<Graph::vertex_descriptor> pred(n);
-  auto pred_map = boost::make_iterator_property_map(pred.begin(), boost::get(boost::vertex_index, graph));
-  struct RecordLink : boost::default_dijkstra_visitor {
-    std::vector<int>* pred_link = nullptr;
-    void edge_relaxed(const Graph::edge_descriptor& e, const boost::filtered_graph<Graph, NoGpuTransit>& g) const {
-      (*pred_link)[boost::target(e, g)] = g[e].id;
-    }
-  };
-  RecordLink vis;
-  vis.pred_link = &pred_link;
-  boost::dijkstra_shortest_paths(fg, static_cast<Graph::vertex_descriptor>(from_vertex),
-                                 boost::weight_map(weight)
-                                     .distance_map(dist_map)
-                                     .predecessor_map(pred_map)
-                                     .distance_compare([](const PathCost& a, const PathCost& b) { return a < b; })
-                                     .distance_combine([](const PathCost& a, const PathCost& b) {
-                                       return PathCost{a.ps + b.ps, a.hops + b.hops, a.id_sum + b.id_sum};
-                                     })
-                                     .distance_inf(kInfinite)
-                                     .distance_zero(PathCost{})
-                                     .visitor(vis));
-
-  std::vector<std::optional<Route>> out(n);
-  for (std::size_t v = 0; v < n; ++v) {
-    if (static_cast<int>(v) == from_vertex) {
-      out[v] = Route{};
-      continue;
-    }
-    if (dist[v] == kInfinite) continue;
-    Route r;
-    double min_bw = std::numeric_limits<double>::infinity();
-    double latency = 0.0;
-    int at = static_cast<int>(v);
-    while (at != from_vertex) {
-      const int id = pred_link[static_cast<std::size_t>(at)];
+  const auto src = static_cast<std::size_t>(from_vertex);
+  s.dist[src] = PathCost{};
+  s.pred_link[src] = -1;
+  s.reached[src] = s.stamp;
+  s.heap.push_back(HeapEntry{PathCost{}, from_vertex});
+  while (!s.heap.empty()) {
+    std::pop_heap(s.heap.begin(), s.heap.end());
+    const HeapEntry top = s.heap.back();
+    s.heap.pop_back();
+    const auto u = static_cast<std::size_t>(top.vertex);
+    if (s.settled[u] == s.stamp) continue;  // a stale entry: u was settled nearer
+    s.settled[u] = s.stamp;
+    if (targets && s.target[u] == s.stamp && --left == 0) return;
+    // GPUs are endpoints: no route leaves a GPU other than the source.
+    if (u != src && vertices_[u].kind == VertexKind::gpu) continue;
+    const PathCost du = s.dist[u];
+    for (const int id : out_links_[u]) {
       const auto& l = links_[static_cast<std::size_t>(id)];
-      r.links.push_back(id);
-      min_bw = std::min(min_bw, l.effective_bandwidth().value());
-      latency += l.latency.value();
-      at = l.from;
+      const auto v = static_cast<std::size_t>(l.to);
+      const PathCost dv{du.ps + link_ps_[static_cast<std::size_t>(id)], du.hops + 1, du.id_sum + id};
+      // Strictly shorter only: of equal paths the one found first stays.
+      if (s.reached[v] == s.stamp && !(dv < s.dist[v])) continue;
+      s.dist[v] = dv;
+      s.pred_link[v] = id;
+      s.reached[v] = s.stamp;
+      s.heap.push_back(HeapEntry{dv, l.to});
+      std::push_heap(s.heap.begin(), s.heap.end());
     }
-    std::reverse(r.links.begin(), r.links.end());
-    r.bottleneck = BytesPerSec{min_bw};
-    r.latency = Seconds{latency};
-    out[v] = std::move(r);
   }
+}
+
+std::optional<Route> Topology::found_route(int from_vertex, int to_vertex) const {
+  const SearchSpace& s = t_search;
+  if (!s.has(to_vertex)) return std::nullopt;
+  Route r;
+  if (to_vertex == from_vertex) return r;
+  double min_bw = std::numeric_limits<double>::infinity();
+  double latency = 0.0;
+  int at = to_vertex;
+  while (at != from_vertex) {
+    const int id = s.pred_link[static_cast<std::size_t>(at)];
+    const auto& l = links_[static_cast<std::size_t>(id)];
+    r.links.push_back(id);
+    min_bw = std::min(min_bw, l.effective_bandwidth().value());
+    latency += l.latency.value();
+    at = l.from;
+  }
+  std::reverse(r.links.begin(), r.links.end());
+  r.bottleneck = BytesPerSec{min_bw};
+  r.latency = Seconds{latency};
+  return r;
+}
+
+std::vector<std::optional<Route>> Topology::routes_from(int from_vertex) const {
+  search(from_vertex, nullptr);
+  std::vector<std::optional<Route>> out(vertices_.size());
+  for (std::size_t v = 0; v < out.size(); ++v) out[v] = found_route(from_vertex, static_cast<int>(v));
+  return out;
+}
+
+std::vector<std::optional<Route>> Topology::routes_to(int from_vertex, const std::vector<int>& to_vertices) const {
+  for (const int v : to_vertices) {
+    if (v < 0 || static_cast<std::size_t>(v) >= vertices_.size()) {
+      throw InputError(prefix(source_) + "route to an unknown vertex id " + std::to_string(v));
+    }
+  }
+  search(from_vertex, &to_vertices);
+  std::vector<std::optional<Route>> out;
+  out.reserve(to_vertices.size());
+  for (const int v : to_vertices) out.push_back(found_route(from_vertex, v));
   return out;
 }
 
 Route Topology::route(int from_vertex, int to_vertex) const {
-  if (to_vertex < 0 || static_cast<std::size_t>(to_vertex) >= vertices_.size()) {
-    throw InputError(prefix(source_) + "route to an unknown vertex id " + std::to_string(to_vertex));
-  }
-  auto all = routes_from(from_vertex);
-  auto& r = all[static_cast<std::size_t>(to_vertex)];
+  auto r = std::move(routes_to(from_vertex, {to_vertex}).front());
   if (!r) {
     const auto& from = vertex(from_vertex);
     throw InputError(prefix(from.where.empty() ? source_ : from.where) + "topology '" + name_ + "': no route from " +
@@ -264,28 +316,31 @@ Route Topology::route(int from_vertex, int to_vertex) const {
 
 std::optional<int> Topology::common_nvswitch(const std::vector<int>& gpu_indices) const {
   if (gpu_indices.empty()) return std::nullopt;
-  for (std::size_t s = 0; s < vertices_.size(); ++s) {
-    const auto& sw = vertices_[s];
-    if (sw.kind != VertexKind::nvswitch || !sw.nvls) continue;
+  // The candidates are the switches the first GPU links to (not every vertex of a large cluster).
+  std::optional<int> best;
+  for (const int out : out_links_[static_cast<std::size_t>(gpu_vertex(gpu_indices.front()))]) {
+    const int s = links_[static_cast<std::size_t>(out)].to;
+    const auto& sw = vertices_[static_cast<std::size_t>(s)];
+    if (sw.kind != VertexKind::nvswitch || !sw.nvls || (best && *best < s)) continue;
     bool all = true;
     for (int gpu : gpu_indices) {
       const int v = gpu_vertex(gpu);
-      if (!find_link(v, static_cast<int>(s)) || !find_link(static_cast<int>(s), v)) {
+      if (!find_link(v, s) || !find_link(s, v)) {
         all = false;
         break;
       }
     }
-    if (all) return static_cast<int>(s);
+    if (all) best = s;
   }
-  return std::nullopt;
+  return best;
 }
 
 BytesPerSec Topology::nic_bandwidth_per_gpu(int gpu) const {
   const int node = node_of_gpu(gpu);
   double nic = 0.0;
   int gpus_in_node = 0;
-  for (const auto& v : vertices_) {
-    if (v.node != node) continue;
+  for (const int id : node_vertices(node)) {
+    const auto& v = vertices_[static_cast<std::size_t>(id)];
     if (v.kind == VertexKind::nic) nic += v.nic_bandwidth.value();
     if (v.kind == VertexKind::gpu) ++gpus_in_node;
   }

@@ -106,6 +106,8 @@ class Topology {
   [[nodiscard]] int gpu_vertex(int gpu) const;
   [[nodiscard]] int node_of_gpu(int gpu) const { return vertex(gpu_vertex(gpu)).node; }
   [[nodiscard]] int node_count() const { return node_count_; }
+  // Ids of the vertices whose `node` is `node`, ascending (empty for a node without vertices).
+  [[nodiscard]] const std::vector<int>& node_vertices(int node) const;
   // Distinct machines a group of GPU indices spans.
   [[nodiscard]] int nodes_spanned(const std::vector<int>& gpu_indices) const;
   // GPUs 0 .. ranks-1; throws InputError naming the GPU declaration when ranks > gpu_count() or ranks < 1.
@@ -116,8 +118,19 @@ class Topology {
   // Shortest route between two vertices; throws InputError naming both declarations when there is none.
   [[nodiscard]] Route route(int from_vertex, int to_vertex) const;
   [[nodiscard]] Route gpu_route(int gpu_a, int gpu_b) const { return route(gpu_vertex(gpu_a), gpu_vertex(gpu_b)); }
-  // Routes from one vertex to every vertex (nullopt where unreachable): one Dijkstra run.
+  // Routes from one vertex to every vertex (nullopt where unreachable): one Dijkstra run over the whole graph.
   [[nodiscard]] std::vector<std::optional<Route>> routes_from(int from_vertex) const;
+  // Routes from one vertex to each of `to_vertices`, in their order (nullopt where unreachable; repeats allowed):
+  // the same routes as routes_from(), from one Dijkstra run that stops once every listed vertex is settled. Its
+  // cost grows with the part of the graph nearer than the farthest target, not with the graph: the routes among
+  // the GPUs of one node of a 4,096-node cluster explore that node only. Throws InputError for an unknown id.
+  // Searches of one thread share a scratch space (a thread_local, sized to the largest topology searched); a
+  // Topology may be routed from several threads at once.
+  [[nodiscard]] std::vector<std::optional<Route>> routes_to(int from_vertex, const std::vector<int>& to_vertices) const;
+  // Ids of the links leaving a vertex, in declaration order (ascending).
+  [[nodiscard]] const std::vector<int>& out_links(int vertex_id) const {
+    return out_links_.at(static_cast<std::size_t>(vertex_id));
+  }
 
   // An NVLS-capable NVSwitch vertex that every listed GPU links to directly in both directions (the smallest
   // such vertex id), or nullopt. NVLS collectives need one.
@@ -130,6 +143,10 @@ class Topology {
 
  private:
   [[nodiscard]] std::string describe_vertex(int id) const;
+  // Dijkstra from `from_vertex` into this thread's scratch space; with `targets`, stops once all are settled.
+  void search(int from_vertex, const std::vector<int>* targets) const;
+  // The route to `to_vertex` found by the last search() from `from_vertex` on this thread (nullopt: unreached).
+  [[nodiscard]] std::optional<Route> found_route(int from_vertex, int to_vertex) const;
 
   std::string name_;
   std::string source_;
@@ -141,8 +158,9 @@ class Topology {
   std::map<std::string, int, std::less<>> by_name_;
   int node_count_ = 1;
   std::vector<std::vector<int>> out_links_;  // per vertex, link ids in declaration order
-  // The Boost graph is built per routes_from() call from links_ (cheap next to Dijkstra) rather than kept as a
-  // member: adjacency_list has no move constructor, and copying one trips GCC's -Wmaybe-uninitialized.
+  std::vector<std::vector<int>> in_links_;   // per vertex, ids of the links arriving there, in declaration order
+  std::map<int, std::vector<int>> node_vertices_;  // node -> its vertex ids, ascending
+  std::vector<std::int64_t> link_ps_;        // per link, its latency in integer picoseconds (the routing length)
 };
 
 // Loads a catalogue topology. `name_or_path` is a catalogue name ("dgx-h100" -> catalog_dir/dgx-h100.toml) or

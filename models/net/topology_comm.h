@@ -3,6 +3,8 @@
 // between the first GPUs of consecutive stages.
 #pragma once
 #include <memory>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "models/cost/step_model.h"
@@ -12,7 +14,10 @@ namespace servesim {
 
 class TopologyComm final : public GroupComm {
  public:
-  // `gpus` holds tensor x pipeline topology GPU indices, stage by stage. `algo`, `model`, `proto`: CommGroup's.
+  // `gpus` holds tensor x data x pipeline topology GPU indices, stage by stage (within a stage, data-parallel group
+  // after group, each of `tensor` GPUs). `algo`, `model`, `proto`: CommGroup's. The tensor-parallel collectives of
+  // a stage are costed on its first group (every group has the same shape in a catalogue topology); the
+  // expert-parallel all-to-all (data > 1) on all of the stage's GPUs.
   TopologyComm(std::shared_ptr<const Topology> topo, const std::vector<int>& gpus, const ParallelConfig& parallel,
                const std::string& algo, std::shared_ptr<const CollectiveCalibration> cal,
                const std::string& model = std::string(kDefaultCollectiveModel), const std::string& proto = "auto");
@@ -20,11 +25,17 @@ class TopologyComm final : public GroupComm {
   [[nodiscard]] OpCost send_recv(Bytes bytes) const override;
   // As an all-gather of the last stage's group (the root receives (t - 1) x per_rank bytes either way).
   [[nodiscard]] OpCost gather(Bytes per_rank) const override;
+  // Expert-parallel dispatch / combine (data-parallel attention): an all-to-all of `per_rank` bytes per rank over
+  // the stage's tensor x data GPUs (mean over stages, as all_reduce).
+  [[nodiscard]] OpCost all_to_all(Bytes per_rank) const override;
   [[nodiscard]] const CommGroup& tensor_group(std::size_t stage = 0) const { return stages_.at(stage); }
 
  private:
   std::vector<CommGroup> stages_;
+  std::vector<CommGroup> expert_stages_;  // per stage, all its GPUs (data-parallel attention only)
   std::vector<std::pair<int, int>> boundaries_;  // (last stage's first GPU, next stage's first GPU)
+  // Per boundary, its route when its GPUs are not both in the first stage's group (nullopt: p2p_time's own).
+  std::vector<std::optional<Route>> boundary_routes_;
 };
 
 }  // namespace servesim

@@ -21,7 +21,6 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   out.recorder.stream_to(streams.requests_csv, streams.tokens_jsonl);
   auto source = loader.make_workload();
   const std::int64_t n = source->num_requests();
-  out.recorder.reserve(static_cast<std::size_t>(n));
   // With pipeline parallelism p, a replica runs p micro-batches in flight, as vLLM's virtual engines do: p
   // engines, each with its own scheduler and 1/p of the KV cache, whose micro-batches pass the replica's p
   // stages in turn (sim/engine/pipeline.h): one stage time each plus p-1 activation sends, waiting where a stage
@@ -89,15 +88,14 @@ RunOutput run_to_files(const ScenarioLoader& loader, OutputFiles& files, const s
 }
 
 void write_tokens_jsonl(std::ostream& out, const RunOutput& run) {
-  std::vector<const RequestRecord*> rows;
-  for (const auto& r : run.recorder.records()) rows.push_back(&r);
-  std::sort(rows.begin(), rows.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
+  const RecordStore& records = run.recorder.records();
   std::vector<MeasuredRequest> reqs;
   const auto& tokens = run.recorder.token_log();
-  for (const auto* r : rows) {
-    MeasuredRequest m{ns_to_s(r->arrival), r->prompt_tokens, r->output_tokens, {}};
-    if (r->id < tokens.size()) {
-      for (const Ns t : tokens[r->id].times) m.token_times_s.push_back(ns_to_s(t));
+  for (const std::size_t i : records_by_id(records)) {
+    const RequestRecord r = records[i];
+    MeasuredRequest m{ns_to_s(r.arrival), r.prompt_tokens, r.output_tokens, {}};
+    if (r.id < tokens.size()) {
+      for (const Ns t : tokens[r.id].times) m.token_times_s.push_back(ns_to_s(t));
     }
     reqs.push_back(std::move(m));
   }

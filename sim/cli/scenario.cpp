@@ -36,6 +36,10 @@ std::string fmt_gib(Bytes b) {
 
 // Replicas in one scenario: each has its own engines, queues and step model.
 constexpr std::int64_t kMaxReplicas = 4096;
+// Each parallel degree (tensor, pipeline, expert): far above any topology's GPU count (the catalog's largest,
+// cluster-4x-dgx-h100, has 32), and small enough that replicas x tensor x pipeline stays below 2^40.
+constexpr std::int64_t kMaxParallelSize = 65536;
+constexpr const char* kParallelLimit = "the limit of GPUs per parallel degree";
 
 // The default activation reserve per GPU (bytes): the memory vLLM's start-up profiling subtracts besides the
 // weights before sizing the KV cache (vllm/v1/worker/gpu_worker.py determine_available_memory with
@@ -161,7 +165,7 @@ std::filesystem::path find_data_root(const std::filesystem::path& scenario_dir) 
 }
 
 double Scenario::output_throughput_bound() const {
-  return double(num_replicas) * double(parallel.gpus()) * gpu.bf16_peak.v / (2.0 * arch.params());
+  return double(num_replicas) * double(parallel.gpus()) * gpu.bf16_peak.v / (2.0 * arch.active_params());
 }
 
 ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& opts)
@@ -246,6 +250,40 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
                              "with 8-bit float weights); set [model] quantization = \"fp8\" or \"none\" to cost it as one");
   }
 
+  // Mixture-of-experts routing (models/cost/moe_routing.h): uniform, Zipf-skewed popularity, or measured loads.
+  const std::string routing = model.str_or("expert_routing", "uniform");
+  if (!s.arch.moe.enabled() && (model.has("expert_routing") || model.has("expert_zipf_exponent") ||
+                                model.has("expert_loads"))) {
+    model.fail(model.has("expert_routing") ? "expert_routing" : model.has("expert_loads") ? "expert_loads"
+                                                                                           : "expert_zipf_exponent",
+               s.arch.name + " has no mixture-of-experts layers");
+  }
+  if (routing != "zipf" && model.has("expert_zipf_exponent")) {
+    model.fail("expert_zipf_exponent", "applies to expert_routing = \"zipf\" only");
+  }
+  if (routing != "measured" && model.has("expert_loads")) {
+    model.fail("expert_loads", "applies to expert_routing = \"measured\" only");
+  }
+  try {
+    if (routing == "zipf") {
+      s.routing = ExpertRouting::zipf(s.arch.moe.num_experts, s.arch.moe.experts_per_token,
+                                      model.non_negative_or("expert_zipf_exponent", 1.0));
+    } else if (routing == "measured") {
+      s.routing = ExpertRouting::from_loads(model.num_list("expert_loads"), s.arch.moe.experts_per_token,
+                                            "expert_loads");
+      if (s.routing.experts() != s.arch.moe.num_experts) {
+        model.fail("expert_loads", std::to_string(s.routing.experts()) + " loads for " +
+                                       std::to_string(s.arch.moe.num_experts) + " experts");
+      }
+    } else if (routing != "uniform") {
+      model.fail("expert_routing", "unknown routing '" + routing + "' (valid: measured, uniform, zipf)");
+    }
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    if (m.rfind("expert", 0) != 0) throw;  // already names file:line
+    model.fail(routing == "zipf" ? "expert_zipf_exponent" : "expert_loads", m);
+  }
+
   // [hardware]
   const Config hw = cfg_.table("hardware");
   const std::string gpu_name = hw.str("gpu");
@@ -281,10 +319,13 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
 
   // [parallel]
   const Config par = cfg_.table_or_empty("parallel");
-  s.parallel.tensor = par.positive_int_or("tensor_parallel_size", 1);
-  s.parallel.pipeline = par.positive_int_or("pipeline_parallel_size", 1);
+  s.parallel.tensor = par.positive_int_at_most_or("tensor_parallel_size", 1, kMaxParallelSize, kParallelLimit);
+  s.parallel.pipeline = par.positive_int_at_most_or("pipeline_parallel_size", 1, kMaxParallelSize, kParallelLimit);
   s.parallel.overlap = par.non_negative_or("comm_overlap", 0.0);
   if (s.parallel.overlap > 1.0) par.fail("comm_overlap", "must be in [0, 1]");
+  // Expert parallelism (MoE models): 1, or every GPU of a stage (models/cost/step_model.h, ParallelConfig).
+  s.parallel.expert = par.positive_int_at_most_or("expert_parallel_size", 1, kMaxParallelSize, kParallelLimit);
+  s.parallel.data = par.positive_int_or("data_parallel_size", 1);
   std::vector<std::shared_ptr<const GroupComm>> comms;  // per replica; empty without a topology
   if (par.has("topology") || s.parallel.gpus() > 1) {
     if (!par.has("topology")) {
@@ -328,14 +369,14 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
                            (s.num_replicas > 1 ? " (one replica's GPUs after another's)" : ""));
     }
     std::vector<int> gpus;
+    std::vector<bool> listed(static_cast<std::size_t>(topo->gpu_count()), false);
     for (const std::int64_t g : placement) {
       if (g < 0 || g >= static_cast<std::int64_t>(topo->gpu_count())) {
         par.fail("gpus", "GPU " + std::to_string(g) + " is not on topology " + par.str("topology") + " (it has " +
                              std::to_string(topo->gpu_count()) + " GPUs)");
       }
-      if (std::find(gpus.begin(), gpus.end(), static_cast<int>(g)) != gpus.end()) {
-        par.fail("gpus", "GPU " + std::to_string(g) + " is listed twice");
-      }
+      if (listed[static_cast<std::size_t>(g)]) par.fail("gpus", "GPU " + std::to_string(g) + " is listed twice");
+      listed[static_cast<std::size_t>(g)] = true;
       gpus.push_back(static_cast<int>(g));
     }
     const std::string algo = par.str_or("collective_algo", "auto");
@@ -430,7 +471,8 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
     for (std::int64_t r = 0; r < s.num_replicas; ++r) {
       // Without a topology every replica is one GPU of its own and needs no communication model.
       const auto comm = comms.empty() ? nullptr : comms[static_cast<std::size_t>(r)];
-      s.step_models.push_back(std::make_shared<const StepModel>(s.arch, s.gpu, s.parallel, predictor, overhead, comm));
+      s.step_models.push_back(std::make_shared<const StepModel>(s.arch, s.gpu, s.parallel, predictor, overhead, comm,
+                                                                s.routing));
     }
     s.step_model = s.step_models.front();
   } catch (const InputError& e) {
@@ -466,6 +508,14 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   if (s.replica.num_kv_blocks <= KvCacheSizing::kNullBlocks) {
     hw.fail("gpu", "no memory left for the KV cache after " + fmt_gib(weights) + " of weights and " +
                        fmt_gib(s.kv.activations) + " of activations: the model does not fit");
+  }
+  if (s.parallel.data > 1) {
+    // Data-parallel attention: each of the `data` groups has its own KV cache and its own vLLM engine limits
+    // (max_num_seqs, max_num_batched_tokens are per data-parallel rank, as vLLM's engine arguments). servesim
+    // schedules a stage as one engine over all of them, ideally balanced, so the replica holds data x each.
+    s.replica.num_kv_blocks *= s.parallel.data;
+    lim.max_num_seqs *= s.parallel.data;
+    lim.max_num_batched_tokens *= s.parallel.data;
   }
 
   // Every micro-batch engine's pool (run.cpp gives each 1/p of the blocks) less its null block must hold one

@@ -8,9 +8,10 @@
 // --calibration file is relative to the working directory. [model] config and [parallel] topology also take a
 // catalog name, with or without its extension (".json", ".toml").
 // Limits (models/common/units.h): [sim] horizon in (0, 1e7 s]; max_model_len, max_num_batched_tokens and every
-// length at most 1e7 tokens; num_requests at most 1e8. A workload whose shortest possible request (the length
-// distributions' minimum prompt + output) is longer than max_model_len is refused: every request would be
-// rejected.
+// length at most 1e7 tokens; num_requests at most 1e8; (scenario.cpp) [cluster] replicas at most 4096 and each of
+// [parallel] tensor_parallel_size, pipeline_parallel_size, expert_parallel_size at most 65536. A workload whose
+// shortest possible request (the length distributions' minimum prompt + output) is longer than max_model_len is
+// refused: every request would be rejected.
 // A top-level `calibration = ["fit.toml", ...]` (paths relative to the scenario) and --calibration files are
 // merged over the scenario's tables (a fitted [engine.overhead] and [engine.jitter] from `servesim calibrate
 // trace`), then --set applies.
@@ -51,6 +52,7 @@ struct Scenario {
   ModelArch arch;
   GpuSpec gpu;
   ParallelConfig parallel;
+  ExpertRouting routing;  // MoE models: how tokens pick experts ([model] expert_routing); empty = uniform
   KvCacheSizing kv;
   ReplicaConfig replica;
   std::shared_ptr<const StepModel> step_model;                // replica 0's (all replicas' KV sizing)

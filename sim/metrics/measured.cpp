@@ -239,10 +239,18 @@ MeasuredRun parse_vllm(const std::string& path, const json& j) {
     const json& itl = j["itls"][i];
     if (!itl.is_array()) throw InputError(path + ": itls" + idx + ": expected an array, got " + type_word(itl));
     r.token_times_s.reserve(itl.size() + 1);
+    // Each value is finite, but their sums may not be (1e308 + 1e308): a token time must be.
     r.token_times_s.push_back(r.arrival_s + ttft);
+    if (!std::isfinite(r.token_times_s.back())) {
+      throw InputError(path + ": ttfts" + idx + ": the first token's time (start + ttft) is not a finite number");
+    }
     for (std::size_t k = 0; k < itl.size(); ++k) {
-      const double gap = non_negative(itl[k], path, "itls" + idx + "[" + std::to_string(k) + "]");
+      const std::string key = "itls" + idx + "[" + std::to_string(k) + "]";
+      const double gap = non_negative(itl[k], path, key);
       r.token_times_s.push_back(r.token_times_s.back() + gap);
+      if (!std::isfinite(r.token_times_s.back())) {
+        throw InputError(path + ": " + key + ": the token's time (start + ttft + itls) is not a finite number");
+      }
     }
     if (static_cast<std::int64_t>(r.token_times_s.size()) != r.output_tokens) {
       ++run.skipped_token_mismatch;

@@ -11,9 +11,10 @@
 //       start_times (s, relative or absolute: the time each request was sent). Arrivals are start_times; without
 //       them only a run with request_rate "inf" and no max_concurrency can be read (every request sent at t = 0);
 //       any other file lacks the send times and must be converted to JSONL. Token times: start + ttft, then
-//       cumulative itls. Skipped and counted: requests with a non-empty errors entry or a null ttft (failed), and
-//       requests whose 1 + len(itls) differs from output_lens (a stream chunk carried several tokens, whose times
-//       are unknown). Errors name the file and the key ("run.json: ttfts[3]: ...").
+//       cumulative itls; each must be a finite number (a sum that overflows is an error naming the key). Skipped
+//       and counted: requests with a non-empty errors entry or a null ttft (failed), and requests whose
+//       1 + len(itls) differs from output_lens (a stream chunk carried several tokens, whose times are unknown).
+//       Errors name the file and the key ("run.json: ttfts[3]: ...").
 //
 // Token counts are at most kMaxTokensPerRequest (models/common/units.h, 1e7); past it is an InputError naming
 // file:line (JSONL) or the key. Times keep the file's origin (nothing is shifted). Requests are returned sorted by arrival (stable).

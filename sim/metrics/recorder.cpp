@@ -1,5 +1,7 @@
 #include "sim/metrics/recorder.h"
 
+#include <bit>
+#include <limits>
 #include <ostream>
 
 #include "sim/metrics/measured.h"
@@ -15,6 +17,182 @@ const char* reject_reason_name(RejectReason r) {
       return "exceeds_kv_cache";
   }
   return "unknown";
+}
+
+namespace {
+
+constexpr std::uint64_t mask_of(unsigned width) {
+  return width >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << width) - 1;
+}
+
+// Writes the low `width` bits of v at bit `pos` of `words` (zeroed before).
+void put_bits(std::vector<std::uint64_t>& words, std::size_t pos, unsigned width, std::uint64_t v) {
+  if (width == 0) return;
+  const std::size_t w = pos / 64;
+  const unsigned shift = pos % 64;
+  words[w] |= v << shift;
+  if (shift + width > 64) words[w + 1] |= v >> (64 - shift);
+}
+
+std::uint64_t get_bits(const std::vector<std::uint64_t>& words, std::size_t pos, unsigned width) {
+  if (width == 0) return 0;
+  const std::size_t w = pos / 64;
+  const unsigned shift = pos % 64;
+  std::uint64_t v = words[w] >> shift;
+  if (shift + width > 64) v |= words[w + 1] << (64 - shift);
+  return v & mask_of(width);
+}
+
+std::uint64_t u64(std::int64_t v) { return static_cast<std::uint64_t>(v); }
+std::int64_t i64(std::uint64_t v) { return static_cast<std::int64_t>(v); }  // modulo 2^64 (C++20)
+
+}  // namespace
+
+RecordStore::Fields RecordStore::fields_of(const RequestRecord& r) {
+  return {r.id,
+          u64(r.replica),
+          u64(r.preemptions),
+          u64(r.prompt_tokens),
+          u64(r.output_tokens),
+          u64(r.arrival.v),
+          u64(r.ready.v) - u64(r.arrival.v),
+          u64(r.first_scheduled.v) - u64(r.ready.v),
+          u64(r.first_token.v) - u64(r.first_scheduled.v),
+          u64(r.finish.v) - u64(r.first_token.v)};
+}
+
+RequestRecord RecordStore::record_of(const Fields& f) {
+  RequestRecord r;
+  r.id = f[0];
+  r.replica = static_cast<std::int32_t>(i64(f[1]));
+  r.preemptions = static_cast<std::int32_t>(i64(f[2]));
+  r.prompt_tokens = i64(f[3]);
+  r.output_tokens = i64(f[4]);
+  std::uint64_t t = f[5];
+  r.arrival = Ns{i64(t)};
+  t += f[6];
+  r.ready = Ns{i64(t)};
+  t += f[7];
+  r.first_scheduled = Ns{i64(t)};
+  t += f[8];
+  r.first_token = Ns{i64(t)};
+  t += f[9];
+  r.finish = Ns{i64(t)};
+  return r;
+}
+
+void RecordStore::push_back(const RequestRecord& r) {
+  if (open_.capacity() < kChunk) open_.reserve(kChunk);
+  open_.push_back(r);
+  if (open_.size() == kChunk) pack();
+}
+
+void RecordStore::pack() {
+  Chunk c;
+  std::array<std::int64_t, kFields> lo, hi;
+  lo.fill(std::numeric_limits<std::int64_t>::max());
+  hi.fill(std::numeric_limits<std::int64_t>::min());
+  for (const RequestRecord& r : open_) {
+    const Fields f = fields_of(r);
+    for (std::size_t k = 0; k < kFields; ++k) {
+      lo[k] = std::min(lo[k], i64(f[k]));
+      hi[k] = std::max(hi[k], i64(f[k]));
+    }
+  }
+  for (std::size_t k = 0; k < kFields; ++k) {
+    c.base[k] = u64(lo[k]);
+    // hi - lo as an unsigned difference: exact, 0 .. 2^64 - 1.
+    c.width[k] = static_cast<std::uint8_t>(std::bit_width(u64(hi[k]) - u64(lo[k])));
+    c.offset[k] = static_cast<std::uint16_t>(c.record_bits);
+    c.record_bits += c.width[k];
+  }
+  c.words.assign((open_.size() * c.record_bits + 63) / 64, 0);
+  std::size_t pos = 0;
+  for (const RequestRecord& r : open_) {
+    const Fields f = fields_of(r);
+    for (std::size_t k = 0; k < kFields; ++k) put_bits(c.words, pos + c.offset[k], c.width[k], f[k] - c.base[k]);
+    pos += c.record_bits;
+  }
+  chunks_.push_back(std::move(c));
+  open_.clear();
+}
+
+RequestRecord RecordStore::operator[](std::size_t i) const {
+  const std::size_t chunk = i / kChunk;
+  if (chunk >= chunks_.size()) return open_[i - chunks_.size() * kChunk];
+  const Chunk& c = chunks_[chunk];
+  const std::size_t pos = (i % kChunk) * c.record_bits;
+  Fields f;
+  for (std::size_t k = 0; k < kFields; ++k) f[k] = c.base[k] + get_bits(c.words, pos + c.offset[k], c.width[k]);
+  return record_of(f);
+}
+
+std::size_t RecordStore::heap_bytes() const {
+  std::size_t n = chunks_.capacity() * sizeof(Chunk) + open_.capacity() * sizeof(RequestRecord);
+  for (const Chunk& c : chunks_) n += c.words.capacity() * sizeof(std::uint64_t);
+  return n;
+}
+
+void GapRuns::close() {
+  if (open_.second == 0) return;
+  const auto [gap, n] = open_;
+  if (gap >= 0 && gap < kMaxPackedGap && n < kMaxPackedCount) {
+    const auto key = static_cast<std::uint32_t>(gap >> kLowBits);
+    const auto low = static_cast<std::uint32_t>(gap & ((std::int64_t{1} << kLowBits) - 1));
+    buckets_[key].push_back((low << kCountBits) | static_cast<std::uint32_t>(n));
+  } else {
+    whole_.push_back(open_);
+  }
+  ++stored_;
+  sorted_ = false;
+  open_ = {0, 0};
+}
+
+void GapRuns::sort() const {
+  if (sorted_) return;
+  // Within a bucket, the order of entries (low gap bits, then count) is the order of (gap, count).
+  for (auto& [key, entries] : buckets_) std::sort(entries.begin(), entries.end());
+  std::sort(whole_.begin(), whole_.end());
+  sorted_ = true;
+}
+
+GapRuns::const_iterator::const_iterator(const GapRuns* g, int phase) : g_(g), phase_(phase) {
+  if (phase_ == 0) bucket_ = g_->buckets_.begin();
+  settle();
+}
+
+void GapRuns::const_iterator::settle() {
+  if (phase_ == 0) {
+    while (bucket_ != g_->buckets_.end() && i_ >= bucket_->second.size()) {
+      ++bucket_;
+      i_ = 0;
+    }
+    if (bucket_ != g_->buckets_.end()) return;
+    phase_ = 1;
+    i_ = 0;
+  }
+  if (phase_ == 1) {
+    if (i_ < g_->whole_.size()) return;
+    phase_ = 2;
+    i_ = 0;
+  }
+  if (phase_ == 2) {
+    if (i_ == 0 && g_->open_.second > 0) return;
+    phase_ = 3;
+    i_ = 0;
+  }
+}
+
+GapRuns::Run GapRuns::const_iterator::operator*() const {
+  if (phase_ == 0) return decode(bucket_->first, bucket_->second[i_]);
+  if (phase_ == 1) return g_->whole_[i_];
+  return g_->open_;
+}
+
+GapRuns::const_iterator& GapRuns::const_iterator::operator++() {
+  ++i_;
+  settle();
+  return *this;
 }
 
 void Recorder::finished(const Sequence& s, std::int32_t replica, Ns now) {
@@ -52,7 +230,7 @@ void Recorder::stream_to(std::ostream* requests_csv, std::ostream* tokens_jsonl)
 
 void Recorder::write_row(const Pending& p) {
   if (p.row == kRejectedRow) return;
-  const RequestRecord& r = records_[p.row];
+  const RequestRecord r = records_[p.row];
   if (csv_out_ != nullptr) {
     line_.clear();
     append_request_row(line_, r);

@@ -1,6 +1,10 @@
 // Per-request records and inter-token gaps, collected while the simulation runs.
 // Inter-token latencies are kept as (gap, count) runs: every sequence that decodes in a step sees the same gap,
 // so the runs stay O(steps) long while percentiles remain exact over all tokens.
+// Memory grows with the run, so both are stored compactly and exactly: a finished request's record in about 21
+// bytes instead of sizeof(RequestRecord) = 72 (RecordStore), a gap run in about 4.3 bytes instead of 16 (GapRuns),
+// as measured on the benchmark load (scenarios/perf/azure-conv-1m.toml: ~6 runs a request); 10 M requests of it
+// peak at 538 MB resident (tests/perf/bench_simulate.cpp, BM_RunPeakRss).
 // Streaming (stream_to): requests.csv rows and token-log lines go to their streams as requests finish, in request
 // id order (a request finishing before a lower id waits in a small reorder buffer; ids that were rejected are
 // skipped at once, ids still unfinished when the run stops are skipped by finish_streams), so the output bytes are
@@ -8,8 +12,11 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <iosfwd>
+#include <iterator>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -21,6 +28,8 @@
 
 namespace servesim {
 
+// One finished request: what requests.csv and summary.json need of it. Times are simulated ns since the run's
+// start; tokens are counts.
 struct RequestRecord {
   std::uint64_t id = 0;
   std::int32_t replica = 0;
@@ -28,11 +37,184 @@ struct RequestRecord {
   std::int64_t prompt_tokens = 0;
   std::int64_t output_tokens = 0;
   Ns arrival{0};
-  Ns ready{0};
+  Ns ready{0};  // entered the engine's waiting queue (after the front end)
   Ns first_scheduled{0};
   Ns first_token{0};
   Ns finish{0};
+  friend bool operator==(const RequestRecord&, const RequestRecord&) = default;
 };
+
+// RequestRecords in the order they were added, packed exactly. Every full chunk of kChunk records is stored field
+// by field as offsets from the chunk's minimum in as few bits as the chunk's range needs (frame-of-reference
+// bit packing); times as arrival plus the successive differences ready - arrival, first_scheduled - ready,
+// first_token - first_scheduled, finish - first_token. Differences and offsets are taken modulo 2^64, so every
+// int64 value round-trips exactly: there is no range to overflow, a chunk with extreme values only takes more
+// bits (at most 64 a field, 80 bytes a record). On the benchmark load a record takes about 21 bytes (72 unpacked).
+// The last, incomplete chunk is held unpacked (at most kChunk x sizeof(RequestRecord) = 288 KiB).
+// Access is by index or by iteration; either decodes a RequestRecord by value.
+class RecordStore {
+ public:
+  static constexpr std::size_t kChunk = 4096;  // records per packed chunk: a chunk header per 4096 records
+
+  void push_back(const RequestRecord& r);
+  [[nodiscard]] std::size_t size() const { return chunks_.size() * kChunk + open_.size(); }
+  [[nodiscard]] bool empty() const { return size() == 0; }
+  // Record i (0 <= i < size()), decoded.
+  [[nodiscard]] RequestRecord operator[](std::size_t i) const;
+  // Bytes of heap the store holds (packed words, chunk headers and the unpacked tail's capacity).
+  [[nodiscard]] std::size_t heap_bytes() const;
+
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = RequestRecord;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = RequestRecord;
+    const_iterator() = default;
+    const_iterator(const RecordStore* s, std::size_t i) : s_(s), i_(i) {}
+    RequestRecord operator*() const { return (*s_)[i_]; }
+    const_iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator t = *this;
+      ++i_;
+      return t;
+    }
+    friend bool operator==(const const_iterator& a, const const_iterator& b) { return a.i_ == b.i_; }
+
+   private:
+    const RecordStore* s_ = nullptr;
+    std::size_t i_ = 0;
+  };
+  [[nodiscard]] const_iterator begin() const { return {this, 0}; }
+  [[nodiscard]] const_iterator end() const { return {this, size()}; }
+
+ private:
+  static constexpr std::size_t kFields = 10;
+  using Fields = std::array<std::uint64_t, kFields>;
+  struct Chunk {
+    Fields base{};                               // each field's minimum over the chunk (as int64)
+    std::array<std::uint8_t, kFields> width{};   // bits of each field's offset from base, 0-64
+    std::array<std::uint16_t, kFields> offset{};  // bit offset of each field within a record
+    std::uint32_t record_bits = 0;               // sum of the widths
+    std::vector<std::uint64_t> words;            // kChunk x record_bits bits, record after record
+  };
+  [[nodiscard]] static Fields fields_of(const RequestRecord& r);
+  [[nodiscard]] static RequestRecord record_of(const Fields& f);
+  void pack();
+
+  std::vector<Chunk> chunks_;
+  std::vector<RequestRecord> open_;  // the records after the last full chunk
+};
+
+// Inter-token gaps (ns) as (gap, count) runs of equal consecutive gaps, stored as a multiset of runs: the runs'
+// time order is not kept (the statistics sort them). A run with 0 <= gap < 2^32 ns (4.3 s) and count < 2^12 takes
+// 4 bytes: (gap mod 2^20) << 12 | count in the bucket of gap >> 20 (2^12 buckets of 1.05 ms, each a std::deque of
+// 512-byte blocks); any other run (a longer or negative gap, 4096 tokens or more) is kept whole, 16 bytes. The
+// last run stays open, so that the next equal gap extends it.
+class GapRuns {
+ public:
+  using Run = std::pair<std::int64_t, std::int64_t>;  // (gap ns, count >= 1)
+
+  void add(std::int64_t gap) {
+    if (open_.second > 0 && open_.first == gap) {
+      ++open_.second;
+    } else {
+      close();
+      open_ = {gap, 1};
+    }
+  }
+  // Number of runs.
+  [[nodiscard]] std::size_t size() const { return stored_ + (open_.second > 0 ? 1 : 0); }
+  [[nodiscard]] bool empty() const { return size() == 0; }
+  // Calls f(gap, count) for every run in ascending (gap, count) order while f returns true. The first call after
+  // runs were added sorts the stored runs in place (O(runs log runs) time, no extra memory).
+  template <class F>
+  void for_each_sorted(F&& f) const;
+
+  // Every run, in no particular order (storage order), as Run values.
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = Run;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = Run;
+    const_iterator() = default;
+    Run operator*() const;
+    const_iterator& operator++();
+    const_iterator operator++(int) {
+      const_iterator t = *this;
+      ++*this;
+      return t;
+    }
+    friend bool operator==(const const_iterator& a, const const_iterator& b) {
+      return a.phase_ == b.phase_ && a.i_ == b.i_ && (a.phase_ != 0 || a.bucket_ == b.bucket_);
+    }
+
+   private:
+    friend class GapRuns;
+    const_iterator(const GapRuns* g, int phase);
+    void settle();  // moves past empty buckets and phases
+    const GapRuns* g_ = nullptr;
+    int phase_ = 3;  // 0 buckets, 1 whole runs, 2 the open run, 3 end
+    std::map<std::uint32_t, std::deque<std::uint32_t>>::const_iterator bucket_{};
+    std::size_t i_ = 0;
+  };
+  [[nodiscard]] const_iterator begin() const { return {this, 0}; }
+  [[nodiscard]] const_iterator end() const { return {this, 3}; }
+
+ private:
+  static constexpr int kLowBits = 20;    // gap bits inside an entry
+  static constexpr int kCountBits = 12;  // count bits inside an entry
+  static constexpr std::int64_t kMaxPackedGap = std::int64_t{1} << 32;
+  static constexpr std::int64_t kMaxPackedCount = std::int64_t{1} << kCountBits;
+  [[nodiscard]] static Run decode(std::uint32_t key, std::uint32_t entry) {
+    return {(std::int64_t{key} << kLowBits) | std::int64_t{entry >> kCountBits},
+            std::int64_t{entry & (kMaxPackedCount - 1)}};
+  }
+  void close();
+  void sort() const;
+
+  // Sorted in place by for_each_sorted (the multiset is unchanged), hence mutable.
+  mutable std::map<std::uint32_t, std::deque<std::uint32_t>> buckets_;
+  mutable std::vector<Run> whole_;
+  mutable bool sorted_ = true;
+  Run open_{0, 0};
+  std::size_t stored_ = 0;  // runs in buckets_ and whole_
+};
+
+template <class F>
+void GapRuns::for_each_sorted(F&& f) const {
+  sort();
+  std::size_t w = 0;
+  bool open_left = open_.second > 0;
+  // Emits the whole runs and the open run that sort before `limit` (all of them for nullptr); false when f
+  // asked to stop.
+  auto emit_below = [&](const Run* limit) {
+    for (;;) {
+      const Run* next = w < whole_.size() ? &whole_[w] : nullptr;
+      if (open_left && (next == nullptr || open_ < *next)) next = &open_;
+      if (next == nullptr || (limit != nullptr && !(*next < *limit))) return true;
+      if (next == &open_) {
+        open_left = false;
+      } else {
+        ++w;
+      }
+      if (!f(next->first, next->second)) return false;
+    }
+  };
+  for (const auto& [key, entries] : buckets_) {
+    for (const std::uint32_t e : entries) {
+      const Run r = decode(key, e);
+      if (!emit_below(&r) || !f(r.first, r.second)) return;
+    }
+  }
+  emit_below(nullptr);
+}
 
 // Every output token of one request, kept when token logging is on.
 struct TokenLog {
@@ -57,13 +239,7 @@ struct StepStats {
 
 class Recorder {
  public:
-  void inter_token(Ns gap) {
-    if (!itl_.empty() && itl_.back().first == gap.v) {
-      ++itl_.back().second;
-    } else {
-      itl_.emplace_back(gap.v, 1);
-    }
-  }
+  void inter_token(Ns gap) { itl_.add(gap.v); }
   void finished(const Sequence& s, std::int32_t replica, Ns now);
   // Request `id` was refused at admission; `detail` (read for the run's first rejection only) describes it.
   template <typename Detail>
@@ -105,8 +281,10 @@ class Recorder {
   // At the end of the run: writes the finished requests still held back by an unfinished lower id.
   void finish_streams();
 
-  [[nodiscard]] const std::vector<RequestRecord>& records() const { return records_; }
-  [[nodiscard]] const std::vector<std::pair<std::int64_t, std::int64_t>>& itl_runs() const { return itl_; }
+  // Finished requests, in finish order.
+  [[nodiscard]] const RecordStore& records() const { return records_; }
+  // Inter-token gaps (ns) as (gap, count) runs.
+  [[nodiscard]] const GapRuns& itl_runs() const { return itl_; }
   [[nodiscard]] const StepStats& steps() const { return steps_; }
   [[nodiscard]] std::int64_t rejected_count() const { return rejected_; }
   [[nodiscard]] std::int64_t rejected_count(RejectReason why) const {
@@ -115,11 +293,10 @@ class Recorder {
   // The first rejected request and its reason, in words ("" when none was rejected).
   [[nodiscard]] const std::string& first_rejection() const { return first_rejection_; }
   [[nodiscard]] std::int64_t max_waiting() const { return max_waiting_; }
-  void reserve(std::size_t n) { records_.reserve(n); }
 
  private:
-  std::vector<RequestRecord> records_;
-  std::vector<std::pair<std::int64_t, std::int64_t>> itl_;
+  RecordStore records_;
+  GapRuns itl_;
   StepStats steps_;
   static constexpr std::size_t kRejectedRow = static_cast<std::size_t>(-1);
   struct Pending {

@@ -18,31 +18,43 @@ double percentile(const std::vector<double>& sorted, double q) {
 
 namespace {
 
-// Stats of a weighted multiset given as `size` runs in ascending order of value: run k has value x(k) and count
-// n(k) >= 0. One implementation for plain samples, (value, count) runs and the recorder's gap runs, so that equal
-// data give the same bits whichever way they are stored.
-template <class X, class N>
-Stats stats_of_sorted_runs(std::size_t size, X x, N n) {
+// Stats of a weighted multiset given as runs in ascending order of value: visit(f) calls f(x, n) for every run
+// (value x, count n >= 0) in that order, stopping when f returns false. One implementation for plain samples,
+// (value, count) runs and the recorder's gap runs, so that equal data give the same bits whichever way they are
+// stored. It visits the runs at most 8 times (sum, variance, and the two order statistics of each percentile).
+template <class Visit>
+Stats stats_of_sorted_runs(Visit visit) {
   Stats s;
   double sum = 0;
-  for (std::size_t k = 0; k < size; ++k) {
-    s.count += n(k);
-    sum += x(k) * double(n(k));
-  }
+  double last = 0;
+  visit([&](double x, std::int64_t n) {
+    s.count += n;
+    sum += x * double(n);
+    last = x;
+    return true;
+  });
   if (s.count == 0) return s;
   s.mean = sum / double(s.count);
   double var = 0;
-  for (std::size_t k = 0; k < size; ++k) var += (x(k) - s.mean) * (x(k) - s.mean) * double(n(k));
+  visit([&](double x, std::int64_t n) {
+    var += (x - s.mean) * (x - s.mean) * double(n);
+    return true;
+  });
   s.std = std::sqrt(var / double(s.count));
-  s.max = x(size - 1);
+  s.max = last;
   // Order statistic i (0-based) of the expanded multiset.
   auto at = [&](std::int64_t i) {
     std::int64_t seen = 0;
-    for (std::size_t k = 0; k < size; ++k) {
-      seen += n(k);
-      if (i < seen) return x(k);
-    }
-    return x(size - 1);
+    double found = last;
+    visit([&](double x, std::int64_t n) {
+      seen += n;
+      if (i < seen) {
+        found = x;
+        return false;
+      }
+      return true;
+    });
+    return found;
   };
   auto pct = [&](double q) {
     const double pos = q / 100.0 * double(s.count - 1);
@@ -57,35 +69,32 @@ Stats stats_of_sorted_runs(std::size_t size, X x, N n) {
   return s;
 }
 
-// stats_of_runs of the recorder's (gap ns, count) runs as (gap x 1e-6 ms, count), without a copy of the runs: a
-// sorted index instead (4 bytes a run, not 16). Sorting by (gap, count) is the order of (gap x 1e-6, count).
-Stats stats_of_gap_runs(const std::vector<std::pair<std::int64_t, std::int64_t>>& runs) {
-  if (runs.size() >= std::size_t{0xffffffffu}) {
-    std::vector<std::pair<double, std::int64_t>> copy;
-    copy.reserve(runs.size());
-    for (const auto& [gap, n] : runs) copy.emplace_back(double(gap) * 1e-6, n);
-    return stats_of_runs(std::move(copy));
-  }
-  std::vector<std::uint32_t> order(runs.size());
-  for (std::size_t k = 0; k < order.size(); ++k) order[k] = static_cast<std::uint32_t>(k);
-  std::sort(order.begin(), order.end(), [&runs](std::uint32_t a, std::uint32_t b) { return runs[a] < runs[b]; });
-  return stats_of_sorted_runs(
-      order.size(), [&](std::size_t k) { return double(runs[order[k]].first) * 1e-6; },
-      [&](std::size_t k) { return runs[order[k]].second; });
+// stats_of_runs of the recorder's (gap ns, count) runs as (gap x 1e-6 ms, count), in place: GapRuns sorts its
+// runs by (gap, count), which is the order of (gap x 1e-6, count).
+Stats stats_of_gap_runs(const GapRuns& runs) {
+  return stats_of_sorted_runs([&runs](auto&& f) {
+    runs.for_each_sorted([&f](std::int64_t gap, std::int64_t n) { return f(double(gap) * 1e-6, n); });
+  });
 }
 
 }  // namespace
 
 Stats stats_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  return stats_of_sorted_runs(
-      v.size(), [&](std::size_t k) { return v[k]; }, [](std::size_t) { return std::int64_t{1}; });
+  return stats_of_sorted_runs([&v](auto&& f) {
+    for (const double x : v) {
+      if (!f(x, std::int64_t{1})) return;
+    }
+  });
 }
 
 Stats stats_of_runs(std::vector<std::pair<double, std::int64_t>> runs) {
   std::sort(runs.begin(), runs.end());
-  return stats_of_sorted_runs(
-      runs.size(), [&](std::size_t k) { return runs[k].first; }, [&](std::size_t k) { return runs[k].second; });
+  return stats_of_sorted_runs([&runs](auto&& f) {
+    for (const auto& [x, n] : runs) {
+      if (!f(x, n)) return;
+    }
+  });
 }
 
 nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& f) {
@@ -177,16 +186,24 @@ void append_request_row(std::string& line, const RequestRecord& r) {
                  ns_to_ms(r.first_scheduled - r.arrival), r.preemptions);
 }
 
+std::vector<std::size_t> records_by_id(const RecordStore& records) {
+  std::vector<std::pair<std::uint64_t, std::size_t>> ids;
+  ids.reserve(records.size());
+  for (std::size_t i = 0; i < records.size(); ++i) ids.emplace_back(records[i].id, i);
+  std::sort(ids.begin(), ids.end());
+  std::vector<std::size_t> order;
+  order.reserve(ids.size());
+  for (const auto& [id, i] : ids) order.push_back(i);
+  return order;
+}
+
 void write_requests_csv(std::ostream& out, const Recorder& rec) {
   out << kRequestsCsvHeader;
-  std::vector<const RequestRecord*> rows;
-  rows.reserve(rec.records().size());
-  for (const auto& r : rec.records()) rows.push_back(&r);
-  std::sort(rows.begin(), rows.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
+  const RecordStore& records = rec.records();
   std::string line;
-  for (const auto* r : rows) {
+  for (const std::size_t i : records_by_id(records)) {
     line.clear();
-    append_request_row(line, *r);
+    append_request_row(line, records[i]);
     out << line;
   }
 }

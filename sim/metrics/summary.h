@@ -45,6 +45,8 @@ struct RunFacts {
 // rejected at admission, "servesim" also holds "rejected_by_reason": {"exceeds_max_model_len": n,
 // "exceeds_kv_cache": n} (see RejectReason; absent from runs without rejections, whose bytes stay as before).
 [[nodiscard]] nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& facts);
+// The indices of `records` in ascending order of request id (ids are unique).
+[[nodiscard]] std::vector<std::size_t> records_by_id(const RecordStore& records);
 // One row per finished request, in id order.
 void write_requests_csv(std::ostream& out, const Recorder& rec);
 inline constexpr const char* kRequestsCsvHeader =

@@ -1,7 +1,15 @@
 // Topology: routing on hand-built graphs, the catalogue files, and the one-line errors for bad topologies.
 #include <algorithm>
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/dijkstra_shortest_paths.hpp>
+#include <boost/property_map/function_property_map.hpp>
 #include <catch2/catch.hpp>
+#include <cmath>
+#include <compare>
+#include <cstdint>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -380,4 +388,148 @@ TEST_CASE("topology: a link's efficiency scales its routes, not NVLS, out of ran
         CommGroup(full, {0, 1, 2, 3}, "nvls", nullptr, "link_load").time(CollectiveOp::all_reduce, s).value());
   const std::string msg = input_error([&] { (void)load_topology(topo("efficiency = 1.5\n"), kCatalog); });
   CHECK_THAT(msg, Catch::Contains("t.toml:") && Catch::Contains("efficiency") && Catch::Contains("(0, 1]"));
+}
+
+namespace {
+
+// The reference router: Boost's Dijkstra over the whole graph, rebuilt per source, with the cost order of
+// models/net/topology.h (latency in integer picoseconds, then hops, then the sum of link ids; no transit through a
+// GPU). It is how Topology routed before its own search; the routes must agree with it link for link.
+struct RefCost {
+  std::int64_t ps = 0;
+  std::int64_t hops = 0;
+  std::int64_t id_sum = 0;
+  auto operator<=>(const RefCost&) const = default;
+};
+
+std::vector<std::optional<Route>> reference_routes_from(const Topology& t, int source) {
+  using Graph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS, boost::no_property,
+                                      boost::property<boost::edge_index_t, int>>;
+  const std::size_t n = t.vertices().size();
+  Graph g(n);
+  for (std::size_t id = 0; id < t.links().size(); ++id) {
+    const auto& l = t.links()[id];
+    if (static_cast<int>(l.from) != source && t.vertex(l.from).kind == VertexKind::gpu) continue;
+    boost::add_edge(static_cast<std::size_t>(l.from), static_cast<std::size_t>(l.to), static_cast<int>(id), g);
+  }
+  const RefCost inf{std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::max(),
+                    std::numeric_limits<std::int64_t>::max()};
+  std::vector<RefCost> dist(n, inf);
+  std::vector<int> pred_link(n, -1);
+  const auto edge_id = boost::get(boost::edge_index, g);
+  const auto cost = [&](const Graph::edge_descriptor& e) {
+    const int id = edge_id[e];
+    return RefCost{static_cast<std::int64_t>(std::llround(t.link(id).latency.value() * 1e12)), 1, id};
+  };
+  auto weight = boost::make_function_property_map<Graph::edge_descriptor, RefCost>(cost);
+  struct Record : boost::default_dijkstra_visitor {
+    std::vector<int>* pred = nullptr;
+    void edge_relaxed(const Graph::edge_descriptor& e, const Graph& graph) const {
+      (*pred)[boost::target(e, graph)] = boost::get(boost::edge_index, graph, e);
+    }
+  } vis;
+  vis.pred = &pred_link;
+  std::vector<Graph::vertex_descriptor> pred(n);
+  boost::dijkstra_shortest_paths(
+      g, static_cast<std::size_t>(source),
+      boost::weight_map(weight)
+          .distance_map(boost::make_iterator_property_map(dist.begin(), boost::get(boost::vertex_index, g)))
+          .predecessor_map(boost::make_iterator_property_map(pred.begin(), boost::get(boost::vertex_index, g)))
+          .distance_compare([](const RefCost& a, const RefCost& b) { return a < b; })
+          .distance_combine([](const RefCost& a, const RefCost& b) {
+            return RefCost{a.ps + b.ps, a.hops + b.hops, a.id_sum + b.id_sum};
+          })
+          .distance_inf(inf)
+          .distance_zero(RefCost{})
+          .visitor(vis));
+  std::vector<std::optional<Route>> out(n);
+  for (std::size_t v = 0; v < n; ++v) {
+    if (static_cast<int>(v) == source) {
+      out[v] = Route{};
+      continue;
+    }
+    if (dist[v] == inf) continue;
+    Route r;
+    double min_bw = std::numeric_limits<double>::infinity();
+    double latency = 0.0;
+    for (int at = static_cast<int>(v); at != source;) {
+      const auto& l = t.link(pred_link[static_cast<std::size_t>(at)]);
+      r.links.push_back(pred_link[static_cast<std::size_t>(at)]);
+      min_bw = std::min(min_bw, l.effective_bandwidth().value());
+      latency += l.latency.value();
+      at = l.from;
+    }
+    std::reverse(r.links.begin(), r.links.end());
+    r.bottleneck = BytesPerSec{min_bw};
+    r.latency = Seconds{latency};
+    out[v] = std::move(r);
+  }
+  return out;
+}
+
+// Counts the routes compared; a mismatch fails the test naming the pair.
+std::size_t same_routes(const std::optional<Route>& got, const std::optional<Route>& want, const std::string& what) {
+  INFO(what);
+  REQUIRE(got.has_value() == want.has_value());
+  if (!got) return 1;
+  CHECK(got->links == want->links);
+  CHECK(got->bottleneck.value() == want->bottleneck.value());  // bit for bit
+  CHECK(got->latency.value() == want->latency.value());
+  return 1;
+}
+
+}  // namespace
+
+TEST_CASE("topology: routes agree route by route with a reference all-pairs Dijkstra", "[topology][routes]") {
+  const auto dir = test::temp_dir("refroutes");
+  // Three nodes whose NICs all hang off one leaf of two (not rail-optimised): same-node NIC pairs meet at a leaf,
+  // so the search must not assume a node's routes stay inside it.
+  const std::string odd = test::write_file(
+      dir / "odd.toml", "name = \"odd\"\nnode = \"" + kCatalog + "/dgx-h100.toml\"\nnodes = 3\n[fabric]\n" +
+                            "kind = \"leaf_spine\"\nleaves = 2\nspines = 3\nrail_optimized = false\n" +
+                            "link_latency = \"0.5us\"\n");
+  std::size_t compared = 0;
+  for (const std::string& file : {kCatalog + "/cluster-4x-dgx-h100.toml", kFixtures + "/cluster_tor.toml", odd,
+                                  kCatalog + "/pcie-8x-l40s.toml", kFixtures + "/bad_no_route.toml"}) {
+    const Topology t = load_topology(file, kCatalog);
+    const int n = static_cast<int>(t.vertices().size());
+    std::vector<int> all(static_cast<std::size_t>(n));
+    for (int v = 0; v < n; ++v) all[static_cast<std::size_t>(v)] = v;
+    for (int a = 0; a < n; ++a) {
+      const auto want = reference_routes_from(t, a);
+      const auto from = t.routes_from(a);
+      const auto to_all = t.routes_to(a, all);
+      const auto to_gpus = t.routes_to(a, t.gpus());
+      for (int b = 0; b < n; ++b) {
+        const std::string pair = file + ": " + t.vertex(a).name + " -> " + t.vertex(b).name;
+        compared += same_routes(from[static_cast<std::size_t>(b)], want[static_cast<std::size_t>(b)], pair);
+        compared += same_routes(to_all[static_cast<std::size_t>(b)], want[static_cast<std::size_t>(b)], pair);
+        // One target at a time: each search stops at its target.
+        std::optional<Route> one;
+        if (want[static_cast<std::size_t>(b)]) one = t.route(a, b);
+        compared += same_routes(one, want[static_cast<std::size_t>(b)], pair + " (route)");
+      }
+      for (std::size_t g = 0; g < t.gpus().size(); ++g) {
+        compared += same_routes(to_gpus[g], want[static_cast<std::size_t>(t.gpus()[g])], "to GPUs");
+      }
+    }
+  }
+  CHECK(compared > 3 * 117 * 117);  // the 4-node cluster alone has 117 vertices
+}
+
+TEST_CASE("topology: routes_to takes targets in any order, repeated, or none", "[topology][routes]") {
+  const Topology t = load_topology("cluster-4x-dgx-h100", kCatalog);
+  const int g0 = t.gpu_vertex(0);
+  const std::vector<int> targets{t.gpu_vertex(31), t.gpu_vertex(1), g0, t.gpu_vertex(1), *t.find_vertex("spine")};
+  const auto got = t.routes_to(g0, targets);
+  const auto all = t.routes_from(g0);
+  REQUIRE(got.size() == targets.size());
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    REQUIRE(got[i].has_value());
+    CHECK(got[i]->links == all[static_cast<std::size_t>(targets[i])]->links);
+  }
+  CHECK(got[2]->links.empty());
+  CHECK(t.routes_to(g0, {}).empty());
+  CHECK_THAT(input_error([&] { (void)t.routes_to(g0, {99999}); }), Catch::Contains("unknown vertex id 99999"));
+  CHECK_THAT(input_error([&] { (void)t.routes_to(-1, {g0}); }), Catch::Contains("unknown vertex id -1"));
 }

@@ -1,0 +1,171 @@
+#include "models/cost/moe_mla_cost.h"
+
+#include <algorithm>
+
+#include "models/cost/step_model.h"
+
+namespace servesim {
+namespace {
+
+// Reports ops through `emit` and sums their time; GEMMs of T rows in the layer's weight precision.
+struct Emitter {
+  const LayerCostContext& c;
+  const EmitOp& emit;
+  std::int64_t T;
+  double e = c.arch.weight_bytes_per_param;
+  bool fp8_weights = c.arch.quantization == Quantization::fp8;
+  bool fp8_math = fp8_weights && c.gpu.has_fp8();
+  Seconds total{0.0};
+  void operator()(const char* name, Flops f, Bytes b, OpCost cost) {
+    emit(name, f, b, cost);
+    total += cost.time;
+  }
+  // Y[T, n] = X[T, k] W^T; `quantized` = false for weights vLLM keeps in the checkpoint dtype (routers).
+  void gemm(const char* name, std::int64_t n, std::int64_t k, bool quantized = true) {
+    const GemmShape g{name, T, n, k, e, quantized && fp8_weights ? 1.0 : 0.0, quantized && fp8_math};
+    (*this)(name, g.flops(), g.bytes(), c.predictor.gemm(g));
+  }
+  void elementwise(const char* name, double bytes, double flops) {
+    (*this)(name, Flops{flops}, Bytes{bytes}, c.predictor.elementwise(Bytes{bytes}, Flops{flops}));
+  }
+};
+
+}  // namespace
+
+Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t total_tokens, const EmitOp& emit) {
+  const MoeArch& moe = c.arch.moe;
+  const ParallelConfig& par = c.parallel;
+  Emitter add{c, emit, T};
+  if (T == 0) return add.total;
+  const double e = add.e;
+  const std::int64_t h = c.arch.hidden_size;
+  const std::int64_t E = moe.num_experts;
+  const std::int64_t k = moe.experts_per_token;
+  add.gemm("moe_router", E, h, false);
+  add.elementwise("moe_topk", double(T) * double(E) * (e + 4.0) + double(T * k) * 8.0, 5.0 * double(T) * double(E));
+
+  // The experts: per expert-parallel rank, its experts' load; the busiest rank bounds the layer.
+  const std::int64_t ep = par.expert;
+  const std::int64_t width = ep > 1 ? moe.expert_intermediate_size : moe.expert_intermediate_size / par.tensor;
+  const std::int64_t per_rank = E / ep;
+  // Tokens routed over: every token of the stage (after the dispatch, or because every rank holds them all).
+  const double routed_tokens = double(ep > 1 ? total_tokens : T);
+  struct RankCost {
+    GroupedGemmShape gate_up_shape, down_shape;
+    OpCost gate_up, act, down;
+    double rows = 0.0;
+    [[nodiscard]] Seconds time() const { return gate_up.time + act.time + down.time; }
+  };
+  auto rank_cost = [&](std::int64_t r) {
+    const ExpertRouting::Load load = c.routing.load(routed_tokens, r * per_rank, per_rank);
+    const double w = add.fp8_weights ? 1.0 : 0.0;
+    RankCost rc{{"moe_gate_up", load.groups, load.rows, load.rows_per_group(), 2 * width, h, e, w, add.fp8_math},
+                {"moe_down", load.groups, load.rows, load.rows_per_group(), h, width, e, w, add.fp8_math},
+                {}, {}, {}, load.rows};
+    rc.gate_up = c.predictor.grouped_gemm(rc.gate_up_shape);
+    rc.down = c.predictor.grouped_gemm(rc.down_shape);
+    const double act_elems = load.rows * double(width);
+    rc.act = c.predictor.elementwise(Bytes{3.0 * act_elems * e}, Flops{5.0 * act_elems});
+    return rc;
+  };
+  RankCost busiest = rank_cost(0);
+  double busiest_rows = busiest.rows;
+  for (std::int64_t r = 1; r < ep; ++r) {
+    RankCost rc = rank_cost(r);
+    if (rc.time() > busiest.time()) busiest = rc;
+    busiest_rows = std::max(busiest_rows, rc.rows);
+  }
+  // Data-parallel attention: tokens go to their experts' ranks and come back. Each rank sends T x k rows; the
+  // busiest receiver gets busiest_rows of the stage's total_tokens x k, so every rank is costed at that share.
+  const double mean_rows = double(total_tokens) * double(k) / double(ep);
+  const double a2a = double(T) * double(k) * double(h) * e * (mean_rows > 0 ? busiest_rows / mean_rows : 1.0);
+  auto all_to_all = [&](const char* name) {
+    if (par.data == 1) return;
+    const OpCost cc = c.comm->all_to_all(Bytes{a2a});
+    add(name, Flops{0.0}, Bytes{a2a}, OpCost{cc.time * (1.0 - par.overlap), Bound::communication});
+  };
+  all_to_all("moe_dispatch");
+  const double act_elems = busiest.rows * double(width);
+  add("moe_gate_up", busiest.gate_up_shape.flops(), busiest.gate_up_shape.bytes(), busiest.gate_up);
+  add("moe_act_mul", Flops{5.0 * act_elems}, Bytes{3.0 * act_elems * e}, busiest.act);
+  add("moe_down", busiest.down_shape.flops(), busiest.down_shape.bytes(), busiest.down);
+  all_to_all("moe_combine");
+
+  if (moe.shared_intermediate_size > 0) {
+    const std::int64_t sw = moe.shared_intermediate_size / par.tensor;
+    add.gemm("shared_gate_up", 2 * sw, h);
+    add.elementwise("shared_act_mul", 3.0 * double(T) * double(sw) * e, 5.0 * double(T) * double(sw));
+    add.gemm("shared_down", h, sw);
+    if (moe.shared_expert_gate) add.gemm("shared_expert_gate", 1, h, false);
+  }
+  if (par.data == 1 && (par.tensor > 1 || ep > 1)) {
+    const double act = double(T) * double(h) * e;
+    const OpCost cc = c.comm->all_reduce(Bytes{act});
+    add("tp_all_reduce_moe", Flops{0.0}, Bytes{act}, OpCost{cc.time * (1.0 - par.overlap), Bound::communication});
+  }
+  return add.total;
+}
+
+Seconds mla_projection_ops(const LayerCostContext& c, std::int64_t T, const EmitOp& emit) {
+  const MlaArch& m = c.arch.mla;
+  Emitter add{c, emit, T};
+  if (T == 0) return add.total;
+  const double e = add.e;
+  const std::int64_t h = c.arch.hidden_size;
+  const std::int64_t heads = c.arch.num_heads / c.parallel.tensor;
+  auto gemm = [&](const char* name, std::int64_t n, std::int64_t k) { add.gemm(name, n, k); };
+  auto elementwise = [&](const char* name, double bytes, double flops) { add.elementwise(name, bytes, flops); };
+  const double t = double(T);
+  if (m.q_lora_rank > 0) {
+    gemm("mla_qkv_a", m.q_lora_rank + m.latent_dim(), h);
+    const double normed = t * double(m.q_lora_rank + m.kv_lora_rank);
+    elementwise("mla_norms", 2.0 * normed * e, 4.0 * normed);
+    gemm("mla_q_b", heads * m.qk_head_dim(), m.q_lora_rank);
+  } else {
+    gemm("mla_q", heads * m.qk_head_dim(), h);
+    gemm("mla_kv_a", m.latent_dim(), h);
+    const double normed = t * double(m.kv_lora_rank);
+    elementwise("mla_norms", 2.0 * normed * e, 4.0 * normed);
+  }
+  gemm("mla_kv_b", heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank);
+  const double rope = t * double(heads + 1) * double(m.qk_rope_head_dim);
+  elementwise("rope", 2.0 * rope * e, 6.0 * rope);
+  if (add.fp8_math) {
+    const double o_in = t * double(heads * m.v_head_dim);
+    elementwise("o_input_quant", o_in * (e + 1.0), 3.0 * o_in);
+  }
+  gemm("o", h, heads * m.v_head_dim);
+  return add.total;
+}
+
+double moe_mla_layer_weight_bytes(const ModelArch& a, const ParallelConfig& par, std::int64_t layer) {
+  const double t = double(par.tensor);
+  const double h = double(a.hidden_size);
+  double linear = 0.0, other = 2.0 * h;  // the two RMSNorms
+  if (a.mla.enabled()) {
+    const MlaArch& m = a.mla;
+    const double heads = double(a.num_heads) / t;
+    linear += m.q_lora_rank > 0 ? h * double(m.q_lora_rank) + double(m.q_lora_rank) * heads * double(m.qk_head_dim())
+                                : h * heads * double(m.qk_head_dim());
+    linear += h * double(m.latent_dim());  // kv_a_proj_with_mqa, replicated
+    linear += double(m.kv_lora_rank) * heads * double(m.qk_nope_head_dim + m.v_head_dim) + heads * double(m.v_head_dim) * h;
+    other += double(m.q_lora_rank + m.kv_lora_rank);
+  } else {
+    const std::int64_t kv_heads = a.num_kv_heads >= par.tensor ? a.num_kv_heads / par.tensor : 1;
+    const double qkv_out = double(a.q_dim()) / t + 2.0 * double(kv_heads * a.head_dim);
+    linear += h * qkv_out + double(a.q_dim()) / t * h;
+    other += (a.qkv_bias ? qkv_out : 0.0) + (a.qk_norm ? 2.0 * double(a.head_dim) : 0.0);
+  }
+  if (a.is_moe_layer(layer)) {
+    const MoeArch& moe = a.moe;
+    const double experts = double(moe.num_experts) / double(par.expert);
+    const double width = par.expert > 1 ? double(moe.expert_intermediate_size) : double(moe.expert_intermediate_size) / t;
+    linear += experts * 3.0 * h * width + 3.0 * h * double(moe.shared_intermediate_size) / t;
+    other += h * double(moe.num_experts) + (moe.shared_expert_gate ? h : 0.0);
+  } else {
+    linear += 3.0 * h * double(a.intermediate_size) / t;
+  }
+  return linear * a.linear_bytes_per_param() + other * a.weight_bytes_per_param;
+}
+
+}  // namespace servesim

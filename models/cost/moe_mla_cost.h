@@ -1,0 +1,67 @@
+// Operators of the mixture-of-experts MLP and of multi-head latent attention's projections on one GPU, for the
+// step model (step_model.cpp calls them inside its per-layer loop; each op is reported through `emit`).
+//
+// MoE layer (ModelArch::moe), T tokens on this GPU (T_total over the stage's data-parallel ranks):
+//   moe_router      GEMM [T, E, hidden], in the checkpoint dtype (vLLM builds the gate with quant_config=None)
+//   moe_topk        softmax / sigmoid + top-k over [T, E] fp32 scores (elementwise)
+//   moe_dispatch    data-parallel attention only: all-to-all of T x k token rows (hidden x activation bytes each)
+//   moe_gate_up     grouped GEMM over the experts this GPU holds that receive a token (ExpertRouting::load)
+//   moe_act_mul     SiLU-and-mul over the routed rows
+//   moe_down        grouped GEMM
+//   moe_combine     data-parallel attention only: the all-to-all back
+//   shared_gate_up, shared_act_mul, shared_down   the shared experts (a dense SwiGLU MLP, split over TP)
+//   shared_expert_gate                            Qwen2-MoE: GEMM [T, 1, hidden]
+//   tp_all_reduce_moe  without data-parallel attention, when the layer is split over more than one GPU
+// Expert placement: expert = 1 splits each expert's FFN over the TP ranks (every GPU runs every hit expert with
+// width I / tp); expert parallelism gives rank r the experts [r E / ep, (r + 1) E / ep), whole, and the layer waits
+// for the busiest rank (the one whose grouped GEMMs take longest under the routing).
+// All-to-all volume with skew: the busiest rank receives T_total x (its experts' selection probabilities) rows;
+// the all-to-all is costed as a uniform one in which every rank moves that many (the slowest rank bounds it).
+//
+// MLA projections (ModelArch::mla), as vLLM's DeepseekV2MLAAttention runs them, TP splits heads:
+//   mla_qkv_a   GEMM [T, q_lora_rank + kv_lora_rank + rope, hidden], replicated (fused q_a_proj + kv_a_proj)
+//               (without q_lora_rank: mla_q [T, heads/tp x qk_head_dim, hidden] and mla_kv_a [T, kv_lora + rope, h])
+//   mla_norms   RMSNorm of the q and kv latents
+//   mla_q_b     GEMM [T, heads/tp x qk_head_dim, q_lora_rank]
+//   mla_kv_b    GEMM [T, heads/tp x (qk_nope + v_head_dim), kv_lora_rank]: prefill expands the new tokens' K_nope
+//               and V with it; decode multiplies q_nope by W_UK and the latent output by W_UV (the absorbed form),
+//               the same weights and FLOPs per token, so one op costs both
+//   rope        over q's and k's rope dims
+//   o           GEMM [T, hidden, heads/tp x v_head_dim]
+// Prefill chunks after the first also expand their cached context's latent (mla_context_kv_b, in the attention
+// part: it depends on the context, not on T).
+#pragma once
+#include <cstdint>
+#include <functional>
+
+#include "models/arch/model_arch.h"
+#include "models/cost/moe_routing.h"
+#include "models/cost/op_predictor.h"
+#include "models/hw/gpu.h"
+
+namespace servesim {
+
+class GroupComm;
+struct ParallelConfig;
+
+// One op of a layer: name, FLOPs, bytes, its cost on one GPU.
+using EmitOp = std::function<void(const char* name, Flops flops, Bytes bytes, OpCost cost)>;
+
+struct LayerCostContext {
+  const ModelArch& arch;
+  const GpuSpec& gpu;
+  const ParallelConfig& parallel;
+  const OpPredictor& predictor;
+  const GroupComm* comm;  // null for a single GPU
+  const ExpertRouting& routing;
+};
+
+// The MoE MLP of one layer (without its RMSNorm) for `tokens` on this GPU, `total_tokens` over the stage's
+// data-parallel ranks; returns one GPU's time for the layer.
+Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t tokens, std::int64_t total_tokens, const EmitOp& emit);
+// MLA's projections of one layer (everything but attention_norm and the attention kernels).
+Seconds mla_projection_ops(const LayerCostContext& c, std::int64_t tokens, const EmitOp& emit);
+// Weights of layer `layer` on one GPU (bytes), for MoE and MLA models.
+double moe_mla_layer_weight_bytes(const ModelArch& arch, const ParallelConfig& parallel, std::int64_t layer);
+
+}  // namespace servesim

@@ -1,0 +1,310 @@
+// Mixture-of-experts and multi-head latent attention: architecture, memory, expert routing, grouped GEMMs.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "helpers.h"
+#include "models/arch/model_arch.h"
+#include "models/common/error.h"
+#include "models/cost/moe_routing.h"
+#include "models/cost/roofline.h"
+#include "models/cost/step_model.h"
+
+using namespace servesim;
+
+namespace {
+
+ModelArch model(const std::string& name) { return ModelArch::from_hf_config(test::scenario_path("models/" + name)); }
+
+struct FreeComm final : GroupComm {
+  [[nodiscard]] OpCost all_reduce(Bytes) const override { return {}; }
+  [[nodiscard]] OpCost send_recv(Bytes) const override { return {}; }
+  [[nodiscard]] OpCost gather(Bytes) const override { return {}; }
+};
+
+const StepOp& op_named(const StepCost& c, const std::string& name) {
+  for (const auto& o : c.ops) {
+    if (o.name == name) return o;
+  }
+  FAIL("no op " << name);
+  return c.ops.front();
+}
+
+BatchShape decodes(std::int64_t n, std::int64_t context) {
+  BatchShape b;
+  for (std::int64_t i = 0; i < n; ++i) b.add_decode(context);
+  b.num_sampled = n;
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("Mixtral-8x7B: 46.7 B parameters, 87.0 GiB in bf16, every expert counted", "[moe]") {
+  const ModelArch m = model("mixtral-8x7b.json");
+  REQUIRE(m.moe.enabled());
+  CHECK(m.moe.num_experts == 8);
+  CHECK(m.moe.experts_per_token == 2);
+  CHECK(m.moe.expert_intermediate_size == 14336);  // Mixtral's experts use intermediate_size
+  CHECK(m.moe.moe_layers() == 32);
+  // 32 x (attention 41,943,040 + 8 experts x 3 x 4096 x 14336 + router 4096 x 8 + norms 8192) + 2 x 32000 x 4096 + 4096
+  CHECK(m.params() == 46702792704.0);
+  CHECK(m.weight_bytes().v / double(1ull << 30) == Approx(86.99).margin(0.005));
+  // One token runs 2 of the 8 experts: 12.9 B active parameters.
+  CHECK(m.active_params() == 46702792704.0 - 32.0 * 6.0 * 3.0 * 4096.0 * 14336.0);
+}
+
+TEST_CASE("Mixtral-8x7B does not fit one 80 GB H100 and fits two with TP 2", "[moe]") {
+  const auto dir = test::temp_dir("moe-fit");
+  const std::string base = "[model]\nconfig = \"" + test::scenario_path("models/mixtral-8x7b.json") +
+                           "\"\n[hardware]\ngpu = \"h100-sxm\"\n[workload]\nnum_requests = 20\n"
+                           "[workload.arrival]\nimpl = \"poisson\"\nrate = 5.0\n"
+                           "[workload.prompt_tokens]\nimpl = \"fixed\"\nvalue = 512\n"
+                           "[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 32\n";
+  const auto one = test::write_file(dir / "one.toml", base);
+  const auto r1 = test::run_cli("run " + one + " --out " + (dir / "o1").string());
+  CHECK(r1.code == 2);
+  CHECK(r1.output.find("does not fit") != std::string::npos);
+  CHECK(r1.output.find("87.0") != std::string::npos);  // the weights, in GiB
+  CHECK_FALSE(std::filesystem::exists(dir / "o1"));
+  const auto two = test::write_file(
+      dir / "two.toml", base + "[parallel]\ntensor_parallel_size = 2\ntopology = \"dgx-h100\"\n");
+  const auto r2 = test::run_cli("run " + two + " --out " + (dir / "o2").string());
+  INFO(r2.output);
+  CHECK(r2.code == 0);
+  CHECK(std::filesystem::exists(dir / "o2" / "summary.json"));
+}
+
+TEST_CASE("DeepSeek-V2-Lite: MLA caches (512 + 64) x 27 x 2 B = 31,104 B per token on every TP rank", "[moe][mla]") {
+  const ModelArch m = model("deepseek-v2-lite.json");
+  REQUIRE(m.mla.enabled());
+  CHECK(m.mla.q_lora_rank == 0);
+  CHECK(m.kv_bytes_per_token().v == 31104.0);
+  // first_k_dense_replace = 1: layer 0 is a dense MLP, the other 26 are MoE with 2 shared experts.
+  CHECK(m.moe.moe_layers() == 26);
+  CHECK_FALSE(m.is_moe_layer(0));
+  CHECK(m.moe.shared_intermediate_size == 2 * 1408);
+  auto pred = std::make_shared<const RooflinePredictor>(test::simple_gpu());
+  const StepModel tp1(m, test::simple_gpu(), ParallelConfig{1, 1, 0.0}, pred, {}, nullptr);
+  const StepModel tp2(m, test::simple_gpu(), ParallelConfig{2, 1, 0.0}, pred, {}, std::make_shared<FreeComm>());
+  CHECK(tp1.kv_bytes_per_token_per_gpu().v == 31104.0);
+  CHECK(tp2.kv_bytes_per_token_per_gpu().v == 31104.0);  // the latent is not split by TP (vLLM replicates it)
+  // About 15.7 B parameters (DeepSeek's "16B"), half of the routed experts' weights per GPU at TP 2.
+  CHECK(m.params() / 1e9 == Approx(15.71).margin(0.01));
+  CHECK(tp2.weight_bytes_per_gpu().v < 0.52 * tp1.weight_bytes_per_gpu().v);
+}
+
+TEST_CASE("DeepSeek-V3: 671 B parameters, 37.6 B active, fp8 weights", "[moe][mla]") {
+  const ModelArch m = model("deepseek-v3.json");
+  CHECK(m.params() == 671026404352.0);
+  CHECK(m.active_params() == 37552282624.0);
+  CHECK(m.quantization == Quantization::fp8);
+  CHECK(m.moe.moe_layers() == 58);  // first_k_dense_replace = 3
+  CHECK(m.kv_bytes_per_token().v == 61.0 * 576.0 * 2.0);
+}
+
+TEST_CASE("decode with batch B reads the weights of E (1 - (1 - k/E)^B) experts per layer", "[moe]") {
+  const ModelArch m = model("mixtral-8x7b.json");
+  auto pred = std::make_shared<const RooflinePredictor>(test::simple_gpu());
+  const StepModel sm(m, test::simple_gpu(), ParallelConfig{1, 1, 0.0}, pred, {}, nullptr);
+  const double E = 8, k = 2, h = 4096, I = 14336;
+  for (const std::int64_t B : {1, 3, 16}) {
+    const StepCost c = sm.breakdown(decodes(B, 100));
+    const double hit = E * (1.0 - std::pow(1.0 - k / E, double(B)));
+    // gate_up: hit x (2I x h) weights + B x k rows x (h in + 2I out), bf16; summed over the 32 MoE layers.
+    const double expected = hit * 2.0 * I * h * 2.0 + double(B) * k * (h + 2.0 * I) * 2.0;
+    INFO("B = " << B);
+    CHECK(op_named(c, "moe_gate_up").bytes.v == Approx(32.0 * expected).epsilon(1e-12));
+    if (B == 1) CHECK(hit == Approx(2.0));  // batch 1 touches exactly top-k experts
+  }
+}
+
+TEST_CASE("expert routing: uniform, Zipf and measured loads", "[moe]") {
+  const auto u = ExpertRouting::uniform(8, 2);
+  CHECK(u.busiest_share() == Approx(1.0 / 8.0));
+  const auto l = u.load(4.0);
+  CHECK(l.rows == Approx(8.0));
+  CHECK(l.groups == Approx(8.0 * (1.0 - std::pow(0.75, 4.0))));
+  const auto z = ExpertRouting::zipf(8, 2, 1.0);
+  double sum = 0.0;
+  for (const double q : z.select()) sum += q;
+  CHECK(sum == Approx(2.0));
+  CHECK(z.select().front() > z.select().back());
+  // A measured histogram whose hot expert would be picked with probability > 1 is capped at 1 (water-filling).
+  const auto capped = ExpertRouting::from_loads({100, 1, 1, 1}, 2, "loads");
+  CHECK(capped.select().front() == 1.0);
+  CHECK(capped.select()[1] == Approx(1.0 / 3.0));
+  CHECK_THROWS_AS(ExpertRouting::uniform(4, 5), InputError);
+  CHECK_THROWS_AS(ExpertRouting::from_loads({0, 0}, 1, "loads"), InputError);
+  CHECK_THROWS_AS(ExpertRouting::zipf(4, 1, -1.0), InputError);
+}
+
+TEST_CASE("skew: doubling the busiest expert's share doubles the grouped GEMMs' compute", "[moe]") {
+  const ModelArch m = model("mixtral-8x7b.json");
+  auto pred = std::make_shared<const RooflinePredictor>(test::simple_gpu());
+  // Busiest expert's share 2/8 vs 4/10 of the routed rows (loads 2,1,...,1 and 4,1,...,1 over 8 experts).
+  std::vector<double> a(8, 1.0), b(8, 1.0);
+  a[0] = 2.0;
+  b[0] = 4.0;
+  const auto ra = ExpertRouting::from_loads(a, 2, "a");
+  const auto rb = ExpertRouting::from_loads(b, 2, "b");
+  CHECK(ra.busiest_share() == Approx(2.0 / 9.0));
+  CHECK(rb.busiest_share() == Approx(4.0 / 11.0));
+  const StepModel sa(m, test::simple_gpu(), ParallelConfig{1, 1, 0.0}, pred, {}, nullptr, ra);
+  const StepModel sb(m, test::simple_gpu(), ParallelConfig{1, 1, 0.0}, pred, {}, nullptr, rb);
+  BatchShape prefill;
+  prefill.prefills.push_back({8192, 0});
+  prefill.num_sampled = 1;
+  const double T = 8192, k = 2, h = 4096, I = 14336;
+  for (const auto* s : {&sa, &sb}) {
+    const StepCost c = s->breakdown(prefill);
+    // 8192 tokens hit every expert: the grouped GEMM runs 8 groups of the busiest expert's rows.
+    const double busiest = T * k * s->routing().busiest_share();
+    const double flops = 2.0 * 8.0 * busiest * 2.0 * I * h;
+    const StepOp& gu = op_named(c, "moe_gate_up");
+    CHECK(gu.flops.v == Approx(32.0 * flops).epsilon(1e-9));
+    CHECK(gu.bound == Bound::compute);
+    CHECK(gu.time.v == Approx(32.0 * (flops / 500e12 + 1e-6)).epsilon(1e-9));  // 500 TFLOP/s achieved + launch
+  }
+  const double ta = op_named(sa.breakdown(prefill), "moe_gate_up").time.v;
+  const double tb = op_named(sb.breakdown(prefill), "moe_gate_up").time.v;
+  CHECK(tb / ta == Approx((4.0 / 11.0) / (2.0 / 9.0)).epsilon(1e-3));
+}
+
+TEST_CASE("expert parallelism: experts split whole over the ranks, the busiest rank bounds the layer", "[moe]") {
+  const ModelArch m = model("mixtral-8x7b.json");
+  auto pred = std::make_shared<const RooflinePredictor>(test::simple_gpu());
+  auto comm = std::make_shared<FreeComm>();
+  ParallelConfig tp{4, 1, 0.0};
+  ParallelConfig ep{4, 1, 0.0, 4, 1};
+  const StepModel s_tp(m, test::simple_gpu(), tp, pred, {}, comm);
+  const StepModel s_ep(m, test::simple_gpu(), ep, pred, {}, comm);
+  // Same weights per GPU: 8 experts x I/4 or 2 experts x I.
+  CHECK(s_tp.weight_bytes_per_gpu().v == Approx(s_ep.weight_bytes_per_gpu().v));
+  // Batch 1, uniform routing: TP reads a quarter of each of the 2 chosen experts on every GPU; EP reads whole
+  // experts, each rank 2 x 1/4 of one expected: the same expected weight bytes per GPU (the rows differ).
+  const double rows = 2.0 * 32.0 * 2.0;  // 2 token rows x 32 layers x bf16, per element of the row widths
+  const double tp_bytes = op_named(s_tp.breakdown(decodes(1, 10)), "moe_gate_up").bytes.v;
+  const double ep_bytes = op_named(s_ep.breakdown(decodes(1, 10)), "moe_gate_up").bytes.v;
+  CHECK(tp_bytes - rows * (4096.0 + 2.0 * 14336.0 / 4.0) == Approx(32.0 * 2.0 * 2.0 * 14336.0 / 4.0 * 4096.0 * 2.0));
+  CHECK(ep_bytes - 0.25 * rows * (4096.0 + 2.0 * 14336.0) == Approx(32.0 * 2.0 * 2.0 * 14336.0 / 4.0 * 4096.0 * 2.0));
+  // Skewed routing: rank 0 holds the two most popular experts and bounds the layer under EP: its grouped GEMM
+  // tiles by the hottest expert's rows, 4096 q_0 instead of 4096 x 2/8.
+  const auto zipf = ExpertRouting::zipf(8, 2, 1.5);
+  const StepModel z_ep(m, test::simple_gpu(), ep, pred, {}, comm, zipf);
+  BatchShape prefill;
+  prefill.prefills.push_back({4096, 0});
+  prefill.num_sampled = 1;
+  const double skewed = op_named(z_ep.breakdown(prefill), "moe_gate_up").time.v - 32.0 * 1e-6;  // minus launches
+  const double even = op_named(s_ep.breakdown(prefill), "moe_gate_up").time.v - 32.0 * 1e-6;
+  CHECK(skewed / even == Approx(zipf.select()[0] / 0.25).epsilon(1e-6));
+  // Rank 0's rows under EP: 4096 x (q_0 + q_1); its grouped GEMM tiles both experts by the busier one's rows.
+  const double q0 = zipf.select()[0];
+  CHECK(op_named(z_ep.breakdown(prefill), "moe_gate_up").flops.v ==
+        Approx(32.0 * 2.0 * 2.0 * 4096.0 * q0 * 2.0 * 14336.0 * 4096.0).epsilon(1e-9));
+  CHECK_THROWS_AS(StepModel(m, test::simple_gpu(), ParallelConfig{4, 1, 0.0, 2, 1}, pred, {}, comm), InputError);
+  CHECK_THROWS_AS(StepModel(m, test::simple_gpu(), ParallelConfig{1, 1, 0.0, 1, 2}, pred, {}, comm), InputError);
+  const ModelArch dense = model("llama-3-8b.json");
+  CHECK_THROWS_AS(StepModel(dense, test::simple_gpu(), ep, pred, {}, comm), InputError);
+}
+
+TEST_CASE("MoE and MLA config.json errors name the key", "[moe]") {
+  const auto dir = test::temp_dir("moe-bad");
+  const std::string mix = test::read_file(test::scenario_path("models/mixtral-8x7b.json"));
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = mix;
+    const auto at = s.find(from);
+    REQUIRE(at != std::string::npos);
+    s.replace(at, from.size(), to);
+    return test::write_file(dir / "m.json", s);
+  };
+  auto message = [](const std::string& path) {
+    try {
+      (void)ModelArch::from_hf_config(path);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(message(with("\"num_experts_per_tok\": 2", "\"num_experts_per_tok\": 9")),
+             Catch::Contains("num_experts_per_tok (9) exceeds num_local_experts (8)"));
+  CHECK_THAT(message(with("\"num_local_experts\": 8", "\"num_local_experts\": null")),
+             Catch::Contains("num_experts_per_tok' is set but no number of routed experts"));
+  CHECK_THAT(message(with("\"num_local_experts\": 8", "\"num_local_experts\": 8, \"num_experts\": 8")),
+             Catch::Contains("both give the number of experts"));
+  CHECK_THAT(message(with("\"model_type\": \"mixtral\"", "\"model_type\": \"mixtral\", \"mlp_only_layers\": [40]")),
+             Catch::Contains("mlp_only_layers: 40 is not a layer index"));
+  CHECK_THAT(message(with("\"model_type\": \"mixtral\"", "\"model_type\": \"mixtral\", \"q_lora_rank\": 64")),
+             Catch::Contains("q_lora_rank' is set without kv_lora_rank"));
+}
+
+namespace {
+double op_ms(const std::string& json, const std::string& op) {
+  const auto at = json.find("\"name\": \"" + op + "\"");
+  if (at == std::string::npos) return -1.0;
+  const auto t = json.find("\"time_ms\": ", at);
+  return std::stod(json.substr(t + 11));
+}
+}  // namespace
+
+TEST_CASE("DeepSeek-V3 over two DGX H100 with EP 16: the inter-node all-to-all leads a small decode step",
+          "[moe][mla]") {
+  const std::string scenario = test::scenario_path("deepseek-v3-ep16-2x-dgx-h100.toml");
+  const auto r = test::run_cli("step " + scenario + " --decode 16x2000 --json");
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const double a2a = op_ms(r.output, "moe_dispatch") + op_ms(r.output, "moe_combine");
+  CHECK(op_ms(r.output, "moe_dispatch") > 0.0);
+  CHECK(op_ms(r.output, "tp_all_reduce_moe") < 0.0);  // no all-reduce with data-parallel attention
+  for (const char* other : {"moe_gate_up", "moe_down", "o", "attention_decode", "mla_q_b"}) {
+    INFO(other);
+    CHECK(a2a > op_ms(r.output, other));
+  }
+  // The same replica inside one node (NVLink): the all-to-all shrinks several times.
+  const auto one_node = test::run_cli("step " + scenario +
+                                      " --set parallel.topology='\"hgx-h200\"' --set hardware.gpu='\"h200\"'"
+                                      " --set parallel.data_parallel_size=8 --set parallel.expert_parallel_size=8"
+                                      " --decode 16x2000 --json");
+  INFO(one_node.output);
+  REQUIRE(one_node.code == 0);
+  CHECK(op_ms(one_node.output, "moe_dispatch") * 2.0 < op_ms(r.output, "moe_dispatch"));
+  // DeepSeek-V3 on one 8 x H200 node runs with TP 8 (experts split over TP, all-reduces) and with EP 8.
+  for (const char* par : {"--set parallel.tensor_parallel_size=8 --set parallel.data_parallel_size=1"
+                          " --set parallel.expert_parallel_size=1",
+                          "--set parallel.data_parallel_size=8 --set parallel.expert_parallel_size=8"}) {
+    const auto d = test::temp_dir("moe-h200");
+    const auto h200 = test::run_cli("run " + scenario + " --set parallel.topology='\"hgx-h200\"' --set "
+                                    "hardware.gpu='\"h200\"' " + par + " --set workload.num_requests=50 --out " +
+                                    (d / "o").string());
+    INFO(par << "\n" << h200.output);
+    CHECK(h200.code == 0);
+    CHECK(std::filesystem::exists(d / "o" / "summary.json"));
+  }
+  // And a run completes with data-parallel attention (KV and engine limits per data-parallel rank).
+  const auto dir = test::temp_dir("moe-ep16");
+  const auto run = test::run_cli("run " + scenario + " --set workload.num_requests=50 --out " + (dir / "o").string());
+  INFO(run.output);
+  CHECK(run.code == 0);
+}
+
+TEST_CASE("expert and data parallelism that the model or the replica cannot take name the key", "[moe]") {
+  const auto dir = test::temp_dir("moe-par");
+  const std::string base = test::base_scenario_text() +
+                           "[workload]\nnum_requests = 5\n[workload.arrival]\nimpl = \"poisson\"\nrate = 1.0\n"
+                           "[workload.prompt_tokens]\nimpl = \"fixed\"\nvalue = 64\n"
+                           "[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 4\n";
+  const auto dense = test::write_file(dir / "dense.toml", base + "[parallel]\ntensor_parallel_size = 2\n"
+                                                                 "expert_parallel_size = 2\ntopology = \"dgx-h100\"\n");
+  auto r = test::run_cli("run " + dense + " --out " + (dir / "o").string());
+  CHECK(r.code == 2);
+  CHECK(r.output.find("expert_parallel_size") != std::string::npos);
+  CHECK(r.output.find("no mixture-of-experts layers") != std::string::npos);
+  const auto dp = test::write_file(dir / "dp.toml", base + "[parallel]\ndata_parallel_size = 2\ntopology = \"dgx-h100\"\n");
+  r = test::run_cli("run " + dp + " --out " + (dir / "o").string());
+  CHECK(r.code == 2);
+  CHECK(r.output.find("data_parallel_size") != std::string::npos);
+  const auto routing = test::run_cli("run " + dense + " --set 'model.expert_routing=\"zipf\"' --out " +
+                                     (dir / "o").string());
+  CHECK(routing.code == 2);
+  CHECK(routing.output.find("expert_routing") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "o"));
+}
