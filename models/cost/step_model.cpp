@@ -13,6 +13,11 @@ struct NullSink {
   void add(const char*, Flops, Bytes, OpCost, double) {}
 };
 
+struct BoundSink {
+  BoundTimes* bounds;
+  void add(const char*, Flops, Bytes, OpCost c, double times) { bounds->add(c.bound, c.time.v * times); }
+};
+
 struct ListSink {
   std::vector<StepOp>* ops;
   void add(const char* name, Flops flops, Bytes bytes, OpCost c, double times) {
@@ -445,6 +450,21 @@ Seconds StepModel::sampling_time(std::int64_t sampled) const {
 
 Seconds StepModel::attention_time(const BatchShape& batch) const {
   NullSink sink;
+  return attention_part(batch, sink).gpu;
+}
+
+Seconds StepModel::token_time(std::int64_t tokens, BoundTimes& bounds) const {
+  BoundSink sink{&bounds};
+  return dense_part(tokens, sink).gpu;
+}
+
+Seconds StepModel::sampling_time(std::int64_t sampled, BoundTimes& bounds) const {
+  BoundSink sink{&bounds};
+  return head_part(sampled, sink).gpu;
+}
+
+Seconds StepModel::attention_time(const BatchShape& batch, BoundTimes& bounds) const {
+  BoundSink sink{&bounds};
   return attention_part(batch, sink).gpu;
 }
 

@@ -14,6 +14,7 @@
 // returned gpu time is the time of one micro-batch through all stages (p stage times + p-1 activation sends);
 // stage_time is what bounds throughput when p micro-batches are in flight.
 #pragma once
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,6 +88,18 @@ struct StepOp {
   Bound bound = Bound::memory;
 };
 
+// Modeled GPU time of a step (or part of one) by what bounds each operator, in seconds: compute, memory bandwidth,
+// communication (collectives, pipeline sends). Indexed by Bound (op_predictor.h); the overhead slot stays 0 here.
+struct BoundTimes {
+  std::array<double, 4> s{};
+  void add(Bound b, double seconds) { s[static_cast<std::size_t>(b)] += seconds; }
+  [[nodiscard]] double of(Bound b) const { return s[static_cast<std::size_t>(b)]; }
+  BoundTimes& operator+=(const BoundTimes& o) {
+    for (std::size_t i = 0; i < s.size(); ++i) s[i] += o.s[i];
+    return *this;
+  }
+};
+
 struct StepCost {
   Seconds gpu{0.0};
   Seconds overhead{0.0};
@@ -109,6 +122,11 @@ class StepModel {
   [[nodiscard]] Seconds token_time(std::int64_t tokens) const;
   [[nodiscard]] Seconds sampling_time(std::int64_t sampled) const;
   [[nodiscard]] Seconds attention_time(const BatchShape& batch) const;
+  // The same three parts, also adding each operator's time to `bounds` by its Bound (the returned time has the
+  // same bits as the plain call's). The operators' times sum to the part's GPU time up to rounding.
+  [[nodiscard]] Seconds token_time(std::int64_t tokens, BoundTimes& bounds) const;
+  [[nodiscard]] Seconds sampling_time(std::int64_t sampled, BoundTimes& bounds) const;
+  [[nodiscard]] Seconds attention_time(const BatchShape& batch, BoundTimes& bounds) const;
   // Tokens a sliding-window layer's decode attention reads over the batch: the sum of min(tokens, window),
   // batch.decode_window_context_tokens when the batch collected it for this model's window, otherwise the bound
   // min(decode_context_tokens, num_decodes x window) (exact when every decode is on the same side of the window).

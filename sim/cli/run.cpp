@@ -3,16 +3,37 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "models/common/error.h"
 #include "sim/cluster/cluster.h"
 #include "sim/core/simulator.h"
-#include "sim/metrics/measured.h"
+#include "sim/io/measured.h"
 #include "sim/metrics/summary.h"
 
 namespace servesim {
 
 namespace {
+
+// The configuration keys summary.json reports (vLLM's engine-argument names).
+nlohmann::ordered_json run_config(const Scenario& sc) {
+  const SchedulerLimits& l = sc.replica.limits;
+  return {{"model", sc.arch.name},
+          {"gpu", sc.gpu.name},
+          {"topology", sc.topology},
+          {"num_replicas", sc.num_replicas},
+          {"tensor_parallel_size", sc.parallel.tensor},
+          {"pipeline_parallel_size", sc.parallel.pipeline},
+          {"data_parallel_size", sc.parallel.data},
+          {"expert_parallel_size", sc.parallel.expert},
+          {"max_num_seqs", l.max_num_seqs},
+          {"max_num_batched_tokens", l.max_num_batched_tokens},
+          {"enable_chunked_prefill", l.chunked_prefill},
+          {"block_size", sc.replica.block_size},
+          {"num_gpu_blocks", sc.replica.num_kv_blocks},
+          {"kv_cache_dtype", sc.kv_cache_dtype},
+          {"gpu_memory_utilization", sc.gpu_memory_utilization}};
+}
 
 RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& streams) {
   const Scenario& sc = loader.scenario();
@@ -30,6 +51,14 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   engine_cfg.defer_itl = sc.horizon != kNever;
   engine_cfg.num_kv_blocks = sc.replica.num_kv_blocks / engines;
   engine_cfg.seed = sc.seed;
+  // The Recorder sees every event first, then the caller's sinks.
+  std::optional<SinkFanout> fanout;
+  if (!streams.sinks.empty()) {
+    std::vector<RunSink*> sinks{&out.recorder};
+    sinks.insert(sinks.end(), streams.sinks.begin(), streams.sinks.end());
+    fanout.emplace(std::move(sinks));
+  }
+  RunSink& sink = fanout ? static_cast<RunSink&>(*fanout) : out.recorder;
   std::vector<std::unique_ptr<Replica>> replicas;
   for (std::int64_t i = 0; i < sc.num_replicas; ++i) {
     const auto stages = engines > 1 ? std::make_shared<PipelineStages>(engines) : nullptr;
@@ -37,7 +66,7 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
       engine_cfg.engine = static_cast<std::int32_t>(v);
       replicas.push_back(std::make_unique<Replica>(static_cast<std::int32_t>(i), sc.step_models[static_cast<std::size_t>(i)],
                                                    loader.make_scheduler(),
-                                                   engine_cfg, out.recorder, stages));
+                                                   engine_cfg, sink, stages));
     }
   }
   const Config router_cfg = loader.config().table_or_empty("router");
@@ -65,6 +94,11 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   f.engines = sc.num_replicas * sc.parallel.pipeline;
   f.kv_blocks_per_replica = sc.replica.num_kv_blocks;
   f.block_size = sc.replica.block_size;
+  f.config = run_config(sc);
+  nlohmann::ordered_json sets = nlohmann::ordered_json::array();
+  for (const auto& [path, value] : loader.options().sets) sets.push_back(path + "=" + value);
+  f.run = {{"scenario", sc.file}, {"sets", sets}, {"seed", sc.seed}};
+  if (!loader.options().calibrations.empty()) f.run["calibrations"] = loader.options().calibrations;
   out.summary = summarize(out.recorder, f);
   return out;
 }

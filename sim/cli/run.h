@@ -26,6 +26,8 @@ class OutputFiles;
 struct RunStreams {
   std::ostream* requests_csv = nullptr;  // requests.csv
   std::ostream* tokens_jsonl = nullptr;  // every finished request's token times (--tokens-out)
+  // Further observers of the run (trace and time-series writers), called after the Recorder; not owned.
+  std::vector<RunSink*> sinks;
 };
 
 // With `logs`, the recorder keeps every token's time in memory (token_log()).

@@ -174,6 +174,7 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
         return Config::from_file(path);
       }()) {
   Scenario& s = scenario_;
+  opts_ = opts;
   s.file = path;
   s.paths.base = std::filesystem::path(path).parent_path();
   // Calibration files: the scenario's own (a path or a list of paths, relative to the scenario), then the
@@ -335,6 +336,7 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
     // A path (relative to the file that names it, or to the working directory for --set), else a catalog name
     // with or without ".toml".
     std::string topo_name = par.str("topology");
+    s.topology = topo_name;
     if (const std::string resolved = s.paths.resolve(par, "topology"); std::filesystem::exists(resolved)) {
       topo_name = resolved;
     } else if (topo_name.size() > 5 && topo_name.ends_with(".toml") && topo_name.find('/') == std::string::npos) {
@@ -446,6 +448,7 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   }
   // vLLM's --kv-cache-dtype: "auto" keeps the model dtype; the fp8 formats store K and V in one byte.
   const std::string kv_dtype = eng.str_or("kv_cache_dtype", "auto");
+  s.kv_cache_dtype = kv_dtype;
   if (kv_dtype == "fp8" || kv_dtype == "fp8_e4m3" || kv_dtype == "fp8_e5m2") {
     s.arch.kv_bytes_per_element = 1.0;
   } else if (kv_dtype != "auto") {

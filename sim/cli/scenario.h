@@ -62,6 +62,8 @@ struct Scenario {
   std::string router_impl;
   std::int64_t num_replicas = 1;
   double gpu_memory_utilization = 0.9;
+  std::string kv_cache_dtype = "auto";  // [engine] kv_cache_dtype as given
+  std::string topology;                 // [parallel] topology as given ("" without one)
 
   // Upper bound on output tokens/s of the whole cluster: every token costs at least 2 FLOPs per parameter.
   [[nodiscard]] double output_throughput_bound() const;
@@ -77,11 +79,14 @@ class ScenarioLoader {
   [[nodiscard]] std::unique_ptr<WorkloadSource> make_workload() const;
   [[nodiscard]] std::unique_ptr<Scheduler> make_scheduler() const;
   [[nodiscard]] const Config& config() const { return cfg_; }
+  // The options it was loaded with (--calibration, --set, --seed).
+  [[nodiscard]] const ScenarioOptions& options() const { return opts_; }
   // Rejects unknown keys; call after every component has read its table.
   void check() const { cfg_.check_unknown(); }
 
  private:
   Config cfg_;
+  ScenarioOptions opts_;
   Scenario scenario_;
   mutable std::unique_ptr<WorkloadSource> built_workload_;  // built and checked by the constructor, not yet used
 };

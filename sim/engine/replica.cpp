@@ -1,6 +1,7 @@
 #include "sim/engine/replica.h"
 
 #include <algorithm>
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -12,15 +13,18 @@ constexpr std::uint64_t kStart = 1;  // never a Sequence address
 }
 
 Replica::Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
-                 const ReplicaConfig& cfg, Recorder& recorder, std::shared_ptr<PipelineStages> pipeline)
+                 const ReplicaConfig& cfg, RunSink& sink, std::shared_ptr<PipelineStages> pipeline)
     : id_(id),
       model_(std::move(model)),
       timer_(model_),
       scheduler_(std::move(scheduler)),
       pipeline_(std::move(pipeline)),
       cfg_(cfg),
-      recorder_(recorder),
+      sink_(sink),
       kv_(cfg.num_kv_blocks, cfg.block_size, model_->arch().kv_window(), cfg.limits.max_num_batched_tokens) {
+  recorder_ = dynamic_cast<Recorder*>(&sink_);
+  step_.replica = id;
+  step_.engine = cfg.engine;
   batch_.window = model_->arch().sliding_window;  // sliding-window layers read min(context, window) at decode
   if (cfg.jitter.active()) {
     jitter_.emplace(cfg.jitter, cfg.seed, "step_jitter/" + std::to_string(id) + "/" + std::to_string(cfg.engine));
@@ -41,10 +45,11 @@ Sequence* Replica::allocate(const Request& r) {
 }
 
 void Replica::submit(Simulator& sim, const Request& r) {
+  sink_.arrived(sim.now(), r, id_);
   const std::int64_t total = r.prompt_tokens + r.output_tokens;
   // The last sampled token is never fed back, so a sequence holds at most total - 1 tokens of KV.
   if (cfg_.max_model_len > 0 && total > cfg_.max_model_len) {
-    recorder_.rejected(r.id, RejectReason::exceeds_max_model_len, [&] {
+    sink_.rejected(sim.now(), r.id, RejectReason::exceeds_max_model_len, [&] {
       return "request " + std::to_string(r.id) + " (" + std::to_string(r.prompt_tokens) + " prompt + " +
              std::to_string(r.output_tokens) + " output tokens) is longer than engine.max_model_len = " +
              std::to_string(cfg_.max_model_len);
@@ -52,7 +57,7 @@ void Replica::submit(Simulator& sim, const Request& r) {
     return;
   }
   if (!kv_.can_ever_fit(total - 1)) {
-    recorder_.rejected(r.id, RejectReason::exceeds_kv_cache, [&] {
+    sink_.rejected(sim.now(), r.id, RejectReason::exceeds_kv_cache, [&] {
       return "request " + std::to_string(r.id) + " (" + std::to_string(r.prompt_tokens) + " prompt + " +
              std::to_string(r.output_tokens) + " output tokens) can never fit the KV cache: it needs " +
              std::to_string(kv_.peak_blocks(total - 1)) + " blocks of " + std::to_string(kv_.block_size()) +
@@ -61,6 +66,7 @@ void Replica::submit(Simulator& sim, const Request& r) {
     return;
   }
   Sequence* s = allocate(r);
+  s->mark = r.arrival;
   ++outstanding_;
   const Ns delay = cfg_.front_end.delay(r.prompt_tokens);
   if (delay.v == 0) {
@@ -99,8 +105,9 @@ EngineAccount Replica::account() const {
 
 void Replica::enqueue(Simulator& sim, Sequence* s) {
   s->ready = sim.now();
+  s->mark = s->ready;  // the front end: ready - arrival
   waiting_.push_back(s);
-  recorder_.waiting(static_cast<std::int64_t>(waiting_.size()));
+  sink_.queued(s->ready, s->req.id, id_, cfg_.engine, static_cast<std::int64_t>(waiting_.size()));
   if (!busy_ && !start_pending_) {
     // An idle engine starts its next step after every request arriving at this instant has been queued.
     start_pending_ = true;
@@ -108,9 +115,28 @@ void Replica::enqueue(Simulator& sim, Sequence* s) {
   }
 }
 
+namespace {
+
+// Time of a sequence between `mark` and `now` spent after a preemption (waiting again, or recomputing what it
+// lost): preempted time, before or after its first token.
+void add_preempted(Sequence& s, Ns now) {
+  (s.first_token == kNever ? s.prefill_preempted : s.decode_preempted) += now - s.mark;
+}
+
+}  // namespace
+
 void Replica::start_step(Simulator& sim) {
   EngineQueues q{running_, waiting_, kv_};
   scheduler_->schedule(q, plan_);
+  const Ns now = sim.now();
+  for (Sequence* v : plan_.preempted) {
+    // Until now it was running: stalled (derived), or still recomputing after an earlier preemption.
+    if (v->recovering) add_preempted(*v, now);
+    v->mark = now;
+    v->preempted_waiting = true;
+    v->recovering = true;
+    sink_.preempted(now, v->req.id, id_, cfg_.engine);
+  }
   if (plan_.scheduled.empty()) {
     if (!running_.empty() || !waiting_.empty()) {
       throw std::logic_error("scheduler made no progress with work queued");
@@ -119,41 +145,109 @@ void Replica::start_step(Simulator& sim) {
     return;
   }
   for (Sequence* s : plan_.scheduled) {
-    if (s->first_scheduled == kNever) s->first_scheduled = sim.now();
+    // Its time since `mark` was queueing or a stall (both derived), or preempted time.
+    if (s->preempted_waiting || s->recovering) add_preempted(*s, now);
+    s->mark = now;
+    if (s->first_scheduled == kNever) {
+      s->first_scheduled = now;
+      sink_.scheduled(now, s->req.id, id_, cfg_.engine);
+    } else if (s->preempted_waiting) {
+      sink_.scheduled(now, s->req.id, id_, cfg_.engine);
+    }
+    s->preempted_waiting = false;
   }
   plan_.shape(batch_);
-  const Ns d = step_duration(sim.now());
+  time_step(now);
   busy_ = true;
-  step_start_ = sim.now();
-  recorder_.step(batch_.total_tokens(), batch_.num_seqs(), plan_.preempted, d);
-  sim.schedule(sim.now() + d, Priority::step_end, this, kStepEnd);
+  step_.start = now;
+  step_.prefill_tokens = batch_.prefill_tokens();
+  step_.prefill_seqs = static_cast<std::int64_t>(batch_.prefills.size());
+  step_.decode_seqs = batch_.num_decodes;
+  step_.preempted = static_cast<std::int64_t>(plan_.preempted.size());
+  step_.waiting = static_cast<std::int64_t>(waiting_.size());
+  step_.running = static_cast<std::int64_t>(running_.size());
+  step_.kv_blocks = kv_.num_blocks();
+  step_.kv_used_blocks = kv_.num_blocks() - kv_.free_blocks();
+  sink_.step_started(step_);
+  sim.schedule(step_.end, Priority::step_end, this, kStepEnd);
 }
 
-Ns Replica::step_duration(Ns now) {
+void Replica::time_step(Ns now) {
+  BoundTimes bounds;
+  const Seconds gpu = timer_.gpu_time(batch_, bounds);
+  Seconds overhead = model_->overhead().of(batch_);
+  step_.memory_s = bounds.of(Bound::memory);
+  step_.compute_s = bounds.of(Bound::compute);
+  step_.communication_s = bounds.of(Bound::communication);
+  // GPU operators bound by launch overhead (none of today's predictors reports one) count with the engine's.
+  step_.overhead_s = overhead.v + bounds.of(Bound::overhead);
+  step_kinds_ = {to_ns(Seconds{step_.memory_s}).v, to_ns(Seconds{step_.compute_s}).v,
+                 to_ns(Seconds{step_.communication_s}).v, to_ns(Seconds{step_.overhead_s}).v};
   // Jitter scales the step's own work (CPU and GPU) and a stall adds to its CPU part; without jitter the
   // mean model's time, computed exactly as before jitter existed.
-  if (!pipeline_ && !jitter_) return to_ns(timer_.step_time(batch_));
+  if (!pipeline_ && !jitter_) {
+    step_.end = now + to_ns(gpu + overhead);
+    return;
+  }
   const StepJitter::Draw j = jitter_ ? jitter_->next() : StepJitter::Draw{};
-  Seconds overhead = model_->overhead().of(batch_);
-  if (!pipeline_) return to_ns((timer_.gpu_time(batch_) + overhead) * j.factor + j.stall);
+  if (!pipeline_) {
+    step_.end = now + to_ns((gpu + overhead) * j.factor + j.stall);
+    return;
+  }
   // The engine's CPU work first, then its micro-batch through the shared stages (each stage an equal share of the
   // GPU time once the sends are taken out).
   const Seconds send = timer_.stage_send_time(batch_.total_tokens());
   const double p = double(pipeline_->stages());
-  Seconds stage = (timer_.gpu_time(batch_) - send * (p - 1.0)) / p;
+  Seconds stage = (gpu - send * (p - 1.0)) / p;
   if (jitter_) {
     overhead = overhead * j.factor + j.stall;
     stage = stage * j.factor;
   }
-  return pipeline_->pass(now + to_ns(overhead), to_ns(stage), to_ns(send)) - now;
+  step_.end = pipeline_->pass(now + to_ns(overhead), to_ns(stage), to_ns(send));
+}
+
+RequestRecord Replica::record_of(const Sequence& s, Ns now) const {
+  RequestRecord r;
+  r.id = s.req.id;
+  r.replica = id_;
+  r.preemptions = s.preemptions;
+  r.prompt_tokens = s.req.prompt_tokens;
+  r.output_tokens = s.generated;
+  r.arrival = s.req.arrival;
+  r.ready = s.ready;
+  r.first_scheduled = s.first_scheduled;
+  r.first_token = s.first_token;
+  r.finish = now;
+  r.prefill = s.prefill;
+  r.prefill_preempted = s.prefill_preempted;
+  r.decode = s.decode;
+  r.decode_preempted = s.decode_preempted;
+  r.step_memory = Ns{s.step_kinds[0]};
+  r.step_compute = Ns{s.step_kinds[1]};
+  r.step_communication = Ns{s.step_kinds[2]};
+  r.step_overhead = Ns{s.step_kinds[3]};
+  return r;
 }
 
 void Replica::end_step(Simulator& sim) {
   const Ns now = sim.now();
+  sink_.step_ended(step_);
   bool any_done = false;
+  const bool tokens_wanted = sink_.wants_tokens();
   for (Sequence* s : plan_.scheduled) {
+    // The step's whole duration: lost work redone, its prompt, or its decode.
+    if (s->recovering) {
+      add_preempted(*s, now);
+    } else {
+      (s->first_token == kNever ? s->prefill : s->decode) += now - s->mark;
+    }
+    s->mark = now;
+    for (std::size_t k = 0; k < step_kinds_.size(); ++k) s->step_kinds[k] += step_kinds_[k];
+    const bool chunk = s->in_prefill();
     s->computed += s->scheduled;
     s->scheduled = 0;
+    s->recovering = s->computed < s->recompute_until;
+    if (chunk) sink_.chunk_done(now, s->req.id, s->computed);
     if (s->computed < s->num_tokens()) continue;  // a prefill chunk that does not finish the prompt
     ++s->generated;
     if (s->first_token == kNever) {
@@ -161,15 +255,15 @@ void Replica::end_step(Simulator& sim) {
     } else if (cfg_.defer_itl) {
       s->gaps.push_back((now - s->last_token).v);
     } else {
-      recorder_.inter_token(now - s->last_token);
+      inter_token(now - s->last_token);
     }
     s->last_token = now;
-    if (recorder_.logs()) recorder_.log_token(s->req.id, now);
+    if (tokens_wanted) sink_.token(now, s->req.id);
     if (s->done()) {
       any_done = true;
       kv_.release(*s);
-      for (const std::int64_t g : s->gaps) recorder_.inter_token(Ns{g});
-      recorder_.finished(*s, id_, now);
+      for (const std::int64_t g : s->gaps) inter_token(Ns{g});
+      sink_.finished(record_of(*s, now));
       --outstanding_;
     }
   }

@@ -1,7 +1,9 @@
 // One model replica (one engine instance on its GPU group): a front end, a waiting queue, a scheduler, a paged
 // KV cache and a step loop. A step runs the scheduler's batch for the time the StepModel predicts; at its end
-// every sequence whose tokens are all computed samples one token.
+// every sequence whose tokens are all computed samples one token. Everything that happens is reported to a
+// RunSink (sim/metrics/sink.h), including each request's exact time breakdown.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -15,6 +17,7 @@
 #include "sim/engine/scheduler.h"
 #include "sim/engine/step_jitter.h"
 #include "sim/metrics/recorder.h"
+#include "sim/metrics/sink.h"
 
 namespace servesim {
 
@@ -59,7 +62,7 @@ class Replica final : public EventTarget {
   // `pipeline`: the stages this engine shares with the other micro-batch engines of its replica (nullptr
   // without pipeline parallelism).
   Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
-          const ReplicaConfig& cfg, Recorder& recorder, std::shared_ptr<PipelineStages> pipeline = nullptr);
+          const ReplicaConfig& cfg, RunSink& sink, std::shared_ptr<PipelineStages> pipeline = nullptr);
 
   // A request arrives at this replica now.
   void submit(Simulator& sim, const Request& r);
@@ -78,7 +81,9 @@ class Replica final : public EventTarget {
   void start_step(Simulator& sim);
   void end_step(Simulator& sim);
   Sequence* allocate(const Request& r);
-  [[nodiscard]] Ns step_duration(Ns now);
+  // Sets the step's duration and its modeled time by kind in step_.
+  void time_step(Ns now);
+  [[nodiscard]] RequestRecord record_of(const Sequence& s, Ns now) const;
 
   std::int32_t id_;
   std::shared_ptr<const StepModel> model_;
@@ -87,7 +92,15 @@ class Replica final : public EventTarget {
   std::unique_ptr<Scheduler> scheduler_;
   std::shared_ptr<PipelineStages> pipeline_;
   ReplicaConfig cfg_;
-  Recorder& recorder_;
+  RunSink& sink_;
+  Recorder* recorder_ = nullptr;  // sink_ when it is the Recorder alone: per-token calls without a virtual call
+  void inter_token(Ns gap) {
+    if (recorder_ != nullptr) {
+      recorder_->add_gap(gap);
+    } else {
+      sink_.inter_token(gap);
+    }
+  }
   KvCacheManager kv_;
   std::vector<Sequence*> running_;
   std::deque<Sequence*> waiting_;
@@ -95,9 +108,10 @@ class Replica final : public EventTarget {
   BatchShape batch_;
   std::deque<Sequence> pool_;  // pointer-stable storage
   std::vector<Sequence*> free_;
+  StepEvent step_;                           // the step in progress
+  std::array<std::int64_t, 4> step_kinds_{};  // its modeled ns by kind (Sequence::step_kinds order)
   bool busy_ = false;
   bool start_pending_ = false;
-  Ns step_start_{0};
   std::int64_t outstanding_ = 0;
   std::int64_t in_front_end_ = 0;  // admitted, their ready event still pending
 };

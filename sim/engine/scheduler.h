@@ -34,10 +34,10 @@ struct EngineQueues {
 
 struct StepPlan {
   std::vector<Sequence*> scheduled;
-  std::int64_t preempted = 0;
+  std::vector<Sequence*> preempted;  // preempted while scheduling this step, in order
   void clear() {
     scheduled.clear();
-    preempted = 0;
+    preempted.clear();
   }
   // The step's shape for the cost model (cleared first): a sequence with one scheduled token after its first
   // output is a decode, any other a prefill chunk; those whose tokens are then all computed sample.

@@ -1,6 +1,8 @@
 // A request's state inside a replica: how far its prefill and generation have progressed, the KV blocks it
 // holds, and the timestamps the metrics need.
 #pragma once
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -23,10 +25,31 @@ struct Sequence {
   Ns last_token = kNever;
   std::vector<std::int64_t> gaps;  // inter-token gaps (ns), kept only while ITL recording is deferred
 
+  // Where its time went (sim/metrics/sink.h RequestRecord): `mark` is the instant up to which its time has been
+  // attributed; the rest derives from the timestamps above.
+  Ns mark{0};
+  Ns prefill{0};
+  Ns prefill_preempted{0};
+  Ns decode{0};
+  Ns decode_preempted{0};
+  // After a preemption: its tokens computed before it (recomputing up to here is lost work); 0 otherwise.
+  std::int64_t recompute_until = 0;
+  bool preempted_waiting = false;  // preempted and not yet scheduled again
+  bool recovering = false;         // computed < recompute_until: recomputing what a preemption lost
+  std::array<std::int64_t, 4> step_kinds{};  // modeled ns of its steps by kind: memory, compute, communication, overhead
+
   // Tokens the model has seen or produced: the prompt plus every sampled token.
   [[nodiscard]] std::int64_t num_tokens() const { return req.prompt_tokens + generated; }
   [[nodiscard]] std::int64_t remaining() const { return num_tokens() - computed; }
   [[nodiscard]] bool in_prefill() const { return computed < num_tokens() - (generated > 0 ? 1 : 0); }
+  // Recompute preemption (the scheduler's part): its KV is gone and it starts over (its blocks released by the
+  // caller). Remembers how far it had come, so that the time to get back there counts as preempted.
+  void preempt_for_recompute() {
+    recompute_until = std::max(recompute_until, computed);
+    computed = 0;
+    scheduled = 0;
+    ++preemptions;
+  }
   [[nodiscard]] bool done() const { return generated >= req.output_tokens; }
 };
 

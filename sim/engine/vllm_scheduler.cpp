@@ -31,7 +31,7 @@ class VllmScheduler final : public Scheduler {
         Sequence* victim = q.running.back();
         q.running.pop_back();
         preempt(*victim, q);
-        ++plan.preempted;
+        plan.preempted.push_back(victim);
         if (victim == s) break;
       }
       if (!fits) break;
@@ -40,7 +40,7 @@ class VllmScheduler final : public Scheduler {
       budget -= n;
       ++i;
     }
-    if (plan.preempted > 0) return;
+    if (!plan.preempted.empty()) return;
     while (!q.waiting.empty() && budget > 0 &&
            static_cast<std::int64_t>(q.running.size()) < lim_.max_num_seqs) {
       Sequence* s = q.waiting.front();
@@ -66,9 +66,7 @@ class VllmScheduler final : public Scheduler {
 
   static void preempt(Sequence& s, EngineQueues& q) {
     q.kv.release(s);
-    s.computed = 0;
-    s.scheduled = 0;
-    ++s.preemptions;
+    s.preempt_for_recompute();
     q.waiting.push_front(&s);
   }
 

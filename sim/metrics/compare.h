@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/metrics/measured.h"
+#include "sim/io/measured.h"
 #include "sim/metrics/recorder.h"
 #include "sim/metrics/summary.h"
 

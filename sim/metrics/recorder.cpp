@@ -4,7 +4,7 @@
 #include <limits>
 #include <ostream>
 
-#include "sim/metrics/measured.h"
+#include "sim/io/measured.h"
 #include "sim/metrics/summary.h"
 
 namespace servesim {
@@ -58,7 +58,15 @@ RecordStore::Fields RecordStore::fields_of(const RequestRecord& r) {
           u64(r.ready.v) - u64(r.arrival.v),
           u64(r.first_scheduled.v) - u64(r.ready.v),
           u64(r.first_token.v) - u64(r.first_scheduled.v),
-          u64(r.finish.v) - u64(r.first_token.v)};
+          u64(r.finish.v) - u64(r.first_token.v),
+          u64(r.prefill.v),
+          u64(r.prefill_preempted.v),
+          u64(r.decode.v),
+          u64(r.decode_preempted.v),
+          u64(r.step_compute.v),
+          u64(r.step_memory.v),
+          u64(r.step_communication.v),
+          u64(r.step_overhead.v)};
 }
 
 RequestRecord RecordStore::record_of(const Fields& f) {
@@ -78,6 +86,14 @@ RequestRecord RecordStore::record_of(const Fields& f) {
   r.first_token = Ns{i64(t)};
   t += f[9];
   r.finish = Ns{i64(t)};
+  r.prefill = Ns{i64(f[10])};
+  r.prefill_preempted = Ns{i64(f[11])};
+  r.decode = Ns{i64(f[12])};
+  r.decode_preempted = Ns{i64(f[13])};
+  r.step_compute = Ns{i64(f[14])};
+  r.step_memory = Ns{i64(f[15])};
+  r.step_communication = Ns{i64(f[16])};
+  r.step_overhead = Ns{i64(f[17])};
   return r;
 }
 
@@ -195,18 +211,33 @@ GapRuns::const_iterator& GapRuns::const_iterator::operator++() {
   return *this;
 }
 
-void Recorder::finished(const Sequence& s, std::int32_t replica, Ns now) {
-  RequestRecord r;
-  r.id = s.req.id;
-  r.replica = replica;
-  r.preemptions = s.preemptions;
-  r.prompt_tokens = s.req.prompt_tokens;
-  r.output_tokens = s.generated;
-  r.arrival = s.req.arrival;
-  r.ready = s.ready;
-  r.first_scheduled = s.first_scheduled;
-  r.first_token = s.first_token;
-  r.finish = now;
+void Recorder::rejected(Ns, std::uint64_t id, RejectReason why, const std::function<std::string()>& detail) {
+  if (rejected_ == 0) first_rejection_ = detail();
+  ++rejected_;
+  ++rejected_by_[static_cast<std::size_t>(why)];
+  if (streaming()) {
+    pending_.emplace(id, Pending{kRejectedRow, {}});
+    flush_ready();
+  }
+}
+
+void Recorder::step_started(const StepEvent& e) {
+  ++steps_.steps;
+  steps_.tokens += e.total_tokens();
+  steps_.seqs += e.num_seqs();
+  steps_.preemptions += e.preempted;
+  steps_.busy += e.end - e.start;
+  steps_.compute_s += e.compute_s;
+  steps_.memory_s += e.memory_s;
+  steps_.communication_s += e.communication_s;
+  steps_.overhead_s += e.overhead_s;
+  const double usage = e.kv_blocks > 0 ? double(e.kv_used_blocks) / double(e.kv_blocks) : 0.0;
+  steps_.kv_usage_sum += usage;
+  steps_.kv_usage_peak = std::max(steps_.kv_usage_peak, usage);
+  steps_.waiting_sum += e.waiting;
+}
+
+void Recorder::finished(const RequestRecord& r) {
   records_.push_back(r);
   if (streaming()) {
     Pending p{records_.size() - 1, {}};

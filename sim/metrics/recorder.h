@@ -24,32 +24,16 @@
 #include <vector>
 
 #include "models/common/units.h"
-#include "sim/engine/sequence.h"
+#include "sim/metrics/sink.h"
 
 namespace servesim {
-
-// One finished request: what requests.csv and summary.json need of it. Times are simulated ns since the run's
-// start; tokens are counts.
-struct RequestRecord {
-  std::uint64_t id = 0;
-  std::int32_t replica = 0;
-  std::int32_t preemptions = 0;
-  std::int64_t prompt_tokens = 0;
-  std::int64_t output_tokens = 0;
-  Ns arrival{0};
-  Ns ready{0};  // entered the engine's waiting queue (after the front end)
-  Ns first_scheduled{0};
-  Ns first_token{0};
-  Ns finish{0};
-  friend bool operator==(const RequestRecord&, const RequestRecord&) = default;
-};
 
 // RequestRecords in the order they were added, packed exactly. Every full chunk of kChunk records is stored field
 // by field as offsets from the chunk's minimum in as few bits as the chunk's range needs (frame-of-reference
 // bit packing); times as arrival plus the successive differences ready - arrival, first_scheduled - ready,
-// first_token - first_scheduled, finish - first_token. Differences and offsets are taken modulo 2^64, so every
-// int64 value round-trips exactly: there is no range to overflow, a chunk with extreme values only takes more
-// bits (at most 64 a field, 80 bytes a record). On the benchmark load a record takes about 21 bytes (72 unpacked).
+// first_token - first_scheduled, finish - first_token; the breakdown's durations as they are. Differences and
+// offsets are taken modulo 2^64, so every int64 value round-trips exactly: there is no range to overflow, a chunk
+// with extreme values only takes more bits (at most 64 a field, 144 bytes a record). On the benchmark load a record takes about 21 bytes (72 unpacked).
 // The last, incomplete chunk is held unpacked (at most kChunk x sizeof(RequestRecord) = 288 KiB).
 // Access is by index or by iteration; either decodes a RequestRecord by value.
 class RecordStore {
@@ -93,7 +77,7 @@ class RecordStore {
   [[nodiscard]] const_iterator end() const { return {this, size()}; }
 
  private:
-  static constexpr std::size_t kFields = 10;
+  static constexpr std::size_t kFields = 18;
   using Fields = std::array<std::uint64_t, kFields>;
   struct Chunk {
     Fields base{};                               // each field's minimum over the chunk (as int64)
@@ -221,45 +205,35 @@ struct TokenLog {
   std::vector<Ns> times;
 };
 
-// Why a request was refused at admission (summary.json "rejected_by_reason", the summary's text).
-enum class RejectReason : std::uint8_t {
-  exceeds_max_model_len,  // prompt + output tokens > engine.max_model_len (vLLM refuses it)
-  exceeds_kv_cache,       // its KV (prompt + output - 1 tokens) needs more blocks than the engine's whole cache
-};
-inline constexpr std::size_t kNumRejectReasons = 2;
-[[nodiscard]] const char* reject_reason_name(RejectReason r);
-
 struct StepStats {
   std::int64_t steps = 0;
   std::int64_t tokens = 0;        // tokens computed, summed over steps
   std::int64_t seqs = 0;          // sequences per step, summed
   std::int64_t preemptions = 0;
   Ns busy{0};                     // time replicas spent in steps
+  // Modeled step time by kind (seconds, summed over steps): compute-, memory-bound operators, communication,
+  // engine overhead.
+  double compute_s = 0, memory_s = 0, communication_s = 0, overhead_s = 0;
+  double kv_usage_sum = 0;   // KV blocks used / usable at each step start, summed over steps
+  double kv_usage_peak = 0;  // the largest such fraction
+  std::int64_t waiting_sum = 0;  // the engine's waiting queue at each step start, summed over steps
 };
 
-class Recorder {
+// The run's books: every finished request's record, the ITL gaps, step statistics, rejections (a RunSink).
+class Recorder final : public RunSink {
  public:
-  void inter_token(Ns gap) { itl_.add(gap.v); }
-  void finished(const Sequence& s, std::int32_t replica, Ns now);
-  // Request `id` was refused at admission; `detail` (read for the run's first rejection only) describes it.
-  template <typename Detail>
-  void rejected(std::uint64_t id, RejectReason why, Detail&& detail) {
-    if (rejected_ == 0) first_rejection_ = detail();
-    ++rejected_;
-    ++rejected_by_[static_cast<std::size_t>(why)];
-    if (streaming()) {
-      pending_.emplace(id, Pending{kRejectedRow, {}});
-      flush_ready();
-    }
+  void inter_token(Ns gap) override { add_gap(gap); }
+  // inter_token without the virtual call (the engine's per-token path).
+  void add_gap(Ns gap) { itl_.add(gap.v); }
+  void finished(const RequestRecord& r) override;
+  // `detail` is read for the run's first rejection only.
+  void rejected(Ns t, std::uint64_t id, RejectReason why, const std::function<std::string()>& detail) override;
+  void step_started(const StepEvent& s) override;
+  void queued(Ns, std::uint64_t, std::int32_t, std::int32_t, std::int64_t waiting) override {
+    max_waiting_ = std::max(max_waiting_, waiting);
   }
-  void step(std::int64_t tokens, std::int64_t seqs, std::int64_t preempted, Ns duration) {
-    ++steps_.steps;
-    steps_.tokens += tokens;
-    steps_.seqs += seqs;
-    steps_.preemptions += preempted;
-    steps_.busy += duration;
-  }
-  void waiting(std::int64_t n) { max_waiting_ = std::max(max_waiting_, n); }
+  [[nodiscard]] bool wants_tokens() const override { return logs_; }
+  void token(Ns t, std::uint64_t id) override { log_token(id, t); }
 
   // The per-token log (off by default: it grows with the run).
   void enable_logs() { logs_ = true; }

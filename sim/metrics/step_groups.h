@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/metrics/measured.h"
+#include "sim/io/measured.h"
 
 namespace servesim {
 

@@ -31,7 +31,7 @@
 #include "models/cost/step_model.h"
 #include "sim/engine/replica.h"
 #include "sim/engine/scheduler.h"
-#include "sim/metrics/measured.h"
+#include "sim/io/measured.h"
 #include "sim/metrics/step_groups.h"
 
 namespace servesim {

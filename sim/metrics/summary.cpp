@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <iterator>
 #include <ostream>
+#include <string_view>
 
 namespace servesim {
 
@@ -120,7 +121,7 @@ nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& f) {
     if (x.output_tokens > 1) v.push_back(ns_to_ms(x.finish - x.first_token) / double(x.output_tokens - 1));
   });
   const Stats e2el = metric([](const RequestRecord& x, auto& v) { v.push_back(ns_to_ms(x.finish - x.arrival)); });
-  const Stats q = metric([](const RequestRecord& x, auto& v) { v.push_back(ns_to_ms(x.first_scheduled - x.arrival)); });
+  const Stats q = metric([](const RequestRecord& x, auto& v) { v.push_back(ns_to_ms(x.queue())); });
 
   const double duration = r.empty() ? 0.0 : ns_to_s(last_finish - first_arrival);
   const double per_s = duration > 0 ? 1.0 / duration : 0.0;
@@ -168,22 +169,89 @@ nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& f) {
   s["mean_batch_tokens"] = st.steps ? double(st.tokens) / double(st.steps) : 0.0;
   s["mean_batch_seqs"] = st.steps ? double(st.seqs) / double(st.steps) : 0.0;
   s["busy_fraction"] = f.sim_end_s > 0 ? ns_to_s(st.busy) / (f.sim_end_s * double(f.engines)) : 0.0;
+  const double modeled = st.compute_s + st.memory_s + st.communication_s + st.overhead_s;
+  auto share = [modeled](double x) { return modeled > 0 ? x / modeled : 0.0; };
+  s["time_share"] = {{"compute", share(st.compute_s)},
+                     {"memory", share(st.memory_s)},
+                     {"communication", share(st.communication_s)},
+                     {"overhead", share(st.overhead_s)}};
+  s["mean_kv_usage"] = st.steps ? st.kv_usage_sum / double(st.steps) : 0.0;
+  s["peak_kv_usage"] = st.kv_usage_peak;
+  s["mean_waiting"] = st.steps ? double(st.waiting_sum) / double(st.steps) : 0.0;
   s["output_throughput_bound"] = f.output_throughput_bound;
   s["replicas"] = f.replicas;
   s["kv_blocks_per_replica"] = f.kv_blocks_per_replica;
   s["kv_capacity_tokens_per_replica"] = f.kv_blocks_per_replica * f.block_size;
   s["sim_end_s"] = f.sim_end_s;
   s["events"] = f.events;
+  if (!f.config.is_null()) s["config"] = f.config;
+  if (!f.run.is_null()) s["run"] = f.run;
   j["servesim"] = s;
   return j;
 }
 
+namespace {
+
+void append_uint(fmt::memory_buffer& b, std::uint64_t v) {
+  const fmt::format_int f(v);
+  b.append(f.data(), f.data() + f.size());
+}
+
+// Appends v / 10^digits with `digits` decimals (scale = 10^digits, digits <= 9), then `sep`.
+void append_fixed(fmt::memory_buffer& b, std::uint64_t v, std::uint64_t scale, int digits, char sep) {
+  append_uint(b, v / scale);
+  char frac[10] = {'.'};
+  std::uint64_t f = v % scale;
+  for (int i = digits; i >= 1; --i, f /= 10) frac[i] = static_cast<char>('0' + f % 10);
+  b.append(frac, frac + digits + 1);
+  b.push_back(sep);
+}
+
+// Appends a duration in ns as ms with 6 decimals (exact), and a comma.
+void append_ms(fmt::memory_buffer& b, Ns d) {
+  if (d.v < 0) b.push_back('-');
+  const std::uint64_t a = d.v < 0 ? std::uint64_t(0) - std::uint64_t(d.v) : std::uint64_t(d.v);
+  append_fixed(b, a, 1000000, 6, ',');
+}
+
+}  // namespace
+
 void append_request_row(std::string& line, const RequestRecord& r) {
+  fmt::memory_buffer b;
+  // Times (ns) in s with 9 decimals or ms with 6: exact.
+  auto seconds = [&b](Ns t) {
+    if (t.v < 0) b.push_back('-');
+    append_fixed(b, t.v < 0 ? std::uint64_t(0) - std::uint64_t(t.v) : std::uint64_t(t.v), 1000000000, 9, ',');
+  };
+  append_uint(b, r.id);
+  b.push_back(',');
+  fmt::format_to(fmt::appender(b), "{},", r.replica);
+  seconds(r.arrival);
+  fmt::format_to(fmt::appender(b), "{},{},", r.prompt_tokens, r.output_tokens);
+  seconds(r.first_token);
+  seconds(r.finish);
+  append_ms(b, r.first_token - r.arrival);
   const double tpot = r.output_tokens > 1 ? ns_to_ms(r.finish - r.first_token) / double(r.output_tokens - 1) : 0.0;
-  fmt::format_to(std::back_inserter(line), "{},{},{:.9f},{},{},{:.9f},{:.9f},{:.6f},{:.6f},{:.6f},{:.6f},{}\n", r.id,
-                 r.replica, ns_to_s(r.arrival), r.prompt_tokens, r.output_tokens, ns_to_s(r.first_token),
-                 ns_to_s(r.finish), ns_to_ms(r.first_token - r.arrival), tpot, ns_to_ms(r.finish - r.arrival),
-                 ns_to_ms(r.first_scheduled - r.arrival), r.preemptions);
+  fmt::format_to(fmt::appender(b), "{:.6f},", tpot);
+  append_ms(b, r.finish - r.arrival);
+  append_ms(b, r.queue());
+  append_uint(b, static_cast<std::uint64_t>(std::max(r.preemptions, 0)));
+  b.push_back(',');
+  for (const Ns d : {r.front_end(), r.prefill, r.prefill_stall(), r.prefill_preempted, r.decode, r.decode_stall(),
+                     r.decode_preempted, r.preempted()}) {
+    append_ms(b, d);
+  }
+  constexpr std::string_view kNoTransfer = "0.000000,0.000000,";  // kv_transfer_ms, decode_wait_ms (aggregated)
+  b.append(kNoTransfer.data(), kNoTransfer.data() + kNoTransfer.size());
+  // Shares with 4 decimals, rounded to nearest.
+  const double kinds = double(r.step_compute.v) + double(r.step_memory.v) + double(r.step_communication.v) +
+                       double(r.step_overhead.v);
+  const Ns parts[4] = {r.step_compute, r.step_memory, r.step_communication, r.step_overhead};
+  for (int k = 0; k < 4; ++k) {
+    const double q = kinds > 0 ? std::round(double(std::max<std::int64_t>(parts[k].v, 0)) / kinds * 1e4) : 0.0;
+    append_fixed(b, static_cast<std::uint64_t>(q), 10000, 4, k < 3 ? ',' : '\n');
+  }
+  line.append(b.data(), b.size());
 }
 
 std::vector<std::size_t> records_by_id(const RecordStore& records) {

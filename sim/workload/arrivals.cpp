@@ -3,7 +3,7 @@
 #include <boost/random/gamma_distribution.hpp>
 
 #include "models/common/error.h"
-#include "sim/workload/trace.h"
+#include "sim/io/trace.h"
 #include "sim/workload/workload.h"
 
 namespace servesim {

@@ -7,7 +7,7 @@
 #include <boost/random/uniform_int_distribution.hpp>
 
 #include "models/common/error.h"
-#include "sim/workload/trace.h"
+#include "sim/io/trace.h"
 #include "sim/workload/workload.h"
 
 namespace servesim {

@@ -1,7 +1,7 @@
-// Replay of a measured serving run (sim/metrics/measured.h formats): arrival times and lengths of every request,
+// Replay of a measured serving run (sim/io/measured.h formats): arrival times and lengths of every request,
 // shifted so that the first arrival is at t = 0.
 #include "models/common/error.h"
-#include "sim/metrics/measured.h"
+#include "sim/io/measured.h"
 #include "sim/workload/workload.h"
 
 namespace servesim {

@@ -19,8 +19,8 @@
 #include "models/hw/nccl_ingest.h"
 #include "models/hw/profile.h"
 #include "sim/cli/scenario.h"
-#include "sim/metrics/measured.h"
-#include "sim/workload/trace.h"
+#include "sim/io/measured.h"
+#include "sim/io/trace.h"
 
 namespace servesim::fuzz {
 namespace {

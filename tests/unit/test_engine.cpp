@@ -115,7 +115,7 @@ TEST_CASE("a full KV cache preempts the most recently admitted running sequence"
   EngineQueues q{running, waiting, kv};
   StepPlan plan;
   sched->schedule(q, plan);  // a needs a 3rd block: b is preempted
-  CHECK(plan.preempted == 1);
+  CHECK(plan.preempted.size() == 1);
   REQUIRE(plan.scheduled.size() == 1);
   CHECK(plan.scheduled[0] == &a);
   CHECK(b.preemptions == 1);

@@ -20,8 +20,8 @@
 #include "models/hw/profile.h"
 #include "models/net/collective_calibration.h"
 #include "models/net/topology.h"
-#include "sim/metrics/measured.h"
-#include "sim/workload/trace.h"
+#include "sim/io/measured.h"
+#include "sim/io/trace.h"
 
 using namespace servesim;
 namespace fs = std::filesystem;

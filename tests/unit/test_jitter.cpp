@@ -1,5 +1,6 @@
 // Engine overhead terms, step-time jitter and stalls, and calibration files merged over a scenario.
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <set>
@@ -41,13 +42,22 @@ stall_sigma = 0.5
 
 struct Run {
   int code = -1;
-  std::string output, summary, requests;
+  // summary: summary.json without "servesim"."run" (how it was invoked: --set lines and --calibration files differ
+  // between runs that must give the same results); file: summary.json as written.
+  std::string output, summary, requests, file;
 };
 
 Run run(const std::string& scenario, const std::string& args = "") {
   const auto dir = test::temp_dir("jit");
   const auto r = test::run_cli("run " + scenario + " --out " + (dir / "o").string() + " " + args);
-  return {r.code, r.output, test::read_file(dir / "o" / "summary.json"), test::read_file(dir / "o" / "requests.csv")};
+  const std::string file = test::read_file(dir / "o" / "summary.json");
+  std::string summary = file;
+  if (r.code == 0) {
+    auto j = nlohmann::ordered_json::parse(file);
+    j["servesim"].erase("run");
+    summary = j.dump(2) + "\n";
+  }
+  return {r.code, r.output, summary, test::read_file(dir / "o" / "requests.csv"), file};
 }
 
 // The arrival_s, prompt_tokens and output_tokens columns of requests.csv, by id.

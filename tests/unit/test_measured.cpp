@@ -6,7 +6,7 @@
 
 #include "helpers.h"
 #include "models/common/error.h"
-#include "sim/metrics/measured.h"
+#include "sim/io/measured.h"
 
 using namespace servesim;
 

@@ -36,7 +36,7 @@ void check_streams_match(const std::string& path, const std::vector<std::pair<st
   write_requests_csv(csv_mem, mem.recorder);
   write_tokens_jsonl(tok_mem, mem);
   std::ostringstream csv, tok;
-  const RunOutput streamed = run_scenario(loader, RunStreams{&csv, &tok});
+  const RunOutput streamed = run_scenario(loader, RunStreams{&csv, &tok, {}});
   CHECK(csv.str() == csv_mem.str());
   CHECK(tok.str() == tok_mem.str());
   CHECK(streamed.summary == mem.summary);
@@ -85,9 +85,9 @@ TEST_CASE("the recorder counts every rejection reason and the summary names them
     ++described;
     return std::string("first one");
   };
-  rec.rejected(0, RejectReason::exceeds_kv_cache, detail);
-  rec.rejected(1, RejectReason::exceeds_max_model_len, detail);
-  rec.rejected(2, RejectReason::exceeds_kv_cache, detail);
+  rec.rejected(Ns{0}, 0, RejectReason::exceeds_kv_cache, detail);
+  rec.rejected(Ns{0}, 1, RejectReason::exceeds_max_model_len, detail);
+  rec.rejected(Ns{0}, 2, RejectReason::exceeds_kv_cache, detail);
   CHECK(described == 1);  // only the first rejection is described
   CHECK(rec.first_rejection() == "first one");
   CHECK(rec.rejected_count() == 3);

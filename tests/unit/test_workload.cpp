@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "helpers.h"
-#include "sim/workload/trace.h"
+#include "sim/io/trace.h"
 #include "sim/workload/workload.h"
 
 using namespace servesim;

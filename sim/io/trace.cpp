@@ -1,4 +1,4 @@
-#include "sim/workload/trace.h"
+#include "sim/io/trace.h"
 
 #include <charconv>
 #include <cmath>
@@ -9,6 +9,7 @@
 #include "models/common/csv.h"
 #include "models/common/error.h"
 #include "models/common/input_file.h"
+#include "models/common/units.h"
 
 namespace servesim {
 namespace {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "sim/workload/request.h"
+#include <cstdint>
 
 namespace servesim {
 

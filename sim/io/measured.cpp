@@ -1,4 +1,4 @@
-#include "sim/metrics/measured.h"
+#include "sim/io/measured.h"
 
 #include <algorithm>
 #include <cctype>
