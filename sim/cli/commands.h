@@ -13,6 +13,8 @@ void add_calibrate_command(CLI::App& app);
 void add_validate_command(CLI::App& app);
 void add_collective_command(CLI::App& app);
 void add_ingest_command(CLI::App& app);
+void add_explain_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 
 // Shared by every subcommand that takes a scenario: --set path=VALUE (repeatable) and --seed N.
 struct ScenarioArgs {
@@ -23,6 +25,15 @@ struct ScenarioArgs {
   void add_to(CLI::App* cmd, bool with_seed);
   [[nodiscard]] ScenarioOptions options() const;
 };
+
+// `servesim explain` (also `run --explain`): prints the explanation of the run directory `dir`.
+struct ExplainArgs {
+  std::string dir;
+  bool verify = false;    // re-run with the lever and print the P99 before -> after
+  std::string scenario;   // overrides the scenario summary.json records (for --verify)
+  bool json = false;
+};
+void explain_command(const ExplainArgs& args);
 
 // --seed's text as a seed: decimal digits only, at most 2^64 - 1; anything else (a sign, 2^64) throws InputError.
 [[nodiscard]] std::uint64_t parse_seed(const std::string& text);

@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   servesim::add_validate_command(app);
   servesim::add_collective_command(app);
   servesim::add_ingest_command(app);
+  servesim::add_explain_command(app);
+  servesim::add_report_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
