@@ -131,11 +131,13 @@ std::vector<Row> read_table(const std::string& path, const char* what, const std
                        std::to_string(header.size()));
     }
     Row row;
-    for (const auto& [col, i] : present) {
+    for (const auto& entry : present) {
+      const auto* col = entry.first;
+      const std::string& field = fields[entry.second];
       std::visit(
           [&](auto member) {
             using T = std::remove_reference_t<decltype(row.*member)>;
-            row.*member = parse_field<T>(fields[i], where, col->name);
+            row.*member = parse_field<T>(field, where, col->name);
           },
           col->member);
     }
