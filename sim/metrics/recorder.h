@@ -1,10 +1,10 @@
 // Per-request records and inter-token gaps, collected while the simulation runs.
 // Inter-token latencies are kept as (gap, count) runs: every sequence that decodes in a step sees the same gap,
 // so the runs stay O(steps) long while percentiles remain exact over all tokens.
-// Memory grows with the run, so both are stored compactly and exactly: a finished request's record in about 21
-// bytes instead of sizeof(RequestRecord) = 72 (RecordStore), a gap run in about 4.3 bytes instead of 16 (GapRuns),
+// Memory grows with the run, so both are stored compactly and exactly: a finished request's record in about 41
+// bytes instead of sizeof(RequestRecord) = 136 (RecordStore), a gap run in about 4.3 bytes instead of 16 (GapRuns),
 // as measured on the benchmark load (scenarios/perf/azure-conv-1m.toml: ~6 runs a request); 10 M requests of it
-// peak at 538 MB resident (tests/perf/bench_simulate.cpp, BM_RunPeakRss).
+// peak at 733 MB resident (tests/perf/bench_simulate.cpp, BM_RunPeakRss).
 // Streaming (stream_to): requests.csv rows and token-log lines go to their streams as requests finish, in request
 // id order (a request finishing before a lower id waits in a small reorder buffer; ids that were rejected are
 // skipped at once, ids still unfinished when the run stops are skipped by finish_streams), so the output bytes are
@@ -33,8 +33,8 @@ namespace servesim {
 // bit packing); times as arrival plus the successive differences ready - arrival, first_scheduled - ready,
 // first_token - first_scheduled, finish - first_token; the breakdown's durations as they are. Differences and
 // offsets are taken modulo 2^64, so every int64 value round-trips exactly: there is no range to overflow, a chunk
-// with extreme values only takes more bits (at most 64 a field, 144 bytes a record). On the benchmark load a record takes about 21 bytes (72 unpacked).
-// The last, incomplete chunk is held unpacked (at most kChunk x sizeof(RequestRecord) = 288 KiB).
+// with extreme values only takes more bits (at most 64 a field, 144 bytes a record). On the benchmark load a record takes about 41 bytes (136 unpacked).
+// The last, incomplete chunk is held unpacked (at most kChunk x sizeof(RequestRecord) = 544 KiB).
 // Access is by index or by iteration; either decodes a RequestRecord by value.
 class RecordStore {
  public:
