@@ -11,12 +11,14 @@ if [ $# -ne 4 ]; then
   exit 2
 fi
 py=$1 nb=$2 bin=$3 out=$4
+# The kernel runs in the notebook's folder: a relative SERVESIM_BIN is made absolute from where this was called.
+case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac
 if ! command -v "$py" >/dev/null 2>&1; then
   echo "SKIP: $py is missing"
   exit 77
 fi
 if ! "$py" -c "import nbconvert, ipykernel, matplotlib, pandas" 2>/dev/null; then
-  echo "SKIP: $py lacks nbconvert, ipykernel, matplotlib or pandas (.ci/install-deps.sh installs them)"
+  echo "SKIP: $py lacks nbconvert, ipykernel, matplotlib or pandas (.ci/install-deps.sh installs Debian's, for /usr/bin/python3)"
   exit 77
 fi
 rm -rf "$out"

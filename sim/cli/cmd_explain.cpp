@@ -1,5 +1,6 @@
 // servesim explain RUN_DIR [--verify] [--scenario PATH] [--json]
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -28,10 +29,17 @@ void explain_command(const ExplainArgs& a) {
       }
       recipe.scenario = a.scenario;
     }
-    v = verify_lever(e, recipe);
+    if (e.cause != Cause::none && !e.lever_sets.empty()) {
+      if (!std::filesystem::exists(recipe.scenario)) {
+        throw InputError(recipe.scenario + ": the scenario summary.json records is not found from here (it is " +
+                         "relative to where the run was made); give --scenario PATH");
+      }
+      v = verify_lever(e, recipe);
+    }
   }
   if (a.json) {
     nlohmann::json j = e.to_json();
+    if (a.verify && !v) j["verify"] = nullptr;  // nothing to verify: no lever
     if (v) {
       j["verify"] = {{"metric", v->metric},
                      {"before_p99_ms", v->before_p99_ms},
@@ -43,6 +51,7 @@ void explain_command(const ExplainArgs& a) {
     return;
   }
   std::cout << e.text;
+  if (a.verify && !v) std::cout << "Verify: nothing to verify (no single dominant cause, no lever)\n";
   if (v) {
     const std::string m = v->metric == "ttft" ? "TTFT" : "TPOT";
     const double change = v->before_p99_ms > 0 ? (v->after_p99_ms / v->before_p99_ms - 1.0) * 100.0 : 0.0;

@@ -92,19 +92,21 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--out", *out_dir, "output directory for summary.json and requests.csv")->capture_default_str();
   cmd->add_option("--tokens-out", *tokens_out,
                   "also write every request's token times as JSONL (the measured-run format of validate)");
-  cmd->add_option("--trace", *trace,
+  auto* trace_opt = cmd->add_option("--trace", *trace,
                   "also write a timeline as Chrome trace-event JSON (open it in ui.perfetto.dev or chrome://tracing)");
   // Read as text and checked here, so that 0, -1 and 2.5 are errors naming the flag.
   cmd->add_option_function<std::string>(
       "--trace-sample", [trace_sample](const std::string& text) { *trace_sample = parse_trace_sample(text); },
       "keep one request in N in the trace (ids divisible by N), and each replica's steps only while a kept "
-      "request is in flight there (default 1: everything)");
-  cmd->add_option("--timeseries", *timeseries,
+      "request is in flight there (default 1: everything)")
+      ->needs(trace_opt);
+  auto* series_opt = cmd->add_option("--timeseries", *timeseries,
                   "also write queue length, running sequences, KV usage, step time and link utilisation per "
                   "replica at a fixed interval as CSV");
   cmd->add_option_function<std::string>(
       "--timeseries-interval", [interval](const std::string& text) { *interval = parse_interval(text); },
-      "the interval of --timeseries in seconds (default 1)");
+      "the interval of --timeseries in seconds (default 1)")
+      ->needs(series_opt);
   auto* explain_flag = cmd->add_flag("--explain", *do_explain,
                                      "after the run, explain its tails (as `servesim explain DIR`)");
   cmd->add_flag("--verify", explain->verify,
