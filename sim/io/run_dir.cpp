@@ -161,7 +161,14 @@ RunDir read_run_dir(const std::string& dir) {
     throw InputError(summary_path + ": not valid JSON (" + e.what() + ")");
   }
   if (!run.summary.is_object()) throw InputError(summary_path + ": expected a JSON object");
-  run.requests = read_table((fs::path(dir) / "requests.csv").string(), "requests.csv", request_columns());
+  const std::string requests_path = (fs::path(dir) / "requests.csv").string();
+  run.requests = read_table(requests_path, "requests.csv", request_columns());
+  // Every finished request has its row: fewer rows than summary.json's "completed" is a cut file.
+  if (const auto c = run.summary.find("completed"); c != run.summary.end() && c->is_number_unsigned() &&
+                                                    c->get<std::uint64_t>() != run.requests.size()) {
+    throw InputError(requests_path + ": " + std::to_string(run.requests.size()) + " rows, but summary.json says " +
+                     std::to_string(c->get<std::uint64_t>()) + " requests completed (a cut or mixed run directory)");
+  }
   const fs::path ts = fs::path(dir) / "timeseries.csv";
   std::error_code ec;
   if (fs::exists(ts, ec)) {

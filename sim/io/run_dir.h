@@ -48,7 +48,8 @@ struct RunDir {
 };
 
 // Reads DIR. Throws InputError naming the file (and line) when summary.json or requests.csv is missing or
-// malformed (a header that is not requests.csv's, a field that is not a number).
+// malformed (a header that is not requests.csv's, a field that is not a number), or when requests.csv has not one
+// row per request summary.json counts as completed.
 [[nodiscard]] RunDir read_run_dir(const std::string& dir);
 
 }  // namespace servesim

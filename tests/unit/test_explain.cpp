@@ -397,3 +397,18 @@ TEST_CASE("servesim explain prints the diagnosis, verifies its lever and refuses
   CHECK(r.code == 2);
   CHECK_THAT(r.output, Catch::Contains("summary.json") && Catch::Contains("not found"));
 }
+
+TEST_CASE("read_run_dir refuses a requests.csv cut at a line boundary", "[explain]") {
+  const auto dir = test::temp_dir("run-dir-cut");
+  const std::string out = (dir / "o").string();
+  REQUIRE(test::run_cli("run " + test::scenario_path("quickstart.toml") + " --set workload.num_requests=20 --out " +
+                        out)
+              .code == 0);
+  CHECK(read_run_dir(out).requests.size() == 20);
+  const std::string csv = test::read_file(dir / "o" / "requests.csv");
+  const auto last = csv.rfind('\n', csv.size() - 2);
+  test::write_file(dir / "o" / "requests.csv", csv.substr(0, last + 1));  // 19 whole rows
+  CHECK_THAT(test::input_error([&] { (void)read_run_dir(out); }),
+             Catch::Contains("requests.csv: 19 rows, but summary.json says 20 requests completed"));
+  std::filesystem::remove_all(dir);
+}
