@@ -30,7 +30,7 @@ void explain_command(const ExplainArgs& a) {
       recipe.scenario = a.scenario;
     }
     if (e.cause != Cause::none && !e.lever_sets.empty()) {
-      if (!std::filesystem::exists(recipe.scenario)) {
+      if (a.scenario.empty() && !std::filesystem::exists(recipe.scenario)) {
         throw InputError(recipe.scenario + ": the scenario summary.json records is not found from here (it is " +
                          "relative to where the run was made); give --scenario PATH");
       }
