@@ -47,7 +47,7 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   // stages in turn (sim/engine/pipeline.h): one stage time each plus p-1 activation sends, waiting where a stage
   // is still busy with another engine's micro-batch.
   const std::int64_t engines = sc.parallel.pipeline;
-  ReplicaConfig engine_cfg = sc.replica;
+  EngineConfig engine_cfg = sc.replica;
   engine_cfg.defer_itl = sc.horizon != kNever;
   engine_cfg.num_kv_blocks = sc.replica.num_kv_blocks / engines;
   engine_cfg.seed = sc.seed;
@@ -62,12 +62,14 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   std::vector<std::unique_ptr<Replica>> replicas;
   for (std::int64_t i = 0; i < sc.num_replicas; ++i) {
     const auto stages = engines > 1 ? std::make_shared<PipelineStages>(engines) : nullptr;
+    const auto index = static_cast<std::int32_t>(i);
+    std::vector<std::unique_ptr<Engine>> own;
     for (std::int64_t v = 0; v < engines; ++v) {
       engine_cfg.engine = static_cast<std::int32_t>(v);
-      replicas.push_back(std::make_unique<Replica>(static_cast<std::int32_t>(i), sc.step_models[static_cast<std::size_t>(i)],
-                                                   loader.make_scheduler(),
-                                                   engine_cfg, sink, stages));
+      own.push_back(std::make_unique<Engine>(index, sc.step_models[static_cast<std::size_t>(i)],
+                                             loader.make_scheduler(), engine_cfg, sink, stages));
     }
+    replicas.push_back(std::make_unique<Replica>(index, std::move(own)));
   }
   const Config router_cfg = loader.config().table_or_empty("router");
   Cluster cluster(std::move(source), router_registry().create(sc.router_impl, "router.impl", router_cfg),

@@ -27,7 +27,7 @@
 #include "models/common/config.h"
 #include "models/cost/step_model.h"
 #include "sim/engine/kv_cache.h"
-#include "sim/engine/replica.h"
+#include "sim/engine/engine.h"
 #include "sim/workload/workload.h"
 
 namespace servesim {
@@ -54,7 +54,7 @@ struct Scenario {
   ParallelConfig parallel;
   ExpertRouting routing;  // MoE models: how tokens pick experts ([model] expert_routing); empty = uniform
   KvCacheSizing kv;
-  ReplicaConfig replica;
+  EngineConfig replica;
   std::shared_ptr<const StepModel> step_model;                // replica 0's (all replicas' KV sizing)
   std::vector<std::shared_ptr<const StepModel>> step_models;  // per replica: each on its own GPUs
   std::string predictor_impl;

@@ -42,7 +42,9 @@ RunAccounting Cluster::accounting(std::int64_t completed, std::int64_t rejected)
   a.completed = completed;
   a.rejected = rejected;
   a.unfinished = outstanding();
-  for (const auto& r : replicas_) a.engines.push_back(r->account());
+  for (const auto& r : replicas_) {
+    for (const auto& e : r->engines()) a.engines.push_back(e->account());
+  }
   return a;
 }
 

@@ -1,4 +1,4 @@
-// The serving cluster: a workload source feeding a router feeding replicas. Arrivals are drawn lazily, one
+// The serving cluster: a workload source feeding a router feeding replicas (each owning its engines). Arrivals are drawn lazily, one
 // pending arrival event at a time.
 #pragma once
 #include <memory>
@@ -6,7 +6,7 @@
 
 #include "sim/cluster/router.h"
 #include "sim/core/simulator.h"
-#include "sim/engine/replica.h"
+#include "sim/cluster/replica.h"
 #include "sim/workload/workload.h"
 
 namespace servesim {

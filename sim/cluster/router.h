@@ -1,4 +1,4 @@
-// Router interface: picks the replica a new request goes to. Implementations registered by name in
+// Router interface: picks the replica a new request goes to, from the replicas' loads (Replica::load()). Implementations registered by name in
 // router_registry() ([router] impl = "..."). Contract: returns an index into `replicas`; deterministic.
 #pragma once
 #include <memory>
@@ -6,7 +6,7 @@
 
 #include "models/common/config.h"
 #include "models/common/registry.h"
-#include "sim/engine/replica.h"
+#include "sim/cluster/replica.h"
 
 namespace servesim {
 

@@ -59,7 +59,7 @@ MatchResult match_steps(const std::vector<MeasuredRequest>& reqs, const Measured
                         const ScheduleEngine& engine, const TermVector& terms, double burst_s) {
   MatchResult out;
   out.groups = groups.groups();
-  const ReplicaConfig& cfg = engine.config;
+  const EngineConfig& cfg = engine.config;
   const StepModel& model = *engine.model;
   auto scheduler = engine.make_scheduler();
   KvCacheManager kv(cfg.num_kv_blocks, cfg.block_size);
@@ -84,7 +84,7 @@ MatchResult match_steps(const std::vector<MeasuredRequest>& reqs, const Measured
   double t = -std::numeric_limits<double>::infinity();
   Chain chain;
   for (;;) {
-    // Requests ready by the step's start join the waiting queue (Replica::submit's checks first).
+    // Requests ready by the step's start join the waiting queue (Engine::submit's checks first).
     for (; next < order.size() && ready[order[next]] <= t; ++next) {
       Sequence& s = seqs[order[next]];
       const std::int64_t total = s.req.prompt_tokens + s.req.output_tokens;
@@ -119,14 +119,14 @@ MatchResult match_steps(const std::vector<MeasuredRequest>& reqs, const Measured
     }
     scheduler->schedule(q, plan);
     if (plan.scheduled.empty()) throw std::logic_error("calibrate trace: the scheduler made no progress with work queued");
-    plan.shape(batch);  // as Replica::start_step does
+    plan.shape(batch);  // as Engine::start_step does
     const TermVector x = features_of(batch);
     const double gpu = gpu_time(model, batch);
     ++out.simulated_steps;
     add(chain.x, x);
     chain.gpu += gpu;
     ++chain.steps;
-    // The step's end, as Replica::end_step handles it.
+    // The step's end, as Engine::end_step handles it.
     emitted.clear();
     for (Sequence* s : plan.scheduled) {
       s->computed += s->scheduled;

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "models/cost/step_model.h"
-#include "sim/engine/replica.h"
+#include "sim/engine/engine.h"
 #include "sim/engine/scheduler.h"
 #include "sim/io/measured.h"
 #include "sim/metrics/step_groups.h"
@@ -68,7 +68,7 @@ struct MatchResult {
 // The engine the schedule runs: the scenario's step model, limits, KV cache and scheduler.
 struct ScheduleEngine {
   std::shared_ptr<const StepModel> model;
-  ReplicaConfig config;
+  EngineConfig config;
   std::function<std::unique_ptr<Scheduler>()> make_scheduler;
 };
 

@@ -1,4 +1,4 @@
-#include "sim/engine/replica.h"
+#include "sim/engine/engine.h"
 
 #include <algorithm>
 #include <functional>
@@ -12,9 +12,9 @@ constexpr std::uint64_t kStepEnd = 0;
 constexpr std::uint64_t kStart = 1;  // never a Sequence address
 }
 
-Replica::Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
-                 const ReplicaConfig& cfg, RunSink& sink, std::shared_ptr<PipelineStages> pipeline)
-    : id_(id),
+Engine::Engine(std::int32_t replica, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
+               const EngineConfig& cfg, RunSink& sink, std::shared_ptr<PipelineStages> pipeline)
+    : replica_(replica),
       model_(std::move(model)),
       timer_(model_),
       scheduler_(std::move(scheduler)),
@@ -23,15 +23,15 @@ Replica::Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::u
       sink_(sink),
       kv_(cfg.num_kv_blocks, cfg.block_size, model_->arch().kv_window(), cfg.limits.max_num_batched_tokens) {
   recorder_ = dynamic_cast<Recorder*>(&sink_);
-  step_.replica = id;
+  step_.replica = replica;
   step_.engine = cfg.engine;
   batch_.window = model_->arch().sliding_window;  // sliding-window layers read min(context, window) at decode
   if (cfg.jitter.active()) {
-    jitter_.emplace(cfg.jitter, cfg.seed, "step_jitter/" + std::to_string(id) + "/" + std::to_string(cfg.engine));
+    jitter_.emplace(cfg.jitter, cfg.seed, "step_jitter/" + std::to_string(replica) + "/" + std::to_string(cfg.engine));
   }
 }
 
-Sequence* Replica::allocate(const Request& r) {
+Sequence* Engine::allocate(const Request& r) {
   Sequence* s = nullptr;
   if (!free_.empty()) {
     s = free_.back();
@@ -44,8 +44,8 @@ Sequence* Replica::allocate(const Request& r) {
   return s;
 }
 
-void Replica::submit(Simulator& sim, const Request& r) {
-  sink_.arrived(sim.now(), r, id_);
+void Engine::submit(Simulator& sim, const Request& r) {
+  sink_.arrived(sim.now(), r, replica_);
   const std::int64_t total = r.prompt_tokens + r.output_tokens;
   // The last sampled token is never fed back, so a sequence holds at most total - 1 tokens of KV.
   if (cfg_.max_model_len > 0 && total > cfg_.max_model_len) {
@@ -78,7 +78,7 @@ void Replica::submit(Simulator& sim, const Request& r) {
   }
 }
 
-void Replica::on_event(Simulator& sim, std::uint64_t arg) {
+void Engine::on_event(Simulator& sim, std::uint64_t arg) {
   if (arg == kStepEnd) {
     end_step(sim);
   } else if (arg == kStart) {
@@ -90,9 +90,9 @@ void Replica::on_event(Simulator& sim, std::uint64_t arg) {
   }
 }
 
-EngineAccount Replica::account() const {
+EngineAccount Engine::account() const {
   EngineAccount a;
-  a.replica = id_;
+  a.replica = replica_;
   a.engine = cfg_.engine;
   a.kv_blocks = kv_.num_blocks();
   a.kv_free = kv_.free_blocks();
@@ -103,11 +103,11 @@ EngineAccount Replica::account() const {
   return a;
 }
 
-void Replica::enqueue(Simulator& sim, Sequence* s) {
+void Engine::enqueue(Simulator& sim, Sequence* s) {
   s->ready = sim.now();
   s->mark = s->ready;  // the front end: ready - arrival
   waiting_.push_back(s);
-  sink_.queued(s->ready, s->req.id, id_, cfg_.engine, static_cast<std::int64_t>(waiting_.size()));
+  sink_.queued(s->ready, s->req.id, replica_, cfg_.engine, static_cast<std::int64_t>(waiting_.size()));
   if (!busy_ && !start_pending_) {
     // An idle engine starts its next step after every request arriving at this instant has been queued.
     start_pending_ = true;
@@ -125,7 +125,7 @@ void add_preempted(Sequence& s, Ns now) {
 
 }  // namespace
 
-void Replica::start_step(Simulator& sim) {
+void Engine::start_step(Simulator& sim) {
   EngineQueues q{running_, waiting_, kv_};
   scheduler_->schedule(q, plan_);
   const Ns now = sim.now();
@@ -135,7 +135,7 @@ void Replica::start_step(Simulator& sim) {
     v->mark = now;
     v->preempted_waiting = true;
     v->recovering = true;
-    sink_.preempted(now, v->req.id, id_, cfg_.engine);
+    sink_.preempted(now, v->req.id, replica_, cfg_.engine);
   }
   if (plan_.scheduled.empty()) {
     if (!running_.empty() || !waiting_.empty()) {
@@ -150,9 +150,9 @@ void Replica::start_step(Simulator& sim) {
     s->mark = now;
     if (s->first_scheduled == kNever) {
       s->first_scheduled = now;
-      sink_.scheduled(now, s->req.id, id_, cfg_.engine);
+      sink_.scheduled(now, s->req.id, replica_, cfg_.engine);
     } else if (s->preempted_waiting) {
-      sink_.scheduled(now, s->req.id, id_, cfg_.engine);
+      sink_.scheduled(now, s->req.id, replica_, cfg_.engine);
     }
     s->preempted_waiting = false;
   }
@@ -172,7 +172,7 @@ void Replica::start_step(Simulator& sim) {
   sim.schedule(step_.end, Priority::step_end, this, kStepEnd);
 }
 
-void Replica::time_step(Ns now) {
+void Engine::time_step(Ns now) {
   BoundTimes bounds;
   const Seconds gpu = timer_.gpu_time(batch_, bounds);
   Seconds overhead = model_->overhead().of(batch_);
@@ -206,10 +206,10 @@ void Replica::time_step(Ns now) {
   step_.end = pipeline_->pass(now + to_ns(overhead), to_ns(stage), to_ns(send));
 }
 
-RequestRecord Replica::record_of(const Sequence& s, Ns now) const {
+RequestRecord Engine::record_of(const Sequence& s, Ns now) const {
   RequestRecord r;
   r.id = s.req.id;
-  r.replica = id_;
+  r.replica = replica_;
   r.preemptions = s.preemptions;
   r.prompt_tokens = s.req.prompt_tokens;
   r.output_tokens = s.generated;
@@ -229,7 +229,7 @@ RequestRecord Replica::record_of(const Sequence& s, Ns now) const {
   return r;
 }
 
-void Replica::end_step(Simulator& sim) {
+void Engine::end_step(Simulator& sim) {
   const Ns now = sim.now();
   sink_.step_ended(step_);
   bool any_done = false;

@@ -1,5 +1,6 @@
-// One model replica (one engine instance on its GPU group): a front end, a waiting queue, a scheduler, a paged
-// KV cache and a step loop. A step runs the scheduler's batch for the time the StepModel predicts; at its end
+// One engine (vLLM's EngineCore; with pipeline parallelism, one of a replica's virtual engines): a front end, a
+// waiting queue, a scheduler, a paged KV cache and a step loop. The replica that owns it (sim/cluster/replica.h)
+// decides which of its engines a request enters. A step runs the scheduler's batch for the time the StepModel predicts; at its end
 // every sequence whose tokens are all computed samples one token. Everything that happens is reported to a
 // RunSink (sim/metrics/sink.h), including each request's exact time breakdown.
 #pragma once
@@ -30,7 +31,7 @@ struct FrontEnd {
   }
 };
 
-struct ReplicaConfig {
+struct EngineConfig {
   SchedulerLimits limits;
   FrontEnd front_end;
   std::int64_t num_kv_blocks = 0;  // this engine's pool as vLLM counts it (num_gpu_blocks): one is the null block
@@ -57,18 +58,19 @@ struct EngineAccount {
   std::int64_t queued = 0;       // sequences in the front end, the waiting queue or running
 };
 
-class Replica final : public EventTarget {
+class Engine final : public EventTarget {
  public:
-  // `pipeline`: the stages this engine shares with the other micro-batch engines of its replica (nullptr
-  // without pipeline parallelism).
-  Replica(std::int32_t id, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
-          const ReplicaConfig& cfg, RunSink& sink, std::shared_ptr<PipelineStages> pipeline = nullptr);
+  // `replica`: the owning replica's index (reported with every event); `pipeline`: the stages this engine shares
+  // with the other micro-batch engines of its replica (nullptr without pipeline parallelism).
+  Engine(std::int32_t replica, std::shared_ptr<const StepModel> model, std::unique_ptr<Scheduler> scheduler,
+          const EngineConfig& cfg, RunSink& sink, std::shared_ptr<PipelineStages> pipeline = nullptr);
 
-  // A request arrives at this replica now.
+  // A request arrives at this engine now.
   void submit(Simulator& sim, const Request& r);
   void on_event(Simulator& sim, std::uint64_t arg) override;
 
-  [[nodiscard]] std::int32_t id() const { return id_; }
+  [[nodiscard]] std::int32_t replica() const { return replica_; }
+  [[nodiscard]] std::int32_t index() const { return cfg_.engine; }
   // Sequences admitted and not finished (the router's load signal).
   [[nodiscard]] std::int64_t outstanding() const { return outstanding_; }
   [[nodiscard]] std::int64_t waiting() const { return static_cast<std::int64_t>(waiting_.size()); }
@@ -85,13 +87,13 @@ class Replica final : public EventTarget {
   void time_step(Ns now);
   [[nodiscard]] RequestRecord record_of(const Sequence& s, Ns now) const;
 
-  std::int32_t id_;
+  std::int32_t replica_;
   std::shared_ptr<const StepModel> model_;
   StepTimer timer_;
   std::optional<StepJitter> jitter_;
   std::unique_ptr<Scheduler> scheduler_;
   std::shared_ptr<PipelineStages> pipeline_;
-  ReplicaConfig cfg_;
+  EngineConfig cfg_;
   RunSink& sink_;
   Recorder* recorder_ = nullptr;  // sink_ when it is the Recorder alone: per-token calls without a virtual call
   void inter_token(Ns gap) {

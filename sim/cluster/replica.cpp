@@ -1,0 +1,45 @@
+#include "sim/cluster/replica.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace servesim {
+
+Replica::Replica(std::int32_t index, std::vector<std::unique_ptr<Engine>> engines)
+    : index_(index), engines_(std::move(engines)) {
+  if (engines_.empty()) throw std::logic_error("replica " + std::to_string(index) + " has no engine");
+  for (std::size_t v = 0; v < engines_.size(); ++v) {
+    if (engines_[v]->replica() != index || engines_[v]->index() != static_cast<std::int32_t>(v)) {
+      throw std::logic_error("replica " + std::to_string(index) + ": engine " + std::to_string(v) +
+                             " was built for another place");
+    }
+  }
+}
+
+void Replica::submit(Simulator& sim, const Request& r) {
+  std::size_t best = 0;
+  for (std::size_t v = 1; v < engines_.size(); ++v) {
+    if (engines_[v]->outstanding() < engines_[best]->outstanding()) best = v;
+  }
+  engines_[best]->submit(sim, r);
+}
+
+std::int64_t Replica::outstanding() const {
+  std::int64_t n = 0;
+  for (const auto& e : engines_) n += e->outstanding();
+  return n;
+}
+
+ReplicaLoad Replica::load() const {
+  ReplicaLoad l;
+  for (const auto& e : engines_) {
+    l.outstanding += e->outstanding();
+    l.waiting += e->waiting();
+    l.running += e->running();
+    l.kv_blocks += e->kv().num_blocks();
+    l.kv_free += e->kv().free_blocks();
+  }
+  return l;
+}
+
+}  // namespace servesim

@@ -1,0 +1,47 @@
+// A model replica: the engines that serve one copy of the model on its GPU group. Without pipeline parallelism a
+// replica is one engine; with pipeline parallelism p it is p micro-batch engines (vLLM's virtual engines) sharing
+// the replica's p stages (sim/engine/pipeline.h), each with its own scheduler and 1/p of the KV cache. Routers see
+// a replica through its load (ReplicaLoad), never its engines.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "sim/engine/engine.h"
+
+namespace servesim {
+
+// What a router may know about a replica at the moment it routes (sums over the replica's engines).
+struct ReplicaLoad {
+  std::int64_t outstanding = 0;  // requests admitted and not finished (front end, waiting, running)
+  std::int64_t waiting = 0;      // sequences in the waiting queues
+  std::int64_t running = 0;      // sequences in the running batches
+  std::int64_t kv_blocks = 0;    // usable KV blocks
+  std::int64_t kv_free = 0;      // free KV blocks
+  // Fraction of the KV blocks in use, in [0, 1] (0 for a replica without blocks).
+  [[nodiscard]] double kv_usage() const {
+    return kv_blocks > 0 ? static_cast<double>(kv_blocks - kv_free) / static_cast<double>(kv_blocks) : 0.0;
+  }
+};
+
+class Replica {
+ public:
+  // `engines`: at least one; engine v must have been built with replica index `index` and engine index v.
+  // Throws std::logic_error otherwise.
+  Replica(std::int32_t index, std::vector<std::unique_ptr<Engine>> engines);
+
+  // A request arrives now: it enters the engine with the fewest outstanding requests, ties to the lowest index
+  // (vLLM's pipeline-parallel engine adds a request to the virtual engine with the fewest unfinished ones).
+  void submit(Simulator& sim, const Request& r);
+
+  [[nodiscard]] std::int32_t index() const { return index_; }
+  [[nodiscard]] std::int64_t outstanding() const;
+  [[nodiscard]] ReplicaLoad load() const;
+  [[nodiscard]] const std::vector<std::unique_ptr<Engine>>& engines() const { return engines_; }
+
+ private:
+  std::int32_t index_;
+  std::vector<std::unique_ptr<Engine>> engines_;
+};
+
+}  // namespace servesim
