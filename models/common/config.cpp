@@ -34,6 +34,11 @@ std::string source_name(const toml::source_region& src, const std::string& fallb
   return src.path ? *src.path : fallback;
 }
 
+ErrorPlace parse_error_place(const std::string& file, const toml::parse_error& e) {
+  const auto line = e.source().begin.line;
+  return ErrorPlace{file, line ? std::optional<std::int64_t>(line) : std::nullopt, ""};
+}
+
 }  // namespace
 
 Config::Config(std::shared_ptr<Shared> shared, const toml::table* table, std::string path)
@@ -48,7 +53,7 @@ Config Config::from_string(const std::string& text, const std::string& source_na
     std::ostringstream os;
     os << source_name << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
        << e.description();
-    throw InputError(os.str());
+    throw InputError(os.str(), parse_error_place(source_name, e), std::string(e.description()));
   }
   const toml::table* root = &shared->root;
   return Config(shared, root, "");
@@ -66,13 +71,15 @@ void Config::set(const std::string& dotted_path, const std::string& value_text) 
   try {
     parsed = toml::parse("v = " + value_text, origin);
   } catch (const toml::parse_error& e) {
-    throw InputError(origin + ": cannot parse value '" + one_line(value_text) + "' as TOML: " +
-                     std::string(e.description()) + " (quote strings: --set 'key=\"text\"')");
+    const std::string detail = "cannot parse value '" + one_line(value_text) + "' as TOML: " +
+                               std::string(e.description()) + " (quote strings: --set 'key=\"text\"')";
+    throw InputError(origin + ": " + detail, ErrorPlace{"", std::nullopt, dotted_path}, detail);
   }
   // "v = 1\nx = 2" parses as two keys: everything after the value would be dropped silently.
   if (parsed.size() != 1 || !parsed.contains("v")) {
-    throw InputError(origin + ": value '" + one_line(value_text) + "' is more than one TOML value (a newline in it?); give "
-                     "each key its own --set");
+    const std::string detail = "value '" + one_line(value_text) +
+                               "' is more than one TOML value (a newline in it?); give each key its own --set";
+    throw InputError(origin + ": " + detail, ErrorPlace{"", std::nullopt, dotted_path}, detail);
   }
   toml::table* t = &shared_->root;
   std::string rest = dotted_path;
@@ -108,9 +115,9 @@ void merge_into(toml::table& dst, toml::table&& src, const std::string& file, co
     toml::node* here = dst.get(k.str());
     if (here != nullptr && here->is_table() != v.is_table()) {
       const auto line = v.source().begin.line;
-      throw InputError(file + (line ? ":" + std::to_string(line) : std::string()) + ": " + key + ": is " +
-                       (v.is_table() ? "a table" : "a value") + " here but " + (here->is_table() ? "a table" : "a value") +
-                       " in the scenario");
+      throw InputError(ErrorPlace{file, line ? std::optional<std::int64_t>(line) : std::nullopt, key},
+                       std::string("is ") + (v.is_table() ? "a table" : "a value") + " here but " +
+                           (here->is_table() ? "a table" : "a value") + " in the scenario");
     }
     // A table that names its implementation (`impl`) replaces the one here whole: another implementation's
     // keys must not leak into it.
@@ -128,7 +135,8 @@ void Config::merge_file(const std::string& path) {
   // A document merged over itself is an include cycle.
   std::error_code ec;
   if (!shared_->file.empty() && std::filesystem::equivalent(path, shared_->file, ec) && !ec) {
-    throw InputError(path + ": merges itself (include cycle " + shared_->file + " -> " + path + ")");
+    throw InputError(ErrorPlace{path, std::nullopt, ""},
+                     "merges itself (include cycle " + shared_->file + " -> " + path + ")");
   }
   const std::string text = read_input_file(path, "TOML file", kMaxDocumentBytes);
   toml::table parsed;
@@ -137,7 +145,7 @@ void Config::merge_file(const std::string& path) {
   } catch (const toml::parse_error& e) {
     std::ostringstream os;
     os << path << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
-    throw InputError(os.str());
+    throw InputError(os.str(), parse_error_place(path, e), std::string(e.description()));
   }
   merge_into(shared_->root, std::move(parsed), path, "");
 }
@@ -154,6 +162,15 @@ std::string Config::where_of(const toml::node& n) const {
   return file + ":" + std::to_string(src.begin.line);
 }
 
+ErrorPlace Config::place_of(const toml::node* n, const std::string& key) const {
+  // The key's own node, else this table's, else the document's file (as where() and where(key) name them).
+  if (n == nullptr && table_ != nullptr && table_->source().begin.line != 0) n = table_;
+  if (n == nullptr) return ErrorPlace{shared_->file, std::nullopt, key};
+  const auto& src = n->source();
+  return ErrorPlace{source_name(src, shared_->file),
+                    src.begin.line ? std::optional<std::int64_t>(src.begin.line) : std::nullopt, key};
+}
+
 std::string Config::where() const {
   if (table_ == nullptr || table_->source().begin.line == 0) return shared_->file;
   return where_of(*table_);
@@ -166,13 +183,15 @@ std::string Config::where(const std::string& key) const {
 
 std::string Config::key_path(const std::string& key) const { return join(path_, key); }
 
+ErrorPlace Config::place(const std::string& key) const { return place_of(node(key), key_path(key)); }
+
 void Config::fail(const std::string& key, const std::string& message) const {
-  throw InputError(where(key) + ": " + key_path(key) + ": " + message);
+  throw InputError(where(key) + ": " + key_path(key) + ": " + message, place_of(node(key), key_path(key)), message);
 }
 
 void Config::fail(const std::string& message) const {
-  throw InputError(where() + ": " + (path_.empty() ? std::string("scenario") : "[" + path_ + "]") + ": " +
-                   message);
+  throw InputError(where() + ": " + (path_.empty() ? std::string("scenario") : "[" + path_ + "]") + ": " + message,
+                   place_of(nullptr, path_), message);
 }
 
 void Config::mark(const std::string& key) const { shared_->known.insert(key_path(key)); }
@@ -439,8 +458,9 @@ void Config::check_table(const toml::table& t, const std::string& path) const {
         if (!valid.empty()) valid += ", ";
         valid += rest;
       }
-      throw InputError(where_of(v) + ": unknown key '" + p + "'" +
-                       (valid.empty() ? std::string() : " (valid: " + valid + ")"));
+      const std::string detail =
+          "unknown key '" + p + "'" + (valid.empty() ? std::string() : " (valid: " + valid + ")");
+      throw InputError(where_of(v) + ": " + detail, place_of(&v, p), detail);
     }
     if (v.is_table()) check_table(*v.as_table(), p);
     if (v.is_array_of_tables()) {

@@ -15,6 +15,7 @@
 
 #include <toml++/toml.h>
 
+#include "models/common/error.h"
 #include "models/common/units.h"
 
 namespace servesim {
@@ -44,10 +45,15 @@ class Config {
   // "file:line" of this table, or of one of its keys.
   [[nodiscard]] std::string where() const;
   [[nodiscard]] std::string where(const std::string& key) const;
+  // The place of a key for an error (InputError's fields): the file and line of its value (or of this table when
+  // the key is absent) and key_path(key).
+  [[nodiscard]] ErrorPlace place(const std::string& key) const;
   // Dotted name of a key inside this table, e.g. "engine.max_num_seqs".
   [[nodiscard]] std::string key_path(const std::string& key) const;
-  // Throws InputError "where(key): key_path(key): message".
+  // Throws InputError "where(key): key_path(key): message", with its fields: file and line of the key (or of this
+  // table when the key is absent), key = key_path(key), detail = message.
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
+  // Throws InputError "where(): [table]: message" ("scenario" for the top level), key = this table's path.
   [[noreturn]] void fail(const std::string& message) const;
 
   [[nodiscard]] std::string str(const std::string& key) const;
@@ -116,6 +122,8 @@ class Config {
   [[nodiscard]] const toml::node* node(const std::string& key) const;
   [[nodiscard]] const toml::node& require(const std::string& key) const;
   [[nodiscard]] std::string where_of(const toml::node& n) const;
+  // The place of node `n` (nullptr: of this table, as where() names it) for an error about `key` (a dotted path).
+  [[nodiscard]] ErrorPlace place_of(const toml::node* n, const std::string& key) const;
   void check_table(const toml::table& t, const std::string& path) const;
 
   std::shared_ptr<Shared> shared_;

@@ -14,7 +14,7 @@ namespace servesim {
 namespace {
 
 [[noreturn]] void fail(const std::string& path, const std::string& what, const std::string& reason) {
-  throw InputError((path.empty() ? std::string("''") : path) + ": cannot open " + what + ": " + reason);
+  throw InputFileError(path, "cannot open " + what + ": " + reason);
 }
 
 std::string errno_reason(int err) {

@@ -24,7 +24,7 @@ inline constexpr std::uint64_t kMaxDocumentBytes = std::uint64_t{256} << 20;
 
 // Checks that `path` names a regular file this process can open for reading, of at most `max_bytes` bytes,
 // without blocking (a FIFO is refused, not opened for reading). `what` names the input in messages ("trace",
-// "measured run"). Throws InputError "PATH: cannot open WHAT: REASON".
+// "measured run"). Throws InputFileError (an InputError with file() = PATH) "PATH: cannot open WHAT: REASON".
 void check_input_file(const std::string& path, const std::string& what, std::uint64_t max_bytes = kMaxLineFileBytes);
 
 // check_input_file(), then a binary input stream on the file (for line-by-line readers), positioned after a

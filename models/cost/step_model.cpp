@@ -9,6 +9,12 @@
 namespace servesim {
 namespace {
 
+// An error about a scenario key ("parallel.tensor_parallel_size: ..."): key() names it, so that the scenario
+// loader places it at the key in the scenario's file.
+InputError key_error(const char* key, const std::string& detail) {
+  return InputError(ErrorPlace{"", std::nullopt, key}, detail);
+}
+
 struct NullSink {
   void add(const char*, Flops, Bytes, OpCost, double) {}
 };
@@ -29,8 +35,9 @@ struct ListSink {
 }  // namespace
 
 OpCost GroupComm::all_to_all(Bytes) const {
-  throw InputError("parallel: this communication model has no all-to-all (needed by expert parallelism with "
-                   "data-parallel attention)");
+  throw key_error("parallel",
+                  "this communication model has no all-to-all (needed by expert parallelism with "
+                  "data-parallel attention)");
 }
 
 StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
@@ -45,27 +52,27 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
       routing_(std::move(routing)) {
   const auto t = parallel_.tensor;
   const auto p = parallel_.pipeline;
-  if (t < 1 || p < 1) throw InputError("parallel: tensor_parallel_size and pipeline_parallel_size must be >= 1");
+  if (t < 1 || p < 1) throw key_error("parallel", "tensor_parallel_size and pipeline_parallel_size must be >= 1");
   check_moe_parallel();
   if (arch_.num_heads % t != 0) {
-    throw InputError("parallel.tensor_parallel_size: " + std::to_string(arch_.num_heads) +
-                     " attention heads of " + arch_.name + " do not divide by tensor_parallel_size " +
-                     std::to_string(t));
+    throw key_error("parallel.tensor_parallel_size", std::to_string(arch_.num_heads) + " attention heads of " +
+                                                         arch_.name + " do not divide by tensor_parallel_size " +
+                                                         std::to_string(t));
   }
   if (arch_.num_kv_heads % t != 0 && t % arch_.num_kv_heads != 0) {
-    throw InputError("parallel.tensor_parallel_size: " + std::to_string(arch_.num_kv_heads) +
-                     " KV heads of " + arch_.name + " neither divide by nor divide tensor_parallel_size " +
-                     std::to_string(t));
+    throw key_error("parallel.tensor_parallel_size", std::to_string(arch_.num_kv_heads) + " KV heads of " + arch_.name +
+                                                         " neither divide by nor divide tensor_parallel_size " +
+                                                         std::to_string(t));
   }
   if (arch_.intermediate_size % t != 0) {
-    throw InputError("parallel.tensor_parallel_size: intermediate_size " + std::to_string(arch_.intermediate_size) +
-                     " does not divide by " + std::to_string(t));
+    throw key_error("parallel.tensor_parallel_size", "intermediate_size " + std::to_string(arch_.intermediate_size) +
+                                                         " does not divide by " + std::to_string(t));
   }
   if (arch_.num_layers % p != 0) {
-    throw InputError("parallel.pipeline_parallel_size: " + std::to_string(arch_.num_layers) +
-                     " layers do not divide into " + std::to_string(p) + " stages");
+    throw key_error("parallel.pipeline_parallel_size",
+                    std::to_string(arch_.num_layers) + " layers do not divide into " + std::to_string(p) + " stages");
   }
-  if ((t > 1 || p > 1) && !comm_) throw InputError("parallel: a multi-GPU replica needs a communication model");
+  if ((t > 1 || p > 1) && !comm_) throw key_error("parallel", "a multi-GPU replica needs a communication model");
   attn_.heads_q = arch_.num_heads / t;
   // With more TP ranks than KV heads, vLLM replicates KV heads: each GPU keeps one.
   attn_.heads_kv = arch_.num_kv_heads >= t ? arch_.num_kv_heads / t : 1;
@@ -103,8 +110,8 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
     routing_ = ExpertRouting::uniform(arch_.moe.num_experts, arch_.moe.experts_per_token);
   }
   if (arch_.moe.enabled() && routing_.experts() != arch_.moe.num_experts) {
-    throw InputError("model.moe: " + std::to_string(routing_.experts()) + " expert loads for " + arch_.name +
-                     "'s " + std::to_string(arch_.moe.num_experts) + " experts");
+    throw key_error("model.moe", std::to_string(routing_.experts()) + " expert loads for " + arch_.name + "'s " +
+                                     std::to_string(arch_.moe.num_experts) + " experts");
   }
 }
 
@@ -112,32 +119,36 @@ void StepModel::check_moe_parallel() const {
   const auto t = parallel_.tensor;
   const auto ep = parallel_.expert;
   const auto d = parallel_.data;
-  if (ep < 1 || d < 1) throw InputError("parallel: expert_parallel_size and data_parallel_size must be >= 1");
+  if (ep < 1 || d < 1) throw key_error("parallel", "expert_parallel_size and data_parallel_size must be >= 1");
   if (ep > 1 && ep != t * d) {
-    throw InputError("parallel.expert_parallel_size: " + std::to_string(ep) + " must be 1 or tensor_parallel_size x "
-                     "data_parallel_size (" + std::to_string(t * d) + "): experts are split over all of a stage's GPUs");
+    throw key_error("parallel.expert_parallel_size",
+                    std::to_string(ep) + " must be 1 or tensor_parallel_size x data_parallel_size (" +
+                        std::to_string(t * d) + "): experts are split over all of a stage's GPUs");
   }
   if (d > 1 && ep == 1) {
-    throw InputError("parallel.data_parallel_size: " + std::to_string(d) + " data-parallel attention groups need "
-                     "expert parallelism (expert_parallel_size = " + std::to_string(t * d) +
-                     "); without it, data parallelism is separate replicas ([cluster] replicas)");
+    throw key_error("parallel.data_parallel_size",
+                    std::to_string(d) + " data-parallel attention groups need expert parallelism "
+                                        "(expert_parallel_size = " + std::to_string(t * d) +
+                        "); without it, data parallelism is separate replicas ([cluster] replicas)");
   }
   if (ep > 1 && !arch_.moe.enabled()) {
-    throw InputError("parallel.expert_parallel_size: " + arch_.name + " has no mixture-of-experts layers");
+    throw key_error("parallel.expert_parallel_size", arch_.name + " has no mixture-of-experts layers");
   }
   if (!arch_.moe.enabled()) return;
   const MoeArch& m = arch_.moe;
   if (ep > 1 && m.num_experts % ep != 0) {
-    throw InputError("parallel.expert_parallel_size: " + std::to_string(m.num_experts) + " experts of " +
-                     arch_.name + " do not divide by " + std::to_string(ep));
+    throw key_error("parallel.expert_parallel_size", std::to_string(m.num_experts) + " experts of " + arch_.name +
+                                                         " do not divide by " + std::to_string(ep));
   }
   if (ep == 1 && m.expert_intermediate_size % t != 0) {
-    throw InputError("parallel.tensor_parallel_size: moe_intermediate_size " +
-                     std::to_string(m.expert_intermediate_size) + " does not divide by " + std::to_string(t));
+    throw key_error("parallel.tensor_parallel_size", "moe_intermediate_size " +
+                                                         std::to_string(m.expert_intermediate_size) +
+                                                         " does not divide by " + std::to_string(t));
   }
   if (m.shared_intermediate_size % t != 0) {
-    throw InputError("parallel.tensor_parallel_size: the shared experts' width " +
-                     std::to_string(m.shared_intermediate_size) + " does not divide by " + std::to_string(t));
+    throw key_error("parallel.tensor_parallel_size", "the shared experts' width " +
+                                                         std::to_string(m.shared_intermediate_size) +
+                                                         " does not divide by " + std::to_string(t));
   }
 }
 

@@ -52,10 +52,10 @@ class TraceArrival final : public ArrivalProcess {
     if (scale_ > kMaxSimSeconds) c.fail("time_scale", "must be at most 1e+07");
     try {
       rows_ = read_trace(path, format);
-    } catch (const InputError& e) {
+    } catch (const InputFileError& e) {
       // A file that cannot be opened (missing, a directory, ...) is the scenario's fault: name the key that points
       // at it, and keep the reason.
-      if (std::string(e.what()).rfind(path + ": cannot open", 0) == 0) c.fail("path", e.what());
+      if (e.file() == path) c.fail("path", e.what());
       throw;
     }
     // The replayed span must stay within the simulated-time limit (rows are checked against it on their own).

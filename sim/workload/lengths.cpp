@@ -85,8 +85,8 @@ class TraceLength final : public LengthDistribution {
       std::vector<TraceRow> rows;
       try {
         rows = read_trace(path, format);
-      } catch (const InputError& e) {
-        if (std::string(e.what()).rfind(path + ": cannot open", 0) == 0) c.fail("path", e.what());
+      } catch (const InputFileError& e) {
+        if (e.file() == path) c.fail("path", e.what());
         throw;
       }
       for (const auto& r : rows) values_.push_back(kind == LengthKind::prompt ? r.prompt_tokens : r.output_tokens);
