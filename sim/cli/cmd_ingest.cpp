@@ -1,3 +1,10 @@
+// servesim ingest ucx_perftest LOG... --transport NAME [--out transports.csv] [--json]
+// servesim ingest nixlbench LOG... --transport NAME [--out transports.csv] [--json]
+// Read ucx_perftest / nixlbench logs (models/hw/transport_ingest.h), print their samples, and add them as rows of
+// the named transport to a transport profile (models/net/transport_calibration.h; created if missing; rows of the
+// same log and transport are replaced), written like collectives.csv below. A log whose memory is not GPU memory on
+// both sides is a warning when printing and an error with --out.
+//
 // servesim ingest nccl LOG... [--collective NAME] [--out collectives.csv] [--json]
 // Reads nccl-tests logs, prints every sample with the log's busbw next to the busbw recomputed from size, time
 // and rank count, and adds the out-of-place rows to a profile's collectives.csv (created if missing; rows of the
@@ -19,6 +26,8 @@
 #include "models/common/error.h"
 #include "models/common/input_file.h"
 #include "models/hw/nccl_ingest.h"
+#include "models/hw/transport_ingest.h"
+#include "models/net/transport.h"
 
 namespace servesim {
 namespace {
@@ -30,11 +39,11 @@ struct NcclArgs {
   bool json = false;
 };
 
-std::string read_existing(const std::string& path) {
+std::string read_existing(const std::string& path, const std::string& what = "the existing collectives.csv") {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return {};
   if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path + ": --out exists and is not a file");
-  return read_input_file(path, "the existing collectives.csv", kMaxLineFileBytes);
+  return read_input_file(path, what, kMaxLineFileBytes);
 }
 
 // Writes through a temporary file in the same directory and a rename; on failure removes the temporary file
@@ -144,6 +153,68 @@ void run_nccl(const NcclArgs& a) {
   for (const auto& w : warnings) std::cerr << "servesim: warning: " << w << "\n";
 }
 
+struct TransportArgs {
+  std::vector<std::string> logs;
+  std::string transport;
+  std::string out;
+  bool json = false;
+};
+
+void run_transport_ingest(const TransportArgs& a, bool nixlbench) {
+  if (!transport_registry().contains(a.transport)) {
+    (void)transport_registry().create(a.transport, "--transport");  // throws, listing the valid names
+  }
+  std::vector<TransportLog> logs;
+  for (const auto& path : a.logs) logs.push_back(nixlbench ? read_nixlbench_log(path) : read_ucx_perftest_log(path));
+  std::vector<std::string> warnings;
+  for (const auto& l : logs) {
+    if (gpu_memory_both_sides(l)) continue;
+    const std::string m = fmt::format("{}: memory {}: a GPU-to-GPU transport profile needs GPU memory (cuda / VRAM) "
+                                      "on both sides",
+                                      l.source, l.memory);
+    if (!a.out.empty()) throw InputError(m + " (nothing written)");
+    warnings.push_back(m);
+  }
+  std::size_t rows = 0;
+  for (const auto& l : logs) rows += l.samples.size();
+  if (!a.out.empty()) {
+    replace_file(a.out, merge_transport_csv(read_existing(a.out, "the existing transport profile"), a.out, logs,
+                                            a.transport));
+  }
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["logs"] = nlohmann::ordered_json::array();
+    for (const auto& l : logs) {
+      nlohmann::ordered_json o{{"source", l.source}, {"tool", l.tool},         {"test", l.test},
+                               {"memory", l.memory}, {"skipped_lines", l.skipped_lines}};
+      o["samples"] = nlohmann::ordered_json::array();
+      for (const auto& smp : l.samples) {
+        o["samples"].push_back({{"bytes", smp.bytes},
+                                {"time_us", smp.time_us},
+                                {"mode", smp.stream ? "stream" : "single"},
+                                {"bandwidth_GBps", smp.bandwidth_GBps},
+                                {"line", smp.line}});
+      }
+      j["logs"].push_back(std::move(o));
+    }
+    if (!a.out.empty()) j["out"] = {{"path", a.out}, {"transport", a.transport}, {"rows", rows}};
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    for (const auto& l : logs) {
+      std::cout << fmt::format("{}: {}{}{}, {} samples, {} lines skipped\n", l.source, l.tool,
+                               l.test.empty() ? "" : " " + l.test,
+                               l.memory.empty() ? "" : " (" + l.memory + ")", l.samples.size(), l.skipped_lines);
+      std::cout << fmt::format("{:>14}  {:<7}{:>14}{:>12}\n", "bytes", "mode", "time_us", "GB/s");
+      for (const auto& smp : l.samples) {
+        std::cout << fmt::format("{:>14.0f}  {:<7}{:>14.3f}{:>12.3f}\n", smp.bytes, smp.stream ? "stream" : "single",
+                                 smp.time_us, smp.bandwidth_GBps);
+      }
+    }
+    if (!a.out.empty()) std::cout << fmt::format("wrote {} {} rows to {}\n", rows, a.transport, a.out);
+  }
+  for (const auto& w : warnings) std::cerr << "servesim: warning: " << w << "\n";
+}
+
 }  // namespace
 
 void add_ingest_command(CLI::App& app) {
@@ -158,6 +229,18 @@ void add_ingest_command(CLI::App& app) {
   nccl->add_option("--out", args->out, "collectives.csv to create or add the out-of-place rows to");
   nccl->add_flag("--json", args->json, "print JSON");
   nccl->callback([args] { run_nccl(*args); });
+  for (const bool nixl : {false, true}) {
+    auto* sub = ingest->add_subcommand(
+        nixl ? "nixlbench" : "ucx_perftest",
+        nixl ? "read nixlbench logs and add their rows to a transport profile (one transport's measurements)"
+             : "read ucx_perftest logs and add their results to a transport profile (one transport's measurements)");
+    auto targs = std::make_shared<TransportArgs>();
+    sub->add_option("logs", targs->logs, nixl ? "nixlbench output logs" : "ucx_perftest output logs")->required();
+    sub->add_option("--transport", targs->transport, "the transport measured: " + transport_names_text())->required();
+    sub->add_option("--out", targs->out, "transport profile CSV to create or add the rows to");
+    sub->add_flag("--json", targs->json, "print JSON");
+    sub->callback([targs, nixl] { run_transport_ingest(*targs, nixl); });
+  }
 }
 
 }  // namespace servesim

@@ -15,6 +15,7 @@ void add_collective_command(CLI::App& app);
 void add_ingest_command(CLI::App& app);
 void add_explain_command(CLI::App& app);
 void add_report_command(CLI::App& app);
+void add_transfer_command(CLI::App& app);
 
 // Shared by every subcommand that takes a scenario: --set path=VALUE (repeatable) and --seed N.
 struct ScenarioArgs {

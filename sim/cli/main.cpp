@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   servesim::add_ingest_command(app);
   servesim::add_explain_command(app);
   servesim::add_report_command(app);
+  servesim::add_transfer_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

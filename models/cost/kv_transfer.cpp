@@ -1,0 +1,93 @@
+#include "models/cost/kv_transfer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "models/common/error.h"
+
+namespace servesim {
+namespace {
+
+void check_tokens(std::int64_t tokens) {
+  if (tokens < 0 || tokens > kMaxTokensPerRequest) {
+    throw InputError(fmt::format("KV transfer: tokens = {} must be in [0, {}]", tokens, kMaxTokensPerRequest));
+  }
+}
+
+// First and one-past-last KV head held by `rank` of a TP group of `tp` over `heads` heads (vLLM's layout).
+std::pair<std::int64_t, std::int64_t> heads_of(std::int64_t heads, int tp, int rank) {
+  if (heads >= tp) {
+    const std::int64_t per = heads / tp;
+    return {rank * per, (rank + 1) * per};
+  }
+  const std::int64_t h = static_cast<std::int64_t>(rank) * heads / tp;
+  return {h, h + 1};
+}
+
+void check_tp(const ModelArch& arch, int tp, const char* what) {
+  if (tp < 1) throw InputError(fmt::format("KV transfer: {} tensor-parallel degree {} must be >= 1", what, tp));
+  if (arch.mla.enabled()) return;
+  const std::int64_t h = arch.num_kv_heads;
+  if (h < 1) throw InputError(fmt::format("KV transfer: {}: the model has no KV heads", arch.name));
+  if ((h >= tp && h % tp != 0) || (h < tp && tp % h != 0)) {
+    throw InputError(fmt::format("KV transfer: {} tensor-parallel degree {} neither divides nor is a multiple of "
+                                 "{}'s {} KV heads",
+                                 what, tp, arch.name, h));
+  }
+}
+
+}  // namespace
+
+Bytes kv_transfer_bytes(const ModelArch& arch, std::int64_t tokens) {
+  check_tokens(tokens);
+  return arch.kv_bytes_per_token() * static_cast<double>(tokens);
+}
+
+std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t tokens, int sender_tp, int receiver_tp) {
+  check_tokens(tokens);
+  check_tp(arch, sender_tp, "sender");
+  check_tp(arch, receiver_tp, "receiver");
+  std::vector<KvShard> out;
+  if (arch.mla.enabled()) {
+    const Bytes all = kv_transfer_bytes(arch, tokens);
+    for (int j = 0; j < receiver_tp; ++j) out.push_back({j % sender_tp, j, all, 0});
+    return out;
+  }
+  // One KV head's K and V over all layers, per token.
+  const double head_bytes = 2.0 * static_cast<double>(arch.num_layers * arch.head_dim) * arch.kv_bytes_per_element;
+  for (int j = 0; j < receiver_tp; ++j) {
+    std::map<int, std::int64_t> from;  // sender rank -> heads
+    const auto [first, last] = heads_of(arch.num_kv_heads, receiver_tp, j);
+    for (std::int64_t h = first; h < last; ++h) {
+      for (int i = 0; i < sender_tp; ++i) {
+        const auto [sf, sl] = heads_of(arch.num_kv_heads, sender_tp, i);
+        if (h >= sf && h < sl) {
+          ++from[i];
+          break;
+        }
+      }
+    }
+    for (const auto& [i, heads] : from) {
+      out.push_back({i, j, Bytes{head_bytes * static_cast<double>(heads) * static_cast<double>(tokens)}, heads});
+    }
+  }
+  return out;
+}
+
+Seconds layer_streamed_exposed(Seconds prefill, std::int64_t layers, Seconds per_layer) {
+  if (layers < 1) throw InputError(fmt::format("KV transfer: layers = {} must be >= 1", layers));
+  for (const auto& [what, s] : {std::pair{"prefill", prefill}, std::pair{"per-layer send", per_layer}}) {
+    if (!(s.value() >= 0.0) || !std::isfinite(s.value())) {
+      throw InputError(fmt::format("KV transfer: {} time {} s must be finite and >= 0", what, s.value()));
+    }
+  }
+  const double compute = prefill.value() / static_cast<double>(layers);
+  const double backlog = std::max(0.0, per_layer.value() - compute);
+  return Seconds{per_layer.value() + static_cast<double>(layers - 1) * backlog};
+}
+
+}  // namespace servesim

@@ -1,0 +1,55 @@
+// KV-cache transfer sizing for disaggregated serving: how many bytes a request's KV cache is, which sender rank
+// sends which part to which receiver rank when prefill and decode run at different tensor-parallel degrees, and how
+// much of a layer-by-layer streamed transfer is left after the prefill ends.
+//
+// Bytes: a request of T tokens moves T x arch.kv_bytes_per_token() = T x 2 x layers x KV heads x head_dim x
+// bytes per element (standard attention; K and V), or T x layers x (kv_lora_rank + qk_rope_head_dim) x bytes per
+// element (MLA: one latent per token and layer, shared by every head).
+//
+// Tensor-parallel split (vLLM's layout): with TP degree t and H KV heads, rank i holds heads [i H / t, (i+1) H / t)
+// when H >= t (H divisible by t), and head floor(i H / t) when H < t (each head replicated on t / H ranks; t divisible
+// by H). A receiver rank needs exactly the heads it holds; for each, it reads from the lowest-numbered sender rank
+// that holds it, and all heads from one sender form one (sender, receiver, bytes) pair. So TP s = r pairs rank i
+// with rank i; s > r is a fan-in (each receiver gathers from s / r senders); s < r a fan-out (r / s receivers read
+// from each sender). With replication at the receiver (H < r) the pairs' bytes sum to more than the request's KV
+// (each replica is sent). MLA: every rank holds the whole latent, so every receiver rank j reads all of
+// it, from sender j mod s.
+//
+// Layer-streamed transfer: the prefill computes L layers one after the other (layer l done at (l + 1) P / L for a
+// prefill of P), and each layer's KV is sent as soon as it is computed, the sends one after the other on the link,
+// each taking x. The part exposed after the prefill ends is
+//     exposed = x + (L - 1) max(0, x - P / L)
+// only the last layer's send when the link keeps up (x <= P / L), and the backlog too when it does not.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "models/arch/model_arch.h"
+#include "models/common/units.h"
+
+namespace servesim {
+
+struct KvShard {
+  int sender_rank = 0;
+  int receiver_rank = 0;
+  Bytes bytes{0};
+  std::int64_t heads = 0;  // KV heads carried (standard attention); 0 for MLA (the whole latent)
+  friend bool operator==(const KvShard&, const KvShard&) = default;
+};
+
+// T x arch.kv_bytes_per_token(). Throws InputError for tokens < 0 or above kMaxTokensPerRequest.
+[[nodiscard]] Bytes kv_transfer_bytes(const ModelArch& arch, std::int64_t tokens);
+
+// The (sender rank, receiver rank, bytes) pairs of a request of `tokens` tokens from a sender of TP `sender_tp`
+// to a receiver of TP `receiver_tp`, sorted by receiver rank, then sender rank. Throws InputError (naming the
+// degree) for a degree < 1, and, for standard attention, a degree that neither divides nor is a multiple of the
+// KV heads (vLLM refuses such layouts).
+[[nodiscard]] std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t tokens, int sender_tp,
+                                                     int receiver_tp);
+
+// Seconds of a layer-streamed transfer left after the prefill ends (formula above): `prefill` its duration, `layers`
+// the layers streamed, `per_layer` one layer's send time alone. Throws InputError for layers < 1 or a negative or
+// non-finite time.
+[[nodiscard]] Seconds layer_streamed_exposed(Seconds prefill, std::int64_t layers, Seconds per_layer);
+
+}  // namespace servesim

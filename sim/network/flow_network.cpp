@@ -1,0 +1,287 @@
+// The event-driven flow network: incremental max-min re-solves, lazy byte accounting, one wake-up event.
+#include "sim/network/flow_network.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "models/common/error.h"
+#include "models/net/topology.h"
+
+namespace servesim {
+
+namespace {
+
+std::vector<BytesPerSec> line_rates(const Topology& topology) {
+  std::vector<BytesPerSec> capacity;
+  capacity.reserve(topology.links().size());
+  for (const TopoLink& link : topology.links()) capacity.push_back(link.bandwidth);
+  return capacity;
+}
+
+// An offset of `offset_ns` nanoseconds from `base`, rounded half up: the integer nanosecond and the fraction left
+// ([-0.5, 0.5)). Throws InputError (to_ns) for an offset past the simulated-time limit.
+std::pair<Ns, double> round_half_up(Ns base, double offset_ns) {
+  const double whole = std::floor(offset_ns + 0.5);
+  const Ns step = to_ns(Seconds{whole * 1e-9});
+  return {Ns{base.v + step.v}, offset_ns - whole};
+}
+
+}  // namespace
+
+FlowNetwork::FlowNetwork(const Topology& topology) : FlowNetwork(line_rates(topology)) {}
+
+FlowNetwork::FlowNetwork(std::vector<BytesPerSec> capacity) : solver_(std::move(capacity)) {
+  table_.links.resize(solver_.link_count());
+  table_.state.resize(solver_.link_count());
+  for (std::size_t l = 0; l < table_.links.size(); ++l) {
+    table_.state[l].capacity = solver_.capacity(static_cast<int>(l)).value();
+  }
+}
+
+FlowId FlowNetwork::start(Simulator& sim, FlowDemand demand, Bytes bytes, FlowHandler* who, std::uint64_t tag) {
+  const std::string problem = solver_.problem(demand);
+  const double b = bytes.value();
+  if (!problem.empty() || !(b >= 0) || !std::isfinite(b)) {
+    const std::string what = "flow (tag " + std::to_string(tag) + ")";
+    throw InputError(what + (problem.empty() ? ": bytes " + short_number(b) + " must be >= 0" : problem));
+  }
+
+  std::uint32_t slot = 0;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<std::uint32_t>(table_.flows.size());
+    table_.flows.emplace_back();
+    table_.rate.push_back(0.0);
+  }
+  const Ns now = sim.now();
+  NetFlow& f = table_.flows[slot];
+  f.demand = std::move(demand);
+  f.where.assign(f.demand.links.size(), 0);
+  f.bound = f.demand.cap.value();
+  for (const int l : f.demand.links) f.bound = std::min(f.bound, table_.state[static_cast<std::size_t>(l)].capacity);
+  f.bytes = b;
+  f.remaining = b;
+  table_.rate[slot] = 0;
+  f.settled = Instant{now, 0.0};
+  f.serial = started_++;
+  f.tag = tag;
+  f.who = who;
+  f.live = true;
+  f.attached = false;
+  ++active_;
+  const FlowId id = (static_cast<FlowId>(f.generation) << 32) | slot;
+  if (b == 0) {
+    set_finish(slot, now, 0.0);  // holds no link
+  } else if (f.demand.links.empty()) {
+    table_.rate[slot] = f.bound;  // its cap: nothing to share
+    const auto [finish, frac] = round_half_up(now, f.remaining / f.bound * 1e9);
+    set_finish(slot, finish, frac);
+    ++resolved_;
+  } else {
+    attach(slot, f.settled);
+    refill_.begin(table_);
+    refill_.flow_added(table_, slot);
+    resolve(Instant{now, 0.0});
+  }
+  reschedule(sim);
+  return id;
+}
+
+void FlowNetwork::on_event(Simulator& sim, std::uint64_t arg) {
+  if (arg != version_) return;  // superseded by a later wake-up
+  pending_ = kNever;
+  const Ns now = sim.now();
+  done_.clear();
+  // Completions in order of their exact times; those at the same exact time together, then one re-solve.
+  for (std::uint32_t s = earliest(); s != kNoSlot && table_.flows[s].finish <= now; s = earliest()) {
+    const Instant at{table_.flows[s].finish, table_.flows[s].finish_frac};
+    refill_.begin(table_);
+    bool changed = false;
+    for (; s != kNoSlot && table_.flows[s].finish == at.ns && table_.flows[s].finish_frac == at.frac;
+         s = earliest()) {
+      NetFlow& f = table_.flows[s];
+      if (f.attached) {
+        for (const int l : f.demand.links) table_.links[static_cast<std::size_t>(l)].bytes += f.bytes;
+        detach(s, at);
+        changed = true;
+      }
+      f.remaining = 0;
+      table_.rate[s] = 0;
+      f.finish = kNever;
+      finishes_.erase(s);
+      done_.push_back(s);
+    }
+    if (changed) resolve(at);
+  }
+  reschedule(sim);
+
+  // Release the slots, then tell the owners (whose handlers may start flows, reusing the slots).
+  told_.clear();
+  for (const std::uint32_t s : done_) {
+    NetFlow& f = table_.flows[s];
+    told_.emplace_back(f.who, f.tag);
+    f.live = false;
+    ++f.generation;
+    --active_;
+    free_slots_.push_back(s);
+  }
+  for (std::size_t i = 0; i < told_.size(); ++i) {  // by index: nothing a handler does touches told_
+    if (told_[i].first != nullptr) told_[i].first->flow_done(sim, told_[i].second);
+  }
+}
+
+double FlowNetwork::carried(std::uint32_t slot, Instant at) const {
+  const NetFlow& f = table_.flows[slot];
+  const double dt = elapsed_ns(f.settled, at);
+  return dt > 0 ? std::min(table_.rate[slot] * dt * 1e-9, f.remaining) : 0.0;
+}
+
+void FlowNetwork::settle(std::uint32_t slot, Instant at) {
+  NetFlow& f = table_.flows[slot];
+  if (elapsed_ns(f.settled, at) <= 0) return;
+  f.remaining -= carried(slot, at);
+  f.settled = at;
+}
+
+namespace {
+
+bool crosses(const NetFlow& f, int link) {
+  return std::find(f.demand.links.begin(), f.demand.links.end(), link) != f.demand.links.end();
+}
+
+}  // namespace
+
+void FlowNetwork::attach(std::uint32_t slot, Instant at) {
+  NetFlow& f = table_.flows[slot];
+  const auto& route = f.demand.links;
+  for (std::size_t k = 0; k < route.size(); ++k) {
+    const auto l = static_cast<std::size_t>(route[k]);
+    NetLink& link = table_.links[l];
+    if (link.flows.empty()) {
+      link.busy_since = at;
+      // The dominator: the nearest link of smaller capacity on this flow's route (ties: the smaller capacity,
+      // then the earlier link).
+      link.dominator = -1;
+      link.through_dominator = 0;
+      std::size_t best = route.size();
+      for (std::size_t j = 0; j < route.size(); ++j) {
+        const double c = table_.state[static_cast<std::size_t>(route[j])].capacity;
+        if (!(c < table_.state[l].capacity)) continue;
+        const std::size_t distance = j > k ? j - k : k - j;
+        const std::size_t best_distance = best > k ? best - k : k - best;
+        if (best == route.size() || distance < best_distance ||
+            (distance == best_distance && c < table_.state[static_cast<std::size_t>(route[best])].capacity)) {
+          best = j;
+        }
+      }
+      if (best < route.size()) link.dominator = route[best];
+    }
+    if (link.dominator >= 0 && crosses(f, link.dominator)) ++link.through_dominator;
+    f.where[k] = static_cast<std::uint32_t>(link.flows.size());
+    link.flows.push_back(OnLink{slot, static_cast<std::uint32_t>(k)});
+    table_.state[l].dominated =
+        link.dominator >= 0 && link.through_dominator == static_cast<std::int64_t>(link.flows.size());
+  }
+  f.attached = true;
+}
+
+void FlowNetwork::detach(std::uint32_t slot, Instant at) {
+  NetFlow& f = table_.flows[slot];
+  for (std::size_t k = 0; k < f.demand.links.size(); ++k) {
+    const int l = f.demand.links[k];
+    NetLink& link = table_.links[static_cast<std::size_t>(l)];
+    LinkState& state = table_.state[static_cast<std::size_t>(l)];
+    const std::uint32_t index = f.where[k];
+    const OnLink last = link.flows.back();
+    link.flows[index] = last;
+    table_.flows[last.slot].where[last.k] = index;
+    link.flows.pop_back();
+    if (link.dominator >= 0 && crosses(f, link.dominator)) --link.through_dominator;
+    if (link.flows.empty()) {
+      link.busy.ns.v += at.ns.v - link.busy_since.ns.v;
+      link.busy.frac += at.frac - link.busy_since.frac;
+      state.load = 0;  // exactly: no rounding left over from the += / -= of rates
+      link.dominator = -1;
+      state.dominated = false;
+    } else {
+      state.load -= table_.rate[slot];
+      state.dominated =
+          link.dominator >= 0 && link.through_dominator == static_cast<std::int64_t>(link.flows.size());
+    }
+    refill_.link_left(table_, l);
+  }
+  f.attached = false;
+}
+
+void FlowNetwork::resolve(Instant at) {
+  const auto& changes = refill_.run(table_);
+  resolved_ += changes.size();
+  for (const auto& [s, rate] : changes) {
+    const double old = table_.rate[s];
+    if (rate == old) continue;  // unchanged: its finish time stands
+    ++rate_changes_;
+    settle(s, at);
+    NetFlow& f = table_.flows[s];
+    for (const int l : f.demand.links) table_.state[static_cast<std::size_t>(l)].load += rate - old;
+    table_.rate[s] = rate;
+    const auto [finish, frac] = round_half_up(f.settled.ns, f.settled.frac + f.remaining / rate * 1e9);
+    set_finish(s, finish, frac);
+  }
+}
+
+void FlowNetwork::reschedule(Simulator& sim) {
+  const std::uint32_t s = earliest();
+  const Ns next = s == kNoSlot ? kNever : table_.flows[s].finish;
+  if (next == pending_) return;
+  ++version_;  // the pending event, if any, is now stale
+  pending_ = next;
+  if (next != kNever) sim.schedule(next, Priority::transfer_end, this, version_);
+}
+
+void FlowNetwork::set_finish(std::uint32_t slot, Ns finish, double frac) {
+  table_.flows[slot].finish = finish;
+  table_.flows[slot].finish_frac = frac;
+  finishes_.set(slot, FinishQueue::Key{finish, frac, table_.flows[slot].serial});
+}
+
+std::uint32_t FlowNetwork::find(FlowId id) const {
+  const auto slot = static_cast<std::uint32_t>(id & 0xffffffffU);
+  if (slot >= table_.flows.size()) return kNoSlot;
+  const NetFlow& f = table_.flows[slot];
+  return f.live && f.generation == static_cast<std::uint32_t>(id >> 32) ? slot : kNoSlot;
+}
+
+bool FlowNetwork::active(FlowId id) const { return find(id) != kNoSlot; }
+
+BytesPerSec FlowNetwork::rate(FlowId id) const {
+  const std::uint32_t slot = find(id);
+  return BytesPerSec{slot != kNoSlot ? table_.rate[slot] : 0.0};
+}
+
+Bytes FlowNetwork::remaining(FlowId id, Ns now) const {
+  const std::uint32_t slot = find(id);
+  if (slot == kNoSlot) return Bytes{0};
+  return Bytes{table_.flows[slot].remaining - carried(slot, Instant{now, 0.0})};
+}
+
+std::vector<LinkStats> FlowNetwork::link_stats(Ns now) const {
+  std::vector<LinkStats> out(table_.links.size());
+  for (std::size_t l = 0; l < table_.links.size(); ++l) {
+    const NetLink& link = table_.links[l];
+    double bytes = link.bytes;
+    for (const OnLink& on : link.flows) {
+      const NetFlow& f = table_.flows[on.slot];
+      bytes += f.bytes - f.remaining + carried(on.slot, Instant{now, 0.0});
+    }
+    double busy_ns = static_cast<double>(link.busy.ns.v) + link.busy.frac;
+    if (!link.flows.empty()) busy_ns += elapsed_ns(link.busy_since, Instant{now, 0.0});
+    out[l] = LinkStats{Bytes{bytes}, Seconds{busy_ns * 1e-9}, Seconds{bytes / table_.state[l].capacity}};
+  }
+  return out;
+}
+
+}  // namespace servesim

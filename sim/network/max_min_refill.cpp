@@ -1,0 +1,257 @@
+// Incremental progressive filling: only the dirty flows and links are tracked (see max_min_refill.h).
+#include "sim/network/max_min_refill.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace servesim {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+// Relative tolerance within which two levels are the same level (rounding in recomputed levels is ~1e-16).
+constexpr double kTolerance = 1e-12;
+
+bool same_level(double a, double b) {
+  return std::isfinite(a) && std::isfinite(b) && std::fabs(a - b) <= kTolerance * std::max(std::fabs(a), std::fabs(b));
+}
+
+}  // namespace
+
+void MaxMinRefill::begin(const FlowTable& table) {
+  ++epoch_;
+  level_ = 0;
+  if (links_.size() < table.links.size()) {
+    links_.resize(table.links.size());
+    clean_.resize(table.links.size());
+  }
+  if (flows_.size() < table.flows.size()) flows_.resize(table.flows.size());
+  dirty_links_.clear();
+  dirty_flows_.clear();
+  heap_.clear();
+  result_.clear();
+}
+
+void MaxMinRefill::flow_added(const FlowTable& table, std::uint32_t slot) {
+  if (flows_.size() < table.flows.size()) flows_.resize(table.flows.size());
+  make_flow_dirty(table, slot, false, 0.0);
+}
+
+void MaxMinRefill::link_left(const FlowTable& table, int link) {
+  make_link_dirty(table, link);
+  if (!links_[static_cast<std::size_t>(link)].saturated) update_level(table, link);
+}
+
+bool MaxMinRefill::later(const Event& a, const Event& b) {
+  // Smallest level first; at one level saturations, then caps, then checks (a check asks what saturated there).
+  if (a.level != b.level) return a.level > b.level;
+  if (a.kind != b.kind) return a.kind > b.kind;
+  return a.id != b.id ? a.id > b.id : a.version > b.version;
+}
+
+void MaxMinRefill::push(Event e) {
+  heap_.push_back(e);
+  std::push_heap(heap_.begin(), heap_.end(), later);
+}
+
+void MaxMinRefill::make_link_dirty(const FlowTable& table, int link) {
+  LinkScratch& s = links_[static_cast<std::size_t>(link)];
+  if (s.mark == epoch_) return;
+  s.mark = epoch_;
+  s.frozen = 0;
+  s.dirty_old = 0;
+  s.bound = 0;
+  s.unfrozen = 0;
+  ++s.version;
+  s.queued = kInf;
+  s.saturated = false;
+  s.level = 0;
+  dirty_links_.push_back(link);
+  // The flows it held at its old level must be checked when the filling gets there (if it has not passed it).
+  const double old = table.state[static_cast<std::size_t>(link)].level;
+  if (std::isfinite(old) && old >= level_ * (1 - kTolerance)) {
+    push(Event{old, kCheck, static_cast<std::uint32_t>(link), 0});
+  }
+}
+
+void MaxMinRefill::make_flow_dirty(const FlowTable& table, std::uint32_t slot, bool frozen, double rate) {
+  FlowScratch& fs = flows_[slot];
+  fs.mark = epoch_;
+  fs.frozen = frozen;
+  fs.rate = rate;
+  dirty_flows_.push_back(slot);
+  const NetFlow& f = table.flows[slot];
+  for (const int l : f.demand.links) {
+    if (left_out(table, l)) continue;
+    make_link_dirty(table, l);
+    LinkScratch& s = links_[static_cast<std::size_t>(l)];
+    s.dirty_old += table.rate[slot];
+    if (frozen) {
+      s.frozen += rate;
+    } else {
+      ++s.unfrozen;
+      s.bound += f.bound;
+    }
+  }
+  for (const int l : f.demand.links) {
+    if (!left_out(table, l) && !links_[static_cast<std::size_t>(l)].saturated) update_level(table, l);
+  }
+  if (!frozen && std::isfinite(f.demand.cap.value())) push(Event{f.demand.cap.value(), kCap, slot, 0});
+}
+
+void MaxMinRefill::freeze(const FlowTable& table, std::uint32_t slot, double rate) {
+  FlowScratch& fs = flows_[slot];
+  fs.frozen = true;
+  fs.rate = rate;
+  const NetFlow& f = table.flows[slot];
+  for (const int l : f.demand.links) {
+    if (left_out(table, l)) continue;
+    LinkScratch& s = links_[static_cast<std::size_t>(l)];
+    --s.unfrozen;
+    s.bound = s.unfrozen == 0 ? 0.0 : s.bound - f.bound;
+    s.frozen += rate;
+    if (!s.saturated) update_level(table, l);
+  }
+}
+
+void MaxMinRefill::saturate(const FlowTable& table, int link, double level) {
+  LinkScratch& s = links_[static_cast<std::size_t>(link)];
+  s.saturated = true;
+  s.level = level;
+  ++s.version;
+  for (const OnLink& on : table.links[static_cast<std::size_t>(link)].flows) {
+    if (dirty(on.slot)) {
+      if (!flows_[on.slot].frozen) freeze(table, on.slot, level);
+    } else if (table.rate[on.slot] > level * (1 + kTolerance)) {
+      make_flow_dirty(table, on.slot, true, level);  // held lower than before
+    }
+  }
+}
+
+bool MaxMinRefill::held(const FlowTable& table, std::uint32_t slot) const {
+  const NetFlow& f = table.flows[slot];
+  const double rate = table.rate[slot];
+  if (same_level(f.demand.cap.value(), rate)) return true;
+  for (const int l : f.demand.links) {
+    const LinkScratch& s = links_[static_cast<std::size_t>(l)];
+    if (s.mark == epoch_) {
+      if (s.saturated && same_level(s.level, rate)) return true;
+    } else if (same_level(table.state[static_cast<std::size_t>(l)].level, rate)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void MaxMinRefill::check(const FlowTable& table, int link, double level) {
+  for (const OnLink& on : table.links[static_cast<std::size_t>(link)].flows) {
+    if (dirty(on.slot) || !same_level(table.rate[on.slot], level) || held(table, on.slot)) continue;
+    make_flow_dirty(table, on.slot, false, 0.0);  // nothing holds it there any more: it keeps growing
+  }
+}
+
+void MaxMinRefill::update_level(const FlowTable& table, int link) {
+  LinkScratch& s = links_[static_cast<std::size_t>(link)];
+  if (cannot_fill(table, link)) return;  // an earlier event may stay queued: it is recomputed when it comes up
+  // The queue needs a lower bound of the saturation level (the exact level is computed when the event comes up).
+  // First an O(1) one: clean flows add at most their old rates, so frozen + unfrozen x level + clean >= capacity
+  // at saturation. When that says nothing (a link that was full), the exact level.
+  const LinkState& l = table.state[static_cast<std::size_t>(link)];
+  double level = level_;
+  if (s.unfrozen > 0) level = std::max(level_, (l.capacity - s.frozen - (l.load - s.dirty_old)) / s.unfrozen);
+  if (level >= s.queued) return;
+  if (level == level_) {
+    level = saturation_level(table, link);
+    if (level >= s.queued) return;
+  }
+  s.queued = level;
+  push(Event{level, kSaturate, static_cast<std::uint32_t>(link), ++s.version});
+}
+
+bool MaxMinRefill::cannot_fill(const FlowTable& table, int link) const {
+  const LinkState& l = table.state[static_cast<std::size_t>(link)];
+  const LinkScratch& s = links_[static_cast<std::size_t>(link)];
+  return s.frozen + (l.load - s.dirty_old) + s.bound < l.capacity * (1 - 1e-9);
+}
+
+double MaxMinRefill::saturation_level(const FlowTable& table, int link) {
+  if (cannot_fill(table, link)) return kInf;
+  const double capacity = table.state[static_cast<std::size_t>(link)].capacity;
+  const LinkScratch& s = links_[static_cast<std::size_t>(link)];
+  CleanRates& clean = clean_[static_cast<std::size_t>(link)];
+  if (clean.mark != epoch_) {
+    clean.mark = epoch_;
+    clean.rates.clear();
+    for (const OnLink& on : table.links[static_cast<std::size_t>(link)].flows) {
+      if (!dirty(on.slot)) clean.rates.emplace_back(table.rate[on.slot], on.slot);
+    }
+    std::sort(clean.rates.begin(), clean.rates.end());
+  }
+  // Water-filling on this link: flows below the level stay frozen; the others (the unfrozen dirty ones, and the
+  // clean ones until their old rates) grow together.
+  double base = s.frozen;
+  std::int64_t growing = s.unfrozen;
+  const auto& rates = clean.rates;
+  std::size_t first = rates.size();
+  for (std::size_t i = 0; i < rates.size(); ++i) {
+    if (dirty(rates[i].second)) continue;
+    if (rates[i].first <= level_) {
+      base += rates[i].first;
+    } else {
+      if (first == rates.size()) first = i;
+      ++growing;
+    }
+  }
+  for (std::size_t i = first;; ++i) {
+    while (i < rates.size() && dirty(rates[i].second)) ++i;
+    if (growing == 0) return kInf;
+    const double x = (capacity - base) / static_cast<double>(growing);
+    if (i >= rates.size() || x <= rates[i].first) return std::max(x, level_);
+    base += rates[i].first;
+    --growing;
+  }
+}
+
+const std::vector<std::pair<std::uint32_t, double>>& MaxMinRefill::run(FlowTable& table) {
+  while (!heap_.empty()) {
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    const Event e = heap_.back();
+    heap_.pop_back();
+    switch (e.kind) {
+      case kSaturate: {
+        LinkScratch& s = links_[e.id];
+        if (e.version != s.version || s.saturated) break;
+        const double x = saturation_level(table, static_cast<int>(e.id));
+        if (x > e.level * (1 + kTolerance)) {  // the queued level was a lower bound: queue the exact one
+          s.queued = x;
+          if (x < kInf) push(Event{x, kSaturate, e.id, ++s.version});
+          break;
+        }
+        level_ = std::max(level_, x);
+        saturate(table, static_cast<int>(e.id), level_);
+        break;
+      }
+      case kCap:
+        if (flows_[e.id].frozen) break;
+        level_ = std::max(level_, e.level);
+        freeze(table, e.id, e.level);
+        break;
+      case kCheck:
+        level_ = std::max(level_, e.level);
+        check(table, static_cast<int>(e.id), e.level);
+        break;
+    }
+  }
+  for (const int l : dirty_links_) {
+    const LinkScratch& s = links_[static_cast<std::size_t>(l)];
+    table.state[static_cast<std::size_t>(l)].level = s.saturated ? s.level : kInf;
+  }
+  for (const std::uint32_t slot : dirty_flows_) {
+    if (!flows_[slot].frozen) throw std::logic_error("max-min re-fill ended with a flow still growing");
+    result_.emplace_back(slot, flows_[slot].rate);
+  }
+  return result_;
+}
+
+}  // namespace servesim
