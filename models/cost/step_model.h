@@ -64,7 +64,7 @@ struct ParallelConfig {
 //              + per_prefill_token * prefill tokens + per_sampled_token * sampled tokens
 // A prefill chunk is a sequence whose prompt tokens (a chunk of them) are computed in the step; a decode is a
 // sequence computing one generated token; sampled tokens are the sequences that sample (decodes + chunks that end
-// a prompt). Defaults (sim/cli/scenario.cpp) are servesim's long-standing 400 us + 10 us per sequence.
+// a prompt). Defaults (sim/scenario/engine_setup.cpp) are servesim's long-standing 400 us + 10 us per sequence.
 struct EngineOverhead {
   Seconds per_step{0.0};
   Seconds per_decode_seq{0.0};

@@ -1,6 +1,8 @@
 // servesim run SCENARIO [--set path=VALUE]... [--seed N] [--out DIR] [--tokens-out FILE]
 //               [--trace FILE.json [--trace-sample N]] [--timeseries FILE.csv [--timeseries-interval S]]
+//               [--link-stats FILE.csv [--link-stats-interval S]]
 #include <charconv>
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <memory>
@@ -63,14 +65,15 @@ std::int64_t parse_trace_sample(const std::string& text) {
   return v;
 }
 
-// --timeseries-interval: seconds, > 0 and at most the simulated-time limit; at least 1 ns.
-Ns parse_interval(const std::string& text) {
+// --timeseries-interval, --link-stats-interval (`flag`): seconds, > 0 and at most the simulated-time limit; at
+// least 1 ns.
+Ns parse_interval(const std::string& text, const std::string& flag = "--timeseries-interval") {
   double v = 0;
   const char* end = text.data() + text.size();
   const auto [p, ec] = std::from_chars(text.data(), end, v);
   if (text.empty() || ec != std::errc() || p != end || !(v > 0) || !(v <= kMaxSimSeconds) ||
       std::llround(v * 1e9) < 1) {
-    throw InputError("--timeseries-interval: '" + text + "' is not a number of seconds in [1e-9, 1e7]");
+    throw InputError(flag + ": '" + text + "' is not a number of seconds in [1e-9, 1e7]");
   }
   return Ns{static_cast<std::int64_t>(std::llround(v * 1e9))};
 }
@@ -86,6 +89,8 @@ void add_run_command(CLI::App& app) {
   auto trace_sample = std::make_shared<std::int64_t>(1);
   auto timeseries = std::make_shared<std::string>();
   auto interval = std::make_shared<Ns>(Ns{1'000'000'000});
+  auto link_stats = std::make_shared<std::string>();
+  auto link_interval = std::make_shared<Ns>(Ns{1'000'000'000});
   auto explain = std::make_shared<ExplainArgs>();
   auto do_explain = std::make_shared<bool>(false);
   args->add_to(cmd, true);
@@ -107,18 +112,34 @@ void add_run_command(CLI::App& app) {
       "--timeseries-interval", [interval](const std::string& text) { *interval = parse_interval(text); },
       "the interval of --timeseries in seconds (default 1)")
       ->needs(series_opt);
+  auto* links_opt = cmd->add_option("--link-stats", *link_stats,
+                  "also write the bytes and utilisation of every link the KV transfers used, per interval, as CSV "
+                  "(prefill and decode pools only)");
+  cmd->add_option_function<std::string>(
+      "--link-stats-interval", [link_interval](const std::string& text) { *link_interval = parse_interval(text, "--link-stats-interval"); },
+      "the interval of --link-stats in seconds (default 1)")
+      ->needs(links_opt);
   auto* explain_flag = cmd->add_flag("--explain", *do_explain,
                                      "after the run, explain its tails (as `servesim explain DIR`)");
   cmd->add_flag("--verify", explain->verify,
                 "with --explain: re-run with the suggested lever and print the P99 before -> after")
       ->needs(explain_flag);
-  cmd->callback([args, out_dir, tokens_out, trace, trace_sample, timeseries, interval, explain, do_explain] {
-    const ScenarioLoader loader(args->path, args->options());
+  cmd->callback([args, out_dir, tokens_out, trace, trace_sample, timeseries, interval, link_stats, link_interval,
+                 explain, do_explain] {
+    ScenarioOptions opts = args->options();
+    opts.allow_pools = true;  // run simulates every pool (aggregated, prefill and decode)
+    const ScenarioLoader loader(args->path, opts);
     const Scenario& sc = loader.scenario();
     OutputFiles files;
     if (!tokens_out->empty()) files.expect(*tokens_out);
     if (!trace->empty()) files.expect(*trace);
     if (!timeseries->empty()) files.expect(*timeseries);
+    if (!link_stats->empty()) {
+      if (!sc.disaggregated()) {
+        throw InputError("--link-stats: " + args->path + " has no prefill and decode pools, so no KV transfers");
+      }
+      files.expect(*link_stats);
+    }
     expect_run_outputs(files, *out_dir);
     std::unique_ptr<TraceWriter> trace_writer;
     std::unique_ptr<TimeseriesWriter> series_writer;
@@ -128,12 +149,24 @@ void add_run_command(CLI::App& app) {
       sinks.push_back(trace_writer.get());
     }
     if (!timeseries->empty()) {
+      std::int64_t replicas = 0;
+      std::int64_t engines = 1;
+      for (const PoolSpec& pool : sc.pools) {
+        replicas += pool.num_replicas;
+        engines = std::max(engines, pool.parallel.pipeline);
+      }
       series_writer = std::make_unique<TimeseriesWriter>(files.stream(*timeseries), *interval,
-                                                         static_cast<std::int32_t>(sc.num_replicas),
-                                                         static_cast<std::int32_t>(sc.parallel.pipeline));
+                                                         static_cast<std::int32_t>(replicas),
+                                                         static_cast<std::int32_t>(engines));
       sinks.push_back(series_writer.get());
     }
-    const RunOutput out = run_to_files(loader, files, *out_dir, *tokens_out, sinks);
+    RunStreams extra;
+    extra.sinks = sinks;
+    if (!link_stats->empty()) {
+      extra.link_stats = &files.stream(*link_stats);
+      extra.link_stats_interval = *link_interval;
+    }
+    const RunOutput out = run_to_files(loader, files, *out_dir, *tokens_out, std::move(extra));
     if (trace_writer) trace_writer->close();
     if (series_writer) series_writer->finish(run_end(out));
     files.commit();
@@ -141,6 +174,7 @@ void add_run_command(CLI::App& app) {
     std::cout << "wrote " << *out_dir << "/summary.json and " << *out_dir << "/requests.csv\n";
     if (trace_writer) std::cout << "wrote " << *trace << "\n";
     if (series_writer) std::cout << "wrote " << *timeseries << "\n";
+    if (!link_stats->empty()) std::cout << "wrote " << *link_stats << "\n";
     if (*do_explain) {
       ExplainArgs e = *explain;
       e.dir = *out_dir;

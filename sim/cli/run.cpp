@@ -3,12 +3,18 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "models/common/error.h"
+#include "models/cost/kv_transfer.h"
+#include "models/net/transport.h"
 #include "sim/cluster/cluster.h"
+#include "sim/cluster/kv_handoff.h"
 #include "sim/core/simulator.h"
 #include "sim/io/measured.h"
+#include "sim/metrics/link_stats_writer.h"
 #include "sim/metrics/summary.h"
 
 namespace servesim {
@@ -35,6 +41,109 @@ nlohmann::ordered_json run_config(const Scenario& sc) {
           {"gpu_memory_utilization", sc.gpu_memory_utilization}};
 }
 
+// The hand-off of a disaggregated cluster (sim/cluster/kv_handoff.h). Checked before anything runs: a topology
+// (the transfers run on its links), one pipeline stage per prefill or decode replica, and a transport (the forced
+// one, when [cluster.kv_transfer] transport names one) for every GPU pair a transfer would use.
+std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader& loader,
+                                        const std::vector<std::vector<int>>& replica_gpus,
+                                        const std::vector<EngineRole>& roles,
+                                        const std::vector<std::unique_ptr<Replica>>& decode, RunSink& sink) {
+  if (!sc.topo) {
+    throw InputError(ErrorPlace{sc.file, std::nullopt, "parallel.topology"},
+                     "prefill and decode pools need a topology: their KV transfers run on its links");
+  }
+  const PoolSpec* prefill_pool = nullptr;
+  for (const PoolSpec& pool : sc.pools) {
+    if (pool.role == PoolRole::aggregated) continue;
+    if (pool.parallel.pipeline > 1) {
+      throw InputError(pool.place("parallel.pipeline_parallel_size"),
+                       "a prefill or decode pool runs one pipeline stage per replica (pipeline parallelism with "
+                       "disaggregation is not modelled)");
+    }
+    if (pool.role == PoolRole::prefill && prefill_pool == nullptr) prefill_pool = &pool;
+  }
+  KvHandOffConfig c;
+  c.arch = prefill_pool->arch;
+  c.layer_streamed = sc.kv_transfer.mode == KvTransferMode::layer_streamed;
+  if (sc.kv_transfer.transport != "auto") c.transport = sc.kv_transfer.transport;
+  ErrorPlace where = sc.kv_transfer.transport_place;
+  if (where.key.empty()) where.key = "cluster.kv_transfer.transport";
+  c.transport_key = InputError::format(where, "");
+  c.transport_key.resize(c.transport_key.size() - 2);  // without the trailing ": "
+  c.replica_gpus = replica_gpus;
+  std::set<std::pair<int, int>> checked;
+  for (std::size_t p = 0; p < roles.size(); ++p) {
+    if (roles[p] != EngineRole::prefill) continue;
+    for (std::size_t d = 0; d < roles.size(); ++d) {
+      if (roles[d] != EngineRole::decode) continue;
+      const auto& a = replica_gpus[p];
+      const auto& b = replica_gpus[d];
+      for (const KvShard& k : kv_transfer_pairs(c.arch, 1, static_cast<int>(a.size()), static_cast<int>(b.size()))) {
+        const int from = a[static_cast<std::size_t>(k.sender_rank)];
+        const int to = b[static_cast<std::size_t>(k.receiver_rank)];
+        if (from == to || !checked.emplace(from, to).second) continue;
+        (void)select_transport(*sc.topo, from, to, Bytes{1 << 20}, c.transport, nullptr, std::nullopt, c.transport_key);
+      }
+    }
+  }
+  auto router = router_registry().create(sc.decode_router, "cluster.decode_router",
+                                         loader.config().table_or_empty("router"));
+  return std::make_unique<KvHandOff>(std::move(c), *sc.topo, decode, std::move(router), sink);
+}
+
+// summary.json's "disaggregation": the transfer mode and transport, the hand-off counts, KV transfer and decode
+// wait (ms over the completed requests that were handed over), and each pool's busy fraction (time in steps over
+// the run's simulated time, per engine).
+nlohmann::ordered_json disaggregation_summary(const Scenario& sc, const Cluster& cluster, const RunOutput& out,
+                                              const RunFacts& f) {
+  nlohmann::ordered_json j;
+  j["kv_transfer_mode"] = std::string(to_string(sc.kv_transfer.mode));
+  j["transport"] = sc.kv_transfer.transport;
+  j["decode_router"] = sc.decode_router;
+  const HandOffCounts& c = cluster.handoff()->counts();
+  j["handed_off"] = c.handed_off;
+  j["received"] = c.received;
+  std::vector<double> transfer;
+  std::vector<double> wait;
+  const RecordStore& records = out.recorder.records();
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const RequestRecord r = records[i];
+    if (r.prefill_replica == r.replica) continue;
+    transfer.push_back(ns_to_ms(r.kv_transfer));
+    wait.push_back(ns_to_ms(r.decode_wait));
+  }
+  const auto stats = [](std::vector<double> v) {
+    const Stats st = stats_of(std::move(v));
+    return nlohmann::ordered_json{{"mean", st.mean}, {"p50", st.median}, {"p99", st.p99}, {"max", st.max}};
+  };
+  j["kv_transfer_ms"] = stats(transfer);
+  j["decode_wait_ms"] = stats(wait);
+  nlohmann::ordered_json pools = nlohmann::ordered_json::array();
+  std::int32_t next = 0;
+  std::map<std::int32_t, const Replica*> by_index;
+  for (const auto* list : {&cluster.replicas(), &cluster.decode_replicas()}) {
+    for (const auto& r : *list) by_index[r->index()] = r.get();
+  }
+  for (const PoolSpec& pool : sc.pools) {
+    Ns busy{0};
+    std::int64_t engines = 0;
+    for (std::int64_t i = 0; i < pool.num_replicas; ++i) {
+      for (const auto& e : by_index.at(next++)->engines()) {
+        busy += e->busy_time();
+        ++engines;
+      }
+    }
+    const double span = f.sim_end_s * double(engines);
+    pools.push_back({{"name", pool.name},
+                     {"role", std::string(to_string(pool.role))},
+                     {"replicas", pool.num_replicas},
+                     {"gpus", pool.gpus()},
+                     {"busy_fraction", span > 0 ? ns_to_s(busy) / span : 0.0}});
+  }
+  j["pools"] = pools;
+  return j;
+}
+
 RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& streams) {
   const Scenario& sc = loader.scenario();
   RunOutput out;
@@ -46,11 +155,6 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   // engines, each with its own scheduler and 1/p of the KV cache, whose micro-batches pass the replica's p
   // stages in turn (sim/engine/pipeline.h): one stage time each plus p-1 activation sends, waiting where a stage
   // is still busy with another engine's micro-batch.
-  const std::int64_t engines = sc.parallel.pipeline;
-  EngineConfig engine_cfg = sc.replica;
-  engine_cfg.defer_itl = sc.horizon != kNever;
-  engine_cfg.num_kv_blocks = sc.replica.num_kv_blocks / engines;
-  engine_cfg.seed = sc.seed;
   // The Recorder sees every event first, then the caller's sinks.
   std::optional<SinkFanout> fanout;
   if (!streams.sinks.empty()) {
@@ -59,24 +163,64 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
     fanout.emplace(std::move(sinks));
   }
   RunSink& sink = fanout ? static_cast<RunSink&>(*fanout) : out.recorder;
-  std::vector<std::unique_ptr<Replica>> replicas;
-  for (std::int64_t i = 0; i < sc.num_replicas; ++i) {
-    const auto stages = engines > 1 ? std::make_shared<PipelineStages>(engines) : nullptr;
-    const auto index = static_cast<std::int32_t>(i);
-    std::vector<std::unique_ptr<Engine>> own;
-    for (std::int64_t v = 0; v < engines; ++v) {
-      engine_cfg.engine = static_cast<std::int32_t>(v);
-      own.push_back(std::make_unique<Engine>(index, sc.step_models[static_cast<std::size_t>(i)],
-                                             loader.make_scheduler(), engine_cfg, sink, stages));
+  // Replicas are numbered over the pools in order; aggregated and prefill replicas take arrivals, decode replicas
+  // only hand-offs.
+  std::vector<std::unique_ptr<Replica>> entry;
+  std::vector<std::unique_ptr<Replica>> decode;
+  std::vector<std::vector<int>> replica_gpus;
+  std::vector<EngineRole> roles;
+  std::int64_t engines_total = 0;
+  for (std::size_t p = 0; p < sc.pools.size(); ++p) {
+    const PoolSpec& pool = sc.pools[p];
+    const std::int64_t engines = pool.parallel.pipeline;
+    EngineConfig engine_cfg = pool.engine;
+    engine_cfg.defer_itl = sc.horizon != kNever;
+    engine_cfg.num_kv_blocks = pool.engine.num_kv_blocks / engines;
+    engine_cfg.seed = sc.seed;
+    const EngineRole role = pool.role == PoolRole::prefill  ? EngineRole::prefill
+                            : pool.role == PoolRole::decode ? EngineRole::decode
+                                                            : EngineRole::aggregated;
+    for (std::int64_t i = 0; i < pool.num_replicas; ++i) {
+      const auto stages = engines > 1 ? std::make_shared<PipelineStages>(engines) : nullptr;
+      const auto index = static_cast<std::int32_t>(replica_gpus.size());
+      std::vector<std::unique_ptr<Engine>> own;
+      for (std::int64_t v = 0; v < engines; ++v) {
+        engine_cfg.engine = static_cast<std::int32_t>(v);
+        own.push_back(std::make_unique<Engine>(index, pool.step_models[static_cast<std::size_t>(i)],
+                                               loader.make_scheduler(p), engine_cfg, sink, stages));
+      }
+      engines_total += engines;
+      replica_gpus.push_back(pool.replica_gpus.empty() ? std::vector<int>{}
+                                                       : pool.replica_gpus[static_cast<std::size_t>(i)]);
+      roles.push_back(role);
+      (role == EngineRole::decode ? decode : entry).push_back(std::make_unique<Replica>(index, std::move(own)));
     }
-    replicas.push_back(std::make_unique<Replica>(index, std::move(own)));
   }
   const Config router_cfg = loader.config().table_or_empty("router");
   Cluster cluster(std::move(source), router_registry().create(sc.router_impl, "router.impl", router_cfg),
-                  std::move(replicas));
+                  std::move(entry), std::move(decode));
+  if (sc.disaggregated()) {
+    cluster.set_handoff(make_handoff(sc, loader, replica_gpus, roles, cluster.decode_replicas(), sink));
+    for (const auto* list : {&cluster.replicas(), &cluster.decode_replicas()}) {
+      for (const auto& r : *list) {
+        const EngineRole role = roles[static_cast<std::size_t>(r->index())];
+        if (role == EngineRole::aggregated) continue;
+        for (const auto& e : r->engines()) e->attach(cluster.mutable_handoff(), role);
+      }
+    }
+  }
+  if (streams.link_stats != nullptr && !sc.disaggregated()) {
+    throw InputError("--link-stats: " + sc.file + " has no prefill and decode pools, so no KV transfers");
+  }
   Simulator sim;
+  std::optional<LinkStatsSampler> links;
+  if (streams.link_stats != nullptr) {
+    links.emplace(cluster.handoff()->network(), *sc.topo, *streams.link_stats, streams.link_stats_interval);
+    cluster.mutable_handoff()->observe_network(&*links);
+  }
   cluster.start(sim);
   out.events = sim.run(sc.horizon);
+  if (links) links->finish(sim.now());
   out.recorder.finish_streams();
   check_run_accounting(cluster.accounting(static_cast<std::int64_t>(out.recorder.records().size()),
                                           out.recorder.rejected_count()));
@@ -92,8 +236,8 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   f.output_throughput_bound = sc.output_throughput_bound();
   f.events = out.events;
   f.sim_end_s = ns_to_s(sim.now());
-  f.replicas = sc.num_replicas;
-  f.engines = sc.num_replicas * sc.parallel.pipeline;
+  f.replicas = static_cast<std::int64_t>(replica_gpus.size());
+  f.engines = engines_total;
   f.kv_blocks_per_replica = sc.replica.num_kv_blocks;
   f.block_size = sc.replica.block_size;
   f.config = run_config(sc);
@@ -102,6 +246,7 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   f.run = {{"scenario", sc.file}, {"sets", sets}, {"seed", sc.seed}};
   if (!loader.options().calibrations.empty()) f.run["calibrations"] = loader.options().calibrations;
   out.summary = summarize(out.recorder, f);
+  if (sc.disaggregated()) out.summary["servesim"]["disaggregation"] = disaggregation_summary(sc, cluster, out, f);
   return out;
 }
 

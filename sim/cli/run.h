@@ -28,6 +28,10 @@ struct RunStreams {
   std::ostream* tokens_jsonl = nullptr;  // every finished request's token times (--tokens-out)
   // Further observers of the run (trace and time-series writers), called after the Recorder; not owned.
   std::vector<RunSink*> sinks;
+  // Per-link bytes and utilisation of the KV-transfer network, every `link_stats_interval` (a disaggregated
+  // scenario only; InputError otherwise).
+  std::ostream* link_stats = nullptr;
+  Ns link_stats_interval{1'000'000'000};
 };
 
 // With `logs`, the recorder keeps every token's time in memory (token_log()).

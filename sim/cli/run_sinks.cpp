@@ -7,11 +7,11 @@
 namespace servesim {
 
 RunOutput run_to_files(const ScenarioLoader& loader, OutputFiles& files, const std::string& dir,
-                       const std::string& tokens_out, const std::vector<RunSink*>& sinks) {
-  RunStreams streams;
+                       const std::string& tokens_out, RunStreams extra) {
+  RunStreams streams = std::move(extra);
+  streams.tokens_jsonl = nullptr;
   streams.requests_csv = &files.stream((std::filesystem::path(dir) / "requests.csv").string());
   if (!tokens_out.empty()) streams.tokens_jsonl = &files.stream(tokens_out);
-  streams.sinks = sinks;
   RunOutput out = run_scenario(loader, streams);
   files.add((std::filesystem::path(dir) / "summary.json").string(), out.summary.dump(2) + "\n");
   return out;

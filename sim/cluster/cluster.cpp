@@ -1,5 +1,7 @@
 #include "sim/cluster/cluster.h"
 
+#include "sim/cluster/kv_handoff.h"
+
 #include <stdexcept>
 #include <string>
 
@@ -8,8 +10,15 @@
 namespace servesim {
 
 Cluster::Cluster(std::unique_ptr<WorkloadSource> source, std::unique_ptr<Router> router,
-                 std::vector<std::unique_ptr<Replica>> replicas)
-    : source_(std::move(source)), router_(std::move(router)), replicas_(std::move(replicas)) {}
+                 std::vector<std::unique_ptr<Replica>> replicas, std::vector<std::unique_ptr<Replica>> decode)
+    : source_(std::move(source)),
+      router_(std::move(router)),
+      replicas_(std::move(replicas)),
+      decode_(std::move(decode)) {}
+
+Cluster::~Cluster() = default;
+
+void Cluster::set_handoff(std::unique_ptr<KvHandOff> handoff) { handoff_ = std::move(handoff); }
 
 void Cluster::start(Simulator& sim) {
   pending_ = source_->next();
@@ -19,6 +28,7 @@ void Cluster::start(Simulator& sim) {
 std::int64_t Cluster::outstanding() const {
   std::int64_t n = 0;
   for (const auto& r : replicas_) n += r->outstanding();
+  for (const auto& r : decode_) n += r->outstanding();
   return n;
 }
 
@@ -27,7 +37,12 @@ void Cluster::on_event(Simulator& sim, std::uint64_t) {
   ++arrived_;
   last_arrival_ = sim.now();
   const std::size_t target = router_->route(r, replicas_);
-  replicas_[target]->submit(sim, r);
+  Replica& to = *replicas_[target];
+  if (handoff_ && to.engines().front()->role() == EngineRole::prefill && !handoff_->decodable(r)) {
+    handoff_->refuse(sim, r, to.index());
+  } else {
+    to.submit(sim, r);
+  }
   pending_ = source_->next();
   if (pending_) {
     sim.schedule(std::max(pending_->arrival, sim.now()), Priority::arrival, this);
@@ -42,8 +57,17 @@ RunAccounting Cluster::accounting(std::int64_t completed, std::int64_t rejected)
   a.completed = completed;
   a.rejected = rejected;
   a.unfinished = outstanding();
-  for (const auto& r : replicas_) {
-    for (const auto& e : r->engines()) a.engines.push_back(e->account());
+  for (const auto* list : {&replicas_, &decode_}) {
+    for (const auto& r : *list) {
+      for (const auto& e : r->engines()) a.engines.push_back(e->account());
+    }
+  }
+  if (handoff_) {
+    const HandOffCounts& c = handoff_->counts();
+    a.handed_off = c.handed_off;
+    a.received = c.received;
+    a.waiting_for_blocks = c.waiting;
+    a.in_transfer = c.in_transfer;
   }
   return a;
 }
@@ -53,6 +77,10 @@ void check_run_accounting(const RunAccounting& a) {
   if (a.arrived != a.completed + a.rejected + a.unfinished) {
     bad += fmt::format("; arrived {} != completed {} + rejected {} + unfinished {}", a.arrived, a.completed,
                        a.rejected, a.unfinished);
+  }
+  if (a.handed_off != a.received + a.waiting_for_blocks + a.in_transfer) {
+    bad += fmt::format("; handed off {} != received {} + waiting for decode blocks {} + in transfer {}",
+                       a.handed_off, a.received, a.waiting_for_blocks, a.in_transfer);
   }
   std::int64_t outstanding = 0;
   for (const auto& e : a.engines) {

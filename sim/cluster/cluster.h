@@ -14,6 +14,9 @@ namespace servesim {
 // The books of a whole run when it stops (completion or horizon).
 struct RunAccounting {
   std::int64_t arrived = 0;
+  // Disaggregated serving: requests handed over after their prefill, received by a decode replica, waiting for
+  // decode blocks and in transfer at the end (handed_off = received + waiting + in_transfer).
+  std::int64_t handed_off = 0, received = 0, waiting_for_blocks = 0, in_transfer = 0;
   std::int64_t completed = 0;
   std::int64_t rejected = 0;
   std::int64_t unfinished = 0;  // admitted and still in flight
@@ -25,10 +28,21 @@ struct RunAccounting {
 // outstanding count matches the sequences it holds. A violation is a bug: throws std::logic_error with the numbers.
 void check_run_accounting(const RunAccounting& a);
 
+class KvHandOff;
+
 class Cluster final : public EventTarget {
  public:
+  // `replicas`: where requests arrive (aggregated and prefill replicas), chosen by `router`; `decode`: the decode
+  // replicas of a disaggregated cluster (empty otherwise), reached only through the hand-off (set_handoff).
   Cluster(std::unique_ptr<WorkloadSource> source, std::unique_ptr<Router> router,
-          std::vector<std::unique_ptr<Replica>> replicas);
+          std::vector<std::unique_ptr<Replica>> replicas, std::vector<std::unique_ptr<Replica>> decode = {});
+  ~Cluster() override;
+  // Disaggregated serving: requests that arrive at a prefill replica and that no decode replica could ever hold
+  // are refused at arrival (RejectReason::exceeds_kv_cache, reported by the hand-off).
+  void set_handoff(std::unique_ptr<KvHandOff> handoff);
+  [[nodiscard]] const std::vector<std::unique_ptr<Replica>>& decode_replicas() const { return decode_; }
+  [[nodiscard]] const KvHandOff* handoff() const { return handoff_.get(); }
+  [[nodiscard]] KvHandOff* mutable_handoff() { return handoff_.get(); }
 
   // Schedules the first arrival.
   void start(Simulator& sim);
@@ -36,7 +50,7 @@ class Cluster final : public EventTarget {
 
   [[nodiscard]] std::int64_t arrived() const { return arrived_; }
   [[nodiscard]] Ns last_arrival() const { return last_arrival_; }
-  // Requests admitted but unfinished, over all replicas.
+  // Requests admitted but unfinished, over all replicas (a request in a KV transfer counts at its prefill replica).
   [[nodiscard]] std::int64_t outstanding() const;
   // Outstanding requests at the moment the last request arrived (the backlog the load built up).
   [[nodiscard]] std::int64_t backlog_at_last_arrival() const { return backlog_at_last_arrival_; }
@@ -48,6 +62,8 @@ class Cluster final : public EventTarget {
   std::unique_ptr<WorkloadSource> source_;
   std::unique_ptr<Router> router_;
   std::vector<std::unique_ptr<Replica>> replicas_;
+  std::vector<std::unique_ptr<Replica>> decode_;
+  std::unique_ptr<KvHandOff> handoff_;  // after decode_: it refers to them
   std::optional<Request> pending_;
   std::int64_t arrived_ = 0;
   Ns last_arrival_{0};

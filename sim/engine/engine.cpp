@@ -98,8 +98,10 @@ EngineAccount Engine::account() const {
   a.kv_free = kv_.free_blocks();
   for (const Sequence* s : running_) a.kv_held += s->blocks;
   for (const Sequence* s : waiting_) a.kv_held += s->blocks;
+  for (const Sequence* s : parked_) a.kv_held += s->blocks;
+  for (const Sequence* s : incoming_) a.kv_held += s->blocks;  // reserved: not yet outstanding here
   a.outstanding = outstanding_;
-  a.queued = static_cast<std::int64_t>(running_.size() + waiting_.size()) + in_front_end_;
+  a.queued = static_cast<std::int64_t>(running_.size() + waiting_.size() + parked_.size()) + in_front_end_;
   return a;
 }
 
@@ -108,11 +110,49 @@ void Engine::enqueue(Simulator& sim, Sequence* s) {
   s->mark = s->ready;  // the front end: ready - arrival
   waiting_.push_back(s);
   sink_.queued(s->ready, s->req.id, replica_, cfg_.engine, static_cast<std::int64_t>(waiting_.size()));
+  kick(sim);
+}
+
+void Engine::kick(Simulator& sim) {
   if (!busy_ && !start_pending_) {
     // An idle engine starts its next step after every request arriving at this instant has been queued.
     start_pending_ = true;
     sim.schedule(sim.now(), Priority::engine_start, this, kStart);
   }
+}
+
+void Engine::release_handed_off(Simulator& sim, Sequence* s) {
+  const auto it = std::find(parked_.begin(), parked_.end(), s);
+  if (it == parked_.end()) throw std::logic_error("release_handed_off: the sequence is not parked here");
+  parked_.erase(it);
+  kv_.release(*s);
+  --outstanding_;
+  free_.push_back(s);
+  if (!waiting_.empty()) kick(sim);  // the freed blocks may admit a waiting prompt
+}
+
+Sequence* Engine::reserve(const Sequence& from, std::int64_t tokens) {
+  Sequence* s = allocate(from.req);
+  *s = from;
+  s->blocks = 0;
+  s->null_blocks = 0;
+  s->scheduled = 0;
+  if (!kv_.allocate(*s, tokens)) {
+    free_.push_back(s);
+    return nullptr;
+  }
+  incoming_.push_back(s);
+  return s;
+}
+
+void Engine::receive(Simulator& sim, Sequence* s) {
+  const auto it = std::find(incoming_.begin(), incoming_.end(), s);
+  if (it == incoming_.end()) throw std::logic_error("receive: the sequence was not reserved here");
+  incoming_.erase(it);
+  ++outstanding_;
+  s->mark = sim.now();
+  waiting_.push_back(s);
+  kick(sim);
 }
 
 namespace {
@@ -169,7 +209,16 @@ void Engine::start_step(Simulator& sim) {
   step_.kv_blocks = kv_.num_blocks();
   step_.kv_used_blocks = kv_.num_blocks() - kv_.free_blocks();
   sink_.step_started(step_);
+  busy_time_ += step_.end - now;
   sim.schedule(step_.end, Priority::step_end, this, kStepEnd);
+  if (role_ == EngineRole::prefill) {
+    for (Sequence* s : plan_.scheduled) {
+      if (s->generated == 0 && s->output_tokens_left_after_first() &&
+          s->computed + s->scheduled >= s->num_tokens()) {
+        handoff_->prefill_starting(sim, *this, *s, step_.end);
+      }
+    }
+  }
 }
 
 void Engine::time_step(Ns now) {
@@ -226,6 +275,9 @@ RequestRecord Engine::record_of(const Sequence& s, Ns now) const {
   r.step_compute = Ns{s.step_kinds[1]};
   r.step_communication = Ns{s.step_kinds[2]};
   r.step_overhead = Ns{s.step_kinds[3]};
+  r.prefill_replica = s.prefill_replica < 0 ? replica_ : s.prefill_replica;
+  r.decode_wait = s.decode_wait;
+  r.kv_transfer = s.kv_transfer;
   return r;
 }
 
@@ -259,6 +311,10 @@ void Engine::end_step(Simulator& sim) {
     }
     s->last_token = now;
     if (tokens_wanted) sink_.token(now, s->req.id);
+    if (role_ == EngineRole::prefill && !s->done()) {
+      handed_.push_back(s);  // leaves after its first token: its KV goes to a decode replica
+      continue;
+    }
     if (s->done()) {
       any_done = true;
       kv_.release(*s);
@@ -276,6 +332,19 @@ void Engine::end_step(Simulator& sim) {
                                   }),
                    running_.end());
   }
+  if (!handed_.empty()) {
+    running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                  [this](Sequence* s) {
+                                    return std::find(handed_.begin(), handed_.end(), s) != handed_.end();
+                                  }),
+                   running_.end());
+    for (Sequence* s : handed_) {
+      parked_.push_back(s);
+      handoff_->prefill_done(sim, *this, *s);
+    }
+    handed_.clear();
+  }
+  if (any_done && role_ == EngineRole::decode) handoff_->kv_freed(sim, *this);
   start_step(sim);
 }
 

@@ -58,6 +58,26 @@ struct EngineAccount {
   std::int64_t queued = 0;       // sequences in the front end, the waiting queue or running
 };
 
+class Engine;
+
+// The other side of an engine in disaggregated serving (sim/cluster/kv_handoff.h implements it). A prefill engine
+// hands each request over after its first token; a decode engine says when it freed KV blocks (a reservation
+// waiting for them may now fit).
+class PrefillHandOff {
+ public:
+  virtual ~PrefillHandOff() = default;
+  // Prefill engine: the step that computes the rest of `s`'s prompt starts now and ends at `step_end` (a
+  // layer-streamed transfer starts here).
+  virtual void prefill_starting(Simulator& sim, Engine& from, Sequence& s, Ns step_end) = 0;
+  // Prefill engine: `s` sampled its first token now and left the running batch. It stays parked in `from`,
+  // holding its KV blocks, until from.release_handed_off(sim, &s).
+  virtual void prefill_done(Simulator& sim, Engine& from, Sequence& s) = 0;
+  // Decode engine `e` finished requests now and freed their KV blocks.
+  virtual void kv_freed(Simulator& sim, Engine& e) = 0;
+};
+
+enum class EngineRole { aggregated, prefill, decode };
+
 class Engine final : public EventTarget {
  public:
   // `replica`: the owning replica's index (reported with every event); `pipeline`: the stages this engine shares
@@ -77,6 +97,27 @@ class Engine final : public EventTarget {
   [[nodiscard]] std::int64_t running() const { return static_cast<std::int64_t>(running_.size()); }
   [[nodiscard]] const KvCacheManager& kv() const { return kv_; }
   [[nodiscard]] EngineAccount account() const;
+
+  // Disaggregated serving. A prefill engine hands requests that need more than one token to `h` after their
+  // first token; a decode engine tells `h` when it frees blocks. Without a hand-off an engine is aggregated.
+  void attach(PrefillHandOff* h, EngineRole role) {
+    handoff_ = h;
+    role_ = role;
+  }
+  [[nodiscard]] EngineRole role() const { return role_; }
+  // Time spent in steps so far (steps already started count whole).
+  [[nodiscard]] Ns busy_time() const { return busy_time_; }
+  // Prefill engine: frees a parked sequence (its KV has arrived at the decode replica); the request leaves.
+  void release_handed_off(Simulator& sim, Sequence* s);
+  // Decode engine: allocates KV blocks for `tokens` tokens of `from` (its prompt) and returns this engine's copy
+  // of the sequence, to be received once its KV has arrived; nullptr (nothing allocated) when the free blocks do
+  // not suffice. can_ever_hold() tells whether it could ever fit.
+  [[nodiscard]] Sequence* reserve(const Sequence& from, std::int64_t tokens);
+  [[nodiscard]] bool can_ever_hold(const Request& r) const {
+    return kv_.can_ever_fit(r.prompt_tokens + r.output_tokens - 1);
+  }
+  // Decode engine: a reserved sequence's KV has arrived now; it joins the waiting queue to decode.
+  void receive(Simulator& sim, Sequence* s);
 
  private:
   void enqueue(Simulator& sim, Sequence* s);
@@ -116,6 +157,13 @@ class Engine final : public EventTarget {
   bool start_pending_ = false;
   std::int64_t outstanding_ = 0;
   std::int64_t in_front_end_ = 0;  // admitted, their ready event still pending
+  void kick(Simulator& sim);       // an idle engine with work starts a step (after this instant's arrivals)
+  PrefillHandOff* handoff_ = nullptr;
+  EngineRole role_ = EngineRole::aggregated;
+  Ns busy_time_{0};
+  std::vector<Sequence*> parked_;    // prefill: handed off, holding their blocks until released
+  std::vector<Sequence*> incoming_;  // decode: reserved, their KV on its way
+  std::vector<Sequence*> handed_;    // prefill: sequences of the step just ended that leave
 };
 
 }  // namespace servesim

@@ -28,7 +28,7 @@ struct KvCacheSizing {
     Bytes per_token{0.0};  // KV bytes per token per GPU of this stage (its layers)
   };
   Bytes usable{0.0};        // gpu_memory_utilization x HBM, per GPU
-  Bytes activations{0.0};   // per GPU reserve: profiled activations, non-torch memory (sim/cli/scenario.cpp)
+  Bytes activations{0.0};   // per GPU reserve: profiled activations, non-torch memory (sim/scenario/engine_setup.cpp)
   std::vector<Stage> stages;  // one per pipeline stage
   std::int64_t block_size = 16;
   std::int64_t num_gpu_blocks_override = 0;  // vLLM's num_gpu_blocks_override: > 0 sets num_blocks() directly

@@ -37,6 +37,11 @@ struct Sequence {
   bool preempted_waiting = false;  // preempted and not yet scheduled again
   bool recovering = false;         // computed < recompute_until: recomputing what a preemption lost
   std::array<std::int64_t, 4> step_kinds{};  // modeled ns of its steps by kind: memory, compute, communication, overhead
+  // Disaggregated serving (sim/cluster/kv_handoff.h): the replica that ran its prefill (-1: this one), the time it
+  // waited for the decode replica's KV blocks after its first token, and its KV transfer.
+  std::int32_t prefill_replica = -1;
+  Ns decode_wait{0};
+  Ns kv_transfer{0};
 
   // Tokens the model has seen or produced: the prompt plus every sampled token.
   [[nodiscard]] std::int64_t num_tokens() const { return req.prompt_tokens + generated; }
@@ -51,6 +56,8 @@ struct Sequence {
     ++preemptions;
   }
   [[nodiscard]] bool done() const { return generated >= req.output_tokens; }
+  // More than one output token: after its first token (the prefill's) it still decodes.
+  [[nodiscard]] bool output_tokens_left_after_first() const { return req.output_tokens > 1; }
 };
 
 }  // namespace servesim

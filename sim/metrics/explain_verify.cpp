@@ -19,6 +19,7 @@ double p99_of(const RunRecipe& recipe, const std::vector<std::string>& extra, co
   for (const auto& s : extra) opts.sets.push_back(split_set(s));
   opts.seed = recipe.seed;
   opts.calibrations = recipe.calibrations;
+  opts.allow_pools = true;
   const ScenarioLoader loader(recipe.scenario, opts);
   const RunOutput out = run_scenario(loader, RunStreams{});
   const std::string key = "p99_" + metric + "_ms";

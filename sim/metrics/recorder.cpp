@@ -66,7 +66,10 @@ RecordStore::Fields RecordStore::fields_of(const RequestRecord& r) {
           u64(r.step_compute.v),
           u64(r.step_memory.v),
           u64(r.step_communication.v),
-          u64(r.step_overhead.v)};
+          u64(r.step_overhead.v),
+          u64(r.prefill_replica),
+          u64(r.decode_wait.v),
+          u64(r.kv_transfer.v)};
 }
 
 RequestRecord RecordStore::record_of(const Fields& f) {
@@ -94,6 +97,9 @@ RequestRecord RecordStore::record_of(const Fields& f) {
   r.step_memory = Ns{i64(f[15])};
   r.step_communication = Ns{i64(f[16])};
   r.step_overhead = Ns{i64(f[17])};
+  r.prefill_replica = static_cast<std::int32_t>(i64(f[18]));
+  r.decode_wait = Ns{i64(f[19])};
+  r.kv_transfer = Ns{i64(f[20])};
   return r;
 }
 

@@ -77,7 +77,7 @@ class RecordStore {
   [[nodiscard]] const_iterator end() const { return {this, size()}; }
 
  private:
-  static constexpr std::size_t kFields = 18;
+  static constexpr std::size_t kFields = 21;
   using Fields = std::array<std::uint64_t, kFields>;
   struct Chunk {
     Fields base{};                               // each field's minimum over the chunk (as int64)

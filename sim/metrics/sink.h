@@ -60,11 +60,18 @@ struct RequestRecord {
   Ns step_memory{0};
   Ns step_communication{0};
   Ns step_overhead{0};
+  // Disaggregated serving: the replica that ran the prefill (`replica` ran the decode; equal when aggregated),
+  // the wait for the decode replica's KV blocks after the first token, and the KV transfer itself.
+  std::int32_t prefill_replica = 0;
+  Ns decode_wait{0};
+  Ns kv_transfer{0};
 
   [[nodiscard]] Ns front_end() const { return ready - arrival; }
   [[nodiscard]] Ns queue() const { return first_scheduled - ready; }
   [[nodiscard]] Ns prefill_stall() const { return first_token - first_scheduled - prefill - prefill_preempted; }
-  [[nodiscard]] Ns decode_stall() const { return finish - first_token - decode - decode_preempted; }
+  [[nodiscard]] Ns decode_stall() const {
+    return finish - first_token - decode - decode_preempted - decode_wait - kv_transfer;
+  }
   [[nodiscard]] Ns preempted() const { return prefill_preempted + decode_preempted; }
   friend bool operator==(const RequestRecord&, const RequestRecord&) = default;
 };
@@ -93,7 +100,8 @@ struct StepEvent {
   [[nodiscard]] std::int64_t total_tokens() const { return prefill_tokens + decode_seqs; }
 };
 
-// A point-to-point KV-cache transfer between two replicas (disaggregated serving). No engine emits these yet.
+// A point-to-point KV-cache transfer between two replicas (disaggregated serving): one request's KV, all pairs
+// of GPUs together, from the start of its setup to the last byte.
 struct TransferEvent {
   std::uint64_t request = 0;
   std::int32_t from_replica = 0;

@@ -241,16 +241,17 @@ void append_request_row(std::string& line, const RequestRecord& r) {
                      r.decode_preempted, r.preempted()}) {
     append_ms(b, d);
   }
-  constexpr std::string_view kNoTransfer = "0.000000,0.000000,";  // kv_transfer_ms, decode_wait_ms (aggregated)
-  b.append(kNoTransfer.data(), kNoTransfer.data() + kNoTransfer.size());
+  append_ms(b, r.kv_transfer);
+  append_ms(b, r.decode_wait);
   // Shares with 4 decimals, rounded to nearest.
   const double kinds = double(r.step_compute.v) + double(r.step_memory.v) + double(r.step_communication.v) +
                        double(r.step_overhead.v);
   const Ns parts[4] = {r.step_compute, r.step_memory, r.step_communication, r.step_overhead};
   for (int k = 0; k < 4; ++k) {
     const double q = kinds > 0 ? std::round(double(std::max<std::int64_t>(parts[k].v, 0)) / kinds * 1e4) : 0.0;
-    append_fixed(b, static_cast<std::uint64_t>(q), 10000, 4, k < 3 ? ',' : '\n');
+    append_fixed(b, static_cast<std::uint64_t>(q), 10000, 4, ',');
   }
+  fmt::format_to(fmt::appender(b), "{},{}\n", r.prefill_replica, r.replica);
   line.append(b.data(), b.size());
 }
 

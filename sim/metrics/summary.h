@@ -55,14 +55,15 @@ struct RunFacts {
 void write_requests_csv(std::ostream& out, const Recorder& rec);
 // Columns after preemptions: where each request's time went (sim/metrics/sink.h RequestRecord), in ms with 6
 // decimals (exact ns): TTFT = front_end + queue + prefill + prefill_stall + prefill_preempted, E2E = TTFT + decode
-// + decode_stall + decode_preempted + kv_transfer + decode_wait (the last two are for disaggregated serving and 0
-// today); preempted = prefill_preempted + decode_preempted; queue_ms counts from ready (after the front end). Then
-// the shares of the modeled time of the steps it took part in by kind (4 decimals).
+// + decode_stall + decode_preempted + kv_transfer + decode_wait (the last two: disaggregated serving, 0 when
+// aggregated); preempted = prefill_preempted + decode_preempted; queue_ms counts from ready (after the front end).
+// Then the shares of the modeled time of the steps it took part in by kind (4 decimals), and the replicas that
+// ran its prefill and its decode (both equal to `replica` when aggregated).
 inline constexpr const char* kRequestsCsvHeader =
     "id,replica,arrival_s,prompt_tokens,output_tokens,first_token_s,finish_s,ttft_ms,tpot_ms,e2el_ms,"
     "queue_ms,preemptions,front_end_ms,prefill_ms,prefill_stall_ms,prefill_preempted_ms,decode_ms,decode_stall_ms,"
     "decode_preempted_ms,preempted_ms,kv_transfer_ms,decode_wait_ms,compute_share,memory_share,communication_share,"
-    "overhead_share\n";
+    "overhead_share,prefill_replica,decode_replica\n";
 // Appends the requests.csv row of `r` (newline included) to `line`.
 void append_request_row(std::string& line, const RequestRecord& r);
 // A human-readable table of the summary.

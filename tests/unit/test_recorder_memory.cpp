@@ -42,6 +42,8 @@ RequestRecord filled(std::int64_t v) {
   r.prompt_tokens = v;
   r.output_tokens = v;
   r.arrival = r.ready = r.first_scheduled = r.first_token = r.finish = Ns{v};
+  r.prefill_replica = static_cast<std::int32_t>(v);
+  r.decode_wait = r.kv_transfer = Ns{v};
   return r;
 }
 
@@ -104,7 +106,8 @@ TEST_CASE("packed request records round-trip exactly at the edges of int64 and a
     }
     // Beyond the unpacked tail's capacity (one chunk of RequestRecord): chunk headers only, or the packed words.
     const std::size_t tail = chunk * sizeof(RequestRecord);
-    CHECK(same.heap_bytes() < tail + 8 * 256);
+    // A chunk's header: base (8 B), width (1 B) and bit offset (2 B) of each of the 21 fields, and its words.
+    CHECK(same.heap_bytes() < tail + 8 * (21 * 11 + 64));
     CHECK(same[5 * chunk + 17] == filled(12345));
     CHECK(varied.heap_bytes() - tail < 8 * chunk * 28);
     CHECK(varied.heap_bytes() - tail > 8 * chunk * 12);
