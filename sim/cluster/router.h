@@ -22,5 +22,6 @@ using RouterRegistry = Registry<Router, const Config&>;
 // Implementations (one file each).
 [[nodiscard]] std::unique_ptr<Router> make_round_robin_router(const Config& c);
 [[nodiscard]] std::unique_ptr<Router> make_least_loaded_router(const Config& c);
+[[nodiscard]] std::unique_ptr<Router> make_least_kv_usage_router(const Config& c);
 
 }  // namespace servesim

@@ -8,6 +8,7 @@ const RouterRegistry& router_registry() {
     RouterRegistry reg("router");
     reg.add("round_robin", make_round_robin_router);
     reg.add("least_loaded", make_least_loaded_router);
+    reg.add("least_kv_usage", make_least_kv_usage_router);
     return reg;
   }();
   return r;

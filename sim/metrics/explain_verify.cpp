@@ -1,7 +1,7 @@
 // --verify: re-running a run's scenario with the lever of its explanation (sim/metrics/explain.h).
 #include "models/common/error.h"
 #include "sim/cli/run.h"
-#include "sim/cli/scenario.h"
+#include "sim/scenario/scenario.h"
 #include "sim/metrics/explain.h"
 
 namespace servesim {

@@ -19,9 +19,9 @@
 // completion is reported within half a nanosecond of its exact time (plus floating-point rounding in the bytes).
 // One exception: when a start and a completion fall in the same nanosecond and are handled in the opposite order
 // of their exact times (the event core orders them by priority, not by the fraction), the one handled second
-// changes the rates at the exact time of the first: an error below half a nanosecond. The bytes a flow carries over a segment of constant rate are rate x duration,
-// except the last segment, which carries exactly what was left: a flow's segments sum to its bytes, and every
-// link's byte count is the sum of its flows' segments.
+// changes the rates at the exact time of the first: an error below half a nanosecond. The bytes a flow carries
+// over a segment of constant rate are rate x duration, except the last segment, which carries exactly what was
+// left: a flow's segments sum to its bytes, and every link's byte count is the sum of its flows' segments.
 //
 // Link statistics (for a per-link CSV): bytes carried, busy time (at least one flow on the link) and utilisation
 // seconds (bytes / capacity: the integral of utilisation over time), plus the current load and utilisation.

@@ -23,9 +23,9 @@
 // connected component of the change, so this is progressive filling on that component, restricted to the part
 // that moves: its cost grows with the flows whose rates change and the links they cross, not with the network
 // or the component. (The re-fill is servesim's own construction; progressive filling itself is Bertsekas and
-// Gallager's, models/net/flow_rates.h.) Levels are compared with a relative tolerance of 1e-12, so that rounding in recomputed
-// levels never counts as a change. Links that can never saturate (LinkState::dominated: every flow on them also
-// crosses a link of smaller capacity) are left out, unless a flow has just left them.
+// Gallager's, models/net/flow_rates.h.) Levels are compared with a relative tolerance of 1e-12, so that rounding
+// in recomputed levels never counts as a change. Links that can never saturate (LinkState::dominated: every flow
+// on them also crosses a link of smaller capacity) are left out, unless a flow has just left them.
 #pragma once
 #include <cstdint>
 #include <utility>

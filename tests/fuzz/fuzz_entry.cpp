@@ -18,7 +18,7 @@
 #include "models/cost/step_model.h"
 #include "models/hw/nccl_ingest.h"
 #include "models/hw/profile.h"
-#include "sim/cli/scenario.h"
+#include "sim/scenario/scenario.h"
 #include "sim/io/measured.h"
 #include "sim/io/trace.h"
 

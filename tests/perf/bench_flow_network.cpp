@@ -4,19 +4,24 @@
 // completion with max-min fair rates re-solved at every start and end.
 //   BM_FlowNetwork/N   N flows: uniformly random (source, destination) GPU pairs on different nodes, sizes
 //                      uniform in [1, 256] MiB, starts uniform over the first millisecond (at ~20 flows per NIC
-//                      they last tens of milliseconds, so all N are in flight together: `peak_flows`). No rate
+//                      they last tens of milliseconds, so nearly all are in flight together: `peak_flows`). No rate
 //                      caps: each flow is held by the 400 Gb/s NICs it shares. Counters: flows/s (flows simulated
 //                      per second of wall time), rate_changes (flows whose rate a start or an end changed, summed:
 //                      the re-solves' work), sim_ms (simulated time to the last completion).
 // Target: 10,000 flows in seconds, not minutes.
 // Run: build/servesim_perf --benchmark_filter=Flow
-// Measured (Release, gcc 12, 2 cores shared with 3 other builds, one iteration each):
-//        N              1,000    3,000    10,000
-//   wall time           see the report of servesim issue 11 part 3 (filled in below once measured)
-// In this dense regime a completion changes the rates of ~7% of the flows (the NICs' flows form one connected
-// bipartite graph, and max-min fairness passes a change on from each NIC's flows to the other NICs they use), so
-// the work grows with N^2: re-solving the whole connected component at every event instead (the simple way)
-// takes ~230 s at N = 10,000.
+// Measured (Release, gcc 12, one iteration each, on 2 cores shared with 3 other builds: load average 7, so wall
+// time is ~1.5x CPU time and memory latency is inflated):
+//        N                      1,000      3,000       10,000
+//   wall time                 0.011 s    0.114 s       30.3 s   (CPU 20.9 s)
+//   flows/s                    93,600     26,400          330
+//   rate_changes                4,651     98,212   14,554,900   (~730 per start or end at N = 10,000)
+// The work is the rate changes themselves: once the NICs' flows are dense enough that their bottlenecks form one
+// connected web (about 20 flows per NIC here), max-min fairness passes each start or end on from the flows of
+// one NIC to the other NICs they use, and an exact re-solve must touch every flow whose rate moves (cutting
+// changes below 1e-6 relative removes only ~10% of them at N = 6,000). The first version, which re-solved the
+// whole connected component at every event with models/net/flow_rates.h's solver, took 226 s of wall time for
+// N = 10,000 on the same machine; the incremental re-fill (sim/network/max_min_refill.h) does only the changes.
 #include <algorithm>
 #include <benchmark/benchmark.h>
 #include <boost/random/uniform_int_distribution.hpp>

@@ -2,7 +2,7 @@
 // fabric of scenarios/topologies/cluster-4x-dgx-h100.toml with `nodes = N`) filled with tensor-parallel-8
 // replicas, one per node, as a scenario with that many replicas places them.
 //   BM_FleetTopology/N   load the topology file, then build every replica's communication model (TopologyComm:
-//                        its CommGroup, routes among its 8 GPUs, NCCL inputs), as sim/cli/scenario.cpp does.
+//                        its CommGroup, routes among its 8 GPUs, NCCL inputs), as sim/scenario/placement.cpp does.
 //   BM_FleetScenario/N   the whole scenario load (ScenarioLoader: topology, placement, comm groups, a step model
 //                        per replica, KV sizing, workload) of Llama-3-70B at TP 8 with `replicas = N`.
 // Target: 1,024 nodes load in under 5 s; 4,096 nodes (the topology limit, kMaxNodes) in seconds.
@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "models/net/topology_comm.h"
-#include "sim/cli/scenario.h"
+#include "sim/scenario/scenario.h"
 
 using namespace servesim;
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "sim/cli/run.h"
-#include "sim/cli/scenario.h"
+#include "sim/scenario/scenario.h"
 #include "sim/metrics/summary.h"
 #include "helpers.h"
 

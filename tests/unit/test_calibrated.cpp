@@ -7,7 +7,7 @@
 #include "helpers.h"
 #include "models/common/error.h"
 #include "models/cost/calibrated.h"
-#include "sim/cli/scenario.h"
+#include "sim/scenario/scenario.h"
 
 using namespace servesim;
 

@@ -21,15 +21,19 @@ namespace {
 // Llama-3-8B (32 layers x 8 KV heads x 128 x 2 B x 2 = 131,072 B of KV per token) on the two-node DGX H100
 // cluster: `prefill` TP-1 prefill replicas on node 0's GPUs 0.., one TP-1 decode replica on node 1's GPU 8.
 std::string disagg_text(int prefill, const std::string& decode_engine, const std::string& workload,
-                        const std::string& transfer = "") {
+                        const std::string& transfer = "", int decode = 1, const std::string& decode_router = "") {
   std::string gpus;
   for (int g = 0; g < prefill; ++g) gpus += (g ? ", " : "") + std::to_string(g);
+  std::string decode_gpus;
+  for (int g = 0; g < decode; ++g) decode_gpus += (g ? ", " : "") + std::to_string(8 + g);
   return base_scenario_text() +
          "[parallel]\ntopology = \"cluster-2x-dgx-h100\"\n"
-         "[cluster.kv_transfer]\n" + transfer +
+         "[cluster]\n" + decode_router +
+         "\n[cluster.kv_transfer]\n" + transfer +
          "\n[[cluster.pools]]\nrole = \"prefill\"\nnum_replicas = " + std::to_string(prefill) +
          "\n[cluster.pools.parallel]\ngpus = [" + gpus + "]\n"
-         "[[cluster.pools]]\nrole = \"decode\"\nnum_replicas = 1\n[cluster.pools.parallel]\ngpus = [8]\n"
+         "[[cluster.pools]]\nrole = \"decode\"\nnum_replicas = " + std::to_string(decode) +
+         "\n[cluster.pools.parallel]\ngpus = [" + decode_gpus + "]\n"
          "[cluster.pools.engine]\n" + decode_engine + "\n" + workload;
 }
 
@@ -210,4 +214,25 @@ TEST_CASE("disaggregated: --link-stats adds up to the bytes moved and changes no
   }
   CHECK(rows > 0);
   CHECK(bytes == Approx(40.0 * 268435456.0).epsilon(1e-9));
+}
+
+TEST_CASE("disaggregated: the least-KV-usage decode router sends a hand-off where the fewest blocks are in use",
+          "[disagg]") {
+  // Two decode replicas (GPUs 8 and 9, replicas 1 and 2); six requests arrive together, 256 output tokens each.
+  // The first hand-off goes to replica 1 (a tie: both empty); replica 1 then holds its blocks, so the next goes to
+  // replica 2 (the other five share one prefill step: they are handed over in id order at one instant).
+  const auto rs = records_of(run_text(disagg_text(1, "", fixed_workload(6, 1000.0, 1024, 256), "", 2,
+                                                  "decode_router = \"least_kv_usage\"\n"),
+                                      "disagg-kvrouter"));
+  REQUIRE(rs.size() == 6);
+  std::vector<RequestRecord> by_first(rs.begin(), rs.end());
+  std::sort(by_first.begin(), by_first.end(),
+            [](const RequestRecord& a, const RequestRecord& b) {
+              return a.first_token != b.first_token ? a.first_token < b.first_token : a.id < b.id;
+            });
+  CHECK(by_first[0].replica == 1);
+  CHECK(by_first[1].replica == 2);
+  std::set<std::int32_t> used;
+  for (const auto& r : rs) used.insert(r.replica);
+  CHECK(used == std::set<std::int32_t>{1, 2});
 }

@@ -303,7 +303,7 @@ class Relay final : public FlowHandler {
 
 }  // namespace
 
-TEST_CASE("flow: handlers may start flows; link capacities are the topology's line rates", "[flow]") {
+TEST_CASE("flow: handlers may start flows, and link capacities are the topology's line rates", "[flow]") {
   // 100 B at 100 B/s ends at 1 s; the 50 B started then, alone, ends at 1.5 s. It reuses the first flow's slot
   // under a new id.
   FlowNetwork net(caps({100}));

@@ -4,7 +4,7 @@
 
 #include "helpers.h"
 #include "sim/cli/run.h"
-#include "sim/cli/scenario.h"
+#include "sim/scenario/scenario.h"
 #include "sim/engine/kv_cache.h"
 
 using namespace servesim;

@@ -8,7 +8,7 @@
 #include "models/cost/calibrated.h"
 #include "models/cost/roofline.h"
 #include "models/cost/step_model.h"
-#include "sim/cli/scenario.h"
+#include "sim/scenario/scenario.h"
 
 using namespace servesim;
 

@@ -6,7 +6,9 @@
 #include <numeric>
 
 #include "helpers.h"
+#include "models/net/transport.h"
 #include "sim/cli/run.h"
+#include "sim/cluster/router.h"
 #include "sim/scenario/scenario.h"
 
 using namespace servesim;
@@ -305,8 +307,9 @@ TEST_CASE("bad pools fail with one line naming the key", "[pools]") {
   }
   SECTION("an unknown decode_router lists the valid ones") {
     const std::string msg = load_error("[cluster]\ndecode_router = \"fastest\"\n" + pre + pool("decode", "decode"));
-    CHECK_THAT(msg, Catch::Contains(":12: cluster.decode_router: unknown router 'fastest' (valid: least_loaded, "
-                                    "round_robin"));
+    CHECK_THAT(msg, Catch::EndsWith(":12: cluster.decode_router: unknown router 'fastest' (valid: " +
+                                    router_registry().names() + ")"));
+    CHECK_THAT(router_registry().names(), Catch::Contains("least_loaded") && Catch::Contains("round_robin"));
   }
   SECTION("an unknown KV-transfer mode") {
     CHECK_THAT(load_error("[cluster.kv_transfer]\nmode = \"eventually\"\n" + pre + pool("decode", "decode")),
@@ -315,7 +318,8 @@ TEST_CASE("bad pools fail with one line naming the key", "[pools]") {
   }
   SECTION("an unknown transport lists the valid ones") {
     CHECK_THAT(load_error("[cluster.kv_transfer]\ntransport = \"pigeon\"\n" + pre + pool("decode", "decode")),
-               Catch::Contains(":12: cluster.kv_transfer.transport: unknown transport 'pigeon' (valid: auto, nvlink"));
+               Catch::EndsWith(":12: cluster.kv_transfer.transport: unknown transport 'pigeon' (valid: auto, " +
+                               transport_names_text() + ")"));
   }
   SECTION("decode_router and kv_transfer without prefill and decode pools") {
     CHECK_THAT(load_error("[cluster]\ndecode_router = \"round_robin\"\n"),
