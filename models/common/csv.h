@@ -1,4 +1,4 @@
-// Comma-separated fields of one line (no quoting: servesim's CSV files never put commas inside fields);
+// Comma-separated fields of one line, and small helpers of the CSV readers (no quoting: servesim's CSV files never put commas inside fields);
 // a trailing carriage return is dropped.
 #pragma once
 #include <string>
@@ -18,6 +18,28 @@ namespace servesim {
     }
   }
   out.push_back(cur);
+  return out;
+}
+
+// `s` without leading and trailing spaces, tabs, carriage returns and newlines.
+[[nodiscard]] inline std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+// At most `n` (>= 1) comma-separated fields of `line`, each trimmed; the last keeps any further commas.
+[[nodiscard]] inline std::vector<std::string> split_fields(const std::string& line, std::size_t n) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (out.size() + 1 < n) {
+    const auto comma = line.find(',', pos);
+    if (comma == std::string::npos) break;
+    out.push_back(trim(line.substr(pos, comma - pos)));
+    pos = comma + 1;
+  }
+  out.push_back(trim(line.substr(pos)));
   return out;
 }
 

@@ -10,19 +10,13 @@
 
 #include <fmt/format.h>
 
+#include "models/common/csv.h"
 #include "models/common/error.h"
 #include "models/common/input_file.h"
 #include "models/net/transport_calibration.h"
 
 namespace servesim {
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
 
 std::vector<std::string> split_ws(const std::string& line) {
   std::vector<std::string> out;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <optional>
 
+#include "models/common/csv.h"
 #include "models/common/error.h"
 #include "models/common/input_file.h"
 #include "models/common/quantity_parse.h"
@@ -16,27 +17,6 @@ namespace {
 
 constexpr const char* kHeader = "collective,ranks,bytes,time_us,algbw_GBps,busbw_GBps,source";
 constexpr double kConsistencyTolerance = 0.05;  // time_us vs busbw_GBps, relative
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
-// Splits into at most `n` fields; the last field keeps any further commas.
-std::vector<std::string> split(const std::string& line, std::size_t n) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (out.size() + 1 < n) {
-    const auto comma = line.find(',', pos);
-    if (comma == std::string::npos) break;
-    out.push_back(trim(line.substr(pos, comma - pos)));
-    pos = comma + 1;
-  }
-  out.push_back(trim(line.substr(pos)));
-  return out;
-}
 
 std::optional<double> positive_number(const std::string& field, const std::string& column, const std::string& where) {
   if (field.empty()) return std::nullopt;
@@ -89,14 +69,14 @@ std::vector<CollectiveMeasurement> read_collectives_csv(const std::string& path,
     const std::string where = path + ":" + std::to_string(lineno);
     if (!header_seen) {
       std::string normalized;
-      for (const auto& f : split(line, 64)) normalized += (normalized.empty() ? "" : ",") + f;
+      for (const auto& f : split_fields(line, 64)) normalized += (normalized.empty() ? "" : ",") + f;
       if (normalized != kHeader) {
         throw InputError(where + ": expected the header '" + std::string(kHeader) + "' (got '" + line + "')");
       }
       header_seen = true;
       continue;
     }
-    const auto f = split(line, 7);
+    const auto f = split_fields(line, 7);
     if (f.size() != 7) {
       throw InputError(where + ": expected 7 comma-separated fields (" + std::string(kHeader) + "), got " +
                        std::to_string(f.size()));

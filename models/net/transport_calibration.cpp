@@ -10,33 +10,13 @@
 
 #include <fmt/format.h>
 
+#include "models/common/csv.h"
 #include "models/common/error.h"
 #include "models/common/input_file.h"
 #include "models/common/quantity_parse.h"
 
 namespace servesim {
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
-// Splits into at most `n` fields; the last field keeps any further commas.
-std::vector<std::string> split(const std::string& line, std::size_t n) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (out.size() + 1 < n) {
-    const auto comma = line.find(',', pos);
-    if (comma == std::string::npos) break;
-    out.push_back(trim(line.substr(pos, comma - pos)));
-    pos = comma + 1;
-  }
-  out.push_back(trim(line.substr(pos)));
-  return out;
-}
 
 double messages_of(double bytes, double message_size) {
   return std::max(1.0, std::ceil(bytes / message_size));
@@ -133,7 +113,7 @@ std::vector<TransportMeasurement> read_transport_csv(const std::string& path) {
       header = true;
       continue;
     }
-    const auto f = split(t, 5);
+    const auto f = split_fields(t, 5);
     if (f.size() < 3) throw InputError(where + ": expected " + std::string(kTransportCsvHeader));
     TransportMeasurement m;
     m.where = where;
