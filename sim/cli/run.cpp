@@ -24,10 +24,12 @@ namespace {
 // The configuration keys summary.json reports (vLLM's engine-argument names).
 nlohmann::ordered_json run_config(const Scenario& sc) {
   const SchedulerLimits& l = sc.replica.limits;
-  return {{"model", sc.arch.name},
+  std::int64_t replicas = 0;
+  for (const PoolSpec& pool : sc.pools) replicas += pool.num_replicas;
+  nlohmann::ordered_json c = {{"model", sc.arch.name},
           {"gpu", sc.gpu.name},
           {"topology", sc.topology},
-          {"num_replicas", sc.num_replicas},
+          {"num_replicas", replicas},
           {"tensor_parallel_size", sc.parallel.tensor},
           {"pipeline_parallel_size", sc.parallel.pipeline},
           {"data_parallel_size", sc.parallel.data},
@@ -39,6 +41,23 @@ nlohmann::ordered_json run_config(const Scenario& sc) {
           {"num_gpu_blocks", sc.replica.num_kv_blocks},
           {"kv_cache_dtype", sc.kv_cache_dtype},
           {"gpu_memory_utilization", sc.gpu_memory_utilization}};
+  // With several pools, the keys above are pool 0's (num_replicas: all pools'); each pool's own follow.
+  if (sc.pools.size() > 1 || sc.disaggregated()) {
+    nlohmann::ordered_json pools = nlohmann::ordered_json::array();
+    for (const PoolSpec& pool : sc.pools) {
+      pools.push_back({{"name", pool.name},
+                       {"role", std::string(to_string(pool.role))},
+                       {"num_replicas", pool.num_replicas},
+                       {"gpu", pool.gpu.name},
+                       {"tensor_parallel_size", pool.parallel.tensor},
+                       {"pipeline_parallel_size", pool.parallel.pipeline},
+                       {"max_num_seqs", pool.engine.limits.max_num_seqs},
+                       {"max_num_batched_tokens", pool.engine.limits.max_num_batched_tokens},
+                       {"num_gpu_blocks", pool.engine.num_kv_blocks}});
+    }
+    c["pools"] = pools;
+  }
+  return c;
 }
 
 // The hand-off of a disaggregated cluster (sim/cluster/kv_handoff.h). Checked before anything runs: a topology

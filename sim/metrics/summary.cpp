@@ -314,6 +314,21 @@ std::string format_summary(const nlohmann::ordered_json& s) {
   o += fmt::format("{:<34}{:>14.3f}\n", "Mean step time (ms)", x["mean_step_ms"].get<double>());
   o += fmt::format("{:<34}{:>14.3f}\n", "Busy fraction", x["busy_fraction"].get<double>());
   o += fmt::format("{:<34}{:>14}\n", "KV cache size (tokens / replica)", x["kv_capacity_tokens_per_replica"].get<std::int64_t>());
+  if (x.contains("disaggregation")) {
+    const auto& d = x["disaggregation"];
+    o += fmt::format("{:<34}{:>14}\n", "Handed off (prefill -> decode)", d["handed_off"].get<std::int64_t>());
+    o += fmt::format("{:<34}{:>14}\n", "KV transfer p50 / p99 (ms)",
+                     fmt::format("{:.3f} / {:.3f}", d["kv_transfer_ms"]["p50"].get<double>(),
+                                 d["kv_transfer_ms"]["p99"].get<double>()));
+    o += fmt::format("{:<34}{:>14}\n", "Decode wait p50 / p99 (ms)",
+                     fmt::format("{:.3f} / {:.3f}", d["decode_wait_ms"]["p50"].get<double>(),
+                                 d["decode_wait_ms"]["p99"].get<double>()));
+    for (const auto& p : d["pools"]) {
+      o += fmt::format("{:<34}{:>14.3f}\n", "Busy fraction, " + p["role"].get<std::string>() + " pool " +
+                                                 p["name"].get<std::string>(),
+                       p["busy_fraction"].get<double>());
+    }
+  }
   return o;
 }
 
