@@ -160,26 +160,35 @@ void TraceWriter::async(char ph, const char* name, std::uint64_t id, std::int32_
 void TraceWriter::finished(const RequestRecord& r) {
   drop_in_flight(r.id);
   if (closed_ || !kept(r.id)) return;
-  process(r.replica);
+  // The request lives on the replica that ran its prefill; a disaggregated request's decode is drawn on its decode
+  // replica, from the moment its KV arrived (the transfer has its own spans).
+  const std::int32_t home = r.prefill_replica;
+  process(home);
   begin_event();
   fmt::format_to(std::back_inserter(buf_),
                  R"({{"name":"request {}","cat":"request","ph":"b","id":{},"pid":{},"tid":0,"ts":{},)"
                  R"("args":{{"prompt_tokens":{},"output_tokens":{},"preemptions":{},"ttft_ms":{:.6f},"e2el_ms":{:.6f}}}}})",
-                 r.id, r.id, r.replica, Us{r.arrival}, r.prompt_tokens, r.output_tokens, r.preemptions,
+                 r.id, r.id, home, Us{r.arrival}, r.prompt_tokens, r.output_tokens, r.preemptions,
                  ns_to_ms(r.first_token - r.arrival), ns_to_ms(r.finish - r.arrival));
   if (r.ready > r.arrival) {
-    async('b', "front end", r.id, r.replica, r.arrival);
-    async('e', "front end", r.id, r.replica, r.ready);
+    async('b', "front end", r.id, home, r.arrival);
+    async('e', "front end", r.id, home, r.ready);
   }
-  async('b', "queue", r.id, r.replica, r.ready);
-  async('e', "queue", r.id, r.replica, r.first_scheduled);
-  async('b', "prefill", r.id, r.replica, r.first_scheduled);
-  async('e', "prefill", r.id, r.replica, r.first_token);
-  async('b', "decode", r.id, r.replica, r.first_token);
-  async('e', "decode", r.id, r.replica, r.finish);
+  async('b', "queue", r.id, home, r.ready);
+  async('e', "queue", r.id, home, r.first_scheduled);
+  async('b', "prefill", r.id, home, r.first_scheduled);
+  async('e', "prefill", r.id, home, r.first_token);
+  if (home == r.replica) {
+    async('b', "decode", r.id, home, r.first_token);
+    async('e', "decode", r.id, home, r.finish);
+  } else {
+    process(r.replica);
+    async('b', "decode", r.id, r.replica, r.first_token + r.decode_wait + r.kv_transfer);
+    async('e', "decode", r.id, r.replica, r.finish);
+  }
   begin_event();
   fmt::format_to(std::back_inserter(buf_), R"({{"name":"request {}","cat":"request","ph":"e","id":{},"pid":{},"tid":0,"ts":{}}})",
-                 r.id, r.id, r.replica, Us{r.finish});
+                 r.id, r.id, home, Us{r.finish});
   flush_if_large();
 }
 
