@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "models/common/error.h"
 #include "models/common/input_file.h"
 #include "models/common/quantity_parse.h"
@@ -93,6 +95,27 @@ void Config::set(const std::string& dotted_path, const std::string& value_text) 
       // Move, so that the node keeps its source ("--set path") for later error messages.
       t->insert_or_assign(head, std::move(*v));
       return;
+    }
+    // "name[i]." : table i of the array of tables `name`, as messages name it (cluster.pools[1].num_replicas).
+    if (const auto open = head.find('['); open != std::string::npos) {
+      const std::string name = head.substr(0, open);
+      const std::string digits = head.substr(open + 1, head.size() - open - 2);
+      if (head.back() != ']' || name.empty() || digits.empty() || digits.size() > 9 ||
+          digits.find_first_not_of("0123456789") != std::string::npos) {
+        throw InputError(origin + ": malformed key '" + head + "' (a table of an array of tables is NAME[INDEX])");
+      }
+      toml::node* arr = t->get(name);
+      if (arr == nullptr || !arr->is_array_of_tables()) {
+        throw InputError(origin + ": '" + name + "' is not an array of tables");
+      }
+      const std::size_t i = std::stoul(digits);
+      if (i >= arr->as_array()->size()) {
+        throw InputError(origin + ": '" + name + "' has " + std::to_string(arr->as_array()->size()) +
+                         " tables: there is no " + head);
+      }
+      t = arr->as_array()->get(i)->as_table();
+      rest = rest.substr(dot + 1);
+      continue;
     }
     toml::node* child = t->get(head);
     if (child == nullptr) {
@@ -278,6 +301,61 @@ std::vector<double> Config::num_list(const std::string& key) const {
 bool Config::is_array(const std::string& key) const {
   const toml::node* n = node(key);
   return n != nullptr && n->is_array();
+}
+
+bool Config::is_table(const std::string& key) const {
+  const toml::node* n = node(key);
+  return n != nullptr && n->is_table() && !n->as_table()->is_inline();
+}
+
+namespace {
+
+// A value as TOML text (Config::toml_text): floats in fmt's shortest round-trip form, kept floats; everything else
+// as toml++ writes it.
+std::string value_text(const toml::node& n) {
+  if (const auto* f = n.as_floating_point()) {
+    std::string s = fmt::format("{}", f->get());
+    if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // "5" -> "5.0"; inf and nan contain an 'n'
+    return s;
+  }
+  std::ostringstream os;
+  os << toml::toml_formatter(n, toml::toml_formatter::default_flags & ~toml::format_flags::indentation);
+  return os.str();
+}
+
+// Records every key inside value `n` (at dotted path `path`) as known: a value read as text is read whole.
+void mark_inside(const toml::node& n, const std::string& path, std::set<std::string>& known) {
+  if (const auto* t = n.as_table()) {
+    for (const auto& [k, v] : *t) {
+      const std::string p = join(path, std::string(k.str()));
+      known.insert(p);
+      mark_inside(v, p, known);
+    }
+  } else if (const auto* a = n.as_array(); a != nullptr && a->is_array_of_tables()) {
+    std::size_t i = 0;
+    for (const auto& e : *a) {
+      const std::string p = path + "[" + std::to_string(i++) + "]";
+      known.insert(p);
+      mark_inside(e, p, known);
+    }
+  }
+}
+
+}  // namespace
+
+std::string Config::toml_text(const std::string& key) const {
+  const auto& n = require(key);
+  mark_inside(n, key_path(key), shared_->known);
+  return value_text(n);
+}
+
+std::vector<std::string> Config::toml_texts(const std::string& key) const {
+  const auto& n = require(key);
+  if (!n.is_array()) fail(key, "expected an array");
+  mark_inside(n, key_path(key), shared_->known);
+  std::vector<std::string> out;
+  for (const auto& e : *n.as_array()) out.push_back(value_text(e));
+  return out;
 }
 
 std::vector<std::string> Config::str_list(const std::string& key) const {

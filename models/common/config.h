@@ -30,7 +30,9 @@ class Config {
 
   // Replaces (or adds) the node at a dotted path with VALUE parsed as TOML ("--set path=VALUE"). VALUE must be one
   // TOML value: text after it (a newline and another key, e.g. "1\nx=2") throws InputError instead of being
-  // dropped. The node's origin is "--set PATH": a path it holds is relative to the working directory.
+  // dropped. The node's origin is "--set PATH": a path it holds is relative to the working directory. A part
+  // NAME[INDEX] of the path is table INDEX (from 0) of the array of tables NAME ("cluster.pools[1].num_replicas"),
+  // which must exist.
   void set(const std::string& dotted_path, const std::string& value_text);
   // Merges the TOML file at `path` over this document: its tables merge into the same tables here (except a
   // table with an `impl` key, which replaces the table here whole), any other value replaces the one here. Merged keys keep their file and line for error messages (an unknown key of the
@@ -41,6 +43,15 @@ class Config {
 
   [[nodiscard]] bool has(const std::string& key) const;
   [[nodiscard]] bool is_array(const std::string& key) const;
+  // Whether `key` is a table written with a [header] or dotted keys; an inline table `{ ... }` is a value (false).
+  [[nodiscard]] bool is_table(const std::string& key) const;
+  // The value at `key` as TOML text that set() takes back unchanged: strings quoted, arrays in brackets, inline
+  // tables in braces, a float always with a '.', an exponent or inf/nan (fmt's shortest round-trip digits, so
+  // it stays a float of the same value). The value is read whole: keys inside it count as known. fail()s when
+  // absent.
+  [[nodiscard]] std::string toml_text(const std::string& key) const;
+  // Each element of the array at `key` as toml_text() writes it; fail()s unless `key` is an array.
+  [[nodiscard]] std::vector<std::string> toml_texts(const std::string& key) const;
   [[nodiscard]] const std::string& path() const { return path_; }
   // "file:line" of this table, or of one of its keys.
   [[nodiscard]] std::string where() const;

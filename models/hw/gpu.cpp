@@ -28,6 +28,7 @@ GpuSpec load_gpu(const Config& catalog, const std::string& name, const std::stri
   g.kernel_launch = t.duration_or("kernel_launch", g.kernel_launch);
   g.nvlink_bandwidth = t.bandwidth_or("nvlink_bandwidth", BytesPerSec{0.0});
   g.pcie_bandwidth = t.bandwidth_or("pcie_bandwidth", BytesPerSec{0.0});
+  if (t.has("price_per_gpu_hour_usd")) g.price_per_gpu_hour_usd = t.positive("price_per_gpu_hour_usd");
   if (g.memory.v <= 0) t.fail("memory", "must be > 0");
   if (g.memory_bandwidth.v <= 0) t.fail("memory_bandwidth", "must be > 0");
   if (g.gemm_efficiency > 1.0) t.fail("gemm_efficiency", "must be <= 1");

@@ -1,6 +1,7 @@
 // GPU hardware specification (datasheet peaks and achieved-efficiency defaults), read from the TOML catalog
 // scenarios/hardware/gpus.toml, one table per GPU name.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct GpuSpec {
   Seconds kernel_launch{2e-6};
   BytesPerSec nvlink_bandwidth{0.0};
   BytesPerSec pcie_bandwidth{0.0};
+  // On-demand price of one GPU-hour in US dollars (catalog key price_per_gpu_hour_usd, > 0); unset = unpriced.
+  // Read by the capacity planner (servesim plan, sim/plan/) only.
+  std::optional<double> price_per_gpu_hour_usd;
 
   [[nodiscard]] FlopsPerSec achieved_flops() const { return bf16_peak * gemm_efficiency; }
   [[nodiscard]] bool has_fp8() const { return fp8_peak.v > 0; }

@@ -23,6 +23,8 @@
 // Use: a calibrated transport's paths take the fitted setup and per_message (the pipeline fill of host-staged
 // transports is inside the measured setup, so it is not added again) and the fitted rate, capped at the raw
 // bandwidth of the narrowest link of the route (a profile measured elsewhere cannot make a link faster than it is).
+// select_transport() applies it: for `servesim transfer --profile` and for a disaggregated run's KV transfers
+// ([cluster.kv_transfer] profile) alike.
 #pragma once
 #include <cstddef>
 #include <map>

@@ -17,7 +17,6 @@
 #include <nlohmann/json.hpp>
 
 #include "models/common/error.h"
-#include "models/common/input_file.h"
 #include "models/common/quantity_parse.h"
 #include "models/net/flow_rates.h"
 #include "models/net/transport.h"
@@ -175,10 +174,8 @@ void add_transfer_command(CLI::App& app) {
       if (!(msg->value() >= 1.0)) throw InputError("--message-size '" + a->message_size + "': must be at least 1 byte");
     }
     std::optional<TransportCalibration> cal;
-    if (!a->profile.empty()) {
-      check_input_file(a->profile, "transport profile CSV");
-      cal = TransportCalibration::from_csv(a->profile);
-    }
+    // The same reading and fit as a scenario's [cluster.kv_transfer] profile (sim/scenario/pools.cpp).
+    if (!a->profile.empty()) cal = TransportCalibration::from_csv(a->profile);
     const TransportCalibration* calp = cal ? &*cal : nullptr;
     const std::optional<std::string> forced = a->transport.empty() ? std::nullopt : std::optional(a->transport);
     const Bytes per_pair = total / static_cast<double>(from.size());

@@ -16,6 +16,9 @@ void add_ingest_command(CLI::App& app);
 void add_explain_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_transfer_command(CLI::App& app);
+void add_sweep_command(CLI::App& app);
+void add_merge_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 
 // Shared by every subcommand that takes a scenario: --set path=VALUE (repeatable) and --seed N.
 struct ScenarioArgs {

@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   servesim::add_explain_command(app);
   servesim::add_report_command(app);
   servesim::add_transfer_command(app);
+  servesim::add_sweep_command(app);
+  servesim::add_merge_command(app);
+  servesim::add_plan_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

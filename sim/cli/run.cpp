@@ -45,6 +45,8 @@ nlohmann::ordered_json run_config(const Scenario& sc) {
   if (sc.pools.size() > 1 || sc.disaggregated()) {
     nlohmann::ordered_json pools = nlohmann::ordered_json::array();
     for (const PoolSpec& pool : sc.pools) {
+      std::vector<int> gpus;  // on the topology, replica after replica (as the pool's parallel.gpus lists them)
+      for (const auto& r : pool.replica_gpus) gpus.insert(gpus.end(), r.begin(), r.end());
       pools.push_back({{"name", pool.name},
                        {"role", std::string(to_string(pool.role))},
                        {"num_replicas", pool.num_replicas},
@@ -53,9 +55,13 @@ nlohmann::ordered_json run_config(const Scenario& sc) {
                        {"pipeline_parallel_size", pool.parallel.pipeline},
                        {"max_num_seqs", pool.engine.limits.max_num_seqs},
                        {"max_num_batched_tokens", pool.engine.limits.max_num_batched_tokens},
-                       {"num_gpu_blocks", pool.engine.num_kv_blocks}});
+                       {"num_gpu_blocks", pool.engine.num_kv_blocks},
+                       {"block_size", pool.engine.block_size},
+                       {"kv_cache_dtype", pool.kv_cache_dtype},
+                       {"gpus", gpus}});
     }
     c["pools"] = pools;
+    if (sc.topo) c["topology_gpus"] = sc.topo->gpu_count();
   }
   return c;
 }
@@ -90,6 +96,7 @@ std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader
   c.transport_key = InputError::format(where, "");
   c.transport_key.resize(c.transport_key.size() - 2);  // without the trailing ": "
   c.replica_gpus = replica_gpus;
+  c.calibration = sc.kv_transfer.calibration;
   std::set<std::pair<int, int>> checked;
   for (std::size_t p = 0; p < roles.size(); ++p) {
     if (roles[p] != EngineRole::prefill) continue;
@@ -107,6 +114,7 @@ std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader
   }
   auto router = router_registry().create(sc.decode_router, "cluster.decode_router",
                                          loader.config().table_or_empty("router"));
+  router->start(sc.seed, "decode_router");
   return std::make_unique<KvHandOff>(std::move(c), *sc.topo, decode, std::move(router), sink);
 }
 
@@ -216,8 +224,10 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
     }
   }
   const Config router_cfg = loader.config().table_or_empty("router");
-  Cluster cluster(std::move(source), router_registry().create(sc.router_impl, "router.impl", router_cfg),
-                  std::move(entry), std::move(decode));
+  auto router = router_registry().create(sc.router_impl, "router.impl", router_cfg);
+  router->start(sc.seed, "router");
+  Cluster cluster(std::move(source), std::move(router), std::move(entry), std::move(decode));
+  cluster.set_admission(sc.admission, sink);
   if (sc.disaggregated()) {
     cluster.set_handoff(make_handoff(sc, loader, replica_gpus, roles, cluster.decode_replicas(), sink));
     for (const auto* list : {&cluster.replicas(), &cluster.decode_replicas()}) {

@@ -20,6 +20,36 @@ Cluster::~Cluster() = default;
 
 void Cluster::set_handoff(std::unique_ptr<KvHandOff> handoff) { handoff_ = std::move(handoff); }
 
+void Cluster::set_admission(const AdmissionLimits& limits, RunSink& sink) {
+  admission_ = limits;
+  sink_ = &sink;
+}
+
+bool Cluster::refused(Simulator& sim, const Request& r, const Replica* to) {
+  if (to == nullptr) {
+    if (!admission_.max_total_queued_requests) return false;
+    std::int64_t queued = 0;
+    for (const auto& rep : replicas_) queued += rep->load().waiting;
+    if (queued < *admission_.max_total_queued_requests) return false;
+    sink_->rejected(sim.now(), r.id, RejectReason::global_queue_full, [&] {
+      return fmt::format("request {} arrived when {} requests were queued over the replicas "
+                         "(cluster.admission.max_total_queued_requests = {})",
+                         r.id, queued, *admission_.max_total_queued_requests);
+    });
+    return true;
+  }
+  if (!admission_.max_queued_requests) return false;
+  const std::int64_t queued = to->load().waiting;
+  if (queued < *admission_.max_queued_requests) return false;
+  sink_->arrived(sim.now(), r, to->index());
+  sink_->rejected(sim.now(), r.id, RejectReason::queue_full, [&] {
+    return fmt::format("request {} was routed to replica {} when {} requests were queued there "
+                       "(cluster.admission.max_queued_requests = {})",
+                       r.id, to->index(), queued, *admission_.max_queued_requests);
+  });
+  return true;
+}
+
 void Cluster::start(Simulator& sim) {
   pending_ = source_->next();
   if (pending_) sim.schedule(pending_->arrival, Priority::arrival, this);
@@ -36,12 +66,19 @@ void Cluster::on_event(Simulator& sim, std::uint64_t) {
   const Request r = *pending_;
   ++arrived_;
   last_arrival_ = sim.now();
-  const std::size_t target = router_->route(r, replicas_);
-  Replica& to = *replicas_[target];
-  if (handoff_ && to.engines().front()->role() == EngineRole::prefill && !handoff_->decodable(r)) {
-    handoff_->refuse(sim, r, to.index());
-  } else {
-    to.submit(sim, r);
+  Replica* to = nullptr;
+  if (!refused(sim, r, nullptr)) {
+    const std::size_t target = router_->route(r, replicas_);
+    if (target >= replicas_.size()) throw std::logic_error("router returned a replica out of range");
+    to = replicas_[target].get();
+    if (refused(sim, r, to)) to = nullptr;
+  }
+  if (to != nullptr) {
+    if (handoff_ && to->engines().front()->role() == EngineRole::prefill && !handoff_->decodable(r)) {
+      handoff_->refuse(sim, r, to->index());
+    } else {
+      to->submit(sim, r);
+    }
   }
   pending_ = source_->next();
   if (pending_) {

@@ -1,12 +1,15 @@
-// The serving cluster: a workload source feeding a router feeding replicas (each owning its engines). Arrivals are drawn lazily, one
-// pending arrival event at a time.
+// The serving cluster: a workload source feeding a router feeding replicas (each owning its engines), with admission
+// caps on queued requests in front of them (sim/cluster/admission.h). Arrivals are drawn lazily, one pending arrival
+// event at a time.
 #pragma once
 #include <memory>
 #include <vector>
 
+#include "sim/cluster/admission.h"
 #include "sim/cluster/router.h"
 #include "sim/core/simulator.h"
 #include "sim/cluster/replica.h"
+#include "sim/metrics/sink.h"
 #include "sim/workload/workload.h"
 
 namespace servesim {
@@ -40,6 +43,10 @@ class Cluster final : public EventTarget {
   // Disaggregated serving: requests that arrive at a prefill replica and that no decode replica could ever hold
   // are refused at arrival (RejectReason::exceeds_kv_cache, reported by the hand-off).
   void set_handoff(std::unique_ptr<KvHandOff> handoff);
+  // Admission control (sim/cluster/admission.h): caps on queued requests at the replicas that take arrivals; a
+  // refused request is reported to `sink` (arrived at its replica, then rejected, for queue_full; rejected alone,
+  // routed nowhere, for global_queue_full). Without it nothing is refused for queue length.
+  void set_admission(const AdmissionLimits& limits, RunSink& sink);
   [[nodiscard]] const std::vector<std::unique_ptr<Replica>>& decode_replicas() const { return decode_; }
   [[nodiscard]] const KvHandOff* handoff() const { return handoff_.get(); }
   [[nodiscard]] KvHandOff* mutable_handoff() { return handoff_.get(); }
@@ -64,10 +71,16 @@ class Cluster final : public EventTarget {
   std::vector<std::unique_ptr<Replica>> replicas_;
   std::vector<std::unique_ptr<Replica>> decode_;
   std::unique_ptr<KvHandOff> handoff_;  // after decode_: it refers to them
+  AdmissionLimits admission_;
+  RunSink* sink_ = nullptr;  // set with admission_
   std::optional<Request> pending_;
   std::int64_t arrived_ = 0;
   Ns last_arrival_{0};
   std::int64_t backlog_at_last_arrival_ = 0;
+
+  // Admission: whether `r`, arriving now, is refused by a cap (reported to sink_); `to`: its replica (null: before
+  // routing, the total cap).
+  bool refused(Simulator& sim, const Request& r, const Replica* to);
 };
 
 }  // namespace servesim

@@ -56,7 +56,7 @@ const std::vector<TransportPath>& KvHandOff::paths(int src, int dst) {
   auto it = paths_.find(key);
   if (it != paths_.end()) return it->second;
   // Every transport that can carry the pair (the forced one only), chosen per request by its time alone.
-  const TransportChoice c = select_transport(topo_, src, dst, Bytes{1 << 20}, cfg_.transport, nullptr,
+  const TransportChoice c = select_transport(topo_, src, dst, Bytes{1 << 20}, cfg_.transport, cfg_.calibration.get(),
                                              std::nullopt, cfg_.transport_key);
   std::vector<TransportPath> all{c.path};
   if (!cfg_.transport) {

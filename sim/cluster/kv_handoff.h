@@ -1,17 +1,19 @@
 // Disaggregated serving's hand-off: a request's prefill runs on a prefill replica, which samples its first token
 // (as vLLM's and Dynamo's P/D connectors do); then its KV cache moves to a decode replica, which decodes the rest.
 //
-// When a prefill engine hands a request over (Engine::prefill_done), the decode router picks a decode replica.
-// That replica must reserve KV blocks for the request's computed tokens before any byte moves (back-pressure: a
-// decode cache is never over-committed). When its free blocks do not suffice, the request waits, parked in the
-// prefill engine and holding its blocks there, in the decode replica's reservation queue (first come, first
-// served; retried whenever that replica frees blocks): its decode_wait. Once reserved, the KV moves: one flow per
-// (sender rank, receiver rank) pair of the tensor-parallel split (models/cost/kv_transfer.h), each over the
-// transport chosen for its GPU pair (models/net/transport.h: the fastest alone, or the forced one), all sharing the
-// flow-level network (sim/network/flow_network.h) with every other transfer: each starts after its transport's
-// setup (and, host-staged, pipeline fill) and runs at its max-min fair rate, capped at what the transport reaches
-// alone. When the last byte has arrived, the prefill engine frees the request's blocks and the decode engine
-// queues it to decode: its kv_transfer.
+// When a prefill engine hands a request over (Engine::prefill_done), the decode router picks a decode replica. That
+// replica must reserve KV blocks for the request's computed tokens before any byte moves (back-pressure: a decode cache
+// is never over-committed). When its free blocks do not suffice, the request waits, parked in the prefill engine and
+// holding its blocks there, in the decode replica's reservation queue (first come, first served; retried whenever that
+// replica frees blocks): its decode_wait. (A prefill engine whose blocks all belong to such parked requests idles until
+// one leaves; a decode engine whose FCFS queue is blocked by a preempted request's recompute that cannot fit lets the
+// requests received behind it run first: Engine::start_step.) Once reserved, the KV moves: one flow per (sender rank,
+// receiver rank) pair of the tensor-parallel split (models/cost/kv_transfer.h), each over the transport chosen for its
+// GPU pair (models/net/transport.h: the fastest alone, or the forced one; with [cluster.kv_transfer] profile, a
+// measured transport's cost terms are its fit's), all sharing the flow-level network (sim/network/flow_network.h) with
+// every other transfer: each starts after its transport's setup (and, host-staged, pipeline fill) and runs at its
+// max-min fair rate, capped at what the transport reaches alone. When the last byte has arrived, the prefill engine
+// frees the request's blocks and the decode engine queues it to decode: its kv_transfer.
 //
 // Layer-streamed mode: each layer's KV leaves as soon as the layer is computed. The reservation is tried when the
 // step that completes the prompt starts, and if it succeeds the flows start then; the transfer cannot end before
@@ -32,6 +34,7 @@
 #include "models/arch/model_arch.h"
 #include "models/net/topology.h"
 #include "models/net/transport.h"
+#include "models/net/transport_calibration.h"
 #include "sim/cluster/replica.h"
 #include "sim/cluster/router.h"
 #include "sim/metrics/link_stats_writer.h"
@@ -44,6 +47,9 @@ struct KvHandOffConfig {
   bool layer_streamed = false;
   std::optional<std::string> transport;  // forced transport (registry key); nullopt: the fastest alone
   std::string transport_key = "cluster.kv_transfer.transport";  // named by errors
+  // [cluster.kv_transfer] profile's fit (null: none): the cost terms of the transports it measures, applied to
+  // every pair's paths by select_transport() as `servesim transfer --profile` applies them.
+  std::shared_ptr<const TransportCalibration> calibration;
   // GPU indices (TP ranks in order) of every replica, by replica index (prefill and decode replicas alike).
   std::vector<std::vector<int>> replica_gpus;
 };

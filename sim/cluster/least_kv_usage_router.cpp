@@ -1,5 +1,7 @@
-// Least KV usage: the replica whose KV cache has the smallest fraction of its blocks in use (ReplicaLoad::kv_usage,
-// blocks reserved for incoming KV transfers included), ties to the lowest index. As a decode router it sends a
+// Least KV usage (routing on the KV-cache usage an engine reports, as llm-d's KV-cache utilization scorer does).
+//
+// Contract: the replica whose KV cache has the smallest fraction of its blocks in use (ReplicaLoad::kv_usage,
+// blocks reserved for incoming KV transfers included); ties go to the lowest index. As a decode router it sends a
 // handed-over request where its KV is most likely to fit now.
 #include "sim/cluster/router.h"
 

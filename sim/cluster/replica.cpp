@@ -16,12 +16,18 @@ Replica::Replica(std::int32_t index, std::vector<std::unique_ptr<Engine>> engine
   }
 }
 
-void Replica::submit(Simulator& sim, const Request& r) {
+std::size_t Replica::entry_engine() const {
   std::size_t best = 0;
   for (std::size_t v = 1; v < engines_.size(); ++v) {
     if (engines_[v]->outstanding() < engines_[best]->outstanding()) best = v;
   }
-  engines_[best]->submit(sim, r);
+  return best;
+}
+
+void Replica::submit(Simulator& sim, const Request& r) { engines_[entry_engine()]->submit(sim, r); }
+
+std::int64_t Replica::cached_prefix_tokens(const Request& r) const {
+  return engines_[entry_engine()]->kv().cached_prefix(r, r.prompt_tokens - 1);
 }
 
 std::int64_t Replica::outstanding() const {

@@ -37,9 +37,15 @@ class Replica {
   [[nodiscard]] std::int32_t index() const { return index_; }
   [[nodiscard]] std::int64_t outstanding() const;
   [[nodiscard]] ReplicaLoad load() const;
+  // Prompt tokens of `r` whose KV blocks are cached in the engine submit() would pick now: whole blocks, at most
+  // prompt_tokens - 1, as the scheduler's lookup would find them (KvCacheManager::cached_prefix); 0 without prefix
+  // caching or content. Changes nothing (no LRU update).
+  [[nodiscard]] std::int64_t cached_prefix_tokens(const Request& r) const;
   [[nodiscard]] const std::vector<std::unique_ptr<Engine>>& engines() const { return engines_; }
 
  private:
+  [[nodiscard]] std::size_t entry_engine() const;  // the engine a request enters now
+
   std::int32_t index_;
   std::vector<std::unique_ptr<Engine>> engines_;
 };

@@ -1,4 +1,6 @@
-// Round robin: request i goes to replica i mod n.
+// Round robin (vLLM production-stack's and SGLang's router's round_robin).
+//
+// Contract: the i-th request routed (counting from 0) goes to replica i mod n, whatever the loads.
 #include "sim/cluster/router.h"
 
 namespace servesim {

@@ -21,7 +21,8 @@ Engine::Engine(std::int32_t replica, std::shared_ptr<const StepModel> model, std
       pipeline_(std::move(pipeline)),
       cfg_(cfg),
       sink_(sink),
-      kv_(cfg.num_kv_blocks, cfg.block_size, model_->arch().kv_window(), cfg.limits.max_num_batched_tokens) {
+      kv_(cfg.num_kv_blocks, cfg.block_size, model_->arch().kv_window(), cfg.limits.max_num_batched_tokens,
+          cfg.enable_prefix_caching) {
   recorder_ = dynamic_cast<Recorder*>(&sink_);
   step_.replica = replica;
   step_.engine = cfg.engine;
@@ -80,10 +81,14 @@ void Engine::submit(Simulator& sim, const Request& r) {
 
 void Engine::on_event(Simulator& sim, std::uint64_t arg) {
   if (arg == kStepEnd) {
-    end_step(sim);
+    do {
+      end_step(sim);
+    } while (next_step_inline(sim));
   } else if (arg == kStart) {
     start_pending_ = false;
-    if (!busy_) start_step(sim);
+    if (busy_) return;
+    start_step(sim);
+    while (next_step_inline(sim)) end_step(sim);
   } else {
     --in_front_end_;
     enqueue(sim, reinterpret_cast<Sequence*>(arg));
@@ -100,6 +105,7 @@ EngineAccount Engine::account() const {
   for (const Sequence* s : waiting_) a.kv_held += s->blocks;
   for (const Sequence* s : parked_) a.kv_held += s->blocks;
   for (const Sequence* s : incoming_) a.kv_held += s->blocks;  // reserved: not yet outstanding here
+  a.kv_held -= kv_.shared_refs();  // a cached block held by several sequences is one block
   a.outstanding = outstanding_;
   a.queued = static_cast<std::int64_t>(running_.size() + waiting_.size() + parked_.size()) + in_front_end_;
   return a;
@@ -137,6 +143,8 @@ Sequence* Engine::reserve(const Sequence& from, std::int64_t tokens) {
   s->blocks = 0;
   s->null_blocks = 0;
   s->scheduled = 0;
+  s->kv_entries.clear();  // the prefill replica's blocks
+  s->hashed = BlockHashCursor{};
   if (!kv_.allocate(*s, tokens)) {
     free_.push_back(s);
     return nullptr;
@@ -168,6 +176,16 @@ void add_preempted(Sequence& s, Ns now) {
 void Engine::start_step(Simulator& sim) {
   EngineQueues q{running_, waiting_, kv_};
   scheduler_->schedule(q, plan_);
+  // A decode engine whose FCFS queue is blocked by a recompute (after a preemption) that cannot fit while the
+  // requests received behind it hold the blocks (where vLLM would wait forever): the blocked front goes to the
+  // back, in turn, until one of them runs.
+  for (std::size_t k = 1; plan_.scheduled.empty() && running_.empty() && role_ == EngineRole::decode &&
+                          k < waiting_.size();
+       ++k) {
+    waiting_.push_back(waiting_.front());
+    waiting_.pop_front();
+    scheduler_->schedule(q, plan_);
+  }
   const Ns now = sim.now();
   for (Sequence* v : plan_.preempted) {
     // Until now it was running: stalled (derived), or still recomputing after an earlier preemption.
@@ -178,7 +196,9 @@ void Engine::start_step(Simulator& sim) {
     sink_.preempted(now, v->req.id, replica_, cfg_.engine);
   }
   if (plan_.scheduled.empty()) {
-    if (!running_.empty() || !waiting_.empty()) {
+    // A prefill engine whose blocks are held by requests parked for their hand-off (waiting for decode blocks)
+    // idles until one leaves (release_handed_off() kicks it); a decode engine until a KV transfer arrives.
+    if (!running_.empty() || (!waiting_.empty() && parked_.empty() && incoming_.empty())) {
       throw std::logic_error("scheduler made no progress with work queued");
     }
     busy_ = false;
@@ -210,8 +230,9 @@ void Engine::start_step(Simulator& sim) {
   step_.kv_used_blocks = kv_.num_blocks() - kv_.free_blocks();
   sink_.step_started(step_);
   busy_time_ += step_.end - now;
-  sim.schedule(step_.end, Priority::step_end, this, kStepEnd);
   if (role_ == EngineRole::prefill) {
+    // Its end is scheduled before the hand-offs it starts (next_step_inline leaves a prefill engine's steps alone).
+    sim.schedule(step_.end, Priority::step_end, this, kStepEnd);
     for (Sequence* s : plan_.scheduled) {
       if (s->generated == 0 && s->output_tokens_left_after_first() &&
           s->computed + s->scheduled >= s->num_tokens()) {
@@ -278,15 +299,41 @@ RequestRecord Engine::record_of(const Sequence& s, Ns now) const {
   r.prefill_replica = s.prefill_replica < 0 ? replica_ : s.prefill_replica;
   r.decode_wait = s.decode_wait;
   r.kv_transfer = s.kv_transfer;
+  r.cached_tokens = s.cached_tokens;
   return r;
+}
+
+bool Engine::next_step_inline(Simulator& sim) {
+  if (!busy_ || role_ == EngineRole::prefill) return false;
+  if (sim.advance_inline(step_.end, Priority::step_end)) return true;
+  sim.schedule(step_.end, Priority::step_end, this, kStepEnd);
+  return false;
 }
 
 void Engine::end_step(Simulator& sim) {
   const Ns now = sim.now();
+  // A step of a stretch: its end and the next step's start, unless a request finishes now (the sequences' own
+  // path then, each settled on the way).
+  const bool settling = stretch_.active();
+  if (settling && stretch_.done() + 1 < stretch_.finish_at()) {
+    end_stretch_step(now);
+    if (!start_stretch_step(now)) {
+      stretch_.settle_all(running_, false);
+      start_step(sim);
+    }
+    return;
+  }
   sink_.step_ended(step_);
   bool any_done = false;
+  std::size_t sampled = 0;  // sequences that sampled a token now and keep running here
+  // The batch of a stretch that may begin now: every running sequence, if each sampled a token now.
+  const bool may_stretch =
+      role_ != EngineRole::prefill && !pipeline_ && batch_.window == 0 && kv_.sliding_window() == 0;
+  if (may_stretch) stretch_.collect(kv_.block_size());
   const bool tokens_wanted = sink_.wants_tokens();
-  for (Sequence* s : plan_.scheduled) {
+  for (std::size_t i = 0; i < plan_.scheduled.size(); ++i) {
+    Sequence* s = plan_.scheduled[i];
+    if (settling) stretch_.settle(*s, i, true);
     // The step's whole duration: lost work redone, its prompt, or its decode.
     if (s->recovering) {
       add_preempted(*s, now);
@@ -314,6 +361,10 @@ void Engine::end_step(Simulator& sim) {
     if (role_ == EngineRole::prefill && !s->done()) {
       handed_.push_back(s);  // leaves after its first token: its KV goes to a decode replica
       continue;
+    }
+    if (!s->done()) {
+      ++sampled;
+      if (may_stretch) stretch_.add(*s);
     }
     if (s->done()) {
       any_done = true;
@@ -345,7 +396,65 @@ void Engine::end_step(Simulator& sim) {
     handed_.clear();
   }
   if (any_done && role_ == EngineRole::decode) handoff_->kv_freed(sim, *this);
+  if (settling) stretch_.end();
+  // Every running sequence sampled a token now: the next steps may decode them all, again and again (a stretch).
+  if (may_stretch && sampled == running_.size() &&
+      scheduler_->repeats_decode_step(EngineQueues{running_, waiting_, kv_}) && stretch_.begin(running_.size(), now)) {
+    if (start_stretch_step(now)) {
+      // The plan of the steps in flight, for the one that ends through the sequences' path.
+      plan_.scheduled.assign(running_.begin(), running_.end());
+      plan_.preempted.clear();
+      return;
+    }
+    stretch_.settle_all(running_, false);
+  }
   start_step(sim);
+}
+
+bool Engine::start_stretch_step(Ns now) {
+  if (!scheduler_->repeats_decode_step(EngineQueues{running_, waiting_, kv_})) return false;
+  // The KV blocks of this step, as the scheduler takes them: each sequence crossing into a new block, in running
+  // order (and one filling a block, which a prefix cache may keep).
+  if (stretch_.blocks_needed() > kv_.free_blocks()) return false;  // the scheduler would preempt
+  for (const std::int32_t i : stretch_.allocations()) {
+    Sequence& s = *running_[static_cast<std::size_t>(i)];
+    const std::int64_t tokens = stretch_.tokens_after_next(i);
+    s.computed = tokens - 1;
+    if (!kv_.allocate(s, tokens)) throw std::logic_error("stretch: a KV allocation that fits failed");
+  }
+  // The shape: every sequence decodes, reading its computed tokens and the new one.
+  batch_.clear();
+  batch_.num_decodes = static_cast<std::int64_t>(running_.size());
+  batch_.num_sampled = batch_.num_decodes;
+  batch_.decode_context_tokens = stretch_.context_tokens_next();
+  time_step(now);
+  step_.start = now;
+  step_.prefill_tokens = 0;
+  step_.prefill_seqs = 0;
+  step_.decode_seqs = batch_.num_decodes;
+  step_.preempted = 0;
+  step_.waiting = static_cast<std::int64_t>(waiting_.size());
+  step_.running = batch_.num_decodes;
+  step_.kv_used_blocks = kv_.num_blocks() - kv_.free_blocks();
+  sink_.step_started(step_);
+  busy_time_ += step_.end - now;
+  return true;
+}
+
+void Engine::end_stretch_step(Ns now) {
+  sink_.step_ended(step_);
+  // Every sequence of the batch sampled its last token at this step's start.
+  const Ns gap = now - step_.start;
+  stretch_.step_ended(now, step_kinds_, cfg_.defer_itl, gap);
+  const bool tokens_wanted = sink_.wants_tokens();
+  if (recorder_ != nullptr && !tokens_wanted) {
+    if (!cfg_.defer_itl) recorder_->add_gaps(gap, batch_.num_decodes);
+    return;
+  }
+  for (const Sequence* s : running_) {
+    if (!cfg_.defer_itl) inter_token(gap);
+    if (tokens_wanted) sink_.token(now, s->req.id);
+  }
 }
 
 }  // namespace servesim

@@ -13,6 +13,7 @@
 
 #include "models/cost/step_timer.h"
 #include "sim/core/simulator.h"
+#include "sim/engine/decode_stretch.h"
 #include "sim/engine/kv_cache.h"
 #include "sim/engine/pipeline.h"
 #include "sim/engine/scheduler.h"
@@ -36,6 +37,7 @@ struct EngineConfig {
   FrontEnd front_end;
   std::int64_t num_kv_blocks = 0;  // this engine's pool as vLLM counts it (num_gpu_blocks): one is the null block
   std::int64_t block_size = 16;
+  bool enable_prefix_caching = true;  // vLLM's enable_prefix_caching (sim/engine/kv_cache.h); on as in vLLM v1
   std::int64_t max_model_len = 0;  // prompt + output longer than this is rejected, as vLLM does
   // Record a request's inter-token gaps only when it finishes (a run with a horizon leaves some unfinished, and
   // vLLM's ITL counts finished requests only).
@@ -103,6 +105,7 @@ class Engine final : public EventTarget {
   void attach(PrefillHandOff* h, EngineRole role) {
     handoff_ = h;
     role_ = role;
+    if (role == EngineRole::decode) kv_.disable_prefix_caching();  // its KV arrives; it never looks it up
   }
   [[nodiscard]] EngineRole role() const { return role_; }
   // Time spent in steps so far (steps already started count whole).
@@ -121,8 +124,19 @@ class Engine final : public EventTarget {
 
  private:
   void enqueue(Simulator& sim, Sequence* s);
+  // The step loop. start_step plans a step with the scheduler and starts it; end_step ends the step in flight (now)
+  // and starts the next; next_step_inline then lets the clock jump to the new step's end when nothing else comes
+  // first (Simulator::advance_inline), else schedules its end event. A prefill engine schedules its step ends
+  // itself, before the hand-offs they start.
   void start_step(Simulator& sim);
   void end_step(Simulator& sim);
+  [[nodiscard]] bool next_step_inline(Simulator& sim);
+  // A stable decode stretch (sim/engine/decode_stretch.h): after a step in which every running sequence decoded and
+  // none finished, while the scheduler would plan the same batch again (Scheduler::repeats_decode_step) and the KV
+  // cache can grow it, each step is started and ended here without the scheduler and without visiting the
+  // sequences; they are brought up to date when the stretch ends. Same calls to the sinks, same times.
+  [[nodiscard]] bool start_stretch_step(Ns now);
+  void end_stretch_step(Ns now);
   Sequence* allocate(const Request& r);
   // Sets the step's duration and its modeled time by kind in step_.
   void time_step(Ns now);
@@ -164,6 +178,7 @@ class Engine final : public EventTarget {
   std::vector<Sequence*> parked_;    // prefill: handed off, holding their blocks until released
   std::vector<Sequence*> incoming_;  // decode: reserved, their KV on its way
   std::vector<Sequence*> handed_;    // prefill: sequences of the step just ended that leave
+  DecodeStretch stretch_;
 };
 
 }  // namespace servesim

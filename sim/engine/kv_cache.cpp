@@ -27,12 +27,14 @@ Bytes KvCacheSizing::max_weights() const {
 }
 
 KvCacheManager::KvCacheManager(std::int64_t num_gpu_blocks, std::int64_t block_size, std::int64_t sliding_window,
-                               std::int64_t max_step_tokens)
+                               std::int64_t max_step_tokens, bool prefix_caching)
     : num_blocks_(num_gpu_blocks - KvCacheSizing::kNullBlocks),
       block_size_(block_size),
       free_(num_blocks_),
       window_(sliding_window),
-      max_step_tokens_(max_step_tokens) {
+      max_step_tokens_(max_step_tokens),
+      caching_(prefix_caching && sliding_window == 0),
+      anon_tail_(num_blocks_) {
   if (num_blocks_ <= 0 || block_size <= 0) throw std::logic_error("KV cache needs blocks (besides the null block)");
   if (sliding_window < 0 || max_step_tokens < 0) throw std::logic_error("KV cache: negative window or step");
 }
@@ -41,6 +43,91 @@ std::int64_t KvCacheManager::peak_blocks(std::int64_t tokens) const {
   if (window_ == 0) return blocks_for(tokens);
   const std::int64_t step = max_step_tokens_ > 0 ? max_step_tokens_ : tokens;
   return std::min(blocks_for(tokens), blocks_for(std::min(tokens, window_ - 1 + step)) + 1);
+}
+
+void KvCacheManager::disable_prefix_caching() {
+  if (!by_hash_.empty()) throw std::logic_error("disable_prefix_caching: blocks are cached already");
+  caching_ = false;
+}
+
+void KvCacheManager::unlink(std::int32_t i) {
+  Entry& e = entries_[static_cast<std::size_t>(i)];
+  // The free blocks without an entry that were just before it now come before its successor.
+  if (e.next != kNoEntry) {
+    entries_[static_cast<std::size_t>(e.next)].anon_before += e.anon_before;
+    entries_[static_cast<std::size_t>(e.next)].prev = e.prev;
+  } else {
+    anon_tail_ += e.anon_before;
+    tail_ = e.prev;
+  }
+  if (e.prev != kNoEntry) {
+    entries_[static_cast<std::size_t>(e.prev)].next = e.next;
+  } else {
+    head_ = e.next;
+  }
+  e.anon_before = 0;
+  e.prev = e.next = kNoEntry;
+  --free_cached_;
+}
+
+void KvCacheManager::push_free(std::int32_t i) {
+  Entry& e = entries_[static_cast<std::size_t>(i)];
+  e.anon_before = anon_tail_;
+  anon_tail_ = 0;
+  e.prev = tail_;
+  e.next = kNoEntry;
+  if (tail_ != kNoEntry) {
+    entries_[static_cast<std::size_t>(tail_)].next = i;
+  } else {
+    head_ = i;
+  }
+  tail_ = i;
+  ++free_cached_;
+}
+
+void KvCacheManager::take_free(std::int64_t n, Sequence* s) {
+  free_ -= n;
+  if (s != nullptr) s->kv_entries.insert(s->kv_entries.end(), static_cast<std::size_t>(n), kNoEntry);
+  while (n > 0) {
+    if (head_ == kNoEntry) {
+      anon_tail_ -= n;
+      return;
+    }
+    Entry& e = entries_[static_cast<std::size_t>(head_)];
+    const std::int64_t take = std::min(n, e.anon_before);
+    e.anon_before -= take;
+    n -= take;
+    if (n == 0) return;
+    // The head block itself is reused: evicted from the cache (vLLM's _maybe_evict_cached_block).
+    const std::int32_t evicted = head_;
+    by_hash_.erase(e.hash);
+    unlink(evicted);
+    spare_.push_back(evicted);
+    --n;
+  }
+}
+
+void KvCacheManager::cache_full_blocks(Sequence& s, std::int64_t tokens) {
+  const std::int64_t full = tokens / block_size_;
+  while (s.hashed.blocks < full) {
+    const auto j = static_cast<std::size_t>(s.hashed.blocks);
+    const std::uint64_t h = next_block_hash(s.req, block_size_, s.hashed);
+    if (s.kv_entries[j] != kNoEntry || by_hash_.count(h) > 0) continue;
+    std::int32_t i = 0;
+    if (!spare_.empty()) {
+      i = spare_.back();
+      spare_.pop_back();
+    } else {
+      i = static_cast<std::int32_t>(entries_.size());
+      entries_.emplace_back();
+    }
+    Entry& e = entries_[static_cast<std::size_t>(i)];
+    e = Entry{};
+    e.hash = h;
+    e.refs = 1;
+    by_hash_.emplace(h, i);
+    s.kv_entries[j] = i;
+  }
 }
 
 bool KvCacheManager::allocate(Sequence& s, std::int64_t tokens) {
@@ -52,17 +139,88 @@ bool KvCacheManager::allocate(Sequence& s, std::int64_t tokens) {
     s.null_blocks += freed;
     s.blocks -= freed;
     free_ += freed;
+    anon_tail_ += freed;  // no entries with a sliding window: the queue is its free blocks alone
   }
+  const bool keep = caches(s);
   const std::int64_t need = blocks_for(tokens) - s.blocks - s.null_blocks;
-  if (need <= 0) return true;
-  if (need > free_) return false;
-  free_ -= need;
-  s.blocks += need;
+  if (need > 0) {
+    if (need > free_) return false;
+    take_free(need, keep ? &s : nullptr);
+    s.blocks += need;
+  }
+  if (keep) cache_full_blocks(s, tokens);
+  return true;
+}
+
+std::int64_t KvCacheManager::cached_prefix(const Request& r, std::int64_t max_tokens) const {
+  if (!caching_ || r.content == nullptr || by_hash_.empty()) return 0;
+  const std::int64_t most = max_tokens / block_size_;
+  BlockHashCursor c;
+  std::int64_t n = 0;
+  while (n < most && by_hash_.count(next_block_hash(r, block_size_, c)) > 0) ++n;
+  return n * block_size_;
+}
+
+bool KvCacheManager::allocate_cached(Sequence& s, std::int64_t hit, std::int64_t tokens) {
+  if (hit == 0) return allocate(s, tokens);
+  if (!caches(s) || s.blocks != 0 || hit % block_size_ != 0 || tokens <= hit) {
+    throw std::logic_error("allocate_cached: not a cache hit of a sequence without blocks");
+  }
+  const std::int64_t hit_blocks = hit / block_size_;
+  hits_.clear();
+  BlockHashCursor c;
+  std::int64_t free_hits = 0;
+  for (std::int64_t b = 0; b < hit_blocks; ++b) {
+    const auto it = by_hash_.find(next_block_hash(s.req, block_size_, c));
+    if (it == by_hash_.end()) throw std::logic_error("allocate_cached: the hit is not cached");
+    hits_.push_back(it->second);
+    if (entries_[static_cast<std::size_t>(it->second)].refs == 0) ++free_hits;
+  }
+  const std::int64_t fresh = blocks_for(tokens) - hit_blocks;
+  if (fresh + free_hits > free_) return false;
+  // vLLM's touch: the hit blocks first (a free one leaves the queue), then the new blocks from the queue's head.
+  for (const std::int32_t i : hits_) {
+    Entry& e = entries_[static_cast<std::size_t>(i)];
+    if (e.refs == 0) {
+      unlink(i);
+      --free_;
+    } else {
+      ++shared_refs_;
+    }
+    ++e.refs;
+    s.kv_entries.push_back(i);
+  }
+  s.blocks = hit_blocks;
+  s.hashed = c;
+  take_free(fresh, &s);
+  s.blocks += fresh;
+  cache_full_blocks(s, tokens);
   return true;
 }
 
 void KvCacheManager::release(Sequence& s) {
-  free_ += s.blocks;
+  if (!s.kv_entries.empty()) {
+    // vLLM frees a request's blocks in reverse order: its last block reaches the queue's head first.
+    for (auto it = s.kv_entries.rbegin(); it != s.kv_entries.rend(); ++it) {
+      if (*it == kNoEntry) {
+        ++anon_tail_;
+        ++free_;
+        continue;
+      }
+      Entry& e = entries_[static_cast<std::size_t>(*it)];
+      if (--e.refs > 0) {
+        --shared_refs_;
+      } else {
+        push_free(*it);
+        ++free_;
+      }
+    }
+    s.kv_entries.clear();
+  } else {
+    free_ += s.blocks;
+    anon_tail_ += s.blocks;
+  }
+  s.hashed = BlockHashCursor{};
   s.blocks = 0;
   s.null_blocks = 0;
 }

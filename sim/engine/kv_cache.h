@@ -6,9 +6,28 @@
 // never does block arithmetic itself. Sizing follows vLLM v1: per GPU,
 // blocks = (gpu_memory_utilization x HBM - weights - activation reserve) / block bytes, the minimum over pipeline
 // stages; one block of the pool is vLLM's null block, never handed out.
+//
+// Automatic prefix caching (vLLM v1's KVCacheManager and BlockPool, vllm/v1/core/kv_cache_manager.py and
+// block_pool.py; `enable_prefix_caching`, on by default in vLLM v1 and here), for requests whose content is known
+// (Request::content; a request without it never caches a block, and costs nothing extra):
+//  - a full block (all block_size tokens computed or being computed this step) is cached under its hash
+//    (sim/workload/content.h: hash of the parent block's hash and the block's content);
+//  - when a sequence with nothing computed is scheduled (first, and again after a recompute preemption), its
+//    longest run of cached blocks from the start is a hit, at most prompt + generated - 1 tokens (vLLM computes
+//    the last token always: max_cache_hit_length = num_tokens - 1), whole blocks only: those tokens are not
+//    computed again;
+//  - every free block is in one free queue (vLLM's FreeKVCacheBlockQueue): allocation takes blocks from its head,
+//    evicting the cached ones it takes (LRU); a finished or preempted sequence's blocks go to its tail in reverse
+//    order (its last block first, so it is evicted first), still cached; a hit on a free cached block takes it out
+//    of the queue; a block held by several sequences is counted once (its reference count);
+//  - a block whose hash is already cached by another block (two sequences computed the same content at once)
+//    stays uncached (vLLM keeps both copies under the hash; the hits are the same while either is cached).
+// Not modelled: prefix caching with sliding-window attention (a cache with a sliding window never caches), hybrid
+// KV-cache groups, and cache salts or LoRA / multimodal extra keys.
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "models/common/units.h"
@@ -45,21 +64,25 @@ struct KvCacheSizing {
 
 class KvCacheManager {
  public:
+  static constexpr std::int32_t kNoEntry = -1;  // Sequence::kv_entries: a block in no cache entry
+
   // `num_gpu_blocks`: the pool, as vLLM counts it (num_gpu_blocks); one is the null block, so num_blocks() and
   // free_blocks() count num_gpu_blocks - 1 (vllm/v1/core/block_pool.py BlockPool, get_usage).
   // `sliding_window` (tokens): > 0 when every layer slides over that window (ModelArch::kv_window), 0 = full
   // attention. `max_step_tokens`: the most tokens one sequence computes in a step (max_num_batched_tokens; 0 =
-  // unbounded), which bounds a sliding-window sequence's blocks in can_ever_fit.
+  // unbounded), which bounds a sliding-window sequence's blocks in can_ever_fit. `prefix_caching`: vLLM's
+  // enable_prefix_caching (ignored, off, with a sliding window).
   KvCacheManager(std::int64_t num_gpu_blocks, std::int64_t block_size, std::int64_t sliding_window = 0,
-                 std::int64_t max_step_tokens = 0);
+                 std::int64_t max_step_tokens = 0, bool prefix_caching = false);
 
   [[nodiscard]] std::int64_t blocks_for(std::int64_t tokens) const {
     return (tokens + block_size_ - 1) / block_size_;
   }
   // Grows `s` to hold `tokens` tokens (first freeing, with a sliding window, its blocks outside the window of its
-  // s.computed tokens, as vLLM does even when the allocation then fails). Returns false (and allocates nothing)
-  // when the pool cannot.
+  // s.computed tokens, as vLLM does even when the allocation then fails), and caches its full blocks among them.
+  // Returns false (and allocates nothing) when the pool cannot.
   [[nodiscard]] bool allocate(Sequence& s, std::int64_t tokens);
+  // Frees s's blocks (its cached ones stay cached, at the free queue's tail, last block first).
   void release(Sequence& s);
   // Could a sequence of `tokens` tokens ever fit, even with the cache empty?
   [[nodiscard]] bool can_ever_fit(std::int64_t tokens) const { return peak_blocks(tokens) <= num_blocks_; }
@@ -69,16 +92,72 @@ class KvCacheManager {
   [[nodiscard]] std::int64_t sliding_window() const { return window_; }
 
   [[nodiscard]] std::int64_t num_blocks() const { return num_blocks_; }  // usable: the pool less the null block
+  // Free blocks, cached or not (vLLM's get_num_free_blocks: a free cached block can be evicted at any time).
   [[nodiscard]] std::int64_t free_blocks() const { return free_; }
   [[nodiscard]] std::int64_t block_size() const { return block_size_; }
   [[nodiscard]] double usage() const { return 1.0 - double(free_) / double(num_blocks_); }
 
+  // --- Prefix caching.
+  [[nodiscard]] bool prefix_caching() const { return caching_; }
+  // Turns prefix caching off (a decode replica of disaggregated serving receives its KV and never looks it up).
+  // Only before any block is cached: throws std::logic_error otherwise.
+  void disable_prefix_caching();
+  // Whether this cache keeps s's blocks (caching on and its request's content known).
+  [[nodiscard]] bool caches(const Sequence& s) const { return caching_ && s.req.content != nullptr; }
+  // The first tokens of `r` whose blocks are all cached here, whole blocks up to `max_tokens` tokens (vLLM's
+  // find_longest_cache_hit): 0 when caching is off or r's content is unknown. Changes nothing (no LRU update).
+  [[nodiscard]] std::int64_t cached_prefix(const Request& r, std::int64_t max_tokens) const;
+  // The hit of sequence `s` when it is scheduled with nothing computed: cached_prefix(s.req, s.num_tokens() - 1).
+  [[nodiscard]] std::int64_t lookup(const Sequence& s) const {
+    return caches(s) ? cached_prefix(s.req, s.num_tokens() - 1) : 0;
+  }
+  // `s` (no blocks, nothing computed) takes the blocks of its first `hit` tokens (lookup's answer, a whole number
+  // of blocks) and grows to `tokens` tokens (> hit). False, with nothing changed, when the free blocks cannot
+  // cover its new blocks plus the hit blocks now free (vLLM's allocate_slots counts a free cached block it takes
+  // as allocated). s.computed is the caller's to set.
+  [[nodiscard]] bool allocate_cached(Sequence& s, std::int64_t hit, std::int64_t tokens);
+  // Blocks cached (in the hash table), in use or free.
+  [[nodiscard]] std::int64_t cached_blocks() const { return static_cast<std::int64_t>(by_hash_.size()); }
+  // Whether a block with hash `h` is cached.
+  [[nodiscard]] bool cached(std::uint64_t h) const { return by_hash_.count(h) > 0; }
+  // Cached blocks that are free (in the free queue, evictable).
+  [[nodiscard]] std::int64_t free_cached_blocks() const { return free_cached_; }
+  // References to cached blocks beyond each block's first: the sum of the sequences' blocks minus this is the
+  // blocks in use.
+  [[nodiscard]] std::int64_t shared_refs() const { return shared_refs_; }
+
  private:
+  // A cached block. In the free queue (refs == 0) it is linked to its neighbours, and the free blocks without an
+  // entry just before it are counted in anon_before (a queue of such blocks alone costs one counter: anon_tail_).
+  struct Entry {
+    std::uint64_t hash = 0;
+    std::int64_t anon_before = 0;
+    std::int32_t refs = 0;
+    std::int32_t prev = kNoEntry;
+    std::int32_t next = kNoEntry;
+  };
+  // Takes `n` blocks from the free queue's head, evicting the entries taken; appends them to s's entries (as
+  // blocks in no entry) when `s` is given.
+  void take_free(std::int64_t n, Sequence* s);
+  void unlink(std::int32_t i);        // removes free entry i from the queue
+  void push_free(std::int32_t i);     // appends entry i (refs now 0) to the queue's tail
+  void cache_full_blocks(Sequence& s, std::int64_t tokens);  // caches s's full blocks of its first `tokens`
+
   std::int64_t num_blocks_;
   std::int64_t block_size_;
   std::int64_t free_;
   std::int64_t window_ = 0;           // sliding window of every layer (0 = full attention)
   std::int64_t max_step_tokens_ = 0;  // 0 = unbounded
+  bool caching_ = false;
+  std::vector<Entry> entries_;
+  std::vector<std::int32_t> spare_;  // unused slots of entries_
+  std::unordered_map<std::uint64_t, std::int32_t> by_hash_;
+  std::int32_t head_ = kNoEntry;   // the free queue's entries, head (evicted first) to tail
+  std::int32_t tail_ = kNoEntry;
+  std::int64_t anon_tail_ = 0;     // free blocks without an entry after the queue's last entry
+  std::int64_t free_cached_ = 0;   // entries in the free queue
+  std::int64_t shared_refs_ = 0;
+  std::vector<std::int32_t> hits_;  // allocate_cached's scratch
 };
 
 }  // namespace servesim

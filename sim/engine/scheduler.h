@@ -3,8 +3,10 @@
 // Implementations are registered by name in scheduler_registry() ([engine.scheduler] impl = "...").
 //
 // Contract: on return, plan.scheduled lists the sequences of this step with Sequence::scheduled set (> 0),
-// their KV blocks allocated for computed + scheduled tokens; preempted sequences have released their blocks,
-// computed = 0, and sit in `waiting` again. The scheduler never does block arithmetic: it asks the KV manager.
+// their KV blocks allocated for computed + scheduled tokens (a sequence admitted with nothing computed may start at
+// its prefix-cache hit: computed = the hit, its blocks shared; KvCacheManager::lookup, allocate_cached); preempted
+// sequences have released their blocks, computed = 0, and sit in `waiting` again. The scheduler never does block
+// arithmetic: it asks the KV manager.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -59,6 +61,12 @@ class Scheduler {
  public:
   virtual ~Scheduler() = default;
   virtual void schedule(EngineQueues& q, StepPlan& plan) = 0;
+  // Asked when every running sequence has just decoded a token (each has one token to compute next) and none
+  // finished: true only if schedule() would now schedule exactly the running sequences, one token each in running
+  // order, preempting and admitting nothing, provided the KV cache grows each of them by one token. The engine
+  // then runs that step without calling schedule() (sim/engine/decode_stretch.h). The default, false, always
+  // calls it.
+  [[nodiscard]] virtual bool repeats_decode_step(const EngineQueues& /*q*/) const { return false; }
 };
 
 using SchedulerRegistry = Registry<Scheduler, const Config&, const SchedulerLimits&>;

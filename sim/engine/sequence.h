@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "models/common/units.h"
+#include "sim/workload/content.h"
 #include "sim/workload/request.h"
 
 namespace servesim {
@@ -42,6 +43,13 @@ struct Sequence {
   std::int32_t prefill_replica = -1;
   Ns decode_wait{0};
   Ns kv_transfer{0};
+  // Prefix caching (sim/engine/kv_cache.h), for a request with content in a cache that keeps it: the cache's entry
+  // of each block it holds, in order (KvCacheManager::kNoEntry: a block in no entry), and how far its blocks have
+  // been hashed. cached_tokens: the prompt tokens found cached when it was first scheduled (vLLM's
+  // num_cached_tokens); -1 when it was never looked up (caching off, or a request without content).
+  std::vector<std::int32_t> kv_entries;
+  BlockHashCursor hashed;
+  std::int64_t cached_tokens = -1;
 
   // Tokens the model has seen or produced: the prompt plus every sampled token.
   [[nodiscard]] std::int64_t num_tokens() const { return req.prompt_tokens + generated; }

@@ -4,6 +4,9 @@
 //     freed, to be recomputed later) until it fits -- or the sequence itself was the one preempted.
 //  2. Then, only if nothing was preempted, waiting sequences FCFS while the budget lasts and fewer than
 //     max_num_seqs run. Without chunked prefill a prompt that does not fit the remaining budget waits.
+//     With prefix caching, a waiting sequence with nothing computed first looks up its cached prefix
+//     (KvCacheManager::lookup, vLLM's get_computed_blocks): its computed tokens start at the hit, and only the
+//     rest is scheduled and counted against the token budget.
 #include <algorithm>
 
 #include "sim/engine/scheduler.h"
@@ -44,17 +47,29 @@ class VllmScheduler final : public Scheduler {
     while (!q.waiting.empty() && budget > 0 &&
            static_cast<std::int64_t>(q.running.size()) < lim_.max_num_seqs) {
       Sequence* s = q.waiting.front();
-      std::int64_t n = s->remaining();
+      const std::int64_t hit = s->computed == 0 ? q.kv.lookup(*s) : 0;
+      std::int64_t n = s->remaining() - hit;
       if (lim_.long_prefill_token_threshold > 0) n = std::min(n, lim_.long_prefill_token_threshold);
       if (!lim_.chunked_prefill && n > budget) break;
       n = std::min(n, budget);
-      if (!q.kv.allocate(*s, s->computed + n)) break;
+      if (!q.kv.allocate_cached(*s, hit, s->computed + hit + n)) break;
+      s->computed += hit;
+      // vLLM's num_cached_tokens: the hit of its first scheduling (a preempted sequence's later hits do not count).
+      if (s->cached_tokens < 0 && q.kv.caches(*s)) s->cached_tokens = hit;
       q.waiting.pop_front();
       q.running.push_back(s);
       s->scheduled = n;
       plan.scheduled.push_back(s);
       budget -= n;
     }
+  }
+
+  // Each running sequence gets its one token while the budget lasts (it does: the budget is at least the running
+  // count); waiting ones are then admitted only while budget remains and fewer than max_num_seqs run.
+  bool repeats_decode_step(const EngineQueues& q) const override {
+    const auto running = static_cast<std::int64_t>(q.running.size());
+    return running <= lim_.max_num_batched_tokens &&
+           (q.waiting.empty() || running >= lim_.max_num_seqs || running == lim_.max_num_batched_tokens);
   }
 
  private:

@@ -7,14 +7,22 @@
 #include <fmt/format.h>
 
 #include "models/common/error.h"
+#include "sim/metrics/explain_internal.h"
 #include "sim/metrics/summary.h"
 
 namespace servesim {
+namespace explain_detail {
+
+std::string pct(double x) { return fmt::format("{:.0f}%", 100.0 * x); }
+
+}  // namespace explain_detail
+
 namespace {
 
-// Thresholds of the diagnoses (this module's judgement, not measured constants):
-// A component "dominates" a metric's growth at half of it or more.
-constexpr double kDominantShare = 0.5;
+using namespace explain_detail;
+
+// Thresholds of the diagnoses (this module's judgement, not measured constants; kDominantShare and
+// kTargetUtilisation are in explain_internal.h):
 // The preempted component needs less: preemption also lengthens the queue (freed blocks admit others later).
 constexpr double kPreemptionShare = 0.3;
 // A full KV cache: its peak usage (sampled at step starts) at 95% of the blocks or more.
@@ -27,9 +35,8 @@ constexpr double kCommunicationShare = 0.3;
 // A backlog, not the scheduling granularity: the TTFT P99 cohort queues for at least 10 mean steps (a request that
 // arrives during a long prefill step waits for it to end even on an idle engine).
 constexpr double kQueueSteps = 10.0;
-// Overloaded: requests arrive at least 10% faster than they complete. Replicas are sized for 80% utilisation.
+// Overloaded: requests arrive at least 10% faster than they complete.
 constexpr double kOverloadRatio = 1.1;
-constexpr double kTargetUtilisation = 0.8;
 // Prefill interference: at least 4 tokens per sequence in the mean step (decodes are 1 token each, so most of the
 // step's tokens are prompt chunks), or a P99 cohort whose steps are 5 points more compute-bound than the median's.
 constexpr double kPromptTokensPerSeq = 4.0;
@@ -38,8 +45,6 @@ constexpr double kComputeShift = 0.05;
 constexpr std::int64_t kMinTokenBudget = 512;
 // The cohort band around the median (percentiles).
 constexpr double kMedianLo = 45.0, kMedianHi = 55.0;
-
-std::string pct(double x) { return fmt::format("{:.0f}%", 100.0 * x); }
 
 // One metric's per-request value and its components (ms).
 struct Sample {
@@ -148,16 +153,8 @@ RunNumbers run_numbers(const nlohmann::json& summary, const std::vector<RequestR
   if (cfg.contains("kv_cache_dtype") && cfg["kv_cache_dtype"].is_string()) {
     n.kv_cache_dtype = cfg["kv_cache_dtype"].get<std::string>();
   }
+  read_pool_numbers(s, n);
   return n;
-}
-
-bool has_tail(const CohortComparison& c) { return c.p99_count > 0 && c.p99_mean >= kTailRatio * c.median_mean; }
-
-const ComponentGrowth& component(const CohortComparison& c, const std::string& name) {
-  for (const auto& g : c.components) {
-    if (g.name == name) return g;
-  }
-  throw std::logic_error("explain: no component " + name);
 }
 
 // `c`'s `g` (a preempted component, or the TTFT queue when admission waits for KV blocks) grows most.
@@ -237,13 +234,21 @@ void diagnose_queueing(Explanation& e) {
       "The TTFT tail is time spent waiting for a first step: the P99 cohort waits {:.1f} ms in the queue against "
       "{:.1f} ms for the median cohort ({} of the growth), and the waiting queue reached {} requests. {}",
       q.p99_ms, q.median_ms, pct(q.share), n.max_waiting, why);
+  if (!n.pools.empty()) {  // [[cluster.pools]]: the entry pool's replicas (cluster.replicas is refused)
+    if (!queueing_pool_lever(e)) {
+      diagnose_none(e, fmt::format("TTFT's tail grows most in queue ({} of the growth), and the topology has no "
+                                   "free GPUs for another replica of the pool that takes arrivals.",
+                                   pct(q.share)));
+    }
+    return;
+  }
   // Replicas for kTargetUtilisation at the arrival rate (the completion rate is the capacity when overloaded).
   std::int64_t replicas = n.num_replicas + 1;
   if (n.completion_rate > 0 && n.arrival_rate > 0) {
     const double need = double(n.num_replicas) * n.arrival_rate / n.completion_rate / kTargetUtilisation;
     replicas = std::max(replicas, static_cast<std::int64_t>(std::ceil(need)));
   }
-  replicas = std::min<std::int64_t>(replicas, 4096);
+  replicas = std::min<std::int64_t>(replicas, kMaxLeverReplicas);
   e.lever_sets = {fmt::format("cluster.replicas={}", replicas)};
   e.lever = fmt::format("replicas {} -> {} (sized for {} utilisation at the arrival rate)", n.num_replicas, replicas,
                         pct(kTargetUtilisation));
@@ -269,15 +274,6 @@ void diagnose_interference(Explanation& e) {
   e.lever_sets.push_back(fmt::format("engine.max_num_batched_tokens={}", budget));
   e.lever = fmt::format("max_num_batched_tokens {} -> {}{} (fewer prompt tokens per step)",
                         n.max_num_batched_tokens, budget, n.enable_chunked_prefill ? "" : " with chunked prefill");
-}
-
-void diagnose_none(Explanation& e, const std::string& why) {
-  e.cause = Cause::none;
-  e.metric.clear();
-  e.component.clear();
-  e.lever_sets.clear();
-  e.lever.clear();
-  e.cause_text = "No single dominant cause: " + why;
 }
 
 std::string describe_none(const Explanation& e) {
@@ -308,7 +304,7 @@ std::string describe_none(const Explanation& e) {
   return out;
 }
 
-void diagnose(Explanation& e) {
+void diagnose(Explanation& e, const std::vector<RequestRow>& rows) {
   const RunNumbers& n = e.numbers;
   const auto& pt = component(e.ttft, "prefill_preempted");
   const auto& pd = component(e.tpot, "decode_preempted");
@@ -321,23 +317,26 @@ void diagnose(Explanation& e) {
                           e.ttft.top().p99_ms >= kQueueSteps * n.mean_step_ms;
   const bool ttft_preempted = n.preemptions > 0 && dominates(e.ttft, pt, kPreemptionShare);
   const bool tpot_preempted = n.preemptions > 0 && dominates(e.tpot, pd, kPreemptionShare);
-  const auto tail_ratio = [](const CohortComparison& c) {
-    return c.median_mean > 0 ? c.p99_mean / c.median_mean : 0.0;
-  };
   const bool interference =
       has_tail(e.tpot) && (e.tpot.top().name == "decode" || e.tpot.top().name == "decode_stall") &&
       e.tpot.top().share >= kDominantShare && n.max_num_batched_tokens / 4 >= kMinTokenBudget &&
       ((n.mean_batch_seqs > 0 && n.mean_batch_tokens / n.mean_batch_seqs >= kPromptTokensPerSeq) ||
        e.tpot.p99_compute_share >= e.tpot.median_compute_share + kComputeShift);
-  if (ttft_preempted || tpot_preempted || (kv_full && ttft_queue)) {
+  // Decode wait (disaggregated) is back-pressure: the waiting requests hold their prefill blocks, so a TTFT queue
+  // behind it is its consequence, not a cause of its own.
+  const bool disagg = disaggregation_tail(e);
+  const bool back_pressure = disagg && e.tpot.top().name == "decode_wait";
+  if (ttft_preempted || tpot_preempted || (kv_full && ttft_queue && !back_pressure)) {
     // The metric whose tail is the worse against its median, of those preemption explains.
-    const bool ttft_ok = ttft_preempted || (kv_full && ttft_queue);
+    const bool ttft_ok = ttft_preempted || (kv_full && ttft_queue && !back_pressure);
     const bool use_tpot = tpot_preempted && (!ttft_ok || tail_ratio(e.tpot) > tail_ratio(e.ttft));
     if (use_tpot) {
       diagnose_preemption(e, e.tpot, pd);
     } else {
       diagnose_preemption(e, e.ttft, ttft_preempted ? pt : e.ttft.top());
     }
+  } else if (disagg && (back_pressure || !ttft_queue || tail_ratio(e.tpot) > tail_ratio(e.ttft))) {
+    diagnose_disaggregation(e, rows);  // before communication: the transfer or the wait, not the steps, grows
   } else if (n.tensor_parallel_size > 1 && e.tpot.p99_count > 0 &&
              e.tpot.p99_communication_share >= kCommunicationShare) {
     diagnose_communication(e);
@@ -351,8 +350,12 @@ void diagnose(Explanation& e) {
   if (!e.metric.empty()) e.metric_p99_ms = e.metric == "ttft" ? e.ttft.p99 : e.tpot.p99;
 }
 
+// `--set PATH=VALUE` as a shell word: quoted when VALUE holds anything but letters, digits and ._-=+:/ (a quote, a
+// space or brackets of a TOML array).
 std::string shell_set(const std::string& set) {
-  return set.find('"') == std::string::npos ? "--set " + set : "--set '" + set + "'";
+  const bool plain = set.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-=+:/") ==
+                     std::string::npos;
+  return plain ? "--set " + set : "--set '" + set + "'";
 }
 
 std::string format_comparison(const CohortComparison& c) {
@@ -385,6 +388,7 @@ std::string format_text(const Explanation& e) {
       pct(n.busy_fraction), n.mean_batch_seqs, n.mean_batch_tokens, pct(n.mean_kv_usage), pct(n.peak_kv_usage),
       n.preemptions, n.preempted_requests, n.max_waiting, pct(n.compute_share), pct(n.memory_share),
       pct(n.communication_share), pct(n.overhead_share));
+  o += pools_text(n);
   if (e.cause == Cause::none) {
     o += "Diagnosis: " + e.cause_text + "\n";
     return o;
@@ -422,6 +426,30 @@ nlohmann::json comparison_json(const CohortComparison& c) {
 
 }  // namespace
 
+namespace explain_detail {
+
+bool has_tail(const CohortComparison& c) { return c.p99_count > 0 && c.p99_mean >= kTailRatio * c.median_mean; }
+
+double tail_ratio(const CohortComparison& c) { return c.median_mean > 0 ? c.p99_mean / c.median_mean : 0.0; }
+
+const ComponentGrowth& component(const CohortComparison& c, const std::string& name) {
+  for (const auto& g : c.components) {
+    if (g.name == name) return g;
+  }
+  throw std::logic_error("explain: no component " + name);
+}
+
+void diagnose_none(Explanation& e, const std::string& why) {
+  e.cause = Cause::none;
+  e.metric.clear();
+  e.component.clear();
+  e.lever_sets.clear();
+  e.lever.clear();
+  e.cause_text = "No single dominant cause: " + why;
+}
+
+}  // namespace explain_detail
+
 const char* cause_name(Cause c) {
   switch (c) {
     case Cause::none: return "none";
@@ -429,6 +457,8 @@ const char* cause_name(Cause c) {
     case Cause::communication: return "communication";
     case Cause::queueing: return "queueing";
     case Cause::prefill_interference: return "prefill_interference";
+    case Cause::decode_wait: return "decode_wait";
+    case Cause::kv_transfer: return "kv_transfer";
   }
   return "none";
 }
@@ -461,7 +491,7 @@ Explanation explain_requests(const nlohmann::json& summary, const std::vector<Re
   e.tpot = compare("tpot", {"decode", "decode_stall", "decode_preempted", "kv_transfer", "decode_wait"}, tpot);
   e.numbers = run_numbers(summary, rows);
   if (breakdown) {
-    diagnose(e);
+    diagnose(e, rows);
   } else {
     diagnose_none(e,
                   "requests.csv has no per-request breakdown (front_end_ms, prefill_ms, decode_ms, ...): it was "
@@ -497,42 +527,6 @@ nlohmann::json Explanation::to_json() const {
                                    {"overhead", numbers.overhead_share}}},
                    {"arrival_rate", numbers.arrival_rate},
                    {"completion_rate", numbers.completion_rate}}}};
-}
-
-RunRecipe run_recipe(const nlohmann::json& summary) {
-  const auto s = summary.find("servesim");
-  if (s == summary.end() || !s->is_object() || !s->contains("run") || !(*s)["run"].is_object()) {
-    throw InputError("summary.json: no \"servesim\".\"run\" (the scenario the run came from); give --scenario");
-  }
-  const auto& run = (*s)["run"];
-  RunRecipe r;
-  if (!run.contains("scenario") || !run["scenario"].is_string()) {
-    throw InputError("summary.json: \"servesim\".\"run\".\"scenario\" is not a string");
-  }
-  r.scenario = run["scenario"].get<std::string>();
-  if (run.contains("sets")) {
-    if (!run["sets"].is_array()) throw InputError("summary.json: \"servesim\".\"run\".\"sets\" is not an array");
-    for (const auto& v : run["sets"]) {
-      if (!v.is_string()) throw InputError("summary.json: \"servesim\".\"run\".\"sets\" holds a non-string");
-      r.sets.push_back(v.get<std::string>());
-    }
-  }
-  if (run.contains("calibrations")) {
-    if (!run["calibrations"].is_array()) {
-      throw InputError("summary.json: \"servesim\".\"run\".\"calibrations\" is not an array");
-    }
-    for (const auto& v : run["calibrations"]) {
-      if (!v.is_string()) throw InputError("summary.json: \"servesim\".\"run\".\"calibrations\" holds a non-string");
-      r.calibrations.push_back(v.get<std::string>());
-    }
-  }
-  if (run.contains("seed") && !run["seed"].is_null()) {
-    if (!run["seed"].is_number_unsigned()) {
-      throw InputError("summary.json: \"servesim\".\"run\".\"seed\" is not a non-negative integer");
-    }
-    r.seed = run["seed"].get<std::uint64_t>();
-  }
-  return r;
 }
 
 }  // namespace servesim

@@ -35,8 +35,22 @@
 //                         than the median cohort's), and the token budget can shrink (>= 2048). Lever:
 //                         max_num_batched_tokens / 4 (at least 512; chunked prefill turned on if it was off).
 //                         When queueing also holds, the metric whose tail is the worse against its median decides.
+//   decode_wait           (disaggregated runs, sim/cluster/kv_handoff.h) decode wait dominates the TPOT tail: handed-
+//                         off requests wait for the decode pool's KV blocks. Lever: more replicas of that decode pool
+//                         on free GPUs of the topology, sized by Little's law for 80% of its KV blocks (blocks in
+//                         use = arrival rate x mean over its requests of blocks held x time held, from the transfer
+//                         to the last token), at least one more; without free GPUs, fp8 KV cache on the pool.
+//   kv_transfer           (disaggregated runs) the KV transfer dominates the TPOT tail. Lever: a forced transport
+//                         back to "auto" (the fastest each route supports); with auto, layer-streamed transfers.
+//                         Tried after preemption, before communication. A decode wait is back-pressure (the
+//                         waiting requests keep their prefill blocks, so admissions there stall): it wins over
+//                         queueing and over a full KV cache with a queue; a KV transfer, when queueing also holds,
+//                         only if its tail is the worse against its median.
 //   none                  no single dominant cause (no tail worth explaining, the growth spread over components, or
 //                         a component with no configuration lever, such as the prefill of long prompts); no lever.
+// Levers of a run with [[cluster.pools]] name the pool: `cluster.pools[i].num_replicas` with its GPUs
+// (`cluster.pools[i].parallel.gpus`, from summary.json "config"."pools"[i].gpus and "topology_gpus"); queueing adds
+// replicas to the first prefill (else aggregated) pool that way.
 // Same inputs => the same explanation, byte for byte.
 #pragma once
 #include <cstddef>
@@ -50,8 +64,8 @@
 
 namespace servesim {
 
-enum class Cause { none, preemption, communication, queueing, prefill_interference };
-// "none", "preemption", "communication", "queueing", "prefill_interference".
+enum class Cause { none, preemption, communication, queueing, prefill_interference, decode_wait, kv_transfer };
+// "none", "preemption", "communication", "queueing", "prefill_interference", "decode_wait", "kv_transfer".
 [[nodiscard]] const char* cause_name(Cause c);
 
 // One component of a metric in the two cohorts (ms; for TPOT, ms per output token after the first).
@@ -78,6 +92,19 @@ struct CohortComparison {
   [[nodiscard]] const ComponentGrowth& top() const { return components.at(dominant); }
 };
 
+// One pool of a run with [[cluster.pools]] (summary.json "servesim"."config"."pools"[i], and the busy fraction from
+// "servesim"."disaggregation"."pools"[i]).
+struct PoolNumbers {
+  std::string name, role;  // role: "aggregated", "prefill" or "decode"
+  std::int64_t num_replicas = 1, tensor_parallel_size = 1, pipeline_parallel_size = 1;
+  std::int64_t num_gpu_blocks = 0, block_size = 16;  // per replica
+  std::string kv_cache_dtype = "auto";
+  std::vector<std::int64_t> gpus;  // on the topology, replica after replica (empty when summary.json has none)
+  std::int32_t first_replica = 0;  // replicas are numbered over the pools in order
+  double busy_fraction = 0;
+  [[nodiscard]] std::int64_t gpus_per_replica() const { return tensor_parallel_size * pipeline_parallel_size; }
+};
+
 // The run-level numbers a diagnosis quotes (summary.json "servesim"; 0 when a key is absent).
 struct RunNumbers {
   double busy_fraction = 0;
@@ -92,6 +119,13 @@ struct RunNumbers {
   std::int64_t tensor_parallel_size = 1, num_replicas = 1, max_num_seqs = 0, max_num_batched_tokens = 0;
   bool enable_chunked_prefill = true;
   std::string kv_cache_dtype = "auto";
+  // [[cluster.pools]] (empty without), the topology's GPU count ("config"."topology_gpus"; 0 when absent), and a
+  // disaggregated run's KV transfer ("servesim"."disaggregation"; `disaggregated` false without one).
+  std::vector<PoolNumbers> pools;
+  std::int64_t topology_gpus = 0;
+  bool disaggregated = false;
+  std::string kv_transfer_mode, transport;
+  double kv_transfer_p50_ms = 0, kv_transfer_p99_ms = 0;
 };
 
 struct Explanation {

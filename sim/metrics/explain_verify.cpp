@@ -1,4 +1,5 @@
-// --verify: re-running a run's scenario with the lever of its explanation (sim/metrics/explain.h).
+// --verify: the scenario a run came from (summary.json "servesim"."run") and re-running it with the lever of its
+// explanation (sim/metrics/explain.h).
 #include "models/common/error.h"
 #include "sim/cli/run.h"
 #include "sim/scenario/scenario.h"
@@ -27,6 +28,42 @@ double p99_of(const RunRecipe& recipe, const std::vector<std::string>& extra, co
 }
 
 }  // namespace
+
+RunRecipe run_recipe(const nlohmann::json& summary) {
+  const auto s = summary.find("servesim");
+  if (s == summary.end() || !s->is_object() || !s->contains("run") || !(*s)["run"].is_object()) {
+    throw InputError("summary.json: no \"servesim\".\"run\" (the scenario the run came from); give --scenario");
+  }
+  const auto& run = (*s)["run"];
+  RunRecipe r;
+  if (!run.contains("scenario") || !run["scenario"].is_string()) {
+    throw InputError("summary.json: \"servesim\".\"run\".\"scenario\" is not a string");
+  }
+  r.scenario = run["scenario"].get<std::string>();
+  if (run.contains("sets")) {
+    if (!run["sets"].is_array()) throw InputError("summary.json: \"servesim\".\"run\".\"sets\" is not an array");
+    for (const auto& v : run["sets"]) {
+      if (!v.is_string()) throw InputError("summary.json: \"servesim\".\"run\".\"sets\" holds a non-string");
+      r.sets.push_back(v.get<std::string>());
+    }
+  }
+  if (run.contains("calibrations")) {
+    if (!run["calibrations"].is_array()) {
+      throw InputError("summary.json: \"servesim\".\"run\".\"calibrations\" is not an array");
+    }
+    for (const auto& v : run["calibrations"]) {
+      if (!v.is_string()) throw InputError("summary.json: \"servesim\".\"run\".\"calibrations\" holds a non-string");
+      r.calibrations.push_back(v.get<std::string>());
+    }
+  }
+  if (run.contains("seed") && !run["seed"].is_null()) {
+    if (!run["seed"].is_number_unsigned()) {
+      throw InputError("summary.json: \"servesim\".\"run\".\"seed\" is not a non-negative integer");
+    }
+    r.seed = run["seed"].get<std::uint64_t>();
+  }
+  return r;
+}
 
 Verification verify_lever(const Explanation& e, const RunRecipe& recipe) {
   if (e.cause == Cause::none || e.lever_sets.empty()) {

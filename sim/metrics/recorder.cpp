@@ -1,6 +1,7 @@
 #include "sim/metrics/recorder.h"
 
 #include <bit>
+#include <boost/sort/pdqsort/pdqsort.hpp>
 #include <limits>
 #include <ostream>
 
@@ -15,6 +16,10 @@ const char* reject_reason_name(RejectReason r) {
       return "exceeds_max_model_len";
     case RejectReason::exceeds_kv_cache:
       return "exceeds_kv_cache";
+    case RejectReason::queue_full:
+      return "queue_full";
+    case RejectReason::global_queue_full:
+      return "global_queue_full";
   }
   return "unknown";
 }
@@ -69,7 +74,8 @@ RecordStore::Fields RecordStore::fields_of(const RequestRecord& r) {
           u64(r.step_overhead.v),
           u64(r.prefill_replica),
           u64(r.decode_wait.v),
-          u64(r.kv_transfer.v)};
+          u64(r.kv_transfer.v),
+          u64(r.cached_tokens)};
 }
 
 RequestRecord RecordStore::record_of(const Fields& f) {
@@ -100,6 +106,7 @@ RequestRecord RecordStore::record_of(const Fields& f) {
   r.prefill_replica = static_cast<std::int32_t>(i64(f[18]));
   r.decode_wait = Ns{i64(f[19])};
   r.kv_transfer = Ns{i64(f[20])};
+  r.cached_tokens = i64(f[21]);
   return r;
 }
 
@@ -161,7 +168,11 @@ void GapRuns::close() {
   if (gap >= 0 && gap < kMaxPackedGap && n < kMaxPackedCount) {
     const auto key = static_cast<std::uint32_t>(gap >> kLowBits);
     const auto low = static_cast<std::uint32_t>(gap & ((std::int64_t{1} << kLowBits) - 1));
-    buckets_[key].push_back((low << kCountBits) | static_cast<std::uint32_t>(n));
+    if (last_.entries == nullptr || last_.key != key) {
+      last_.key = key;
+      last_.entries = &buckets_[key];
+    }
+    last_.entries->push_back((low << kCountBits) | static_cast<std::uint32_t>(n));
   } else {
     whole_.push_back(open_);
   }
@@ -170,11 +181,50 @@ void GapRuns::close() {
   open_ = {0, 0};
 }
 
+namespace {
+
+// Sorts a bucket's entries ascending. A large bucket (the gaps of a long run of steady steps stay within one bucket's
+// 1.05 ms: millions of entries) by LSD radix sort on four 8-bit digits: one pass counts every digit, then each digit
+// whose values are not all equal is scattered, stably, between the bucket and `scratch` (so the result is sorted);
+// O(n) time, n x 4 bytes of scratch while it sorts. A small one by pattern-defeating quicksort (Boost.Sort).
+void sort_entries(std::deque<std::uint32_t>& entries, std::vector<std::uint32_t>& scratch) {
+  const std::size_t n = entries.size();
+  if (n < 4096) {
+    boost::sort::pdqsort(entries.begin(), entries.end());
+    return;
+  }
+  std::array<std::array<std::size_t, 256>, 4> count{};
+  for (const std::uint32_t e : entries) {
+    for (unsigned d = 0; d < 4; ++d) ++count[d][(e >> (8 * d)) & 0xffu];
+  }
+  scratch.resize(n);
+  bool in_scratch = false;
+  auto scatter = [](const auto& from, auto& to, std::array<std::size_t, 256>& at, unsigned shift) {
+    for (const std::uint32_t e : from) to[at[(e >> shift) & 0xffu]++] = e;
+  };
+  for (unsigned d = 0; d < 4; ++d) {
+    std::array<std::size_t, 256>& at = count[d];
+    if (std::find(at.begin(), at.end(), n) != at.end()) continue;  // one value of this digit: already in order
+    std::size_t sum = 0;
+    for (std::size_t& c : at) sum += std::exchange(c, sum);
+    if (in_scratch) {
+      scatter(scratch, entries, at, 8 * d);
+    } else {
+      scatter(entries, scratch, at, 8 * d);
+    }
+    in_scratch = !in_scratch;
+  }
+  if (in_scratch) std::copy(scratch.begin(), scratch.end(), entries.begin());
+}
+
+}  // namespace
+
 void GapRuns::sort() const {
   if (sorted_) return;
   // Within a bucket, the order of entries (low gap bits, then count) is the order of (gap, count).
-  for (auto& [key, entries] : buckets_) std::sort(entries.begin(), entries.end());
-  std::sort(whole_.begin(), whole_.end());
+  std::vector<std::uint32_t> scratch;  // as large as the largest bucket, freed on return
+  for (auto& [key, entries] : buckets_) sort_entries(entries, scratch);
+  boost::sort::pdqsort(whole_.begin(), whole_.end());
   sorted_ = true;
 }
 

@@ -2,7 +2,7 @@
 // Inter-token latencies are kept as (gap, count) runs: every sequence that decodes in a step sees the same gap,
 // so the runs stay O(steps) long while percentiles remain exact over all tokens.
 // Memory grows with the run, so both are stored compactly and exactly: a finished request's record in about 41
-// bytes instead of sizeof(RequestRecord) = 136 (RecordStore), a gap run in about 4.3 bytes instead of 16 (GapRuns),
+// bytes instead of sizeof(RequestRecord) = 144 (RecordStore), a gap run in about 4.3 bytes instead of 16 (GapRuns),
 // as measured on the benchmark load (scenarios/perf/azure-conv-1m.toml: ~6 runs a request); 10 M requests of it
 // peak at 733 MB resident (tests/perf/bench_simulate.cpp, BM_RunPeakRss).
 // Streaming (stream_to): requests.csv rows and token-log lines go to their streams as requests finish, in request
@@ -33,8 +33,8 @@ namespace servesim {
 // bit packing); times as arrival plus the successive differences ready - arrival, first_scheduled - ready,
 // first_token - first_scheduled, finish - first_token; the breakdown's durations as they are. Differences and
 // offsets are taken modulo 2^64, so every int64 value round-trips exactly: there is no range to overflow, a chunk
-// with extreme values only takes more bits (at most 64 a field, 144 bytes a record). On the benchmark load a record takes about 41 bytes (136 unpacked).
-// The last, incomplete chunk is held unpacked (at most kChunk x sizeof(RequestRecord) = 544 KiB).
+// with extreme values only takes more bits (at most 64 a field, 176 bytes a record). On the benchmark load a record takes about 41 bytes (144 unpacked).
+// The last, incomplete chunk is held unpacked (at most kChunk x sizeof(RequestRecord) = 576 KiB).
 // Access is by index or by iteration; either decodes a RequestRecord by value.
 class RecordStore {
  public:
@@ -77,7 +77,7 @@ class RecordStore {
   [[nodiscard]] const_iterator end() const { return {this, size()}; }
 
  private:
-  static constexpr std::size_t kFields = 21;
+  static constexpr std::size_t kFields = 22;
   using Fields = std::array<std::uint64_t, kFields>;
   struct Chunk {
     Fields base{};                               // each field's minimum over the chunk (as int64)
@@ -103,12 +103,13 @@ class GapRuns {
  public:
   using Run = std::pair<std::int64_t, std::int64_t>;  // (gap ns, count >= 1)
 
-  void add(std::int64_t gap) {
+  // Adds `count` (>= 1) equal gaps: the same runs as `count` calls of add(gap).
+  void add(std::int64_t gap, std::int64_t count = 1) {
     if (open_.second > 0 && open_.first == gap) {
-      ++open_.second;
+      open_.second += count;
     } else {
       close();
-      open_ = {gap, 1};
+      open_ = {gap, count};
     }
   }
   // Number of runs.
@@ -169,6 +170,19 @@ class GapRuns {
   mutable bool sorted_ = true;
   Run open_{0, 0};
   std::size_t stored_ = 0;  // runs in buckets_ and whole_
+  // The bucket close() used last (successive runs mostly share one): its key and entries, in buckets_ (map nodes
+  // stay put). A copy or move forgets it.
+  struct LastBucket {
+    std::uint32_t key = 0;
+    std::deque<std::uint32_t>* entries = nullptr;
+    LastBucket() = default;
+    LastBucket(const LastBucket&) {}
+    LastBucket& operator=(const LastBucket&) {
+      entries = nullptr;
+      return *this;
+    }
+  };
+  LastBucket last_;
 };
 
 template <class F>
@@ -225,6 +239,8 @@ class Recorder final : public RunSink {
   void inter_token(Ns gap) override { add_gap(gap); }
   // inter_token without the virtual call (the engine's per-token path).
   void add_gap(Ns gap) { itl_.add(gap.v); }
+  // `count` (>= 1) equal gaps, as `count` calls of add_gap.
+  void add_gaps(Ns gap, std::int64_t count) { itl_.add(gap.v, count); }
   void finished(const RequestRecord& r) override;
   // `detail` is read for the run's first rejection only.
   void rejected(Ns t, std::uint64_t id, RejectReason why, const std::function<std::string()>& detail) override;

@@ -20,8 +20,10 @@ namespace servesim {
 enum class RejectReason : std::uint8_t {
   exceeds_max_model_len,  // prompt + output tokens > engine.max_model_len (vLLM refuses it)
   exceeds_kv_cache,       // its KV (prompt + output - 1 tokens) needs more blocks than the engine's whole cache
+  queue_full,             // its replica's waiting queue was at [cluster.admission] max_queued_requests
+  global_queue_full,      // the replicas' waiting queues held [cluster.admission] max_total_queued_requests
 };
-inline constexpr std::size_t kNumRejectReasons = 2;
+inline constexpr std::size_t kNumRejectReasons = 4;
 [[nodiscard]] const char* reject_reason_name(RejectReason r);
 
 // One finished request: what requests.csv and summary.json need of it. Times are simulated ns since the run's
@@ -65,6 +67,9 @@ struct RequestRecord {
   std::int32_t prefill_replica = 0;
   Ns decode_wait{0};
   Ns kv_transfer{0};
+  // Prefix caching: its prompt tokens found cached when it was first scheduled (vLLM's num_cached_tokens); -1 when
+  // it was never looked up (caching off, or a request whose content is unknown).
+  std::int64_t cached_tokens = -1;
 
   [[nodiscard]] Ns front_end() const { return ready - arrival; }
   [[nodiscard]] Ns queue() const { return first_scheduled - ready; }

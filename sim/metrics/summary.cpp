@@ -1,6 +1,8 @@
 #include "sim/metrics/summary.h"
 
 #include <algorithm>
+#include <array>
+#include <boost/sort/pdqsort/pdqsort.hpp>
 #include <cmath>
 #include <fmt/format.h>
 #include <iterator>
@@ -22,7 +24,8 @@ namespace {
 // Stats of a weighted multiset given as runs in ascending order of value: visit(f) calls f(x, n) for every run
 // (value x, count n >= 0) in that order, stopping when f returns false. One implementation for plain samples,
 // (value, count) runs and the recorder's gap runs, so that equal data give the same bits whichever way they are
-// stored. It visits the runs at most 8 times (sum, variance, and the two order statistics of each percentile).
+// stored. It visits the runs three times: the sum, the variance (both summed in ascending order, which fixes their
+// bits), and the six order statistics of the percentiles, taken in one pass.
 template <class Visit>
 Stats stats_of_sorted_runs(Visit visit) {
   Stats s;
@@ -43,30 +46,37 @@ Stats stats_of_sorted_runs(Visit visit) {
   });
   s.std = std::sqrt(var / double(s.count));
   s.max = last;
-  // Order statistic i (0-based) of the expanded multiset.
-  auto at = [&](std::int64_t i) {
-    std::int64_t seen = 0;
-    double found = last;
-    visit([&](double x, std::int64_t n) {
-      seen += n;
-      if (i < seen) {
-        found = x;
-        return false;
-      }
-      return true;
-    });
-    return found;
+  // numpy's linear percentile: between the order statistics (0-based) lo = floor(pos) and lo + 1 of the expanded
+  // multiset, pos = q / 100 x (count - 1).
+  constexpr std::array<double, 3> kQ = {50, 90, 99};
+  std::array<double, 3> pos{};
+  std::array<std::int64_t, 6> rank{};  // lo and hi of each percentile
+  for (std::size_t k = 0; k < kQ.size(); ++k) {
+    pos[k] = kQ[k] / 100.0 * double(s.count - 1);
+    const auto lo = static_cast<std::int64_t>(std::floor(pos[k]));
+    rank[2 * k] = lo;
+    rank[2 * k + 1] = std::min(lo + 1, s.count - 1);
+  }
+  std::array<std::size_t, 6> order{0, 1, 2, 3, 4, 5};
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return rank[a] < rank[b]; });
+  std::array<double, 6> value;
+  value.fill(last);
+  std::size_t next = 0;
+  std::int64_t seen = 0;
+  visit([&](double x, std::int64_t n) {
+    seen += n;
+    // Order statistic i is the value of the first run that brings the count past i.
+    for (; next < order.size() && rank[order[next]] < seen; ++next) value[order[next]] = x;
+    return next < order.size();
+  });
+  auto pct = [&](std::size_t k) {
+    const double a = value[2 * k];
+    const double b = value[2 * k + 1];
+    return a + (b - a) * (pos[k] - double(rank[2 * k]));
   };
-  auto pct = [&](double q) {
-    const double pos = q / 100.0 * double(s.count - 1);
-    const auto lo = static_cast<std::int64_t>(std::floor(pos));
-    const double a = at(lo);
-    const double b = at(std::min(lo + 1, s.count - 1));
-    return a + (b - a) * (pos - double(lo));
-  };
-  s.median = pct(50);
-  s.p90 = pct(90);
-  s.p99 = pct(99);
+  s.median = pct(0);
+  s.p90 = pct(1);
+  s.p99 = pct(2);
   return s;
 }
 
@@ -80,8 +90,10 @@ Stats stats_of_gap_runs(const GapRuns& runs) {
 
 }  // namespace
 
+// Sorting: pattern-defeating quicksort (Boost.Sort), about twice std::sort's speed on these values; sorted is sorted,
+// so the statistics keep their bits.
 Stats stats_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
+  boost::sort::pdqsort(v.begin(), v.end());
   return stats_of_sorted_runs([&v](auto&& f) {
     for (const double x : v) {
       if (!f(x, std::int64_t{1})) return;
@@ -90,7 +102,7 @@ Stats stats_of(std::vector<double> v) {
 }
 
 Stats stats_of_runs(std::vector<std::pair<double, std::int64_t>> runs) {
-  std::sort(runs.begin(), runs.end());
+  boost::sort::pdqsort(runs.begin(), runs.end());
   return stats_of_sorted_runs([&runs](auto&& f) {
     for (const auto& [x, n] : runs) {
       if (!f(x, n)) return;
@@ -101,8 +113,13 @@ Stats stats_of_runs(std::vector<std::pair<double, std::int64_t>> runs) {
 nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& f) {
   const auto& r = rec.records();
   std::int64_t in_tokens = 0, out_tokens = 0, preempted_requests = 0;
+  std::int64_t cache_queries = 0, cache_hits = 0;
   Ns first_arrival = kNever, last_finish{0};
   for (const auto& x : r) {
+    if (x.cached_tokens >= 0) {
+      cache_queries += x.prompt_tokens;
+      cache_hits += x.cached_tokens;
+    }
     in_tokens += x.prompt_tokens;
     out_tokens += x.output_tokens;
     preempted_requests += x.preemptions > 0 ? 1 : 0;
@@ -178,6 +195,11 @@ nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& f) {
   s["mean_kv_usage"] = st.steps ? st.kv_usage_sum / double(st.steps) : 0.0;
   s["peak_kv_usage"] = st.kv_usage_peak;
   s["mean_waiting"] = st.steps ? double(st.waiting_sum) / double(st.steps) : 0.0;
+  if (cache_queries > 0) {
+    s["prefix_cache"] = {{"queries", cache_queries},
+                         {"hits", cache_hits},
+                         {"hit_rate", double(cache_hits) / double(cache_queries)}};
+  }
   s["output_throughput_bound"] = f.output_throughput_bound;
   s["replicas"] = f.replicas;
   s["kv_blocks_per_replica"] = f.kv_blocks_per_replica;
@@ -251,7 +273,8 @@ void append_request_row(std::string& line, const RequestRecord& r) {
     const double q = kinds > 0 ? std::round(double(std::max<std::int64_t>(parts[k].v, 0)) / kinds * 1e4) : 0.0;
     append_fixed(b, static_cast<std::uint64_t>(q), 10000, 4, ',');
   }
-  fmt::format_to(fmt::appender(b), "{},{}\n", r.prefill_replica, r.replica);
+  fmt::format_to(fmt::appender(b), "{},{},{}\n", r.prefill_replica, r.replica,
+                 std::max<std::int64_t>(r.cached_tokens, 0));
   line.append(b.data(), b.size());
 }
 
@@ -314,6 +337,9 @@ std::string format_summary(const nlohmann::ordered_json& s) {
   o += fmt::format("{:<34}{:>14.3f}\n", "Mean step time (ms)", x["mean_step_ms"].get<double>());
   o += fmt::format("{:<34}{:>14.3f}\n", "Busy fraction", x["busy_fraction"].get<double>());
   o += fmt::format("{:<34}{:>14}\n", "KV cache size (tokens / replica)", x["kv_capacity_tokens_per_replica"].get<std::int64_t>());
+  if (const auto pc = x.find("prefix_cache"); pc != x.end()) {
+    o += fmt::format("{:<34}{:>13.1f}%\n", "Prefix cache hit rate (tokens)", 100.0 * (*pc)["hit_rate"].get<double>());
+  }
   if (x.contains("disaggregation")) {
     const auto& d = x["disaggregation"];
     o += fmt::format("{:<34}{:>14}\n", "Handed off (prefill -> decode)", d["handed_off"].get<std::int64_t>());

@@ -47,7 +47,11 @@ struct RunFacts {
 
 // The summary.json object: vLLM's keys at top level, servesim's own under "servesim". When some request was
 // rejected at admission, "servesim" also holds "rejected_by_reason": {"exceeds_max_model_len": n,
-// "exceeds_kv_cache": n} (see RejectReason; absent from runs without rejections, whose bytes stay as before).
+// "exceeds_kv_cache": n, "queue_full": n, "global_queue_full": n} (see RejectReason; absent from runs without
+// rejections, whose bytes stay as before).
+// When some completed request was looked up in a prefix cache (caching on and its content known), "servesim" holds
+// "prefix_cache": {"queries": prompt tokens of those requests, "hits": their cached tokens, "hit_rate": hits /
+// queries} (vLLM's prefix_cache_queries and prefix_cache_hits counters, over completed requests' first lookups).
 [[nodiscard]] nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& facts);
 // The indices of `records` in ascending order of request id (ids are unique).
 [[nodiscard]] std::vector<std::size_t> records_by_id(const RecordStore& records);
@@ -57,13 +61,14 @@ void write_requests_csv(std::ostream& out, const Recorder& rec);
 // decimals (exact ns): TTFT = front_end + queue + prefill + prefill_stall + prefill_preempted, E2E = TTFT + decode
 // + decode_stall + decode_preempted + kv_transfer + decode_wait (the last two: disaggregated serving, 0 when
 // aggregated); preempted = prefill_preempted + decode_preempted; queue_ms counts from ready (after the front end).
-// Then the shares of the modeled time of the steps it took part in by kind (4 decimals), and the replicas that
-// ran its prefill and its decode (both equal to `replica` when aggregated).
+// Then the shares of the modeled time of the steps it took part in by kind (4 decimals), the replicas that
+// ran its prefill and its decode (both equal to `replica` when aggregated), and its prompt tokens found in the
+// prefix cache when first scheduled (vLLM's num_cached_tokens; 0 when never looked up).
 inline constexpr const char* kRequestsCsvHeader =
     "id,replica,arrival_s,prompt_tokens,output_tokens,first_token_s,finish_s,ttft_ms,tpot_ms,e2el_ms,"
     "queue_ms,preemptions,front_end_ms,prefill_ms,prefill_stall_ms,prefill_preempted_ms,decode_ms,decode_stall_ms,"
     "decode_preempted_ms,preempted_ms,kv_transfer_ms,decode_wait_ms,compute_share,memory_share,communication_share,"
-    "overhead_share,prefill_replica,decode_replica\n";
+    "overhead_share,prefill_replica,decode_replica,cached_tokens\n";
 // Appends the requests.csv row of `r` (newline included) to `line`.
 void append_request_row(std::string& line, const RequestRecord& r);
 // A human-readable table of the summary.

@@ -2,6 +2,7 @@
 
 #include "sim/metrics/explain.h"
 
+#include <algorithm>
 #include <iterator>
 #include <utility>
 
@@ -24,6 +25,10 @@ constexpr int kGap = 15;
 constexpr int kSummaryHeight = 300;
 constexpr int kCdfHeight = 280;
 constexpr int kTimeseriesHeight = 260;
+// The pools region of a disaggregated run: title, the tables' header row and the note below, then one row per pool
+// (at least two rows' room: the transfer table beside it has two).
+constexpr int kPoolsBaseHeight = 116;
+constexpr int kPoolRowHeight = 21;
 
 // Page CSS: fixed widths; every region is absolutely positioned (the layout contract of html_report.h).
 constexpr const char* kStyle = R"(
@@ -173,6 +178,75 @@ std::string summary_html(const RunDir& run, int top) {
   return out + "</div></div>\n";
 }
 
+// "0-7", "8-11, 13": GPU indices as ranges ("n/a" without a list).
+std::string gpu_ranges(const nlohmann::json* v) {
+  if (v == nullptr || !v->is_array() || v->empty()) return "n/a";
+  std::vector<std::int64_t> g;
+  for (const auto& e : *v) {
+    if (e.is_number_integer()) g.push_back(e.get<std::int64_t>());
+  }
+  std::string s;
+  for (std::size_t i = 0; i < g.size();) {
+    std::size_t j = i;
+    while (j + 1 < g.size() && g[j + 1] == g[j] + 1) ++j;
+    s += (s.empty() ? "" : ", ") + (j == i ? std::to_string(g[i]) : fmt::format("{}-{}", g[i], g[j]));
+    i = j + 1;
+  }
+  return s;
+}
+
+std::size_t pool_count(const RunDir& run) {
+  const nlohmann::json* pools = at(run.summary, {"servesim", "config", "pools"});
+  return pools != nullptr && pools->is_array() ? pools->size() : 0;
+}
+
+int pools_height(const RunDir& run) {
+  return kPoolsBaseHeight + kPoolRowHeight * static_cast<int>(std::max<std::size_t>(pool_count(run), 2));
+}
+
+// Disaggregated runs: each pool (summary.json "servesim"."config"."pools", its busy fraction from
+// "servesim"."disaggregation"."pools") and the KV transfer and decode wait statistics of the hand-offs.
+std::string pools_html(const RunDir& run, int top) {
+  const nlohmann::json& s = run.summary;
+  std::string out = region_open("pools", "", kMargin, top, kContentWidth, pools_height(run));
+  out += "<h2>Pools: prefill, decode, KV transfer</h2><div class=\"tables\">";
+  out += "<table style=\"width:560px\"><colgroup><col style=\"width:96px\"><col style=\"width:78px\">"
+         "<col style=\"width:72px\"><col style=\"width:90px\"><col style=\"width:62px\"><col>"
+         "<col style=\"width:64px\"></colgroup><tr><th>pool</th><th>role</th><th>replicas</th><th>GPU</th>"
+         "<th>TP / PP</th><th>GPUs</th><th>busy</th></tr>";
+  const nlohmann::json* busy = at(s, {"servesim", "disaggregation", "pools"});
+  for (std::size_t i = 0; i < pool_count(run); ++i) {
+    const nlohmann::json& p = (*at(s, {"servesim", "config", "pools"}))[i];
+    const auto f = [&](const char* key) { return value_text(at(p, {key})); };
+    const nlohmann::json* b =
+        busy != nullptr && busy->is_array() && i < busy->size() ? at((*busy)[i], {"busy_fraction"}) : nullptr;
+    fmt::format_to(std::back_inserter(out),
+                   "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{} / {}</td>"
+                   "<td>{}</td><td class=\"num\">{}</td></tr>",
+                   f("name"), f("role"), f("num_replicas"), f("gpu"), f("tensor_parallel_size"),
+                   f("pipeline_parallel_size"), gpu_ranges(at(p, {"gpus"})), value_text(b, 1, 100, " %"));
+  }
+  out += "</table><table style=\"width:384px\"><colgroup><col style=\"width:90px\"></colgroup><tr><th>ms</th>"
+         "<th>mean</th><th>P50</th><th>P99</th><th>max</th></tr>";
+  for (const auto& [label, key] :
+       {std::pair{"KV transfer", "kv_transfer_ms"}, std::pair{"decode wait", "decode_wait_ms"}}) {
+    fmt::format_to(std::back_inserter(out), "<tr><td>{}</td>", label);
+    for (const char* stat : {"mean", "p50", "p99", "max"}) {
+      const nlohmann::json* v = at(s, {"servesim", "disaggregation", key, stat});
+      const int decimals = v != nullptr && v->is_number() && v->get<double>() >= 1000 ? 1 : 2;
+      out += "<td class=\"num\">" + value_text(v, decimals) + "</td>";
+    }
+    out += "</tr>";
+  }
+  const auto d = [&](const char* key) { return value_text(at(s, {"servesim", "disaggregation", key})); };
+  out += "</table></div><p class=\"sub\">Transport " + d("transport") + ", mode " + d("kv_transfer_mode") +
+         ", decode router " + d("decode_router") + "; " + d("handed_off") + " requests handed off, " + d("received") +
+         " received by a decode replica. Busy: time in steps over the run's simulated time, per engine. KV transfer: "
+         "from the decode blocks' reservation to the last byte; decode wait: from the first token to that "
+         "reservation (requests.csv kv_transfer_ms, decode_wait_ms).</p>";
+  return out + "</div>\n";
+}
+
 }  // namespace
 
 std::string explain_text_for_report(const RunDir& run) { return explain_run(run).text; }
@@ -200,6 +274,18 @@ std::string render_html_report(const RunDir& run, const std::string& explanation
   for (const auto& c : report::breakdown_charts(run, kContentWidth)) {
     body += chart_html(c, kMargin, y);
     y += c.height + kGap;
+  }
+
+  if (report::is_disaggregated(run)) {
+    body += pools_html(run, y);
+    y += pools_height(run) + kGap;
+    const int half = (kContentWidth - kGap) / 2;
+    x = kMargin;
+    for (const auto& c : report::disaggregation_charts(run, half, kCdfHeight)) {
+      body += chart_html(c, x, y);
+      x += half + kGap;
+    }
+    y += kCdfHeight + kGap;
   }
 
   if (run.has_timeseries) {

@@ -11,6 +11,12 @@
 //   ttft-breakdown, tpot-breakdown, e2e-breakdown
 //                  stacked bars: the mean of each breakdown component over the P50 cohort and over the P99 cohort
 //                  of the metric (latency_cohorts); TPOT's components are per output token after the first
+//   pools, kv-transfer-cdf, decode-wait-cdf
+//                  disaggregated runs only (summary.json "servesim"."disaggregation"; a report of any other run is
+//                  byte for byte what it was before pools existed): a table of the pools (name, role, replicas,
+//                  GPU, TP / PP, GPUs, busy fraction) beside the KV transfer and decode wait mean / P50 / P99 / max,
+//                  then the CDFs of kv_transfer_ms and decode_wait_ms over the handed-off requests
+//                  (report_charts.h disaggregation_charts)
 //   kv-usage, queue-length
 //                  from timeseries.csv: KV-cache usage (%) and waiting requests per replica over time (more than
 //                  kMaxReplicaLines replicas: their mean and max, and the total waiting). Without timeseries.csv a

@@ -52,6 +52,50 @@ std::vector<Marker> percentile_markers(const nlohmann::json& summary, const std:
 
 bool has_tpot(const RequestRow& r) { return r.output_tokens >= 2; }
 
+// The rows decoded by a decode pool's replica (all rows without "servesim"."config"."pools").
+std::vector<const RequestRow*> handed_off(const RunDir& run) {
+  std::set<std::int32_t> decode;
+  bool listed = false;
+  const auto s = run.summary.find("servesim");
+  if (s != run.summary.end() && s->is_object() && s->contains("config") && (*s)["config"].is_object()) {
+    const auto pools = (*s)["config"].find("pools");
+    if (pools != (*s)["config"].end() && pools->is_array()) {
+      listed = true;
+      std::int32_t next = 0;
+      for (const auto& p : *pools) {
+        const auto n = p.is_object() && p.contains("num_replicas") && p["num_replicas"].is_number_integer()
+                           ? p["num_replicas"].get<std::int32_t>()
+                           : 1;
+        const bool is_decode = p.is_object() && p.contains("role") && p["role"] == "decode";
+        for (std::int32_t i = 0; i < n && next < (1 << 20); ++i, ++next) {
+          if (is_decode) decode.insert(next);
+        }
+      }
+    }
+  }
+  std::vector<const RequestRow*> out;
+  for (const auto& r : run.requests) {
+    if (!listed || decode.count(r.replica) > 0) out.push_back(&r);
+  }
+  return out;
+}
+
+// P50 and P99 markers from summary.json "servesim"."disaggregation".<key>.p50 / .p99, when present.
+std::vector<Marker> disaggregation_markers(const nlohmann::json& summary, const char* key) {
+  std::vector<Marker> m;
+  const auto s = summary.find("servesim");
+  if (s == summary.end() || !s->is_object() || !s->contains("disaggregation")) return m;
+  const auto& d = (*s)["disaggregation"];
+  if (!d.is_object() || !d.contains(key) || !d[key].is_object()) return m;
+  for (const auto& [stat, label] : {std::pair{"p50", "P50"}, std::pair{"p99", "P99"}}) {
+    if (const auto* v = number_at(d[key], stat)) {
+      const double x = v->get<double>();
+      m.push_back(Marker{x, std::string(label) + " " + format_number(x, x < 10 ? 2 : 1) + " ms"});
+    }
+  }
+  return m;
+}
+
 SvgChart breakdown(const std::string& id, const std::string& title, const std::string& axis, int width,
                    const std::vector<const RequestRow*>& rows, double RequestRow::*metric, std::size_t first,
                    std::size_t last, bool per_token) {
@@ -107,6 +151,38 @@ std::vector<SvgChart> cdf_charts(const RunDir& run, int width, int height) {
   return {chart("ttft-cdf", "TTFT CDF", "TTFT (ms)", std::move(ttft), "ttft"),
           chart("tpot-cdf", "TPOT CDF (= per-request mean ITL)", "TPOT (ms)", std::move(tpot), "tpot"),
           chart("e2e-cdf", "E2E latency CDF", "E2E latency (ms)", std::move(e2e), "e2el")};
+}
+
+bool is_disaggregated(const RunDir& run) {
+  const auto s = run.summary.find("servesim");
+  return s != run.summary.end() && s->is_object() && s->contains("disaggregation") &&
+         (*s)["disaggregation"].is_object();
+}
+
+std::vector<SvgChart> disaggregation_charts(const RunDir& run, int width, int height) {
+  const std::vector<const RequestRow*> rows = handed_off(run);
+  const auto chart = [&](const char* id, const char* title, const char* x_label, double RequestRow::*field,
+                         const char* key, std::size_t color) {
+    std::vector<double> v;
+    v.reserve(rows.size());
+    for (const auto* r : rows) v.push_back(r->*field);
+    LineChartSpec spec;
+    spec.id = id;
+    spec.title = title;
+    spec.width = width;
+    spec.height = height;
+    spec.x_label = x_label;
+    spec.y_label = "fraction of handed-off requests";
+    spec.y_max = 1;
+    if (!v.empty()) spec.series.push_back(Series{"", palette_color(color), cdf_points(std::move(v))});
+    spec.markers = disaggregation_markers(run.summary, key);
+    return line_chart(spec);
+  };
+  // The colours of the KV transfer and decode wait components in the breakdown charts (kComponents 8 and 9).
+  return {chart("kv-transfer-cdf", "KV transfer CDF (prefill -> decode replica)", "KV transfer (ms)",
+                &RequestRow::kv_transfer_ms, "kv_transfer_ms", 8),
+          chart("decode-wait-cdf", "Decode wait CDF (for the decode replica's KV blocks)", "decode wait (ms)",
+                &RequestRow::decode_wait_ms, "decode_wait_ms", 9)};
 }
 
 std::vector<SvgChart> breakdown_charts(const RunDir& run, int width) {

@@ -136,6 +136,8 @@ EngineSetup read_engine(const LayeredTable& eng, const Config& sim, ModelArch& a
   lim.long_prefill_token_threshold =
       eng.at("long_prefill_token_threshold").non_negative_int_or("long_prefill_token_threshold", 0);
   e.config.block_size = eng.at("block_size").positive_int_or("block_size", 16);
+  // vLLM's --enable-prefix-caching, on by default in vLLM v1 (vllm/engine/arg_utils.py, V1 engine defaults).
+  e.config.enable_prefix_caching = eng.at("enable_prefix_caching").boolean_or("enable_prefix_caching", true);
   if (!eng.has("max_model_len") && arch.max_position_embeddings > kMaxTokensPerRequest) {
     eng.fail("max_model_len", "is needed: the model's max_position_embeddings " +
                                   std::to_string(arch.max_position_embeddings) + " is past the limit of " +

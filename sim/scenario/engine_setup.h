@@ -28,7 +28,7 @@ struct EngineSetup {
 };
 
 // Reads the engine keys of `eng` (max_num_seqs, max_num_batched_tokens, enable_chunked_prefill,
-// long_prefill_token_threshold, block_size, max_model_len (default: the model's max_position_embeddings),
+// long_prefill_token_threshold, block_size, enable_prefix_caching (default true), max_model_len (default: the model's max_position_embeddings),
 // allow_long_max_model_len, num_gpu_blocks_override, gpu_memory_utilization in (0, 1], kv_cache_dtype (auto, fp8,
 // fp8_e4m3, fp8_e5m2: sets arch.kv_bytes_per_element), [engine.scheduler] impl (validated against
 // scheduler_registry()), [engine.overhead], [engine.jitter], [engine.front_end]) and `sim`'s jitter switch

@@ -19,6 +19,8 @@
 
 namespace servesim {
 
+class TransportCalibration;  // models/net/transport_calibration.h
+
 enum class PoolRole { aggregated, prefill, decode };
 // "aggregated", "prefill", "decode"; nullopt for any other text.
 [[nodiscard]] std::string_view to_string(PoolRole role);
@@ -37,6 +39,13 @@ struct KvTransferSpec {
   // (models/net/transport.h), forced: whether it can carry each pair's route is for the run to check.
   std::string transport = "auto";
   ErrorPlace transport_place;  // where `transport` was given ([cluster.kv_transfer] transport), for errors
+  // [cluster.kv_transfer] profile: a transport profile CSV (models/net/transport_calibration.h, as `servesim
+  // transfer --profile` takes; `servesim ingest ucx_perftest|nixlbench` writes one), resolved against the folder of
+  // the file that gave it; "" without one.
+  std::string profile;
+  // Its fit, one per transport it measures: replaces those transports' cost terms on every GPU pair, exactly as
+  // `servesim transfer --profile` does (select_transport's `cal`). Null without a profile.
+  std::shared_ptr<const TransportCalibration> calibration;
 };
 
 // One pool, as the scenario gives it. The scenario without [[cluster.pools]] has one: aggregated, named

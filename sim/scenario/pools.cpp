@@ -5,6 +5,7 @@
 
 #include "models/common/error.h"
 #include "models/net/transport.h"
+#include "models/net/transport_calibration.h"
 #include "sim/cluster/router.h"
 
 namespace servesim {
@@ -83,7 +84,7 @@ void read_pools(const Config& cl, const Config& par, const Config& eng, ClusterS
 }
 
 // [cluster] decode_router and [cluster.kv_transfer]: for a cluster with prefill and decode pools.
-void read_disaggregation(const Config& cl, ClusterSetup& out) {
+void read_disaggregation(const Config& cl, const PathResolver& paths, ClusterSetup& out) {
   const bool disaggregated = std::any_of(out.pools.begin(), out.pools.end(),
                                          [](const PoolDecl& d) { return d.role == PoolRole::decode; });
   const char* only = "applies to a cluster with prefill and decode pools ([[cluster.pools]] role) only";
@@ -109,6 +110,15 @@ void read_disaggregation(const Config& cl, ClusterSetup& out) {
                              transport_names_text() + ")");
   }
   out.kv_transfer.transport_place = kt.place("transport");
+  if (kt.has("profile")) {
+    out.kv_transfer.profile = paths.resolve(kt, "profile");
+    try {
+      out.kv_transfer.calibration =
+          std::make_shared<const TransportCalibration>(TransportCalibration::from_csv(out.kv_transfer.profile));
+    } catch (const InputError& e) {
+      kt.fail("profile", e.what());
+    }
+  }
 }
 
 }  // namespace
@@ -138,7 +148,7 @@ ErrorPlace PoolSpec::place(const std::string& k) const {
   return ErrorPlace{"", std::nullopt, key.empty() ? k : key + "." + k};
 }
 
-ClusterSetup read_cluster(const Config& cl, const Config& par, const Config& eng) {
+ClusterSetup read_cluster(const Config& cl, const Config& par, const Config& eng, const PathResolver& paths) {
   ClusterSetup out;
   out.has_pools = cl.has("pools");
   if (out.has_pools) {
@@ -149,7 +159,7 @@ ClusterSetup read_cluster(const Config& cl, const Config& par, const Config& eng
     out.pools.push_back(PoolDecl{false, "aggregated", PoolRole::aggregated, n, cl, "replicas", std::nullopt,
                                  LayeredTable(par), LayeredTable(eng), par});
   }
-  read_disaggregation(cl, out);
+  read_disaggregation(cl, paths, out);
   return out;
 }
 

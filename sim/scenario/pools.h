@@ -7,6 +7,7 @@
 //   [cluster.kv_transfer]
 //   mode = "after_prefill"           # or "layer_streamed"
 //   transport = "auto"               # or a transport's name (models/net/transport.h)
+//   profile = "transports.csv"       # a transport profile (servesim transfer --profile's), relative to this file
 //   [[cluster.pools]]
 //   name = "prefill"                 # default: the role; unique
 //   role = "prefill"                 # "aggregated", "prefill" or "decode" (required)
@@ -58,12 +59,14 @@ struct ClusterSetup {
   std::string decode_router = "least_loaded";
 };
 
-// Reads [cluster] (`par` and `eng` are the scenario's [parallel] and [engine], which pools override). Throws
-// InputError naming the key: more than kMaxReplicas replicas in all, an unknown or missing role, a duplicate
-// name, prefill pools without a decode pool (or the reverse), an unknown decode_router, kv_transfer mode or
-// transport (each listing the valid ones), decode_router or kv_transfer without prefill and decode pools, and the
-// keys refused with pools (above).
-[[nodiscard]] ClusterSetup read_cluster(const Config& cl, const Config& par, const Config& eng);
+// Reads [cluster] (`par` and `eng` are the scenario's [parallel] and [engine], which pools override; `paths`
+// resolves kv_transfer.profile). Throws InputError naming the key: more than kMaxReplicas replicas in all, an
+// unknown or missing role, a duplicate name, prefill pools without a decode pool (or the reverse), an unknown
+// decode_router, kv_transfer mode or transport (each listing the valid ones), a kv_transfer profile that cannot be
+// read or fitted (the key, then the profile's own "file:line: ..." message), decode_router or kv_transfer without
+// prefill and decode pools, and the keys refused with pools (above).
+[[nodiscard]] ClusterSetup read_cluster(const Config& cl, const Config& par, const Config& eng,
+                                        const PathResolver& paths);
 
 // The placement request of a declared pool.
 [[nodiscard]] PlacementInput placement_input(const PoolDecl& d);

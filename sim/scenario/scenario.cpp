@@ -137,7 +137,7 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   const Config cl = cfg_.table_or_empty("cluster");
   const Config par = cfg_.table_or_empty("parallel");
   const Config eng = cfg_.table_or_empty("engine");
-  const ClusterSetup cluster = read_cluster(cl, par, eng);
+  const ClusterSetup cluster = read_cluster(cl, par, eng, s.paths);
   std::vector<PoolGpu> gpus;
   for (const PoolDecl& d : cluster.pools) {
     gpus.push_back(d.gpu && *d.gpu != hw.gpu.name ? pool_gpu(hw, *d.gpu, d.table, "gpu")
@@ -181,6 +181,7 @@ ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& o
   const Config router = cfg_.table_or_empty("router");
   s.router_impl = router.str_or("impl", "round_robin");
   (void)router_registry().create(s.router_impl, router.key_path("impl"), router);
+  s.admission = read_admission(cl.table_or_empty("admission"));
 
   // Workload: built now too, so that every error surfaces before anything runs; the first run uses it.
   built_workload_ = build_workload(cfg_, s.paths, s.seed);

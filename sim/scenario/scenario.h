@@ -3,7 +3,7 @@
 // tree:
 //   [model] config            [hardware] gpu, profile      [parallel] tensor_parallel_size, ...
 //   [engine] vLLM's names     [engine.scheduler] impl      [engine.overhead] [engine.front_end]
-//   [cluster] replicas, or [[cluster.pools]] (sim/scenario/pools.h)
+//   [cluster] replicas, or [[cluster.pools]] (sim/scenario/pools.h); [cluster.admission] (sim/cluster/admission.h)
 //   [router] impl             [workload] ...               [sim] seed, horizon
 // Every key is read through Config; unknown keys are rejected after the build, before anything runs.
 // Paths: a path inside the scenario (or a calibration file) is relative to that file's folder; a --set value or
@@ -33,6 +33,7 @@
 #include "models/common/config.h"
 #include "models/cost/step_model.h"
 #include "models/net/topology.h"
+#include "sim/cluster/admission.h"
 #include "sim/engine/engine.h"
 #include "sim/engine/kv_cache.h"
 #include "sim/engine/scheduler.h"
@@ -88,6 +89,7 @@ struct Scenario {
   bool has_pools = false;                      // [[cluster.pools]] given
   KvTransferSpec kv_transfer;                  // [cluster.kv_transfer] (prefill/decode pools only)
   std::string decode_router = "least_loaded";  // [cluster] decode_router (prefill/decode pools only)
+  AdmissionLimits admission;                   // [cluster.admission] (sim/cluster/admission.h)
 
   // Whether the cluster splits prefill and decode (has a decode pool).
   [[nodiscard]] bool disaggregated() const;

@@ -10,8 +10,9 @@
 
 namespace servesim {
 
-// A request source from [workload] (arrival process, prompt and output lengths; paths relative to the file
-// that names them), drawing from `seed`. Throws InputError naming the key (a missing [workload], an unknown
+// A request source from [workload] (arrival process, prompt and output lengths, and the requests' content where
+// the process knows it: a Mooncake trace, the conversation generator; paths relative to the file that names
+// them), drawing from `seed`. Throws InputError naming the key (a missing [workload], an unknown
 // process, a trace that cannot be read).
 [[nodiscard]] std::unique_ptr<WorkloadSource> build_workload(const Config& doc, const PathResolver& paths,
                                                              std::uint64_t seed);

@@ -22,15 +22,19 @@ WorkloadSource::WorkloadSource(const Config& w, const PathResolver& paths, std::
   arrival_where_ = a.where() + ": " + w.key_path("arrival");
   arrival_ = arrival_registry().create(a.str("impl"), a.key_path("impl"), a, paths);
   const bool trace = arrival_->available() > 0;
+  const bool own_lengths = arrival_->gives_lengths();
   auto lengths = [&](const char* key, LengthKind kind) {
+    if (own_lengths && !trace && w.has(key)) {
+      w.fail(key, "arrival process '" + a.str("impl") + "' gives every request's lengths: leave this table out");
+    }
     if (!w.has(key)) {
-      if (!trace) w.fail(key, "missing (a synthetic arrival process needs a length distribution)");
+      if (!own_lengths) w.fail(key, "missing (a synthetic arrival process needs a length distribution)");
       const Config empty = w.table_or_empty(key);
       return length_registry().create("trace", w.key_path(key), empty, paths, kind);
     }
     const Config t = w.table(key);
     const std::string impl = t.str("impl");
-    if (impl == "trace" && !trace && !t.has("path")) {
+    if (impl == "trace" && !own_lengths && !t.has("path")) {
       t.fail("impl", "'trace' lengths need a path unless the arrivals replay a trace");
     }
     return length_registry().create(impl, t.key_path("impl"), t, paths, kind);
@@ -50,6 +54,21 @@ WorkloadSource::WorkloadSource(const Config& w, const PathResolver& paths, std::
   }
   max_prompt_ = w.positive_int_at_most_or("max_prompt_tokens", 0, kMaxTokensPerRequest, "the limit of tokens per request");
   prompt_where_ = w.has("prompt_tokens") ? w.where("prompt_tokens") + ": " + w.key_path("prompt_tokens") : w.where();
+  arrival_->start(seed, num_requests_);
+}
+
+double scale_for_rate(const Config& c, double rate, std::int64_t n, double first_s, double last_s) {
+  if (n < 2 || !(last_s > first_s)) {
+    c.fail("rate", "needs at least two replayed arrivals at different times (the " + std::to_string(n) +
+                       " replayed span " + short_number(std::max(0.0, last_s - first_s)) + " s)");
+  }
+  const double scale = double(n - 1) / (rate * (last_s - first_s));
+  if (!(last_s * scale <= kMaxSimSeconds)) {
+    c.fail("rate", "the last replayed arrival at " + short_number(last_s) + " s x " + short_number(scale) +
+                       " (the rescaling to rate " + short_number(rate) + ") = " + short_number(last_s * scale) +
+                       " s is past the simulated-time limit of 1e+07 s");
+  }
+  return scale;
 }
 
 std::optional<std::int64_t> WorkloadSource::min_prompt_tokens() const {
@@ -74,6 +93,19 @@ std::optional<Request> WorkloadSource::next() {
   r.prompt_tokens = std::max<std::int64_t>(1, prompt_->sample(prompt_rng_, *a));
   r.output_tokens = std::max<std::int64_t>(1, output_->sample(output_rng_, *a));
   if (max_prompt_ > 0 && r.prompt_tokens > max_prompt_) r.prompt_tokens = max_prompt_;
+  r.content = a->content;
+  if (r.content && r.prompt_tokens != a->prompt_tokens.value_or(-1)) {
+    // A prompt not the arrival's own (drawn elsewhere, or cut at max_prompt_tokens): its content is known only as
+    // far as both agree, the prompt's first tokens; its output is its own.
+    auto cut = std::make_shared<Content>();
+    std::int64_t left = r.prompt_tokens;
+    for (const ContentSpan& span : *r.content) {
+      if (left == 0) break;
+      cut->push_back(ContentSpan{span.id, std::min(left, span.tokens)});
+      left -= cut->back().tokens;
+    }
+    r.content = std::move(cut);
+  }
   return r;
 }
 

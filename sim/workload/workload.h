@@ -1,9 +1,17 @@
-// Workload: where requests come from. An ArrivalProcess gives arrival times (a trace also gives lengths); a
-// LengthDistribution gives prompt and output token counts. Both are registered by name:
-//   [workload.arrival]        impl = "poisson" (rate) | "gamma" (rate, cv) | "trace" (path, format, time_scale)
-//                                  | "measured" (path: a measured run, JSONL or vLLM bench JSON)
+// Workload: where requests come from. An ArrivalProcess gives arrival times (a trace also gives lengths, and a
+// Mooncake trace or the conversation generator the requests' content, for prefix caching); a LengthDistribution
+// gives prompt and output token counts. Both are registered by name:
+//   [workload.arrival]        impl = "poisson" (rate) | "gamma" (rate, cv)
+//                                  | "trace" (path, format = azure | csv | mooncake, time_scale or rate,
+//                                    hash_block_size: mooncake's tokens per hash id, default 512)
+//                                  | "measured" (path: a measured run, JSONL or vLLM bench JSON; time_scale or rate)
+//                                  | "conversations" (shared system prompts and multi-turn conversations:
+//                                    sim/workload/conversations.cpp lists its parameters)
 //   [workload.prompt_tokens]  impl = "fixed" (value) | "uniform" (min, max) | "lognormal" (mean, std, min, max)
 //   [workload.output_tokens]         | "trace" (the arrival trace's own column, or sampled from `path`)
+// Trace replay at a target rate: `rate = X` (requests/s) rescales the replayed arrival times so that the mean gap
+// between consecutive replayed arrivals is 1/X (time_scale = (n - 1) / (X x (t_n - t_1)) over the n replayed
+// arrivals); given with time_scale it is an InputError.
 // A WorkloadSource draws requests lazily in arrival order, so a million requests never sit in memory.
 #pragma once
 #include <cstdint>
@@ -23,6 +31,7 @@ struct Arrival {
   double time_s = 0.0;
   std::optional<std::int64_t> prompt_tokens;  // set by trace replay
   std::optional<std::int64_t> output_tokens;
+  std::shared_ptr<const Content> content = nullptr;  // Request::content, when the process knows it
 };
 
 // Resolves relative paths in a scenario against the scenario's directory.
@@ -41,7 +50,17 @@ class ArrivalProcess {
   [[nodiscard]] virtual std::optional<Arrival> next(RandomEngine& rng) = 0;
   // How many arrivals the process can give (0 = unbounded).
   [[nodiscard]] virtual std::int64_t available() const { return 0; }
+  // Whether every arrival carries its prompt and output lengths (a trace; the conversation generator).
+  [[nodiscard]] virtual bool gives_lengths() const { return available() > 0; }
+  // Called once before the first next(): the scenario seed (for processes with random streams of their own) and
+  // the number of requests the run draws. Throws InputError naming the process's key when they do not fit it.
+  virtual void start(std::uint64_t /*seed*/, std::int64_t /*num_requests*/) {}
 };
+
+// Trace replay at a target rate (`rate` of table `c`): the factor on arrival times that makes the mean gap between
+// the n replayed arrivals, the first at `first_s` and the last at `last_s`, 1 / rate. Throws InputError at `rate`
+// when n < 2 or the arrivals span no time, or when the rescaled last arrival passes kMaxSimSeconds.
+[[nodiscard]] double scale_for_rate(const Config& c, double rate, std::int64_t n, double first_s, double last_s);
 
 // Arrival times are at most kMaxSimSeconds (models/common/units.h): a trace or measured run whose (scaled) span
 // is longer fails at load naming its key; a synthetic process whose draws pass it (a rate too low for
@@ -66,6 +85,8 @@ using LengthRegistry = Registry<LengthDistribution, const Config&, const PathRes
 [[nodiscard]] const LengthRegistry& length_registry();
 // Replay of a measured run's arrivals and lengths (impl = "measured", path = FILE).
 [[nodiscard]] std::unique_ptr<ArrivalProcess> make_measured_arrival(const Config& c, const PathResolver& paths);
+// Shared system prompts and multi-turn conversations (impl = "conversations"; sim/workload/conversations.cpp).
+[[nodiscard]] std::unique_ptr<ArrivalProcess> make_conversation_arrival(const Config& c, const PathResolver& paths);
 
 class WorkloadSource {
  public:

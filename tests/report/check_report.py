@@ -6,13 +6,17 @@ the screenshot that every chart rendered.
 
 Steps: `servesim run scenarios/quickstart.toml` (a few hundred requests, with --timeseries so that the KV-usage and
 queue-length charts are drawn), `servesim report`, then `chromium --headless --screenshot` at the page's width and
-height (device scale 1). The regions to check come from the report's layout contract (sim/report/html_report.h):
-every element with data-rect="LEFT,TOP,WIDTH,HEIGHT" must hold at least MIN_INK non-background pixels, and every
-colour a chart lists in data-colors must appear, at least MIN_COLOR_PIXELS times, inside its data-plot rectangle (a
-chart whose data marks did not render fails even if its axes did). Before trusting the screenshot the check is run on
-a blank image of the same size, where every region must fail (so the check can fail).
+height (device scale 1); then the same for a disaggregated run (scenarios/disagg/explain-decode-starved.toml, a
+decode pool too small, so that both the KV-transfer and the decode-wait CDFs have data; without --timeseries), whose
+report must also hold the pools table and those two charts, and the quickstart's must not. The regions to check come
+from the report's layout contract (sim/report/html_report.h): every element with data-rect="LEFT,TOP,WIDTH,HEIGHT"
+must hold at least MIN_INK non-background pixels, and every colour a chart lists in data-colors must appear, at least
+MIN_COLOR_PIXELS times, inside its data-plot rectangle (a chart whose data marks did not render fails even if its
+axes did). Before trusting the screenshot the check is run on a blank image of the same size, where every region must
+fail (so the check can fail).
 
-Artifacts in --out: run/ (the run directory), report.html, report.png (the screenshot).
+Artifacts in --out: run/ (the run directory), report.html, report.png (the screenshot); run-disagg/,
+report-disagg.html, report-disagg.png for the disaggregated run.
 Exit status: 0 pass, 1 a check failed, 77 (ctest SKIP_RETURN_CODE) when Chromium or Pillow is missing
 (.ci/install-deps.sh installs both).
 """
@@ -30,6 +34,7 @@ COLOR_TOLERANCE = 24    # max per-channel difference from the listed colour
 BACKGROUND_LEVEL = 245  # a pixel with every channel >= this counts as background (white, #fafafa)
 EXPECTED_CHARTS = ["summary", "ttft-cdf", "tpot-cdf", "e2e-cdf", "ttft-breakdown", "tpot-breakdown", "e2e-breakdown"]
 TIMESERIES_CHARTS = ["kv-usage", "queue-length"]
+DISAGG_CHARTS = ["pools", "kv-transfer-cdf", "decode-wait-cdf"]
 
 
 class Regions(html.parser.HTMLParser):
@@ -114,31 +119,49 @@ def main():
     out = os.path.abspath(args.out)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    run_dir = os.path.join(out, "run")
-    scenario = os.path.join(args.source_dir, "scenarios", "quickstart.toml")
-    cmd = [args.servesim, "run", scenario, "--set", f"workload.num_requests={args.requests}",
-           "--set", "workload.arrival.rate=20", "--out", run_dir,
-           "--timeseries", os.path.join(run_dir, "timeseries.csv")]
+    quickstart = os.path.join(args.source_dir, "scenarios", "quickstart.toml")
+    disagg = os.path.join(args.source_dir, "scenarios", "disagg", "explain-decode-starved.toml")
+    rc = check_report(args.servesim, chromium, Image, out, "", quickstart,
+                      ["--set", f"workload.num_requests={args.requests}", "--set", "workload.arrival.rate=20"], True,
+                      EXPECTED_CHARTS + TIMESERIES_CHARTS, DISAGG_CHARTS)
+    if rc != 0:
+        return rc
+    # Without --timeseries: its idle prefill replicas' queue lengths would all lie on the x axis, one over another.
+    return check_report(args.servesim, chromium, Image, out, "-disagg", disagg,
+                        ["--set", f"workload.num_requests={args.requests // 2}"], False,
+                        EXPECTED_CHARTS + DISAGG_CHARTS + ["timeseries-note"], TIMESERIES_CHARTS)
+
+
+def check_report(servesim, chromium, Image, out, suffix, scenario, sets, timeseries, expected, absent):
+    """Runs `scenario` with `sets` (and --timeseries when `timeseries`), renders its report and checks it: the regions
+    `expected` there, those `absent` not (artifacts named with `suffix`)."""
+    run_dir = os.path.join(out, "run" + suffix)
+    cmd = [servesim, "run", scenario] + sets + ["--out", run_dir]
+    if timeseries:
+        cmd += ["--timeseries", os.path.join(run_dir, "timeseries.csv")]
     run(cmd, stdout=subprocess.DEVNULL)
-    report = os.path.join(out, "report.html")
-    run([args.servesim, "report", run_dir, "-o", report])
+    report = os.path.join(out, f"report{suffix}.html")
+    run([servesim, "report", run_dir, "-o", report])
 
     parser = Regions()
     with open(report, encoding="utf-8") as f:
         parser.feed(f.read())
     ids = [r["id"] for r in parser.regions]
-    expected = EXPECTED_CHARTS + TIMESERIES_CHARTS
     missing = [i for i in expected if i not in ids]
     if missing or parser.height is None:
         print(f"FAIL: the report lacks regions {missing} (has {ids}) or <body data-height>")
         return 1
+    extra = [i for i in absent if i in ids]
+    if extra:
+        print(f"FAIL: the report has regions {extra} it should not have")
+        return 1
     for r in parser.regions:
-        if r["id"] in expected and r["id"] != "summary" and not r["colors"]:
+        if r["id"] in expected and r["id"] not in ("summary", "pools", "timeseries-note") and not r["colors"]:
             print(f"FAIL: chart {r['id']} drew no data marks (data-colors is empty)")
             return 1
 
     width, height = 1000, parser.height + 20
-    png = os.path.join(out, "report.png")
+    png = os.path.join(out, f"report{suffix}.png")
     profile = os.path.join(out, "chromium-profile")
     run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--force-device-scale-factor=1",
          "--no-first-run", f"--user-data-dir={profile}", f"--screenshot={png}", f"--window-size={width},{height}",

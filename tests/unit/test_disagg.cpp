@@ -1,11 +1,14 @@
 // Disaggregated serving (sim/cluster/kv_handoff.h): the hand-off after the prefill's first token, the KV transfer
-// on the flow-level network, back-pressure from the decode replica's KV blocks, and bad pools.
+// on the flow-level network, back-pressure from the decode replica's KV blocks, measured transport profiles, and bad
+// pools.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "helpers.h"
 #include "models/common/error.h"
@@ -235,4 +238,106 @@ TEST_CASE("disaggregated: the least-KV-usage decode router sends a hand-off wher
   std::set<std::int32_t> used;
   for (const auto& r : rs) used.insert(r.replica);
   CHECK(used == std::set<std::int32_t>{1, 2});
+}
+
+TEST_CASE("disaggregated: a transport profile twice as slow as the default doubles an uncontended transfer",
+          "[disagg]") {
+  // One request, 2,048 prompt tokens of Llama-3-8B: 268,435,456 B of KV from GPU 0 to GPU 8 over GPUDirect RDMA
+  // (forced: auto would pick host-staged RDMA once GPUDirect is this slow).
+  // Default: setup 5.28 us + 1 message x 3.11 us + 268,435,456 B / 48 GB/s = 8.39 us + 5,592,405.33 ns
+  //   = 5,600,795.33 ns.
+  // The profile measures twice that at every size, 2 x (8.39 us + B / 48 GB/s) = 16.78 us + B / 24 GB/s, at 1, 16
+  // and 256 MiB (one message each: setup and per_message cannot be told apart, so the fit keeps the default 3.11 us
+  // per message and fits setup = 13.67 us, rate = 24 GB/s, below every link of the route). The transfer:
+  //   16.78 us + 268,435,456 B / 24 GB/s = 16,780 ns + 11,184,810.67 ns = 11,201,590.67 ns.
+  const auto dir = temp_dir("disagg-profile");
+  write_file(dir / "slow.csv",
+             "transport,bytes,time_us,mode,source\n"
+             "gpudirect_rdma,1MiB,60.4706666667,single,twice the default\n"
+             "gpudirect_rdma,16MiB,715.8306666667,single,twice the default\n"
+             "gpudirect_rdma,256MiB,11201.5906666667,single,twice the default\n");
+  const std::string w = fixed_workload(1, 1.0, 2048, 16);
+  const std::string forced = "transport = \"gpudirect_rdma\"\n";
+  ScenarioOptions opts;
+  opts.allow_pools = true;
+  const auto run_one = [&](const std::string& transfer, const char* name) {
+    const std::string path = write_file(dir / name, disagg_text(1, "", w, transfer));
+    const auto rs = records_of(run_scenario(ScenarioLoader(path, opts), RunStreams{}));
+    REQUIRE(rs.size() == 1);
+    return rs.front().kv_transfer.v;
+  };
+  const std::int64_t plain = run_one(forced, "plain.toml");
+  const std::int64_t slow = run_one(forced + "profile = \"slow.csv\"\n", "slow.toml");
+  CHECK(std::abs(plain - 5'600'795) <= 2);
+  CHECK(std::abs(slow - 11'201'591) <= 2);
+  CHECK(std::abs(slow - 2 * plain) <= 4);
+
+  // The same fit as `servesim transfer --profile` prints for the file.
+  const auto r = run_cli("transfer --topology cluster-2x-dgx-h100 --from 0 --to 8 --bytes 256MiB --transport "
+                         "gpudirect_rdma --profile " + (dir / "slow.csv").string() + " --json");
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.output);
+  CHECK(j["time_us"].get<double>() == Approx(double(slow) * 1e-3).epsilon(1e-6));
+}
+
+TEST_CASE("disaggregated: a bad transport profile is one line naming the key and the profile's line", "[disagg]") {
+  const auto dir = temp_dir("disagg-profile-bad");
+  write_file(dir / "bad.csv",
+             "transport,bytes,time_us,mode,source\n"
+             "gpudirect_rdma,1MiB,60.5,single,ok\n"
+             "gpudirect_rdma,16MiB,fast,single,not a number\n");
+  const std::string w = fixed_workload(1, 1.0, 128, 4);
+  ScenarioOptions opts;
+  opts.allow_pools = true;
+  const auto load = [&](const std::string& transfer, const char* name) {
+    const std::string path = write_file(dir / name, disagg_text(1, "", w, transfer));
+    return input_error([&] { (void)ScenarioLoader(path, opts); });
+  };
+  const std::string bad = load("profile = \"bad.csv\"\n", "bad.toml");
+  CHECK_THAT(bad, Catch::Contains("cluster.kv_transfer.profile") &&
+                      Catch::Contains((dir / "bad.csv").string() + ":3: time_us: 'fast' is not a number"));
+  CHECK_THAT(load("profile = \"missing.csv\"\n", "missing.toml"),
+             Catch::Contains("cluster.kv_transfer.profile") && Catch::Contains("missing.csv: cannot open") &&
+                 Catch::Contains("not found"));
+  // Without prefill and decode pools the key is refused like the rest of [cluster.kv_transfer].
+  const std::string agg = write_file(dir / "agg.toml", base_scenario_text() + "[cluster.kv_transfer]\nprofile = "
+                                                                              "\"bad.csv\"\n" + w);
+  CHECK_THAT(input_error([&] { (void)ScenarioLoader(agg, opts); }), Catch::Contains("kv_transfer"));
+}
+
+TEST_CASE("disaggregated: a prefill engine full of requests waiting for decode blocks idles until one leaves",
+          "[disagg]") {
+  // The prefill replica has 640 usable blocks of 16 tokens: five parked prompts of 2,048 tokens (128 blocks each)
+  // fill it. The decode replica holds two requests at a time (300 usable blocks; 2,048 + 64 tokens = 132 blocks
+  // each). Twenty arrive together: the prefill engine's waiting prompts cannot start until a parked one leaves,
+  // which it must wait for instead of failing; every request finishes.
+  std::string text = disagg_text(1, "num_gpu_blocks_override = 301\nmax_model_len = 4096\n",
+                                 fixed_workload(20, 1000.0, 2048, 64));
+  text.replace(text.find("gpus = [0]"), 10, "gpus = [0]\n[cluster.pools.engine]\nnum_gpu_blocks_override = 641");
+  const auto rs = records_of(run_text(text, "disagg-parked"));
+  REQUIRE(rs.size() == 20);
+  std::int64_t waited = 0, queued = 0;
+  for (const auto& r : rs) {
+    CHECK(r.output_tokens == 64);
+    waited += r.decode_wait.v > 0 ? 1 : 0;
+    queued += r.queue().v > 0 ? 1 : 0;
+  }
+  CHECK(waited >= 15);
+  CHECK(queued >= 14);  // at most five prompts fit the prefill engine before the first leaves
+}
+
+TEST_CASE("disaggregated: a decode replica lets the requests received behind a recompute that cannot fit run",
+          "[disagg]") {
+  // The decode replica has 300 usable blocks; each request reserves 64 (1,024 prompt tokens) and grows to 128
+  // (1,024 output tokens): running requests preempt each other, and a preempted one, first in the FCFS queue, needs
+  // its whole KV back while the requests received after it hold the free blocks. vLLM would wait forever there;
+  // the engine lets those behind it run first. Every request finishes.
+  const RunOutput out = run_text(disagg_text(1, "num_gpu_blocks_override = 301\nmax_model_len = 4096\n",
+                                             fixed_workload(40, 20.0, 1024, 1024)),
+                                 "disagg-hol");
+  const auto rs = records_of(out);
+  REQUIRE(rs.size() == 40);
+  for (const auto& r : rs) CHECK(r.output_tokens == 1024);
+  CHECK(out.summary["servesim"]["preemptions"].get<std::int64_t>() > 0);
+  CHECK(out.summary["servesim"]["disaggregation"]["decode_wait_ms"]["max"].get<double>() > 0.0);
 }

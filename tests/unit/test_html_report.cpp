@@ -160,6 +160,61 @@ TEST_CASE("report html: the breakdown bars add up to each cohort's mean", "[repo
   CHECK(html.find("id=\"kv-usage\"") == std::string::npos);
 }
 
+TEST_CASE("report html: a disaggregated run has a pools section and the KV transfer and decode wait CDFs",
+          "[report]") {
+  // The fixture as three pools in replica order: prefill (replica 0, GPUs 0-3), decode (replica 1, GPUs 8-11) and
+  // an aggregated one (replica 2, GPU 12). Requests 0-89 were handed off and decoded by replica 1 (KV transfer
+  // 2 + i % 5 ms, decode wait i % 3 ms); 90-99 ran on the aggregated replica, with a KV transfer of 1000 ms that
+  // no handed-off request has (requests.csv never holds such a row: it marks rows the CDFs must leave out).
+  RunDir run = fixture(false);
+  const auto pool = [](const char* name, const char* role, std::vector<int> gpus) {
+    return nlohmann::json{{"name", name}, {"role", role}, {"num_replicas", 1}, {"gpu", "h100-sxm"},
+                          {"tensor_parallel_size", gpus.size()}, {"pipeline_parallel_size", 1}, {"gpus", gpus}};
+  };
+  run.summary["servesim"]["config"]["pools"] = {pool("prefill", "prefill", {0, 1, 2, 3}),
+                                                pool("decode", "decode", {8, 9, 10, 11}),
+                                                pool("agg", "aggregated", {12})};
+  run.summary["servesim"]["disaggregation"] = {
+      {"kv_transfer_mode", "after_prefill"}, {"transport", "auto"}, {"decode_router", "least_loaded"},
+      {"handed_off", 90}, {"received", 90},
+      {"kv_transfer_ms", {{"mean", 4.0}, {"p50", 4.0}, {"p99", 6.0}, {"max", 6.0}}},
+      {"decode_wait_ms", {{"mean", 1.0}, {"p50", 1.0}, {"p99", 2.0}, {"max", 2.0}}},
+      {"pools", {{{"busy_fraction", 0.5}}, {{"busy_fraction", 0.9}}, {{"busy_fraction", 0.25}}}}};
+  for (auto& r : run.requests) {
+    const bool handed = r.id < 90;
+    r.replica = handed ? 1 : 2;
+    r.kv_transfer_ms = handed ? 2.0 + double(r.id % 5) : 1000.0;
+    r.decode_wait_ms = handed ? double(r.id % 3) : 0.0;
+  }
+  const std::string html = render_html_report(run, "");
+  std::vector<std::string> ids;
+  for (const auto& b : regions(html)) ids.push_back(b.id);
+  CHECK(ids == std::vector<std::string>{"summary", "ttft-cdf", "tpot-cdf", "e2e-cdf", "ttft-breakdown",
+                                        "tpot-breakdown", "e2e-breakdown", "pools", "kv-transfer-cdf",
+                                        "decode-wait-cdf", "timeseries-note"});
+  const auto begin = html.find("id=\"pools\"");
+  const std::string pools = html.substr(begin, html.find("id=\"kv-transfer-cdf\"") - begin);
+  CHECK(pools.find("<td>decode</td><td>decode</td><td class=\"num\">1</td><td>h100-sxm</td><td class=\"num\">4 / 1"
+                   "</td><td>8-11</td><td class=\"num\">90.0 %</td>") != std::string::npos);
+  CHECK(pools.find("<td>agg</td><td>aggregated</td>") != std::string::npos);
+  CHECK(pools.find("<td>12</td><td class=\"num\">25.0 %</td>") != std::string::npos);
+  CHECK(pools.find("<tr><td>KV transfer</td><td class=\"num\">4.00</td><td class=\"num\">4.00</td>"
+                   "<td class=\"num\">6.00</td><td class=\"num\">6.00</td></tr>") != std::string::npos);
+  CHECK(pools.find("90 requests handed off") != std::string::npos);
+  // The CDFs: the breakdown's colours of KV transfer and decode wait, the summary's P50 / P99 markers, and only the
+  // handed-off rows (an x axis up to 1000 would mean the aggregated rows' transfers were drawn).
+  const std::string kv = chart_markup(html, "kv-transfer-cdf");
+  CHECK(kv.find("data-colors=\"#17becf\"") != std::string::npos);
+  CHECK(kv.find(">P50 4.00 ms<") != std::string::npos);
+  CHECK(kv.find(">P99 6.00 ms<") != std::string::npos);
+  CHECK(kv.find(">1000<") == std::string::npos);
+  CHECK(kv.find(">6<") != std::string::npos);
+  const std::string wait = chart_markup(html, "decode-wait-cdf");
+  CHECK(wait.find("data-colors=\"#393b79\"") != std::string::npos);
+  CHECK(wait.find(">P99 2.00 ms<") != std::string::npos);
+  CHECK(html == render_html_report(run, ""));
+}
+
 TEST_CASE("servesim report: a missing run directory is an input error and writes nothing", "[report][cli]") {
   const auto dir = test::temp_dir("report");
   const auto out = dir / "report.html";
