@@ -328,7 +328,8 @@ void Engine::end_step(Simulator& sim) {
   std::size_t sampled = 0;  // sequences that sampled a token now and keep running here
   // The batch of a stretch that may begin now: every running sequence, if each sampled a token now.
   const bool may_stretch =
-      role_ != EngineRole::prefill && !pipeline_ && batch_.window == 0 && kv_.sliding_window() == 0;
+      cfg_.decode_stretch && role_ != EngineRole::prefill && !pipeline_ && batch_.window == 0 &&
+      kv_.sliding_window() == 0;
   if (may_stretch) stretch_.collect(kv_.block_size());
   const bool tokens_wanted = sink_.wants_tokens();
   for (std::size_t i = 0; i < plan_.scheduled.size(); ++i) {

@@ -185,6 +185,7 @@ EngineSetup read_engine(const LayeredTable& eng, const Config& sim, ModelArch& a
   } else if (jitter_switch != "on") {
     sim.fail("jitter", "must be \"on\" (use [engine.jitter] if the scenario has one) or \"off\" (the mean model)");
   }
+  e.config.decode_stretch = sim.boolean_or("decode_stretch", true);
   const Config fe = eng.sub("front_end");
   e.config.front_end.fixed = fe.duration_or("fixed", Seconds{0.0});
   e.config.front_end.per_prompt_token = fe.duration_or("per_prompt_token", Seconds{0.0});
