@@ -115,10 +115,11 @@ constexpr std::string_view kModelledKeys[] = {
     "mlp_bias",             // false only: MLP biases are not modelled
     "hidden_act",           // "silu" / "swish" only: the SwiGLU MLP's SiLU-and-mul
     "torch_dtype", "dtype",  // weight bytes ("dtype": transformers >= 4.56's name for torch_dtype)
-    "quantization_config",  // fp8 schemes (see fp8_scheme)
+    "quantization_config",  // fp8 schemes (see fp8_scheme), mxfp4 (MoE experts)
     "sliding_window", "use_sliding_window", "max_window_layers", "layer_types",  // sliding-window attention
     // mixture-of-experts (read_moe below)
     "num_local_experts", "num_experts", "n_routed_experts", "num_experts_per_tok", "moe_intermediate_size",
+    "experts_per_token",  // gpt-oss's second name of num_experts_per_tok (the two must agree)
     "n_shared_experts", "shared_expert_intermediate_size", "first_k_dense_replace", "moe_layer_freq",
     "decoder_sparse_step", "mlp_only_layers",
     // multi-head latent attention (read_mla below)
@@ -163,6 +164,11 @@ constexpr IgnoredKey kIgnoredKeys[] = {
     {"router_jitter_noise", "training-only router noise"},
     {"output_router_logits", "training / analysis output of the router"},
     {"ep_size", "the checkpoint's training-time expert parallelism; serving uses [parallel] expert_parallel_size"},
+    {"swiglu_limit",
+     "gpt-oss clamps the SwiGLU inputs to this limit: a min / max inside the same activation kernel"},
+    {"initial_context_length",
+     "gpt-oss's pre-training context, YaRN's original length (as rope_scaling's original_max_position_embeddings); "
+     "the context limit servesim checks is max_position_embeddings"},
     {"num_nextn_predict_layers",
      "DeepSeek-V3's multi-token-prediction module: vLLM loads it only as a speculative-decoding draft, which "
      "servesim does not model"},
@@ -273,7 +279,12 @@ void read_moe(const nlohmann::json& j, const std::string& file, const std::strin
   }
   MoeArch& e = m.moe;
   e.num_experts = get_int(j, file, experts_key);
-  e.experts_per_token = get_int(j, file, "num_experts_per_tok");
+  e.experts_per_token = get_int(j, file, present(j, "num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token");
+  if (present(j, "experts_per_token") && get_int(j, file, "experts_per_token") != e.experts_per_token) {
+    throw InputError(file + ": experts_per_token (" + std::to_string(get_int(j, file, "experts_per_token")) +
+                     ") differs from num_experts_per_tok (" + std::to_string(e.experts_per_token) + ")");
+  }
+  e.expert_bias = type == "gpt_oss";
   if (e.experts_per_token > e.num_experts) {
     throw InputError(file + ": num_experts_per_tok (" + std::to_string(e.experts_per_token) + ") exceeds " +
                      experts_key + " (" + std::to_string(e.num_experts) + ")");
@@ -348,12 +359,15 @@ std::int64_t ModelArch::sliding_layers(std::int64_t first, std::int64_t count) c
   return n;
 }
 
-const char* to_string(Quantization q) { return q == Quantization::fp8 ? "fp8" : "none"; }
+const char* to_string(Quantization q) {
+  return q == Quantization::fp8 ? "fp8" : q == Quantization::mxfp4 ? "mxfp4" : "none";
+}
 
 Quantization parse_quantization(std::string_view name, const std::string& where) {
   if (name == "none") return Quantization::none;
   if (name == "fp8") return Quantization::fp8;
-  throw InputError(where + ": quantization '" + std::string(name) + "' is not modelled (valid: none, fp8)");
+  if (name == "mxfp4") return Quantization::mxfp4;
+  throw InputError(where + ": quantization '" + std::string(name) + "' is not modelled (valid: none, fp8, mxfp4)");
 }
 
 std::int64_t MoeArch::moe_layers(std::int64_t first, std::int64_t count) const {
@@ -382,7 +396,8 @@ double ModelArch::attention_linear_params() const {
 
 double ModelArch::attention_other_params() const {
   if (mla.enabled()) return static_cast<double>(mla.q_lora_rank + mla.kv_lora_rank);  // q_a and kv_a RMSNorms
-  return (qkv_bias ? static_cast<double>(q_dim() + 2 * kv_dim()) : 0.0) + (qk_norm ? 2.0 * double(head_dim) : 0.0);
+  return (qkv_bias ? static_cast<double>(q_dim() + 2 * kv_dim()) : 0.0) + (o_bias ? double(hidden_size) : 0.0) +
+         (qk_norm ? 2.0 * double(head_dim) : 0.0) + (attention_sinks ? double(num_heads) : 0.0);
 }
 
 double ModelArch::mlp_linear_params(std::int64_t layer) const {
@@ -395,7 +410,9 @@ double ModelArch::mlp_linear_params(std::int64_t layer) const {
 double ModelArch::mlp_other_params(std::int64_t layer) const {
   if (!is_moe_layer(layer)) return 0.0;
   const double h = static_cast<double>(hidden_size);
-  return h * static_cast<double>(moe.num_experts) + (moe.shared_expert_gate ? h : 0.0);
+  const double experts = static_cast<double>(moe.num_experts);
+  return h * experts + (moe.shared_expert_gate ? h : 0.0) +
+         (moe.expert_bias ? experts + experts * moe.expert_bias_params(hidden_size) : 0.0);
 }
 
 double ModelArch::layer_params(std::int64_t layer) const {
@@ -416,18 +433,23 @@ double ModelArch::params() const {
 }
 
 double ModelArch::active_params() const {
-  const double inactive = static_cast<double>(moe.num_experts - moe.experts_per_token) * moe.expert_params(hidden_size);
+  const double inactive = static_cast<double>(moe.num_experts - moe.experts_per_token) *
+                          (moe.expert_params(hidden_size) + moe.expert_bias_params(hidden_size));
   return params() - static_cast<double>(moe.moe_layers()) * inactive;
 }
 
 Bytes ModelArch::weight_bytes() const {
-  double linear = 0.0;
+  double linear = 0.0, experts = 0.0;
   if (moe.enabled()) {
-    for (std::int64_t i = 0; i < num_layers; ++i) linear += linear_params_per_layer(i);
+    for (std::int64_t i = 0; i < num_layers; ++i) {
+      linear += linear_params_per_layer(i);
+      experts += routed_expert_params(i);
+    }
   } else {
     linear = static_cast<double>(num_layers) * linear_params_per_layer();
   }
-  return Bytes{linear * linear_bytes_per_param() + (params() - linear) * weight_bytes_per_param};
+  return Bytes{experts * expert_bytes_per_param() + (linear - experts) * linear_bytes_per_param() +
+               (params() - linear) * weight_bytes_per_param};
 }
 
 ModelArch ModelArch::from_hf_config(const std::string& path, const std::vector<std::string>& ignore_config_keys) {
@@ -456,13 +478,14 @@ ModelArch ModelArch::from_hf_config(const std::string& path, const std::vector<s
   const std::string type = opt_string(j, path, "model_type", "llama");
   // Decoder layouts whose every cost-relevant difference is in the keys read here (qkv biases, head_dim, Qwen3's
   // q/k norms, the MoE and MLA keys).
-  static constexpr std::string_view kTypes[] = {"llama",     "mistral",     "mixtral",     "qwen2",      "qwen2_moe",
-                                                "qwen3",     "qwen3_moe",   "deepseek_v2", "deepseek_v3"};
+  static constexpr std::string_view kTypes[] = {"llama",     "mistral",     "mixtral",     "qwen2",
+                                                "qwen2_moe", "qwen3",       "qwen3_moe",   "deepseek_v2",
+                                                "deepseek_v3", "gpt_oss"};
   if (std::ranges::find(kTypes, type) == std::end(kTypes) && !ignored(ignore_config_keys, "model_type")) {
     throw InputError(path + ": model_type = \"" + type +
                      "\": not a modelled architecture (llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, "
-                     "deepseek_v2, deepseek_v3); if it is a Llama-style decoder, accept it knowingly with [model] "
-                     "ignore_config_keys = [\"model_type\"]");
+                     "deepseek_v2, deepseek_v3, gpt_oss); if it is a Llama-style decoder, accept it knowingly with "
+                     "[model] ignore_config_keys = [\"model_type\"]");
   }
   const std::string act = opt_string(j, path, "hidden_act", "silu");
   if (act != "silu" && act != "swish" && !ignored(ignore_config_keys, "hidden_act")) {
@@ -475,6 +498,10 @@ ModelArch ModelArch::from_hf_config(const std::string& path, const std::vector<s
                      "it knowingly with [model] ignore_config_keys = [\"mlp_bias\"]");
   }
   m.qkv_bias = opt_bool(j, path, "attention_bias", type == "qwen2" || type == "qwen2_moe");
+  // transformers' Llama-style attention (Llama, Mistral, gpt-oss) puts attention_bias on o_proj too; Qwen2's o_proj
+  // never has one.
+  m.o_bias = m.qkv_bias && type.rfind("qwen", 0) != 0;
+  m.attention_sinks = type == "gpt_oss";
   m.qk_norm = type == "qwen3" || type == "qwen3_moe";
   read_mla(j, path, m);
   if (m.mla.enabled() && m.qkv_bias) {
@@ -492,8 +519,12 @@ ModelArch ModelArch::from_hf_config(const std::string& path, const std::vector<s
     const auto& q = j.at("quantization_config");
     if (!q.is_object()) throw InputError(path + ": key 'quantization_config' must be an object");
     m.quant_method = opt_string(q, path, "quant_method", "");
-    m.quant_method_modelled = fp8_scheme(q, m.quant_method);
-    if (m.quant_method_modelled) m.quantization = Quantization::fp8;
+    if (m.quant_method == "mxfp4" && m.moe.enabled()) {
+      m.quantization = Quantization::mxfp4;
+    } else {
+      m.quant_method_modelled = fp8_scheme(q, m.quant_method);
+      if (m.quant_method_modelled) m.quantization = Quantization::fp8;
+    }
   }
   return m;
 }

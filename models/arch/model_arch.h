@@ -2,8 +2,9 @@
 // from it: parameters, weight bytes, KV-cache bytes per token.
 //   Dense: Llama 2/3, Mistral, Qwen2 (attention full causal on every layer, or sliding-window on some or all layers:
 //   Mistral, Qwen2 with use_sliding_window).
-//   Mixture-of-experts (MoeArch): Mixtral, Qwen2-MoE, Qwen3-MoE, DeepSeek-V2/V3 - routed experts, top-k routing,
-//   shared experts, dense layers before or between the MoE layers.
+//   Mixture-of-experts (MoeArch): Mixtral, Qwen2-MoE, Qwen3-MoE, DeepSeek-V2/V3, gpt-oss - routed experts, top-k
+//   routing, shared experts, dense layers before or between the MoE layers; gpt-oss's expert and attention biases,
+//   attention sinks and MXFP4 expert weights.
 //   Multi-head latent attention (MlaArch): DeepSeek-V2/V3 - the KV cache holds one compressed latent per token and
 //   layer (kv_lora_rank + qk_rope_head_dim elements), shared by every head.
 // Any config.json key that servesim neither models nor knowingly ignores is refused (model_arch.cpp lists both).
@@ -20,9 +21,18 @@ namespace servesim {
 // Weight quantization of the linear layers (q/k/v/o, gate/up/down). fp8: e4m3 weights with per-tensor scales,
 // as vLLM's `quantization="fp8"` or an fp8 checkpoint (block-wise scaled ones too, costed as per-tensor); the
 // embedding, LM head and norms stay in the checkpoint dtype.
-enum class Quantization { none, fp8 };
+// mxfp4: the routed experts' weights only, in OCP MXFP4 (4-bit e2m1 values, one e8m0 scale per block of 32:
+// kMxfp4BytesPerWeight), as gpt-oss ships them (quantization_config.quant_method "mxfp4") and vLLM's Mxfp4Config
+// runs them: its FusedMoE layers only, every other linear layer unquantized (UnquantizedLinearMethod), whatever
+// modules_to_not_convert lists. Costed weight-only: the experts' weight reads at 4.25 bits, their math at the
+// activations' precision (on Hopper and Ampere vLLM's Marlin / Triton MXFP4 kernels dequantize to bf16; the FP4
+// tensor-core path of Blackwell is not modelled). MoE models only.
+enum class Quantization { none, fp8, mxfp4 };
+// Bytes per MXFP4 weight: 4 bits + one 8-bit scale per 32 weights = 4.25 bits (OCP Microscaling Formats (MX)
+// Specification v1.0, MXFP4: block size 32, E8M0 scale).
+inline constexpr double kMxfp4BytesPerWeight = (4.0 + 8.0 / 32.0) / 8.0;
 [[nodiscard]] const char* to_string(Quantization q);
-// "none" | "fp8"; anything else throws InputError "<where>: ... (valid: none, fp8)".
+// "none" | "fp8" | "mxfp4"; anything else throws InputError "<where>: ... (valid: none, fp8, mxfp4)".
 [[nodiscard]] Quantization parse_quantization(std::string_view name, const std::string& where);
 
 // Mixture-of-experts layout (num_experts == 0: a dense model). Sources, as transformers / vLLM read them:
@@ -40,6 +50,9 @@ struct MoeArch {
   std::int64_t expert_intermediate_size = 0;  // one expert's FFN width
   std::int64_t shared_intermediate_size = 0;  // all shared experts' FFN width together (0 = none)
   bool shared_expert_gate = false;            // Qwen2-MoE: sigmoid(x . w) scales the shared expert's output
+  // gpt-oss: biases on every expert's gate_up (2 x width) and down (hidden) projections and on the router (E), in
+  // the checkpoint dtype.
+  bool expert_bias = false;
   std::vector<bool> layer_moe;                // per layer: MoE (true) or dense MLP; empty for a dense model
   [[nodiscard]] bool enabled() const { return num_experts > 0; }
   // MoE layers among layers [first, first + count) (all layers by default).
@@ -47,6 +60,10 @@ struct MoeArch {
   // Parameters of one expert's SwiGLU FFN (gate, up, down): 3 x hidden x expert_intermediate_size.
   [[nodiscard]] double expert_params(std::int64_t hidden) const {
     return 3.0 * double(hidden) * double(expert_intermediate_size);
+  }
+  // One expert's biases (expert_bias): 2 x expert_intermediate_size + hidden; else 0.
+  [[nodiscard]] double expert_bias_params(std::int64_t hidden) const {
+    return expert_bias ? 2.0 * double(expert_intermediate_size) + double(hidden) : 0.0;
   }
 };
 
@@ -79,6 +96,10 @@ struct ModelArch {
   std::int64_t max_position_embeddings = 0;
   bool tie_word_embeddings = false;
   bool qkv_bias = false;       // Qwen2 has biases on the q, k, v projections
+  bool o_bias = false;         // and Llama-style attention_bias = true (gpt-oss) on o as well
+  // gpt-oss's attention sinks: one learned logit per head and layer added to every softmax (num_heads parameters a
+  // layer). The attention kernel's extra work (one more logit per row) is not costed.
+  bool attention_sinks = false;
   double weight_bytes_per_param = 2.0;  // bf16 / fp16
   double kv_bytes_per_element = 2.0;    // bf16 / fp16 KV cache (1 with an fp8 KV cache)
   Quantization quantization = Quantization::none;
@@ -122,10 +143,12 @@ struct ModelArch {
   // routers: kept in the checkpoint dtype, as vLLM builds routers with quant_config=None).
   //   attention, standard: q, k, v, o;  MLA: q_a + q_b (or q), kv_a_proj_with_mqa, kv_b, o.
   [[nodiscard]] double attention_linear_params() const;
-  [[nodiscard]] double attention_other_params() const;  // q/k/v biases; MLA's q_a / kv_a norms; Qwen3's q/k norms
+  // q/k/v(/o) biases; MLA's q_a / kv_a norms; Qwen3's q/k norms; gpt-oss's sinks
+  [[nodiscard]] double attention_other_params() const;
   // MLP of layer `layer`: dense 3 x hidden x intermediate_size; MoE: every routed expert + the shared experts.
   [[nodiscard]] double mlp_linear_params(std::int64_t layer) const;
-  [[nodiscard]] double mlp_other_params(std::int64_t layer) const;  // router [hidden -> E] (+ shared-expert gate)
+  // router [hidden -> E] (+ shared-expert gate; + router and expert biases with expert_bias)
+  [[nodiscard]] double mlp_other_params(std::int64_t layer) const;
   // Whether layer `layer` is a mixture-of-experts layer.
   [[nodiscard]] bool is_moe_layer(std::int64_t layer) const {
     return moe.enabled() && moe.layer_moe[static_cast<std::size_t>(layer)];
@@ -140,11 +163,21 @@ struct ModelArch {
   [[nodiscard]] double linear_bytes_per_param() const {
     return quantization == Quantization::fp8 ? 1.0 : weight_bytes_per_param;
   }
+  // Bytes per parameter of the routed experts' weights: kMxfp4BytesPerWeight with mxfp4, else as the other linear
+  // layers.
+  [[nodiscard]] double expert_bytes_per_param() const {
+    return quantization == Quantization::mxfp4 ? kMxfp4BytesPerWeight : linear_bytes_per_param();
+  }
+  // Parameters of layer `layer`'s routed experts' weights (every expert; 0 for a dense layer).
+  [[nodiscard]] double routed_expert_params(std::int64_t layer) const {
+    return is_moe_layer(layer) ? double(moe.num_experts) * moe.expert_params(hidden_size) : 0.0;
+  }
   // Parameters of layer `layer`'s linear weights (attention and MLP matrices, without biases, norms, routers).
   [[nodiscard]] double linear_params_per_layer(std::int64_t layer = 0) const {
     return attention_linear_params() + mlp_linear_params(layer);
   }
-  // Every weight: linear ones at linear_bytes_per_param, the rest at weight_bytes_per_param.
+  // Every weight: routed experts' at expert_bytes_per_param, other linear ones at linear_bytes_per_param, the rest
+  // at weight_bytes_per_param.
   [[nodiscard]] Bytes weight_bytes() const;
   // KV-cache bytes of one token over all layers, whole model. Standard attention: K and V,
   // 2 x layers x num_kv_heads x head_dim x kv_bytes_per_element (divide by TP for one GPU's share).

@@ -58,7 +58,8 @@ Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t tota
   };
   auto rank_cost = [&](std::int64_t r) {
     const ExpertRouting::Load load = c.routing.load(routed_tokens, r * per_rank, per_rank);
-    const double w = add.fp8_weights ? 1.0 : 0.0;
+    // Expert weights: fp8, MXFP4 (weight-only: dequantized to the activations' precision) or the checkpoint's.
+    const double w = c.arch.quantization == Quantization::mxfp4 ? kMxfp4BytesPerWeight : add.fp8_weights ? 1.0 : 0.0;
     RankCost rc{{"moe_gate_up", load.groups, load.rows, load.rows_per_group(), 2 * width, h, e, w, add.fp8_math},
                 {"moe_down", load.groups, load.rows, load.rows_per_group(), h, width, e, w, add.fp8_math},
                 {}, {}, {}, load.rows};
@@ -154,18 +155,24 @@ double moe_mla_layer_weight_bytes(const ModelArch& a, const ParallelConfig& par,
     const std::int64_t kv_heads = a.num_kv_heads >= par.tensor ? a.num_kv_heads / par.tensor : 1;
     const double qkv_out = double(a.q_dim()) / t + 2.0 * double(kv_heads * a.head_dim);
     linear += h * qkv_out + double(a.q_dim()) / t * h;
-    other += (a.qkv_bias ? qkv_out : 0.0) + (a.qk_norm ? 2.0 * double(a.head_dim) : 0.0);
+    other += (a.qkv_bias ? qkv_out : 0.0) + (a.o_bias ? h : 0.0) + (a.qk_norm ? 2.0 * double(a.head_dim) : 0.0) +
+             (a.attention_sinks ? double(a.num_heads) / t : 0.0);
   }
+  double routed = 0.0;  // the routed experts' weights, at their own precision
   if (a.is_moe_layer(layer)) {
     const MoeArch& moe = a.moe;
     const double experts = double(moe.num_experts) / double(par.expert);
     const double width = par.expert > 1 ? double(moe.expert_intermediate_size) : double(moe.expert_intermediate_size) / t;
-    linear += experts * 3.0 * h * width + 3.0 * h * double(moe.shared_intermediate_size) / t;
+    routed = experts * 3.0 * h * width;
+    linear += 3.0 * h * double(moe.shared_intermediate_size) / t;
     other += h * double(moe.num_experts) + (moe.shared_expert_gate ? h : 0.0);
+    // gpt-oss: the router's bias, and each expert's gate_up bias (split like its width) and down bias (whole on
+    // every rank that holds the expert).
+    if (moe.expert_bias) other += double(moe.num_experts) + experts * (2.0 * width + h);
   } else {
     linear += 3.0 * h * double(a.intermediate_size) / t;
   }
-  return linear * a.linear_bytes_per_param() + other * a.weight_bytes_per_param;
+  return routed * a.expert_bytes_per_param() + linear * a.linear_bytes_per_param() + other * a.weight_bytes_per_param;
 }
 
 }  // namespace servesim

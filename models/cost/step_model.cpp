@@ -181,7 +181,7 @@ Bytes StepModel::weight_bytes_per_gpu(std::int64_t stage) const {
   const double h = double(arch_.hidden_size);
   const double qkv_out = double(qkv_width());
   const double linear = h * qkv_out + double(arch_.q_dim()) / t * h + 3.0 * h * double(arch_.intermediate_size) / t;
-  const double other = (arch_.qkv_bias ? qkv_out : 0.0) + 2.0 * h;  // biases and norms
+  const double other = (arch_.qkv_bias ? qkv_out : 0.0) + (arch_.o_bias ? h : 0.0) + 2.0 * h;  // biases and norms
   const std::vector<std::int64_t> split = pp_stage_layers(arch_.num_layers, p);
   const double stage_layers = double(split[static_cast<std::size_t>(stage)]);
   double layers = stage_layers * (linear * arch_.linear_bytes_per_param() + other * arch_.weight_bytes_per_param);

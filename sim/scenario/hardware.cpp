@@ -29,11 +29,15 @@ ModelSetup read_model(const Config& model, const PathResolver& paths, const std:
   if (model.has("quantization")) {
     arch.quantization =
         parse_quantization(model.str("quantization"), model.where("quantization") + ": model.quantization");
+    if (arch.quantization == Quantization::mxfp4 && !arch.moe.enabled()) {
+      model.fail("quantization", "mxfp4 quantizes the routed experts of a mixture-of-experts model (as vLLM's "
+                                 "Mxfp4Config); " + arch.name + " has none");
+    }
   } else if (!arch.quant_method_modelled) {
     model.fail("config", model_path + ": quantization_config.quant_method '" + arch.quant_method +
                              "' is not modelled (fp8 schemes are: fp8, fbgemm_fp8, modelopt FP8, compressed-tensors "
-                             "with 8-bit float weights); set [model] quantization = \"fp8\" or \"none\" to cost it "
-                             "as one");
+                             "with 8-bit float weights; mxfp4 on mixture-of-experts models); set [model] "
+                             "quantization = \"fp8\" or \"none\" to cost it as one");
   }
 
   // Mixture-of-experts routing (models/cost/moe_routing.h): uniform, Zipf-skewed popularity, or measured loads.

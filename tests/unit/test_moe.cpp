@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <tuple>
 
 #include "helpers.h"
 #include "models/arch/model_arch.h"
@@ -307,4 +308,71 @@ TEST_CASE("expert and data parallelism that the model or the replica cannot take
   CHECK(routing.code == 2);
   CHECK(routing.output.find("expert_routing") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir / "o"));
+}
+
+TEST_CASE("gpt-oss: parameters and active parameters as published, MXFP4 experts at 4.25 bits", "[moe][gpt-oss]") {
+  // Per layer: attention q/k/v/o 2880 x (4096 + 512 + 512) + 4096 x 2880 = 26,542,080 and their biases
+  // 4096 + 512 + 512 + 2880 = 8,000; 64 sinks; two norms 5,760; router 2880 x E + E; each expert gate_up
+  // 2880 x 5760 + 5760 and down 2880 x 2880 + 2880 = 24,891,840. Embedding and untied LM head 201088 x 2880 each,
+  // final norm 2880.
+  const double attention = 26542080.0 + 8000.0 + 64.0 + 5760.0;
+  const double expert = 2880.0 * 5760.0 + 5760.0 + 2880.0 * 2880.0 + 2880.0;
+  const double tables = 2.0 * 201088.0 * 2880.0 + 2880.0;
+  for (const auto& [name, layers, experts, total, active] :
+       {std::tuple{"gpt-oss-20b.json", 24.0, 32.0, 20914757184.0, 3608307264.0},
+        std::tuple{"gpt-oss-120b.json", 36.0, 128.0, 116829156672.0, 5132849472.0}}) {
+    INFO(name);
+    const ModelArch m = model(name);
+    REQUIRE(m.moe.enabled());
+    CHECK(m.moe.num_experts == experts);
+    CHECK(m.moe.experts_per_token == 4);
+    CHECK(m.quantization == Quantization::mxfp4);
+    CHECK(m.sliding_window == 128);
+    CHECK(m.sliding_layers() == layers / 2);  // alternating sliding and full attention
+    CHECK(m.params() == layers * (attention + 2880.0 * experts + experts + experts * expert) + tables);
+    CHECK(m.params() == total);  // OpenAI's model card: 20.9 B and 116.8 B
+    // Active: 4 experts a token; OpenAI counts active parameters without the embedding (3.6 B and 5.1 B).
+    CHECK(m.active_params() - 201088.0 * 2880.0 == active);
+    // Weights: the experts' matrices at 4.25 bits (4-bit values + an 8-bit scale per 32), the rest bf16.
+    const double expert_weights = layers * experts * (2880.0 * 5760.0 + 2880.0 * 2880.0);
+    CHECK(m.weight_bytes().v == expert_weights * 4.25 / 8.0 + (total - expert_weights) * 2.0);
+  }
+  // 13.76 GB and 65.25 GB: the sizes of the published checkpoints (12.8 and 60.8 GiB).
+  CHECK(model("gpt-oss-20b.json").weight_bytes().v == 13761264768.0);
+  CHECK(model("gpt-oss-120b.json").weight_bytes().v == 65248815744.0);
+}
+
+TEST_CASE("gpt-oss-120b fits one 80 GB H100, its expert GEMMs read MXFP4 weights, attention bf16", "[moe][gpt-oss]") {
+  const ModelArch m = model("gpt-oss-120b.json");
+  auto pred = std::make_shared<const RooflinePredictor>(test::simple_gpu());
+  const StepModel sm(m, test::simple_gpu(), ParallelConfig{1, 1, 0.0}, pred, {}, nullptr);
+  CHECK(sm.weight_bytes_per_gpu().v == m.weight_bytes().v);
+  const StepCost c = sm.breakdown(decodes(1, 100));
+  // Batch 1: the 4 experts of its token, per MoE layer (36): 4 x 5760 x 2880 weights at 4.25 bits, plus one row in
+  // (2880) and out (5760) in bf16.
+  CHECK(op_named(c, "moe_gate_up").bytes.v ==
+        Approx(36.0 * (4.0 * 5760.0 * 2880.0 * 4.25 / 8.0 + 4.0 * (2880.0 + 5760.0) * 2.0)).epsilon(1e-12));
+  // qkv stays bf16: 2880 x 5120 weights at 2 bytes per layer.
+  CHECK(op_named(c, "qkv").bytes.v == Approx(36.0 * (2880.0 * 5120.0 * 2.0 + (2880.0 + 5120.0) * 2.0)).epsilon(1e-12));
+
+  const auto dir = test::temp_dir("gpt-oss");
+  const std::string base = "[model]\nconfig = \"" + test::scenario_path("models/gpt-oss-120b.json") +
+                           "\"\n[hardware]\ngpu = \"h100-sxm\"\n[workload]\nnum_requests = 20\n"
+                           "[workload.arrival]\nimpl = \"poisson\"\nrate = 5.0\n"
+                           "[workload.prompt_tokens]\nimpl = \"fixed\"\nvalue = 512\n"
+                           "[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 32\n";
+  const auto one = test::write_file(dir / "one.toml", base);
+  const auto r1 = test::run_cli("run " + one + " --out " + (dir / "o1").string());
+  INFO(r1.output);
+  CHECK(r1.code == 0);
+  // The same checkpoint dequantized to bf16 (quantization = "none"): 217.6 GiB, it no longer fits.
+  const auto r2 = test::run_cli("run " + one + " --set 'model.quantization=\"none\"' --out " + (dir / "o2").string());
+  CHECK(r2.code == 2);
+  CHECK(r2.output.find("does not fit") != std::string::npos);
+  // mxfp4 on a dense model names the key.
+  const auto dense = test::write_file(dir / "dense.toml", test::base_scenario_text());
+  const auto r3 = test::run_cli("run " + dense + " --set 'model.quantization=\"mxfp4\"' --out " + (dir / "o3").string());
+  CHECK(r3.code == 2);
+  CHECK(r3.output.find("model.quantization") != std::string::npos);
+  CHECK(r3.output.find("mixture-of-experts") != std::string::npos);
 }
