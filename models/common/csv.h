@@ -1,6 +1,8 @@
-// Comma-separated fields of one line, and small helpers of the CSV readers (no quoting: servesim's CSV files never put commas inside fields);
-// a trailing carriage return is dropped.
+// Comma-separated fields of one line, and small helpers of the CSV and JSONL readers (no quoting: servesim's CSV
+// files never put commas inside fields); a trailing carriage return is dropped.
 #pragma once
+#include <cstddef>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,20 @@ namespace servesim {
   }
   out.push_back(trim(line.substr(pos)));
   return out;
+}
+
+// Calls f(line, lineno) for every line of `in` that holds more than spaces and tabs, its trailing carriage return
+// removed; lineno counts every line from 1 (for FILE:LINE messages).
+template <class F>
+void for_each_nonblank_line(std::istream& in, F&& f) {
+  std::string line;
+  std::size_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    f(line, lineno);
+  }
 }
 
 }  // namespace servesim

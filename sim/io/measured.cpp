@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "models/common/csv.h"
 #include "models/common/error.h"
 #include "models/common/units.h"
 #include "models/common/input_file.h"
@@ -118,12 +119,7 @@ std::int64_t integer(const json& v, const std::string& where, const std::string&
 std::vector<MeasuredRequest> parse_jsonl(const std::string& path, const std::string& text) {
   std::vector<MeasuredRequest> out;
   std::istringstream in(text);
-  std::string line;
-  std::size_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+  for_each_nonblank_line(in, [&](const std::string& line, std::size_t lineno) {
     const std::string where = path + ":" + std::to_string(lineno);
     json j;
     try {
@@ -164,7 +160,7 @@ std::vector<MeasuredRequest> parse_jsonl(const std::string& path, const std::str
       r.token_times_s.push_back(t);
     }
     out.push_back(std::move(r));
-  }
+  });
   if (out.empty()) throw InputError(path + ": no requests");
   return out;
 }

@@ -125,6 +125,22 @@ SvgChart breakdown(const std::string& id, const std::string& title, const std::s
   return stacked_bar_chart(spec);
 }
 
+// A CDF line chart of `values` (one series in palette colour `color`, none when empty), from 0 to 1.
+SvgChart cdf_chart(const char* id, const char* title, const char* x_label, const char* y_label,
+                   std::vector<double> values, std::size_t color, std::vector<Marker> markers, int width, int height) {
+  LineChartSpec spec;
+  spec.id = id;
+  spec.title = title;
+  spec.width = width;
+  spec.height = height;
+  spec.x_label = x_label;
+  spec.y_label = y_label;
+  spec.y_max = 1;
+  if (!values.empty()) spec.series.push_back(Series{"", palette_color(color), cdf_points(std::move(values))});
+  spec.markers = std::move(markers);
+  return line_chart(spec);
+}
+
 }  // namespace
 
 std::vector<SvgChart> cdf_charts(const RunDir& run, int width, int height) {
@@ -136,17 +152,8 @@ std::vector<SvgChart> cdf_charts(const RunDir& run, int width, int height) {
   }
   const auto chart = [&](const char* id, const char* title, const char* x_label, std::vector<double> v,
                          const char* key) {
-    LineChartSpec spec;
-    spec.id = id;
-    spec.title = title;
-    spec.width = width;
-    spec.height = height;
-    spec.x_label = x_label;
-    spec.y_label = "fraction of requests";
-    spec.y_max = 1;
-    if (!v.empty()) spec.series.push_back(Series{"", palette_color(0), cdf_points(std::move(v))});
-    spec.markers = percentile_markers(run.summary, key);
-    return line_chart(spec);
+    return cdf_chart(id, title, x_label, "fraction of requests", std::move(v), 0,
+                     percentile_markers(run.summary, key), width, height);
   };
   return {chart("ttft-cdf", "TTFT CDF", "TTFT (ms)", std::move(ttft), "ttft"),
           chart("tpot-cdf", "TPOT CDF (= per-request mean ITL)", "TPOT (ms)", std::move(tpot), "tpot"),
@@ -166,17 +173,8 @@ std::vector<SvgChart> disaggregation_charts(const RunDir& run, int width, int he
     std::vector<double> v;
     v.reserve(rows.size());
     for (const auto* r : rows) v.push_back(r->*field);
-    LineChartSpec spec;
-    spec.id = id;
-    spec.title = title;
-    spec.width = width;
-    spec.height = height;
-    spec.x_label = x_label;
-    spec.y_label = "fraction of handed-off requests";
-    spec.y_max = 1;
-    if (!v.empty()) spec.series.push_back(Series{"", palette_color(color), cdf_points(std::move(v))});
-    spec.markers = disaggregation_markers(run.summary, key);
-    return line_chart(spec);
+    return cdf_chart(id, title, x_label, "fraction of handed-off requests", std::move(v), color,
+                     disaggregation_markers(run.summary, key), width, height);
   };
   // The colours of the KV transfer and decode wait components in the breakdown charts (kComponents 8 and 9).
   return {chart("kv-transfer-cdf", "KV transfer CDF (prefill -> decode replica)", "KV transfer (ms)",

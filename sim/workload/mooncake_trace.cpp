@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/common/csv.h"
 #include "models/common/error.h"
 #include "models/common/input_file.h"
 #include "models/common/json_file.h"
@@ -46,12 +47,7 @@ std::int64_t count(const json& v, const char* key, std::int64_t min, const std::
 std::vector<MooncakeRow> read_mooncake_trace(const std::string& path, std::int64_t block_tokens) {
   std::ifstream in = open_input_file(path, "Mooncake trace");
   std::vector<MooncakeRow> rows;
-  std::string line;
-  std::size_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+  for_each_nonblank_line(in, [&](const std::string& line, std::size_t lineno) {
     const std::string where = path + ":" + std::to_string(lineno);
     const json j = parse_json_text(line, path, lineno);
     if (!j.is_object()) throw InputError(where + ": expected a JSON object (one request per line)");
@@ -92,7 +88,7 @@ std::vector<MooncakeRow> read_mooncake_trace(const std::string& path, std::int64
     }
     r.content = std::move(content);
     rows.push_back(std::move(r));
-  }
+  });
   if (rows.empty()) throw InputError(path + ": trace has no rows");
   return rows;
 }

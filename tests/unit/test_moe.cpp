@@ -31,6 +31,15 @@ const StepOp& op_named(const StepCost& c, const std::string& name) {
   return c.ops.front();
 }
 
+// A scenario of `config` (scenarios/models/) on one H100: 20 requests of 512 + 32 tokens at 5 req/s.
+std::string one_h100_scenario(const std::string& config) {
+  return "[model]\nconfig = \"" + test::scenario_path("models/" + config) +
+         "\"\n[hardware]\ngpu = \"h100-sxm\"\n[workload]\nnum_requests = 20\n"
+         "[workload.arrival]\nimpl = \"poisson\"\nrate = 5.0\n"
+         "[workload.prompt_tokens]\nimpl = \"fixed\"\nvalue = 512\n"
+         "[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 32\n";
+}
+
 BatchShape decodes(std::int64_t n, std::int64_t context) {
   BatchShape b;
   for (std::int64_t i = 0; i < n; ++i) b.add_decode(context);
@@ -56,11 +65,7 @@ TEST_CASE("Mixtral-8x7B: 46.7 B parameters, 87.0 GiB in bf16, every expert count
 
 TEST_CASE("Mixtral-8x7B does not fit one 80 GB H100 and fits two with TP 2", "[moe]") {
   const auto dir = test::temp_dir("moe-fit");
-  const std::string base = "[model]\nconfig = \"" + test::scenario_path("models/mixtral-8x7b.json") +
-                           "\"\n[hardware]\ngpu = \"h100-sxm\"\n[workload]\nnum_requests = 20\n"
-                           "[workload.arrival]\nimpl = \"poisson\"\nrate = 5.0\n"
-                           "[workload.prompt_tokens]\nimpl = \"fixed\"\nvalue = 512\n"
-                           "[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 32\n";
+  const std::string base = one_h100_scenario("mixtral-8x7b.json");
   const auto one = test::write_file(dir / "one.toml", base);
   const auto r1 = test::run_cli("run " + one + " --out " + (dir / "o1").string());
   CHECK(r1.code == 2);
@@ -356,11 +361,7 @@ TEST_CASE("gpt-oss-120b fits one 80 GB H100, its expert GEMMs read MXFP4 weights
   CHECK(op_named(c, "qkv").bytes.v == Approx(36.0 * (2880.0 * 5120.0 * 2.0 + (2880.0 + 5120.0) * 2.0)).epsilon(1e-12));
 
   const auto dir = test::temp_dir("gpt-oss");
-  const std::string base = "[model]\nconfig = \"" + test::scenario_path("models/gpt-oss-120b.json") +
-                           "\"\n[hardware]\ngpu = \"h100-sxm\"\n[workload]\nnum_requests = 20\n"
-                           "[workload.arrival]\nimpl = \"poisson\"\nrate = 5.0\n"
-                           "[workload.prompt_tokens]\nimpl = \"fixed\"\nvalue = 512\n"
-                           "[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 32\n";
+  const std::string base = one_h100_scenario("gpt-oss-120b.json");
   const auto one = test::write_file(dir / "one.toml", base);
   const auto r1 = test::run_cli("run " + one + " --out " + (dir / "o1").string());
   INFO(r1.output);
