@@ -75,7 +75,7 @@ void add_sweep_command(CLI::App& app) {
     } else {
       std::cout << result.points << " points";
     }
-    std::cout << " x " << seeds << (seeds == 1 ? " seed" : " seeds") << " = " << result.runs << " runs on "
+    std::cout << " x " << seeds << (seeds == 1 ? " seed" : " seeds") << " = " << result.runs << (result.runs == 1 ? " run on " : " runs on ")
               << result.threads << (result.threads == 1 ? " thread" : " threads") << "\n";
   });
 }
