@@ -5,14 +5,15 @@
 #
 # Needs an NVIDIA GPU with nvidia-smi, the CUDA toolkit (nvcc, cuBLASLt) and python3. Optional: cmake (else
 # the programs are compiled with nvcc directly), PyTorch with CUDA (attention rows), NCCL and a second GPU
-# (collectives). No network access. Takes about 5 minutes on one H100 or H200; every step has a time limit
-# and prints its elapsed time.
+# (collectives), CUDA 12.5 or newer (grouped GEMMs of MoE experts). No network access. Takes about 5 minutes
+# on one H100 or H200; every step has a time limit and prints its elapsed time.
 #
 # Steps:
 #   1. print nvidia-smi and the tool versions;
 #   2. build the calibration programs from scratch in a temporary directory: CMake for this GPU's
 #      architecture, or, without cmake or if the CMake build fails, nvcc -O3 -std=c++17 -arch=native
-#      (-lcublasLt -lcublas; the NCCL sweep only where nccl.h and libnccl are found);
+#      (-lcublasLt -lcublas; the NCCL sweep only where nccl.h and libnccl are found; the grouped GEMM
+#      bench only with CUDA 12.5 or newer);
 #   3. measure the profile directory $OUT/<gpu> with CUDA graph timing (run_all.sh --timing graph), <gpu>
 #      being nvidia-smi's name in lowercase without "NVIDIA ", spaces turned into '-' (h200,
 #      h100-80gb-hbm3), for the shape sets of the shipped profile calibrate/data/h200:
@@ -22,7 +23,14 @@
 #      GEMM op names are spelt like the shipped profile (run_all.sh --reference-op-names: gate_up ->
 #      gateup, lm_head -> lmhead). Memory and launch rows are measured once (by the first run);
 #      collectives need two GPUs and NCCL and are skipped otherwise. Attention: prefill without prior
-#      context (ctx_len 0, as in the shipped profile) and the default decode sweep;
+#      context (ctx_len 0, as in the shipped profile) and the default decode sweep. Then (optional) the
+#      grouped expert GEMMs of two MoE layers, bf16, into $OUT/<gpu>/grouped_gemm.csv
+#      (servesim-grouped-gemm-bench, m = 1, 4, 16, 64, 256 rows per expert, about 10 s of GPU time each on
+#      an H200, estimated, 60 s limit each):
+#        Mixtral-8x7B experts at TP 1, tag mixtral_tp1: 8 experts, width 14336, hidden 4096; groups 1,2,4,8
+#        DeepSeek-V3 experts of one EP-8 rank, tag dsv3_ep8: 32 of 256 routed experts, width 2048, hidden
+#        7168; groups 1,2,4,8,16,32
+#      (the simulator does not read grouped_gemm.csv yet);
 #   4. time the same GEMMs eagerly (host-issued calls, fewer M values) into $OUT/<gpu>-eager/gemm.csv
 #      and, time permitting, decode attention into $OUT/<gpu>-eager/attention.csv, for comparison;
 #   5. print graph against eager medians for the small calls, where the host launch rate bounds eager
@@ -31,7 +39,7 @@
 # Output: $OUT/<gpu>/ (a profile directory, schema in calibrate/README.md), $OUT/<gpu>-eager/ (same CSV
 # format, not a profile) and $OUT/device_check.log (everything printed). Exit status 0 when the profile
 # directory holds GEMM rows of both models and a profile.json, else 1; skipped or failed optional steps
-# (attention, collectives, the eager comparison) are reported but do not change it.
+# (attention, collectives, the grouped GEMMs, the eager comparison) are reported but do not change it.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -125,6 +133,9 @@ if [ -z "$bin" ] || [ ! -x "$bin/servesim-gemm-bench" ] || [ ! -x "$bin/servesim
   step "nvcc servesim-gemm-bench" 180 "${nv[@]}" "$here/kernels/gemm_bench.cu" -o "$bin/servesim-gemm-bench" \
     -lcublasLt -lcublas
   step "nvcc servesim-mem-bench" 120 "${nv[@]}" "$here/kernels/mem_bench.cu" -o "$bin/servesim-mem-bench"
+  step "nvcc servesim-grouped-gemm-bench" 180 "${nv[@]}" "$here/kernels/grouped_gemm_bench.cu" \
+    -o "$bin/servesim-grouped-gemm-bench" -lcublas -lcublasLt ||
+    echo "== grouped GEMM bench not built (optional; needs CUDA 12.5 or newer)"
   nccl_inc="" nccl_lib=""
   for d in ${NCCL_ROOT:+"$NCCL_ROOT"} "$(dirname "$(dirname "$(command -v nvcc)")")" /usr /usr/local; do
     [ -z "$nccl_inc" ] && [ -f "$d/include/nccl.h" ] && nccl_inc="$d/include"
@@ -152,6 +163,32 @@ step "profile: llama-3-8b tp1 (l8b)" 300 \
   "$here/run_all.sh" --model "$l8b" --tp 1 --tag l8b "${common[@]}"
 step "profile: llama-3-70b tp8 (l70b_tp8)" 180 \
   "$here/run_all.sh" --model "$l70b" --tp 8 --tag l70b_tp8 --ops qkv,o,gate_up,down --fp8 --append "${common[@]}"
+
+# MoE expert grouped GEMMs (optional: a failure or a missing program does not change the exit status).
+mixtral="$repo/scenarios/models/mixtral-8x7b.json"
+dsv3="$repo/scenarios/models/deepseek-v3.json"
+if [ -x "$bin/servesim-grouped-gemm-bench" ]; then
+  grouped_common=(--timing graph --m-list "1,4,16,64,256")
+  step "grouped GEMM: mixtral-8x7b tp1" 60 \
+    "$bin/servesim-grouped-gemm-bench" --model "$mixtral" --tp 1 --tag mixtral_tp1 "${grouped_common[@]}" \
+    --out "$prof/grouped_gemm_mixtral_tp1.csv"
+  step "grouped GEMM: deepseek-v3 ep8" 60 \
+    "$bin/servesim-grouped-gemm-bench" --model "$dsv3" --ep 8 --tag dsv3_ep8 "${grouped_common[@]}" \
+    --out "$prof/grouped_gemm_dsv3_ep8.csv"
+  parts=()
+  for f in "$prof/grouped_gemm_mixtral_tp1.csv" "$prof/grouped_gemm_dsv3_ep8.csv"; do
+    [ -f "$f" ] && parts+=("$f")
+  done
+  inputs=()
+  [ -f "$prof/grouped_gemm.csv" ] && inputs+=("$prof/grouped_gemm.csv")
+  if [ "${#parts[@]}" -gt 0 ] &&
+     python3 "$here/fit/merge_csv.py" "$prof/grouped_gemm.csv" ${inputs[@]+"${inputs[@]}"} "${parts[@]}"; then
+    rm -f "${parts[@]}"
+  fi
+else
+  echo "== skipping grouped GEMMs: servesim-grouped-gemm-bench was not built (needs CUDA 12.5 or newer)"
+  results+=("$(printf '%-34s %-26s' "grouped GEMM" "skipped (not built)")")
+fi
 
 # ---- 4. eager comparison ----
 mkdir -p "$eager"
@@ -241,6 +278,10 @@ done
 if [ -f "$prof/gemm.csv" ]; then
   echo "GEMM rows per op:"
   grep -v '^#' "$prof/gemm.csv" | tail -n +2 | cut -d, -f1 | sort | uniq -c
+fi
+if [ -f "$prof/grouped_gemm.csv" ]; then
+  echo "grouped GEMM rows per op:"
+  grep -v '^#' "$prof/grouped_gemm.csv" | tail -n +2 | cut -d, -f1 | sort | uniq -c
 fi
 
 echo

@@ -4,11 +4,12 @@
 # usage: calibrate/run_all.sh --model CONFIG.json --tp N --out calibrate/data/<gpu>/
 #                             [--build-dir DIR] [--timing graph|eager] [--fp8] [--tag TAG] [--ops LIST]
 #                             [--m-list LIST] [--attn-args "ARGS"] [--append] [--reference-op-names] [--quick]
+#                             [--grouped-gemm MOE_CONFIG.json[:ep=N|:tp=N][:tag=TAG] ...]
 #
 #   --model      Hugging Face config.json of a dense Llama-style model (shapes of the GEMMs and heads)
 #   --tp         tensor-parallel degree the per-rank shapes are computed for (default 1)
 #   --out        profile directory to create/overwrite (gemm.csv, memory.csv, attention.csv,
-#                collectives.csv, nccl_sweep.log, profile.json)
+#                collectives.csv, nccl_sweep.log, grouped_gemm.csv, profile.json)
 #   --build-dir  CMake build directory holding (or to receive) the CUDA programs; binaries from a
 #                top-level build are found in DIR/calibrate/. Default: use build/calibrate/ of a
 #                top-level build if it has them, else build calibrate/ alone in build/calibrate-standalone/.
@@ -25,15 +26,22 @@
 #                none. The existing profile must have been measured with the same --timing.
 #   --reference-op-names  spell GEMM ops like the shipped H200 profile: gate_up -> gateup, lm_head -> lmhead
 #   --quick      fewer repetitions (smoke test; not for calibration)
+#   --grouped-gemm  optional, repeatable: also time the grouped expert GEMMs of this mixture-of-experts
+#                config.json (servesim-grouped-gemm-bench: experts per GPU with ep=N, expert FFN width split
+#                with tp=N, default ep=1; op prefix tag=TAG) into grouped_gemm.csv. The simulator does not
+#                read grouped_gemm.csv yet. Skipped (and recorded) when the program was not built (CUDA < 12.5);
+#                a failure keeps the rows measured before it and makes run_all.sh exit with status 1.
 #
 # GPUs: those nvidia-smi lists, or, when CUDA_VISIBLE_DEVICES is set, its entries (empty entries ignored;
 # counting stops at a negative index, which hides the GPUs after it from CUDA; set but empty = no GPU).
 #
-# Steps: build if needed -> GEMM (servesim-gemm-bench) -> memory/launch (servesim-mem-bench) ->
+# Steps: build if needed -> GEMM (servesim-gemm-bench) -> grouped GEMM (servesim-grouped-gemm-bench, only
+# with --grouped-gemm) -> memory/launch (servesim-mem-bench) ->
 # collectives (servesim-nccl-sweep, only with >= 2 GPUs and NCCL built) -> attention (attn_bench.py,
 # only if `import torch` works) -> profile.json (calibrate/fit/write_profile.py). Skipped steps are
-# printed and recorded in profile.json. If attn_bench.py fails, the rows it wrote are kept, the failure is
-# recorded in profile.json like a skipped step, and run_all.sh exits with status 1 after writing it.
+# printed and recorded in profile.json. If attn_bench.py or servesim-grouped-gemm-bench fails, the rows it
+# wrote are kept, the failure is recorded in profile.json like a skipped step, and run_all.sh exits with
+# status 1 after writing it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,6 +49,7 @@ repo="$(cd "$here/.." && pwd)"
 
 model="" tp=1 out="" build_dir="" fp8=0 tag="" quick=0 timing=graph ops="" m_list="" attn_extra="" append=0
 reference_names=0
+grouped_specs=()
 usage() { awk 'NR < 4 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 die() { echo "run_all.sh: error: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
@@ -54,6 +63,7 @@ while [ $# -gt 0 ]; do
     --ops) [ $# -ge 2 ] || die "--ops needs a value"; ops="$2"; shift 2 ;;
     --m-list) [ $# -ge 2 ] || die "--m-list needs a value"; m_list="$2"; shift 2 ;;
     --attn-args) [ $# -ge 2 ] || die "--attn-args needs a value"; attn_extra="$2"; shift 2 ;;
+    --grouped-gemm) [ $# -ge 2 ] || die "--grouped-gemm needs a value"; grouped_specs+=("$2"); shift 2 ;;
     --append) append=1; shift ;;
     --reference-op-names) reference_names=1; shift ;;
     --fp8) fp8=1; shift ;;
@@ -67,6 +77,23 @@ done
 [ -f "$model" ] || die "model config not found: $model"
 [[ "$tp" =~ ^[1-9][0-9]*$ ]] || die "--tp must be a positive integer"
 [ "$timing" = graph ] || [ "$timing" = eager ] || die "--timing must be graph or eager"
+# parse_grouped SPEC: sets g_model, g_ep, g_tp, g_tag from MODEL.json[:ep=N|:tp=N][:tag=TAG], or dies.
+parse_grouped() {
+  local rest="$1" key val
+  g_ep="" g_tp="" g_tag=""
+  while [[ "$rest" =~ ^(.*):(ep|tp|tag)=([^:]*)$ ]]; do
+    rest="${BASH_REMATCH[1]}" key="${BASH_REMATCH[2]}" val="${BASH_REMATCH[3]}"
+    case "$key" in
+      ep) [[ "$val" =~ ^[1-9][0-9]*$ ]] || die "--grouped-gemm $1: ep must be a positive integer"; g_ep="$val" ;;
+      tp) [[ "$val" =~ ^[1-9][0-9]*$ ]] || die "--grouped-gemm $1: tp must be a positive integer"; g_tp="$val" ;;
+      tag) [[ "$val" =~ ^[A-Za-z0-9_.-]+$ ]] || die "--grouped-gemm $1: bad tag '$val'"; g_tag="$val" ;;
+    esac
+  done
+  g_model="$rest"
+  [ -z "$g_ep" ] || [ -z "$g_tp" ] || die "--grouped-gemm $1: give ep=N or tp=N, not both"
+  [ -f "$g_model" ] || die "--grouped-gemm: model config not found: $g_model"
+}
+for spec in ${grouped_specs[@]+"${grouped_specs[@]}"}; do parse_grouped "$spec"; done
 command -v python3 >/dev/null || die "python3 is required (profile.json is written with its standard library)"
 command -v nvidia-smi >/dev/null || die "nvidia-smi not found: no NVIDIA GPU to calibrate"
 
@@ -120,11 +147,18 @@ if ! bin="$(find_bin)"; then
   bin="$(find_bin)" || die "build finished but the programs are missing in $build_dir"
 fi
 echo "== programs: $bin"
+if [ "${#grouped_specs[@]}" -gt 0 ] && [ ! -x "$bin/servesim-grouped-gemm-bench" ] && command -v cmake >/dev/null &&
+   [ -f "$build_dir/CMakeCache.txt" ]; then
+  # A build made before servesim-grouped-gemm-bench existed: add it (CMake skips it with CUDA < 12.5).
+  echo "== building servesim-grouped-gemm-bench in $build_dir"
+  cmake --build "$build_dir" -j "$(nproc 2>/dev/null || echo 2)" --target servesim-grouped-gemm-bench ||
+    echo "== servesim-grouped-gemm-bench could not be built"
+fi
 
 mkdir -p "$out"
 if [ "$append" -eq 0 ]; then
   rm -f "$out"/gemm.csv "$out"/memory.csv "$out"/attention.csv "$out"/collectives.csv "$out"/nccl_sweep.log \
-        "$out"/profile.json
+        "$out"/grouped_gemm.csv "$out"/profile.json
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -155,6 +189,46 @@ echo "== GEMM: servesim-gemm-bench ${gemm_args[*]}"
 rename_args=()
 [ "$reference_names" -eq 1 ] && rename_args=(--rename-op gate_up=gateup --rename-op lm_head=lmhead)
 merge_into gemm.csv ${rename_args[@]+"${rename_args[@]}"}
+
+# ---- grouped GEMM (MoE experts; optional) ----
+notes=()
+if [ "${#grouped_specs[@]}" -gt 0 ]; then
+  if [ ! -x "$bin/servesim-grouped-gemm-bench" ]; then
+    echo "== skipping grouped GEMM: servesim-grouped-gemm-bench was not built (needs CUDA 12.5 or newer)"
+    skipped+=("grouped GEMM: servesim-grouped-gemm-bench not built (needs CUDA 12.5 or newer)")
+  else
+    parts=()
+    i=0
+    for spec in "${grouped_specs[@]}"; do
+      parse_grouped "$spec"
+      i=$((i + 1))
+      grouped_args=(--model "$g_model" --out "$work/grouped_$i.csv" --timing "$timing"
+                    ${reps_args[@]+"${reps_args[@]}"})
+      [ -n "$g_ep" ] && grouped_args+=(--ep "$g_ep")
+      [ -n "$g_tp" ] && grouped_args+=(--tp "$g_tp")
+      [ -n "$g_tag" ] && grouped_args+=(--tag "$g_tag")
+      [ "$quick" -eq 1 ] && grouped_args+=(--m-list "1,16,256")
+      echo "== grouped GEMM: servesim-grouped-gemm-bench ${grouped_args[*]}"
+      if "$bin/servesim-grouped-gemm-bench" "${grouped_args[@]}"; then
+        par="ep=${g_ep:-1}"
+        [ -n "$g_tp" ] && par="tp=$g_tp"
+        notes+=("grouped_gemm.csv: MoE expert grouped GEMMs of $(basename "$g_model") ($par${g_tag:+, tag $g_tag})")
+      else
+        rc=$?
+        echo "== grouped GEMM FAILED ($spec): servesim-grouped-gemm-bench exited with status $rc;" \
+             "the rows it wrote before are kept"
+        why="servesim-grouped-gemm-bench failed (exit status $rc); rows measured before the failure are kept"
+        skipped+=("grouped GEMM $spec: $why")
+        failed=1
+      fi
+      [ -f "$work/grouped_$i.csv" ] && parts+=("$work/grouped_$i.csv")
+    done
+    if [ "${#parts[@]}" -gt 0 ]; then
+      [ "$append" -eq 1 ] && [ -f "$out/grouped_gemm.csv" ] && parts=("$out/grouped_gemm.csv" "${parts[@]}")
+      python3 "$here/fit/merge_csv.py" "$out/grouped_gemm.csv" "${parts[@]}"
+    fi
+  fi
+fi
 
 # ---- memory and launch ----
 if [ "$append" -eq 1 ] && [ -f "$out/memory.csv" ]; then
@@ -217,6 +291,7 @@ profile_args=(--dir "$out" --model "$model" --tp "$tp" --nvidia-smi "$smi" --gpu
 [ "$reference_names" -eq 1 ] &&
   profile_args+=(--note "GEMM op names spelt like the shipped H200 profile: gate_up -> gateup, lm_head -> lmhead")
 for s in ${skipped[@]+"${skipped[@]}"}; do profile_args+=(--skipped "$s"); done
+for n in ${notes[@]+"${notes[@]}"}; do profile_args+=(--note "$n"); done
 python3 "$here/fit/write_profile.py" "${profile_args[@]}"
 if [ "$failed" -ne 0 ]; then
   echo "== done with a failed step (see above; recorded in profile.json): $out"

@@ -12,12 +12,18 @@
 //   down    N = hidden                                      K = intermediate/t
 //   lm_head N = ceil(vocab/t)                               K = hidden
 // kv_heads_per_rank = kv_heads/t, or 1 when kv_heads < t (KV heads are replicated across ranks).
+//
+// Mixture-of-experts layers (load_moe_config, used by servesim-grouped-gemm-bench): the routed expert
+// count is the first of num_local_experts (Mixtral, gpt-oss), num_experts (Qwen-MoE), n_routed_experts
+// (DeepSeek) present; the expert FFN width is moe_intermediate_size, else intermediate_size. Per expert
+// (Y = X·Wᵀ): gate_up N = 2·width, K = hidden; down N = hidden, K = width.
 #pragma once
 
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -48,7 +54,8 @@ inline bool scan_int_field(const std::string& text, const std::string& key, long
   return false;
 }
 
-inline ModelConfig load_model_config(const std::string& path) {
+// Returns the whole text of a config.json, or exits with status 2 when it cannot be read.
+inline std::string read_config_text(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     std::fprintf(stderr, "error: cannot read model config %s\n", path.c_str());
@@ -56,7 +63,11 @@ inline ModelConfig load_model_config(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string text = ss.str();
+  return ss.str();
+}
+
+inline ModelConfig load_model_config(const std::string& path) {
+  const std::string text = read_config_text(path);
   ModelConfig c;
   auto need = [&](const char* key, long* dst) {
     if (!scan_int_field(text, key, dst) || *dst <= 0) {
@@ -96,6 +107,44 @@ inline std::vector<GemmShape> tp_gemm_shapes(const ModelConfig& c, long tp) {
       {"down", c.hidden, c.intermediate / tp},
       {"lm_head", (c.vocab + tp - 1) / tp, c.hidden},
   };
+}
+
+struct MoeConfig {
+  long hidden = 0, experts = 0, width = 0;  // width: one expert's FFN intermediate size
+  std::string experts_key, width_key;       // the config.json keys the values came from
+};
+
+inline MoeConfig load_moe_config(const std::string& path) {
+  const std::string text = read_config_text(path);
+  MoeConfig c;
+  auto first_positive = [&](std::initializer_list<const char*> keys, long* dst, std::string* key_used) {
+    for (const char* key : keys) {
+      long v = 0;
+      if (scan_int_field(text, key, &v) && v > 0) {
+        *dst = v;
+        *key_used = key;
+        return true;
+      }
+    }
+    return false;
+  };
+  std::string unused;
+  if (!first_positive({"hidden_size"}, &c.hidden, &unused)) {
+    std::fprintf(stderr, "error: %s: missing or non-positive integer field \"hidden_size\"\n", path.c_str());
+    std::exit(2);
+  }
+  if (!first_positive({"num_local_experts", "num_experts", "n_routed_experts"}, &c.experts, &c.experts_key)) {
+    std::fprintf(stderr,
+                 "error: %s: no expert count (num_local_experts, num_experts or n_routed_experts): not an MoE model\n",
+                 path.c_str());
+    std::exit(2);
+  }
+  if (!first_positive({"moe_intermediate_size", "intermediate_size"}, &c.width, &c.width_key)) {
+    std::fprintf(stderr, "error: %s: missing or non-positive moe_intermediate_size and intermediate_size\n",
+                 path.c_str());
+    std::exit(2);
+  }
+  return c;
 }
 
 }  // namespace calib

@@ -37,6 +37,18 @@ CalibratedPredictor::CalibratedPredictor(GpuSpec gpu, std::shared_ptr<const Cali
     gemm_names_[{g.n, g.k, g.dtype}] = g.op;
     (fp8 ? all_fp8 : all).push_back({p.flops, p.bytes, p.time_s});
   }
+  // Grouped GEMMs by (N, K, dtype) and group count: each row one point of its count's curve over rows per group.
+  std::map<GemmKey, std::map<std::int64_t, std::vector<MeasuredCurve::Point>>> grouped_pts;
+  for (const auto& g : profile_->grouped_gemm) {
+    const bool fp8 = g.dtype == "fp8_e4m3";
+    if (!fp8 && g.dtype != "bf16") continue;
+    const double m = double(g.m);
+    const GroupedGemmShape shape{"", double(g.groups), double(g.groups) * m, m, g.n, g.k, 2.0, fp8 ? 1.0 : 0.0, fp8};
+    grouped_pts[{g.n, g.k, g.dtype}][g.groups].push_back({m, g.median_us * 1e-6, shape.flops().v, shape.bytes().v});
+  }
+  for (auto& [key, by_groups] : grouped_pts) {
+    for (auto& [groups, pts] : by_groups) grouped_[key][groups] = MeasuredCurve(std::move(pts));
+  }
   // Every fitted bandwidth is capped at the datasheet HBM bandwidth (fit.h).
   const double cap = gpu_.memory_bandwidth.v;
   gemm_fit_ = fit_roofline(all, seed, cap);
@@ -102,11 +114,52 @@ OpCost CalibratedPredictor::gemm(const GemmShape& g) const {
   return {Seconds{t * fit.predict(flops, bytes) / gemm_fit_.predict(flops, bf16_bytes)}, bound};
 }
 
+double CalibratedPredictor::grouped_time(const std::map<std::int64_t, MeasuredCurve>& curves,
+                                         const GroupedGemmShape& g, const RooflineFit& fit) const {
+  // The shape with `groups` groups of g's rows per group, and its measured (or extended) time.
+  const auto shape_at = [&](double groups) {
+    GroupedGemmShape s = g;
+    s.groups = groups;
+    s.rows = groups * g.rows_per_group;
+    return s;
+  };
+  const auto time_at = [&](const std::pair<const std::int64_t, MeasuredCurve>& c) {
+    const GroupedGemmShape s = shape_at(double(c.first));
+    return c.second.at(g.rows_per_group, s.flops().v, s.bytes().v, fit);
+  };
+  const auto hi = curves.lower_bound(static_cast<std::int64_t>(std::ceil(g.groups)));
+  if (hi != curves.end() && double(hi->first) == g.groups) return time_at(*hi);
+  // Outside the measured group counts: the nearest one's time, scaled by the fit's ratio of the two shapes.
+  const auto scaled = [&](const std::pair<const std::int64_t, MeasuredCurve>& c) {
+    const GroupedGemmShape s = shape_at(double(c.first));
+    return time_at(c) * fit.predict(g.flops().v, g.bytes().v) / fit.predict(s.flops().v, s.bytes().v);
+  };
+  if (hi == curves.begin()) return scaled(*hi);
+  if (hi == curves.end()) return scaled(*std::prev(hi));
+  const auto lo = std::prev(hi);
+  const double t0 = time_at(*lo), t1 = time_at(*hi);
+  const double u = std::log(g.groups / double(lo->first)) / std::log(double(hi->first) / double(lo->first));
+  return std::exp(std::log(t0) + u * (std::log(t1) - std::log(t0)));
+}
+
 OpCost CalibratedPredictor::grouped_gemm(const GroupedGemmShape& g) const {
   if (g.groups <= 0.0) return {};
-  // No grouped-GEMM rows in the profile format yet: the GEMM roofline fitted to the measured GEMMs.
+  const Bound bound = roofline_.grouped_gemm(g).bound;
   const RooflineFit& fit = g.fp8 ? gemm_fp8_fit_ : gemm_fit_;
-  return {Seconds{fit.predict(g.flops().v, g.bytes().v)}, roofline_.grouped_gemm(g).bound};
+  const double flops = g.flops().v, bytes = g.bytes().v;
+  // Measured in this precision: the curves themselves.
+  const double w = g.weight_bytes_per_element > 0 ? g.weight_bytes_per_element : g.bytes_per_element;
+  const bool plain_bf16 = !g.fp8 && w == g.bytes_per_element;
+  const auto own = grouped_.find({g.n, g.k, g.fp8 ? "fp8_e4m3" : "bf16"});
+  if (own != grouped_.end() && (g.fp8 || plain_bf16)) return {Seconds{grouped_time(own->second, g, fit)}, bound};
+  // Otherwise the bf16 measurement of the shape, scaled by the fitted rooflines' ratio (as gemm()).
+  const auto base = grouped_.find({g.n, g.k, "bf16"});
+  if (base == grouped_.end()) return {Seconds{fit.predict(flops, bytes)}, bound};
+  GroupedGemmShape bf16 = g;
+  bf16.weight_bytes_per_element = 0.0;
+  bf16.fp8 = false;
+  const double t = grouped_time(base->second, bf16, gemm_fit_);
+  return {Seconds{t * fit.predict(flops, bytes) / gemm_fit_.predict(flops, bf16.bytes().v)}, bound};
 }
 
 template <class Map>

@@ -10,6 +10,11 @@
 //                     the report predicts it as the sum of its lengths' calls, out of sample)
 //   a head layout the profile lacks takes the measured layout of the same head_dim nearest in GQA group size
 //   (then in query heads), at equal work: prefill at the same attention FLOPs, decode at the same KV bytes
+//   grouped GEMM      per measured (N, K, dtype) shape (grouped_gemm.csv): for each measured group count, log-log
+//                     in rows per group; between two measured group counts, log-log in groups; outside them, the
+//                     nearest count's time scaled by the GEMM roofline fit's ratio of the two shapes. A precision
+//                     not measured (fp8 weight-only, MXFP4 weights) scales the bf16 time as for GEMMs; a shape not
+//                     measured uses the GEMM roofline fit
 //   elementwise       kernel launch + bytes over the device-copy bandwidth fitted to memory.csv
 // Every fitted bandwidth is capped at the GPU's datasheet HBM bandwidth (GpuSpec::memory_bandwidth, from
 // scenarios/hardware/gpus.toml; fit.h): a fit above it means L2 hits or a bad fit.
@@ -58,7 +63,8 @@ class CalibratedPredictor final : public OpPredictor {
   [[nodiscard]] OpCost attention_decode(const AttentionShape& a, std::int64_t batch,
                                         std::int64_t kv_tokens) const override;
   [[nodiscard]] OpCost elementwise(Bytes bytes, Flops flops) const override;
-  // Mixture-of-experts grouped GEMMs: the GEMM roofline fitted to the profile's GEMM rows (no grouped rows yet).
+  // Mixture-of-experts grouped GEMMs: the profile's grouped-GEMM rows where it has the shape, else the GEMM
+  // roofline fitted to its GEMM rows.
   [[nodiscard]] OpCost grouped_gemm(const GroupedGemmShape& g) const override;
 
   // Leave-one-out errors per family (and per GEMM shape and precision) against the profile's own points.
@@ -97,6 +103,11 @@ class CalibratedPredictor final : public OpPredictor {
   RooflinePredictor roofline_;
   std::map<GemmKey, MeasuredCurve> gemm_;                                // curve over M
   std::map<GemmKey, std::string> gemm_names_;
+  // Grouped GEMMs by (N, K, dtype), then by group count: curve over rows per group.
+  std::map<GemmKey, std::map<std::int64_t, MeasuredCurve>> grouped_;
+  // The measured time of grouped GEMM `g` (N, K and precision of `curves`' shape) with `fit` beyond the rows.
+  [[nodiscard]] double grouped_time(const std::map<std::int64_t, MeasuredCurve>& curves, const GroupedGemmShape& g,
+                                    const RooflineFit& fit) const;
   std::map<HeadKey, MeasuredCurve> prefill_;  // curve over pairs
   std::map<HeadKey, DecodeLines> decode_;
   std::vector<AttentionSample> mixed_decode_;

@@ -179,6 +179,24 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
     }
     p.gemm.push_back(g);
   }
+  if (present(d / "grouped_gemm.csv")) {
+    for (const auto& r : read_profile_csv((d / "grouped_gemm.csv").string(),
+                                          {"op", "groups", "m", "N", "K", "dtype", "median_us", "min_us", "max_us"})) {
+      GroupedGemmSample g{r.fields[0], r.integer(1, "groups"), r.integer(2, "m"), r.integer(3, "N"), r.integer(4, "K"),
+                          r.fields[5], r.number(6, "median_us"), r.number(7, "min_us"), r.number(8, "max_us")};
+      if (g.groups <= 0 || g.m <= 0 || g.n <= 0 || g.k <= 0 || g.median_us <= 0) {
+        throw InputError(r.where + ": sizes and times must be > 0");
+      }
+      check_at_most(g.groups, kMaxProfileHeads, r.where, "groups");
+      check_at_most(g.m, kMaxProfileTokens, r.where, "m");
+      check_at_most(g.n, kMaxProfileWidth, r.where, "N");
+      check_at_most(g.k, kMaxProfileWidth, r.where, "K");
+      if (!(g.min_us <= g.median_us && g.median_us <= g.max_us)) {
+        throw InputError(r.where + ": times must satisfy min_us <= median_us <= max_us");
+      }
+      p.grouped_gemm.push_back(g);
+    }
+  }
   if (present(d / "attention.csv")) {
     for (const auto& r : read_profile_csv((d / "attention.csv").string(),
                                           {"op", "batch", "q_len", "ctx_len", "kv_total", "hq", "hkv", "head_dim", "dtype",

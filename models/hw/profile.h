@@ -3,7 +3,7 @@
 // "file:line: ...". Sizes have upper limits far above any benchmark, so that what the calibrated predictor builds
 // from a row stays small and its int64 products exact (profile.cpp): GEMM M and attention q_len, ctx_len and a
 // mixed batch's cached tokens at most kMaxTokensPerRequest (1e7, models/common/units.h); GEMM N and K and
-// head_dim at most 2^30; attention batch (a mixed batch's sequences together too), hq and hkv at most 2^16;
+// head_dim at most 2^30; grouped-GEMM groups at most 2^16, its m as GEMM M; attention batch (a mixed batch's sequences together too), hq and hkv at most 2^16;
 // kv_total at most 2^16 x 1e7; collectives ranks at most 2^20 (as nccl-tests logs, models/hw/nccl_ingest.cpp).
 // Past one: InputError "file:line: NAME V is past the limit of MAX".
 #pragma once
@@ -20,6 +20,15 @@ namespace servesim {
 struct GemmSample {
   std::string op;
   std::int64_t m = 0, n = 0, k = 0;
+  std::string dtype;
+  double median_us = 0, min_us = 0, max_us = 0;
+};
+
+// A grouped GEMM (calibrate/kernels/grouped_gemm_bench.cu): `groups` experts, each with its own weight W[N,K],
+// each applied to `m` rows, in one call.
+struct GroupedGemmSample {
+  std::string op;
+  std::int64_t groups = 0, m = 0, n = 0, k = 0;
   std::string dtype;
   double median_us = 0, min_us = 0, max_us = 0;
 };
@@ -56,6 +65,7 @@ struct CalibrationProfile {
   std::string dir;
   nlohmann::json meta;  // profile.json
   std::vector<GemmSample> gemm;
+  std::vector<GroupedGemmSample> grouped_gemm;  // grouped_gemm.csv, optional
   std::vector<AttentionSample> attention;
   std::vector<MemorySample> memory;
   std::vector<CollectiveRow> collectives;

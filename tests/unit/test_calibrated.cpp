@@ -1,5 +1,6 @@
 // The calibrated predictor on the shipped H200 profile, and the fitting machinery on planted data.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -333,4 +334,60 @@ TEST_CASE("two GEMM shapes with one op name are reported apart", "[calibrated]")
   // Spreads come from each shape's own rows: 10 % of 20 us, 100 % of 10 us.
   CHECK(by.at("gemm:qkv 6144x4096").spread_pct < 15.0);
   CHECK(by.at("gemm:qkv 1280x8192").spread_pct == Approx(100.0));
+}
+
+TEST_CASE("grouped GEMMs follow grouped_gemm.csv: log-log in rows per group, then in groups", "[calibrated][moe]") {
+  const auto dir = test::temp_dir("grouped");
+  test::write_file(dir / "profile.json", "{\"gpu\": \"h200\"}");
+  test::write_file(dir / "gemm.csv",
+                   "op,M,N,K,dtype,median_us,min_us,max_us\n"
+                   "qkv,1,6144,4096,bf16,20,19,21\nqkv,64,6144,4096,bf16,21,20,22\nqkv,1024,6144,4096,bf16,70,69,71\n");
+  // Mixtral's gate_up (N = 2 x 14336, K = 4096): 2 and 8 experts, 1 and 16 rows each.
+  test::write_file(dir / "grouped_gemm.csv",
+                   "# a hand-made grid\nop,groups,m,N,K,dtype,median_us,min_us,max_us\n"
+                   "gate_up,2,1,28672,4096,bf16,100,99,101\ngate_up,2,16,28672,4096,bf16,200,199,201\n"
+                   "gate_up,8,1,28672,4096,bf16,400,399,401\ngate_up,8,16,28672,4096,bf16,1600,1599,1601\n");
+  const auto profile = std::make_shared<const CalibrationProfile>(CalibrationProfile::load(dir.string()));
+  REQUIRE(profile->grouped_gemm.size() == 4);
+  const CalibratedPredictor p(h200(), profile);
+  const auto t_us = [&](double groups, double rows_per_group, double weight_bytes = 0.0) {
+    const GroupedGemmShape g{"moe_gate_up", groups, groups * rows_per_group, rows_per_group, 28672, 4096, 2.0,
+                             weight_bytes, false};
+    return p.grouped_gemm(g).time.v * 1e6;
+  };
+  // The measured points themselves.
+  CHECK(t_us(2, 1) == Approx(100.0).epsilon(1e-12));
+  CHECK(t_us(8, 16) == Approx(1600.0).epsilon(1e-12));
+  // Rows per group 4, halfway in log between 1 and 16: as for GEMMs (MeasuredCurve), the fit's time at 4 rows times
+  // the geometric mean of the measured / fitted ratios at 1 and 16 rows (the fit: the profile's bf16 GEMM fit).
+  RooflineFit fit;
+  for (const auto& r : p.report()) {
+    if (r.family == "gemm") fit = r.fit;
+  }
+  const auto fitted_us = [&](double groups, double rows_per_group) {
+    const GroupedGemmShape g{"", groups, groups * rows_per_group, rows_per_group, 28672, 4096, 2.0, 0.0, false};
+    return fit.predict(g.flops().v, g.bytes().v) * 1e6;
+  };
+  const auto halfway = [&](double groups, double t1, double t16) {
+    return fitted_us(groups, 4) * std::sqrt(t1 / fitted_us(groups, 1) * (t16 / fitted_us(groups, 16)));
+  };
+  const double at2 = halfway(2, 100.0, 200.0), at8 = halfway(8, 400.0, 1600.0);
+  CHECK(t_us(2, 4) == Approx(at2).epsilon(1e-12));
+  CHECK(t_us(8, 4) == Approx(at8).epsilon(1e-12));
+  // Groups 4, halfway in log between 2 and 8: the geometric mean of the two.
+  CHECK(t_us(4, 4) == Approx(std::sqrt(at2 * at8)).epsilon(1e-12));
+  // 1.3 expected experts, below the smallest measured count: the 2-group time scaled by the GEMM fit's ratio of
+  // the two shapes (fewer weights to read): less than the 2-group time, more than zero.
+  CHECK(t_us(1.3, 1) < 100.0);
+  CHECK(t_us(1.3, 1) > 0.0);
+  // MXFP4 weights (4.25 bits) on the measured bf16 shape: the bf16 time scaled by the fit's ratio, so lower.
+  CHECK(t_us(2, 1, 4.25 / 8.0) < 100.0);
+  // A shape without grouped rows: the GEMM roofline fit (unchanged behaviour).
+  const GroupedGemmShape other{"moe_down", 2.0, 2.0, 1.0, 4096, 14336, 2.0, 0.0, false};
+  CHECK(p.grouped_gemm(other).time.v > 0.0);
+  // Bad rows are named with file:line.
+  test::write_file(dir / "grouped_gemm.csv",
+                   "op,groups,m,N,K,dtype,median_us,min_us,max_us\ngate_up,0,1,28672,4096,bf16,100,99,101\n");
+  CHECK_THROWS_WITH(CalibrationProfile::load(dir.string()),
+                    Catch::Contains("grouped_gemm.csv:2") && Catch::Contains("must be > 0"));
 }
