@@ -21,6 +21,7 @@
 #include "sim/scenario/scenario.h"
 #include "sim/io/measured.h"
 #include "sim/io/trace.h"
+#include "sim/workload/mooncake_trace.h"
 
 namespace servesim::fuzz {
 namespace {
@@ -153,6 +154,12 @@ Outcome fuzz_trace(const std::uint8_t* data, std::size_t size) {
   Outcome outcome = Outcome::refused;
   for (const auto& format : trace_formats()) {
     if (refusing_input_errors([&] { (void)read_trace(path, format); }) == Outcome::read) outcome = Outcome::read;
+  }
+  // Mooncake traces (JSONL with hash ids), at 512 tokens a block and at a small block size.
+  for (const std::int64_t block : {kMooncakeBlockTokens, std::int64_t{16}}) {
+    if (refusing_input_errors([&] { (void)read_mooncake_trace(path, block); }) == Outcome::read) {
+      outcome = Outcome::read;
+    }
   }
   return outcome;
 }

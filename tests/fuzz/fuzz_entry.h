@@ -8,7 +8,8 @@
 //
 // Inputs that hold several parts separate them with NUL bytes (none of the text formats has one):
 //   scenario      TOML scenario [\0 --set lines, PATH=VALUE one a line]
-//   trace         a trace file, read as every format read_trace() knows (azure, csv)
+//   trace         a trace file, read as every format read_trace() knows (azure, csv) and as a Mooncake trace
+//                 (read_mooncake_trace, sim/workload/mooncake_trace.h)
 //   measured      a measured run (JSONL or vLLM bench JSON; read_measured_run_detailed() detects the format)
 //   nccl          an nccl-tests log [\0 an existing collectives.csv to merge the log's rows into]
 //   model_config  a config.json [\0 ignore_config_keys, one a line]
