@@ -1,8 +1,10 @@
 #include "models/common/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -224,10 +226,46 @@ bool Config::has(const std::string& key) const {
   return node(key) != nullptr;
 }
 
+namespace {
+
+// Edit distance (insertions, deletions, substitutions) between a and b, capped: anything above `cap` is cap + 1.
+std::size_t edit_distance(const std::string& a, const std::string& b, std::size_t cap) {
+  if (a.size() > b.size() + cap || b.size() > a.size() + cap) return cap + 1;
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return std::min(row[b.size()], cap + 1);
+}
+
+}  // namespace
+
 const toml::node& Config::require(const std::string& key) const {
   mark(key);
   const toml::node* n = node(key);
-  if (n == nullptr) fail("missing required key '" + key_path(key) + "'");
+  if (n == nullptr) {
+    // A key of this table that is not a known key and is spelt like the missing one: likely a misspelling.
+    std::string near;
+    if (table_ != nullptr && key.find('.') == std::string::npos) {
+      for (const auto& [k, v] : *table_) {
+        const std::string name(k.str());
+        if (shared_->known.count(key_path(name)) > 0) continue;
+        if (name.starts_with(key) || key.starts_with(name) || edit_distance(name, key, 2) <= 2) {
+          near = name;
+          break;
+        }
+      }
+    }
+    fail("missing required key '" + key_path(key) + "'" +
+         (near.empty() ? std::string() : " (the table has '" + near + "', which is not a known key)"));
+  }
   return *n;
 }
 

@@ -44,6 +44,20 @@ TEST_CASE("type and range errors name file:line and the key", "[config]") {
   CHECK_THROWS_WITH(w.num("missing"), Catch::Contains("missing required key 'w.missing'"));
 }
 
+TEST_CASE("a missing required key names a misspelt key of its table", "[config]") {
+  const Config c = Config::from_string("[slo]\nttft_p99_ms = 2000\ntpot_p99 = 100\n", "p.toml");
+  const Config slo = c.table("slo");
+  CHECK(slo.positive("ttft_p99_ms") == 2000.0);
+  CHECK_THROWS_WITH(slo.positive("tpot_p99_ms"),
+                    Catch::Contains("missing required key 'slo.tpot_p99_ms' (the table has 'tpot_p99', which is not "
+                                    "a known key)"));
+  // A known key is never offered, nor a key spelt unlike the missing one.
+  const Config d = Config::from_string("[w]\nrate = 1.0\nother = 2\n", "q.toml").table("w");
+  CHECK(d.positive("rate") == 1.0);
+  CHECK_THROWS_WITH(d.positive("rates"), Catch::Contains("missing required key 'w.rates'") &&
+                                             !Catch::Contains("the table has"));
+}
+
 TEST_CASE("malformed TOML names file:line:col", "[config]") {
   CHECK_THROWS_WITH(Config::from_string("[a]\nx = = 1\n", "bad.toml"), Catch::StartsWith("bad.toml:2:"));
 }
