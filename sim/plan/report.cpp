@@ -98,10 +98,11 @@ std::string format_plan(const PlanSpec& plan, const PlanResult& result) {
   out += fmt::format("; {} candidates; seeds", plan.candidates.size());
   for (std::size_t i = 0; i < plan.seeds.size(); ++i) out += (i ? "," : " ") + std::to_string(plan.seeds[i]);
   out += fmt::format(" (worst seed decides); {} requests a probe\n", plan.num_requests);
-  // GPUs and max req/s are a replica's (a unit's of P + D replicas when disaggregated); replicas the fleet's.
-  out += fmt::format("{:>4}  {:<22} {:>4} {:>8} {:>10} {:>8} {:>8} {:>12} {:>12} {:>8}  {}\n", "rank", "candidate",
-                     "GPUs", "$/GPU-h", "max req/s", "replicas", "$/h", "P99 TTFT ms", "P99 TPOT ms", "goodput",
-                     "meets");
+  // GPUs and max req/s are a replica's (a unit's of P + D replicas when disaggregated); units and replicas the
+  // fleet's: $/h = units x GPUs x $/GPU-h.
+  out += fmt::format("{:>4}  {:<22} {:>4} {:>8} {:>10} {:>5} {:>8} {:>8} {:>12} {:>12} {:>8}  {}\n", "rank",
+                     "candidate", "GPUs", "$/GPU-h", "max req/s", "units", "replicas", "$/h", "P99 TTFT ms",
+                     "P99 TPOT ms", "goodput", "meets");
   const auto rank_of = ranks(result);
   for (const std::size_t i : result.ranking) {
     const CandidateResult& r = result.candidates[i];
@@ -122,7 +123,8 @@ std::string format_plan(const PlanSpec& plan, const PlanResult& result) {
       out += fmt::format("{:>10} {}\n", max_rate, r.note);
       continue;
     }
-    out += fmt::format("{:>10} {:>8} {:>8.2f} {:>12.1f} {:>12.1f} {:>8.4f}  {}\n", max_rate, r.replicas * c.replicas_per_unit(),
+    out += fmt::format("{:>10} {:>5} {:>8} {:>8.2f} {:>12.1f} {:>12.1f} {:>8.4f}  {}\n", max_rate, r.replicas,
+                       r.replicas * c.replicas_per_unit(),
                        r.cost_per_hour, r.fleet.p99_ttft_ms, r.fleet.p99_tpot_ms, r.fleet.goodput,
                        r.meets ? "yes" : "no");
   }
