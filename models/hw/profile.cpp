@@ -30,6 +30,13 @@ void check_at_most(std::int64_t v, std::int64_t max, const std::string& where, c
   }
 }
 
+// A row's repetitions: min_us <= median_us <= max_us.
+void check_time_order(const std::string& where, double median_us, double min_us, double max_us) {
+  if (!(min_us <= median_us && median_us <= max_us)) {
+    throw InputError(where + ": times must satisfy min_us <= median_us <= max_us");
+  }
+}
+
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -174,9 +181,7 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
     check_at_most(g.m, kMaxProfileTokens, r.where, "M");
     check_at_most(g.n, kMaxProfileWidth, r.where, "N");
     check_at_most(g.k, kMaxProfileWidth, r.where, "K");
-    if (!(g.min_us <= g.median_us && g.median_us <= g.max_us)) {
-      throw InputError(r.where + ": times must satisfy min_us <= median_us <= max_us");
-    }
+    check_time_order(r.where, g.median_us, g.min_us, g.max_us);
     p.gemm.push_back(g);
   }
   if (present(d / "grouped_gemm.csv")) {
@@ -191,9 +196,7 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
       check_at_most(g.m, kMaxProfileTokens, r.where, "m");
       check_at_most(g.n, kMaxProfileWidth, r.where, "N");
       check_at_most(g.k, kMaxProfileWidth, r.where, "K");
-      if (!(g.min_us <= g.median_us && g.median_us <= g.max_us)) {
-        throw InputError(r.where + ": times must satisfy min_us <= median_us <= max_us");
-      }
+      check_time_order(r.where, g.median_us, g.min_us, g.max_us);
       p.grouped_gemm.push_back(g);
     }
   }
@@ -217,9 +220,7 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
       check_at_most(a.hq, kMaxProfileHeads, r.where, "hq");
       check_at_most(a.hkv, kMaxProfileHeads, r.where, "hkv");
       check_at_most(a.head_dim, kMaxProfileWidth, r.where, "head_dim");
-      if (!(a.min_us <= a.median_us && a.median_us <= a.max_us)) {
-        throw InputError(r.where + ": times must satisfy min_us <= median_us <= max_us");
-      }
+      check_time_order(r.where, a.median_us, a.min_us, a.max_us);
       p.attention.push_back(a);
     }
     const MixedBatches mixed = read_mixed_batches((d / "attention.csv").string());
@@ -242,9 +243,7 @@ CalibrationProfile CalibrationProfile::load(const std::string& dir) {
       const MemorySample m{r.fields[0], r.number(1, "bytes"), r.number(2, "median_us"), r.number(3, "min_us"),
                            r.number(4, "max_us")};
       if (m.bytes < 0 || m.median_us <= 0) throw InputError(r.where + ": bytes must be >= 0 and times > 0");
-      if (!(m.min_us <= m.median_us && m.median_us <= m.max_us)) {
-        throw InputError(r.where + ": times must satisfy min_us <= median_us <= max_us");
-      }
+      check_time_order(r.where, m.median_us, m.min_us, m.max_us);
       p.memory.push_back(m);
     }
   }
