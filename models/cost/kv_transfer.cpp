@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "models/common/error.h"
+#include "models/cost/step_model.h"
 
 namespace servesim {
 namespace {
@@ -73,6 +74,50 @@ std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t token
     }
     for (const auto& [i, heads] : from) {
       out.push_back({i, j, Bytes{head_bytes * static_cast<double>(heads) * static_cast<double>(tokens)}, heads});
+    }
+  }
+  return out;
+}
+
+std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t tokens, KvLayout sender,
+                                       KvLayout receiver) {
+  for (const auto& [what, pp] : {std::pair{"sender", sender.pp}, std::pair{"receiver", receiver.pp}}) {
+    if (pp < 1 || pp > arch.num_layers) {
+      throw InputError(fmt::format("KV transfer: {} pipeline-parallel degree {} must be in [1, {}] ({}'s layers)",
+                                   what, pp, arch.num_layers, arch.name));
+    }
+  }
+  std::vector<KvShard> tp_pairs = kv_transfer_pairs(arch, tokens, sender.tp, receiver.tp);
+  if (sender.pp == 1 && receiver.pp == 1) {
+    for (KvShard& k : tp_pairs) k.layers = arch.num_layers;
+    return tp_pairs;
+  }
+  // Layer ranges [first, last) of each stage.
+  const auto ranges = [&](int pp) {
+    std::vector<std::pair<std::int64_t, std::int64_t>> out;
+    std::int64_t first = 0;
+    for (const std::int64_t n : StepModel::pp_stage_layers(arch.num_layers, pp)) {
+      out.emplace_back(first, first + n);
+      first += n;
+    }
+    return out;
+  };
+  const auto send = ranges(sender.pp);
+  const auto recv = ranges(receiver.pp);
+  const double all_layers = static_cast<double>(arch.num_layers);
+  std::vector<KvShard> out;
+  for (int r = 0; r < receiver.pp; ++r) {
+    for (int s = 0; s < sender.pp; ++s) {
+      const std::int64_t first = std::max(send[static_cast<std::size_t>(s)].first, recv[static_cast<std::size_t>(r)].first);
+      const std::int64_t last = std::min(send[static_cast<std::size_t>(s)].second, recv[static_cast<std::size_t>(r)].second);
+      if (last <= first) continue;
+      for (KvShard k : tp_pairs) {
+        k.bytes = Bytes{k.bytes.v / all_layers * static_cast<double>(last - first)};
+        k.sender_stage = s;
+        k.receiver_stage = r;
+        k.layers = last - first;
+        out.push_back(k);
+      }
     }
   }
   return out;

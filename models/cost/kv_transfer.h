@@ -15,6 +15,13 @@
 // (each replica is sent). MLA: every rank holds the whole latent, so every receiver rank j reads all of
 // it, from sender j mod s.
 //
+// Pipeline parallelism: with PP degree p the layers are split over the stages as the step model splits them
+// (StepModel::pp_stage_layers, vLLM's get_pp_indices: the L % p extra layers go to the stages before the last,
+// from the second-to-last backwards), and a stage's TP
+// ranks hold only its layers' KV. A receiver stage gathers each of its layers from the sender stage that holds it:
+// for every pair of overlapping (sender stage, receiver stage), the TP pairs above carry the overlap's layers only.
+// GPU of (stage s, rank i) in a replica: its GPU list's entry s x tp + i (placement lists stage after stage).
+//
 // Layer-streamed transfer: the prefill computes L layers one after the other (layer l done at (l + 1) P / L for a
 // prefill of P), and each layer's KV is sent as soon as it is computed, the sends one after the other on the link,
 // each taking x. The part exposed after the prefill ends is
@@ -34,7 +41,16 @@ struct KvShard {
   int receiver_rank = 0;
   Bytes bytes{0};
   std::int64_t heads = 0;  // KV heads carried (standard attention); 0 for MLA (the whole latent)
+  int sender_stage = 0;    // pipeline stages (0 without pipeline parallelism)
+  int receiver_stage = 0;
+  std::int64_t layers = 0;  // layers carried (every layer of the model without pipeline parallelism)
   friend bool operator==(const KvShard&, const KvShard&) = default;
+};
+
+// One side's parallel layout: tensor-parallel and pipeline-parallel degrees.
+struct KvLayout {
+  int tp = 1;
+  int pp = 1;
 };
 
 // T x arch.kv_bytes_per_token(). Throws InputError for tokens < 0 or above kMaxTokensPerRequest.
@@ -46,6 +62,13 @@ struct KvShard {
 // KV heads (vLLM refuses such layouts).
 [[nodiscard]] std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t tokens, int sender_tp,
                                                      int receiver_tp);
+
+// The pairs between two pipeline-parallel layouts (above): for each receiver stage, then each overlapping sender
+// stage in order, that overlap's TP pairs (as kv_transfer_pairs orders them) with the overlap's layers only.
+// Without pipeline parallelism on either side the same pairs as kv_transfer_pairs, bit for bit. Throws InputError
+// as kv_transfer_pairs does, and for a PP degree < 1 or above the model's layers (naming the side).
+[[nodiscard]] std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t tokens, KvLayout sender,
+                                                     KvLayout receiver);
 
 // Seconds of a layer-streamed transfer left after the prefill ends (formula above): `prefill` its duration, `layers`
 // the layers streamed, `per_layer` one layer's send time alone. Throws InputError for layers < 1 or a negative or

@@ -67,11 +67,11 @@ nlohmann::ordered_json run_config(const Scenario& sc) {
 }
 
 // The hand-off of a disaggregated cluster (sim/cluster/kv_handoff.h). Checked before anything runs: a topology
-// (the transfers run on its links), one pipeline stage per prefill or decode replica, and a transport (the forced
-// one, when [cluster.kv_transfer] transport names one) for every GPU pair a transfer would use.
+// (the transfers run on its links), no data-parallel attention in a prefill or decode pool, and a transport (the
+// forced one, when [cluster.kv_transfer] transport names one) for every GPU pair a transfer would use.
 std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader& loader,
                                         const std::vector<std::vector<int>>& replica_gpus,
-                                        const std::vector<EngineRole>& roles,
+                                        const std::vector<KvLayout>& layouts, const std::vector<EngineRole>& roles,
                                         const std::vector<std::unique_ptr<Replica>>& decode, RunSink& sink) {
   if (!sc.topo) {
     throw InputError(ErrorPlace{sc.file, std::nullopt, "parallel.topology"},
@@ -80,10 +80,10 @@ std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader
   const PoolSpec* prefill_pool = nullptr;
   for (const PoolSpec& pool : sc.pools) {
     if (pool.role == PoolRole::aggregated) continue;
-    if (pool.parallel.pipeline > 1) {
-      throw InputError(pool.place("parallel.pipeline_parallel_size"),
-                       "a prefill or decode pool runs one pipeline stage per replica (pipeline parallelism with "
-                       "disaggregation is not modelled)");
+    if (pool.parallel.data > 1) {
+      throw InputError(pool.place("parallel.data_parallel_size"),
+                       "a prefill or decode pool runs one data-parallel group per replica (data-parallel attention "
+                       "with disaggregation is not modelled)");
     }
     if (pool.role == PoolRole::prefill && prefill_pool == nullptr) prefill_pool = &pool;
   }
@@ -96,6 +96,7 @@ std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader
   c.transport_key = InputError::format(where, "");
   c.transport_key.resize(c.transport_key.size() - 2);  // without the trailing ": "
   c.replica_gpus = replica_gpus;
+  c.replica_layout = layouts;
   c.calibration = sc.kv_transfer.calibration;
   std::set<std::pair<int, int>> checked;
   for (std::size_t p = 0; p < roles.size(); ++p) {
@@ -104,9 +105,9 @@ std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader
       if (roles[d] != EngineRole::decode) continue;
       const auto& a = replica_gpus[p];
       const auto& b = replica_gpus[d];
-      for (const KvShard& k : kv_transfer_pairs(c.arch, 1, static_cast<int>(a.size()), static_cast<int>(b.size()))) {
-        const int from = a[static_cast<std::size_t>(k.sender_rank)];
-        const int to = b[static_cast<std::size_t>(k.receiver_rank)];
+      for (const KvShard& k : kv_transfer_pairs(c.arch, 1, layouts[p], layouts[d])) {
+        const int from = a.at(static_cast<std::size_t>(k.sender_stage * layouts[p].tp + k.sender_rank));
+        const int to = b.at(static_cast<std::size_t>(k.receiver_stage * layouts[d].tp + k.receiver_rank));
         if (from == to || !checked.emplace(from, to).second) continue;
         (void)select_transport(*sc.topo, from, to, Bytes{1 << 20}, c.transport, nullptr, std::nullopt, c.transport_key);
       }
@@ -195,6 +196,7 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   std::vector<std::unique_ptr<Replica>> entry;
   std::vector<std::unique_ptr<Replica>> decode;
   std::vector<std::vector<int>> replica_gpus;
+  std::vector<KvLayout> layouts;
   std::vector<EngineRole> roles;
   std::int64_t engines_total = 0;
   for (std::size_t p = 0; p < sc.pools.size(); ++p) {
@@ -219,6 +221,7 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
       engines_total += engines;
       replica_gpus.push_back(pool.replica_gpus.empty() ? std::vector<int>{}
                                                        : pool.replica_gpus[static_cast<std::size_t>(i)]);
+      layouts.push_back(KvLayout{static_cast<int>(pool.parallel.tensor), static_cast<int>(pool.parallel.pipeline)});
       roles.push_back(role);
       (role == EngineRole::decode ? decode : entry).push_back(std::make_unique<Replica>(index, std::move(own)));
     }
@@ -229,7 +232,7 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   Cluster cluster(std::move(source), std::move(router), std::move(entry), std::move(decode));
   cluster.set_admission(sc.admission, sink);
   if (sc.disaggregated()) {
-    cluster.set_handoff(make_handoff(sc, loader, replica_gpus, roles, cluster.decode_replicas(), sink));
+    cluster.set_handoff(make_handoff(sc, loader, replica_gpus, layouts, roles, cluster.decode_replicas(), sink));
     for (const auto* list : {&cluster.replicas(), &cluster.decode_replicas()}) {
       for (const auto& r : *list) {
         const EngineRole role = roles[static_cast<std::size_t>(r->index())];

@@ -73,11 +73,11 @@ void KvHandOff::prefill_starting(Simulator& sim, Engine& from, Sequence& s, Ns s
   if (!waiting_[d].empty()) return;  // first come, first served behind the requests already waiting there
   if (!try_start(sim, from, s, d, kNever, s.computed + s.scheduled)) return;
   Transfer& t = transfers_[streaming_.at(&s)];
-  // The last layer's KV leaves when the prefill step ends: at its share of the bytes at the rate alone.
-  const double layers = double(std::max<std::int64_t>(cfg_.arch.num_layers, 1));
+  // The last layer's KV leaves the last stage when the prefill step ends: at its share of the bytes at the rate
+  // alone.
   Seconds last{0};
   for (std::size_t k = 0; k < t.flows.size(); ++k) {
-    last = std::max(last, Seconds{t.flow_bytes[k] / layers / t.flows[k].cap.v});
+    last = std::max(last, Seconds{t.flow_last_layer[k] / t.flows[k].cap.v});
   }
   t.floor = step_end + to_ns(last);
 }
@@ -119,13 +119,14 @@ bool KvHandOff::try_start(Simulator& sim, Engine& from, Sequence& s, std::size_t
   t.handed = handed;
   const auto& src_gpus = cfg_.replica_gpus.at(static_cast<std::size_t>(from.replica()));
   const auto& dst_gpus = cfg_.replica_gpus.at(static_cast<std::size_t>(rep.index()));
-  const std::vector<KvShard> shards = kv_transfer_pairs(cfg_.arch, tokens, static_cast<int>(src_gpus.size()),
-                                                        static_cast<int>(dst_gpus.size()));
+  const KvLayout src_layout = cfg_.replica_layout.at(static_cast<std::size_t>(from.replica()));
+  const KvLayout dst_layout = cfg_.replica_layout.at(static_cast<std::size_t>(rep.index()));
+  const std::vector<KvShard> shards = kv_transfer_pairs(cfg_.arch, tokens, src_layout, dst_layout);
   Seconds delay{0};
   for (const KvShard& k : shards) {
     t.bytes += k.bytes.v;
-    const int a = src_gpus[static_cast<std::size_t>(k.sender_rank)];
-    const int b = dst_gpus[static_cast<std::size_t>(k.receiver_rank)];
+    const int a = src_gpus.at(static_cast<std::size_t>(k.sender_stage * src_layout.tp + k.sender_rank));
+    const int b = dst_gpus.at(static_cast<std::size_t>(k.receiver_stage * dst_layout.tp + k.receiver_rank));
     if (a == b) continue;  // the same GPU: nothing moves
     const TransportPath* best = nullptr;
     Seconds best_time{0};
@@ -139,6 +140,9 @@ bool KvHandOff::try_start(Simulator& sim, Engine& from, Sequence& s, std::size_t
     delay = std::max(delay, best->start_delay(k.bytes));
     t.flows.push_back(best->flow_demand(k.bytes));
     t.flow_bytes.push_back(k.bytes.v);
+    t.flow_last_layer.push_back(k.sender_stage == src_layout.pp - 1 && k.layers > 0
+                                    ? k.bytes.v / static_cast<double>(k.layers)
+                                    : 0.0);
   }
   t.flows_left = static_cast<std::int32_t>(t.flows.size());
   t.delay = to_ns(delay);

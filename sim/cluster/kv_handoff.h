@@ -20,7 +20,9 @@
 // the prefill step ends plus the last layer's share at the transport's rate alone. Only what is left after the
 // first token counts as kv_transfer. A reservation that fails then is retried after the first token as above.
 //
-// Placement: every replica of a disaggregated pool has one pipeline stage; its TP ranks are GPUs gpus[0..tp-1].
+// Placement: a replica of TP t and PP p lists its GPUs stage after stage: (stage s, rank i) is gpus[s x t + i]. With
+// pipeline parallelism each (sender stage, receiver stage) pair whose layers overlap moves those layers' KV
+// (models/cost/kv_transfer.h); layer-streamed, the earliest end is set by the last sender stage's last layer.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -32,6 +34,7 @@
 #include <vector>
 
 #include "models/arch/model_arch.h"
+#include "models/cost/kv_transfer.h"
 #include "models/net/topology.h"
 #include "models/net/transport.h"
 #include "models/net/transport_calibration.h"
@@ -50,8 +53,10 @@ struct KvHandOffConfig {
   // [cluster.kv_transfer] profile's fit (null: none): the cost terms of the transports it measures, applied to
   // every pair's paths by select_transport() as `servesim transfer --profile` applies them.
   std::shared_ptr<const TransportCalibration> calibration;
-  // GPU indices (TP ranks in order) of every replica, by replica index (prefill and decode replicas alike).
+  // GPU indices of every replica, stage after stage (TP ranks in order within a stage), by replica index (prefill
+  // and decode replicas alike), and each replica's TP and PP degrees.
   std::vector<std::vector<int>> replica_gpus;
+  std::vector<KvLayout> replica_layout;
 };
 
 // Counts for the conservation checks and the summary.
@@ -100,6 +105,7 @@ class KvHandOff final : public PrefillHandOff, public FlowHandler, public EventT
     double bytes = 0;
     std::vector<FlowDemand> flows;  // started after `delay`
     std::vector<double> flow_bytes;
+    std::vector<double> flow_last_layer;  // bytes of the flow's last layer if it leaves the last stage, else 0
     Ns delay{0};
   };
   struct Waiting {

@@ -177,10 +177,57 @@ TEST_CASE("disaggregated: bad pools are refused with one line naming the key", "
   // NVLink cannot leave node 0.
   CHECK_THROWS_WITH(run_text(disagg_text(1, "", w, "transport = \"nvlink\"\n"), "disagg-bad1"),
                     Catch::Contains("cluster.kv_transfer.transport") && Catch::Contains("cannot carry"));
-  // Pipeline parallelism in a prefill pool.
-  std::string pp = disagg_text(1, "", w);
-  pp.replace(pp.find("gpus = [0]"), 10, "gpus = [0, 1]\npipeline_parallel_size = 2");
-  CHECK_THROWS_WITH(run_text(pp, "disagg-bad2"), Catch::Contains("pipeline_parallel_size"));
+  // Data-parallel attention in a prefill pool.
+  std::string dp = disagg_text(1, "", w);
+  dp.replace(dp.find("gpus = [0]"), 10, "gpus = [0, 1]\ndata_parallel_size = 2");
+  CHECK_THROWS_WITH(run_text(dp, "disagg-bad2"), Catch::Contains("data_parallel_size"));
+}
+
+TEST_CASE("disaggregated: pipeline-parallel pools move each stage's layers from the GPUs that hold them",
+          "[disagg]") {
+  // Prefill PP 2 on GPUs 0 (layers 0-15) and 1 (layers 16-31); decode PP 2 on GPUs 8 and 9 (the same split).
+  // Each request's 2048-token KV (256 MiB) leaves as two halves: 128 MiB from GPU 0 to GPU 8, 128 MiB from GPU 1
+  // to GPU 9, and nothing else crosses.
+  std::string text = disagg_text(1, "", fixed_workload(40, 0.5, 2048, 16));
+  text.replace(text.find("gpus = [0]"), 10, "gpus = [0, 1]\npipeline_parallel_size = 2");
+  text.replace(text.find("gpus = [8]"), 10, "gpus = [8, 9]\npipeline_parallel_size = 2");
+  const auto dir = temp_dir("disagg-pp");
+  const std::string path = write_file(dir / "s.toml", text);
+  ScenarioOptions opts;
+  opts.allow_pools = true;
+  const ScenarioLoader loader(path, opts);
+  std::ostringstream csv;
+  RunStreams streams;
+  streams.link_stats = &csv;
+  streams.link_stats_interval = Ns{7'000'000'000};
+  const RunOutput out = run_scenario(loader, streams);
+  const auto rs = records_of(out);
+  REQUIRE(rs.size() == 40);
+  for (const auto& r : rs) {
+    CHECK(r.prefill_replica == 0);
+    CHECK(r.replica == 1);
+    CHECK(r.kv_transfer.v > 0);
+  }
+  std::map<std::string, double> from;  // bytes leaving each GPU
+  std::istringstream in(csv.str());
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    for (std::string x; std::getline(ss, x, ',');) f.push_back(x);
+    REQUIRE(f.size() == 7);
+    if (f[3].find(".gpu") != std::string::npos && f[4].find(".gpu") == std::string::npos) from[f[3]] += std::stod(f[5]);
+  }
+  CHECK(from["n0.gpu0"] == Approx(40.0 * 134217728.0).epsilon(1e-9));
+  CHECK(from["n0.gpu1"] == Approx(40.0 * 134217728.0).epsilon(1e-9));
+  CHECK(from.count("n1.gpu0") == 0);
+  // A decode pool of one stage gathers both halves on GPU 8.
+  std::string one = disagg_text(1, "", fixed_workload(10, 0.5, 2048, 16));
+  one.replace(one.find("gpus = [0]"), 10, "gpus = [0, 1]\npipeline_parallel_size = 2");
+  const auto rs1 = records_of(run_text(one, "disagg-pp1"));
+  REQUIRE(rs1.size() == 10);
+  for (const auto& r : rs1) CHECK(r.replica == 1);
 }
 
 TEST_CASE("disaggregated: --link-stats adds up to the bytes moved and changes nothing else", "[disagg]") {

@@ -15,6 +15,18 @@
 
 using namespace servesim;
 
+namespace Catch {
+template <>
+struct StringMaker<servesim::KvShard> {
+  static std::string convert(const servesim::KvShard& k) {
+    return "{" + std::to_string(k.sender_rank) + ", " + std::to_string(k.receiver_rank) + ", " +
+           std::to_string(k.bytes.value()) + " B, " + std::to_string(k.heads) + " heads, stage " +
+           std::to_string(k.sender_stage) + " -> " + std::to_string(k.receiver_stage) + ", " +
+           std::to_string(k.layers) + " layers}";
+  }
+};
+}  // namespace Catch
+
 namespace {
 
 const std::string kCatalog = test::source_dir() + "/scenarios/topologies";
@@ -102,6 +114,47 @@ TEST_CASE("kv transfer: KV heads replicated past 8 ranks, bad degrees refused", 
   CHECK(test::input_error([&] { (void)kv_transfer_pairs(a, 2048, 3, 8); }).find("sender tensor-parallel degree 3") !=
         std::string::npos);
   CHECK(test::input_error([&] { (void)kv_transfer_pairs(a, 2048, 8, 0); }).find("receiver") != std::string::npos);
+}
+
+TEST_CASE("kv transfer: pipeline stages send the layers they hold to the stages that hold them", "[transport]") {
+  const ModelArch a = model("llama-3-70b");
+  // TP 4 x PP 2 -> TP 8: sender stage 0 holds layers 0-39, stage 1 layers 40-79; the receiver's one stage gathers
+  // both. Receiver rank j holds head j, from sender rank j / 2 of each stage: one head over 40 layers, 2048 tokens
+  // = 2 x 40 x 128 x 2 x 2048 = 41,943,040 B = 40 MiB.
+  const auto pp = kv_transfer_pairs(a, 2048, KvLayout{4, 2}, KvLayout{8, 1});
+  REQUIRE(pp.size() == 16);
+  double sum = 0;
+  std::size_t n = 0;
+  for (int st = 0; st < 2; ++st) {  // sender stage by sender stage, each in receiver-rank order
+    for (int j = 0; j < 8; ++j) {
+      const KvShard want{j / 2, j, Bytes{40.0 * kMiB}, 1, st, 0, 40};
+      CHECK(pp[n++] == want);
+    }
+  }
+  for (const auto& k : pp) sum += k.bytes.value();
+  CHECK(sum == 640.0 * kMiB);
+  // Uneven stages (vLLM's get_pp_indices: the L % p extra layers go to the stages before the last, from the
+  // second-to-last backwards). PP 3 over 80 layers = 27, 27, 26 (layers 0-26, 27-53, 54-79); PP 2 = 40, 40.
+  // Receiver stage 0 (0-39): 27 layers from stage 0, 13 from stage 1; receiver stage 1 (40-79): 14 from stage 1,
+  // 26 from stage 2. TP 1 -> 1: all 8 heads, 2 x 128 x 2 x 8 x 2048 = 8 MiB a layer.
+  const auto uneven = kv_transfer_pairs(a, 2048, KvLayout{1, 3}, KvLayout{1, 2});
+  const std::vector<KvShard> want{{0, 0, Bytes{27.0 * 8 * kMiB}, 8, 0, 0, 27},
+                                  {0, 0, Bytes{13.0 * 8 * kMiB}, 8, 1, 0, 13},
+                                  {0, 0, Bytes{14.0 * 8 * kMiB}, 8, 1, 1, 14},
+                                  {0, 0, Bytes{26.0 * 8 * kMiB}, 8, 2, 1, 26}};
+  CHECK(uneven == want);
+  // Without pipeline parallelism: kv_transfer_pairs' pairs, every layer each.
+  const auto flat = kv_transfer_pairs(a, 2048, KvLayout{8, 1}, KvLayout{4, 1});
+  const auto tp_only = kv_transfer_pairs(a, 2048, 8, 4);
+  REQUIRE(flat.size() == tp_only.size());
+  for (std::size_t i = 0; i < flat.size(); ++i) {
+    CHECK(flat[i].bytes.value() == tp_only[i].bytes.value());
+    CHECK(flat[i].layers == 80);
+  }
+  CHECK(test::input_error([&] { (void)kv_transfer_pairs(a, 2048, KvLayout{1, 0}, KvLayout{1, 1}); })
+            .find("sender pipeline-parallel degree 0") != std::string::npos);
+  CHECK(test::input_error([&] { (void)kv_transfer_pairs(a, 2048, KvLayout{1, 1}, KvLayout{1, 81}); })
+            .find("receiver pipeline-parallel degree 81") != std::string::npos);
 }
 
 TEST_CASE("kv transfer: MLA latent is not split by TP", "[transport]") {
