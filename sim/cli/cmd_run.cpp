@@ -113,8 +113,8 @@ void add_run_command(CLI::App& app) {
       "the interval of --timeseries in seconds (default 1)")
       ->needs(series_opt);
   auto* links_opt = cmd->add_option("--link-stats", *link_stats,
-                  "also write the bytes and utilisation of every link the KV transfers used, per interval, as CSV "
-                  "(prefill and decode pools only)");
+                  "also write the bytes and utilisation of every link the shared network used (KV transfers, "
+                  "replicas whose collectives cross nodes), per interval, as CSV");
   cmd->add_option_function<std::string>(
       "--link-stats-interval", [link_interval](const std::string& text) { *link_interval = parse_interval(text, "--link-stats-interval"); },
       "the interval of --link-stats in seconds (default 1)")
@@ -135,9 +135,7 @@ void add_run_command(CLI::App& app) {
     if (!trace->empty()) files.expect(*trace);
     if (!timeseries->empty()) files.expect(*timeseries);
     if (!link_stats->empty()) {
-      if (!sc.disaggregated()) {
-        throw InputError("--link-stats: " + args->path + " has no prefill and decode pools, so no KV transfers");
-      }
+      if (!has_shared_network(sc)) throw InputError(no_network_message(args->path));
       files.expect(*link_stats);
     }
     expect_run_outputs(files, *out_dir);

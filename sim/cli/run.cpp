@@ -12,6 +12,7 @@
 #include "models/net/transport.h"
 #include "sim/cluster/cluster.h"
 #include "sim/cluster/kv_handoff.h"
+#include "sim/cluster/step_network.h"
 #include "sim/core/simulator.h"
 #include "sim/io/measured.h"
 #include "sim/metrics/link_stats_writer.h"
@@ -72,7 +73,8 @@ nlohmann::ordered_json run_config(const Scenario& sc) {
 std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader& loader,
                                         const std::vector<std::vector<int>>& replica_gpus,
                                         const std::vector<KvLayout>& layouts, const std::vector<EngineRole>& roles,
-                                        const std::vector<std::unique_ptr<Replica>>& decode, RunSink& sink) {
+                                        const std::vector<std::unique_ptr<Replica>>& decode, FlowNetwork& network,
+                                        RunSink& sink) {
   if (!sc.topo) {
     throw InputError(ErrorPlace{sc.file, std::nullopt, "parallel.topology"},
                      "prefill and decode pools need a topology: their KV transfers run on its links");
@@ -116,7 +118,7 @@ std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader
   auto router = router_registry().create(sc.decode_router, "cluster.decode_router",
                                          loader.config().table_or_empty("router"));
   router->start(sc.seed, "decode_router");
-  return std::make_unique<KvHandOff>(std::move(c), *sc.topo, decode, std::move(router), sink);
+  return std::make_unique<KvHandOff>(std::move(c), *sc.topo, network, decode, std::move(router), sink);
 }
 
 // summary.json's "disaggregation": the transfer mode and transport, the hand-off counts, KV transfer and decode
@@ -172,6 +174,21 @@ nlohmann::ordered_json disaggregation_summary(const Scenario& sc, const Cluster&
   return j;
 }
 
+// Replicas whose communication crosses nodes, over all pools (0 without a topology or with network_contention
+// off).
+std::int64_t spanning_replicas(const Scenario& sc) {
+  if (!sc.topo || !sc.network_contention) return 0;
+  std::int64_t n = 0;
+  for (const PoolSpec& pool : sc.pools) {
+    for (const auto& gpus : pool.replica_gpus) {
+      if (sc.topo->nodes_spanned(gpus) > 1 && StepTraffic(*sc.topo, gpus, pool.parallel, pool.arch).spans_nodes()) {
+        ++n;
+      }
+    }
+  }
+  return n;
+}
+
 RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& streams) {
   const Scenario& sc = loader.scenario();
   RunOutput out;
@@ -199,6 +216,14 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   std::vector<KvLayout> layouts;
   std::vector<EngineRole> roles;
   std::int64_t engines_total = 0;
+  // Replicas whose communication crosses nodes (sim/cluster/step_network.h), with their engines.
+  struct Spanning {
+    std::int32_t replica;
+    std::shared_ptr<const StepModel> model;
+    StepTraffic traffic;
+    std::vector<Engine*> engines;
+  };
+  std::vector<Spanning> spanning;
   for (std::size_t p = 0; p < sc.pools.size(); ++p) {
     const PoolSpec& pool = sc.pools[p];
     const std::int64_t engines = pool.parallel.pipeline;
@@ -219,6 +244,16 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
                                                loader.make_scheduler(p), engine_cfg, sink, stages));
       }
       engines_total += engines;
+      if (sc.topo && sc.network_contention && !pool.replica_gpus.empty() &&
+          sc.topo->nodes_spanned(pool.replica_gpus[static_cast<std::size_t>(i)]) > 1) {
+        StepTraffic traffic(*sc.topo, pool.replica_gpus[static_cast<std::size_t>(i)], pool.parallel, pool.arch);
+        if (traffic.spans_nodes()) {
+          std::vector<Engine*> es;
+          for (const auto& e : own) es.push_back(e.get());
+          spanning.push_back(Spanning{index, pool.step_models[static_cast<std::size_t>(i)], std::move(traffic),
+                                      std::move(es)});
+        }
+      }
       replica_gpus.push_back(pool.replica_gpus.empty() ? std::vector<int>{}
                                                        : pool.replica_gpus[static_cast<std::size_t>(i)]);
       layouts.push_back(KvLayout{static_cast<int>(pool.parallel.tensor), static_cast<int>(pool.parallel.pipeline)});
@@ -229,10 +264,25 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   const Config router_cfg = loader.config().table_or_empty("router");
   auto router = router_registry().create(sc.router_impl, "router.impl", router_cfg);
   router->start(sc.seed, "router");
+  // The shared flow-level network: KV transfers, and the inter-node traffic of replicas that cross nodes when
+  // something else uses the network (KV transfers, or another such replica). Declared before the cluster, which
+  // refers to it.
+  const bool steps_on_network = !spanning.empty() && (sc.disaggregated() || spanning.size() >= 2);
+  std::optional<FlowNetwork> network;
+  if (sc.disaggregated() || steps_on_network) network.emplace(transfer_link_capacities(*sc.topo));
+  std::optional<StepNetwork> step_network;
+  if (steps_on_network) {
+    step_network.emplace(*network);
+    for (Spanning& s : spanning) {
+      step_network->add_replica(s.replica, s.model, std::move(s.traffic));
+      for (Engine* e : s.engines) e->attach_network(&*step_network);
+    }
+  }
   Cluster cluster(std::move(source), std::move(router), std::move(entry), std::move(decode));
   cluster.set_admission(sc.admission, sink);
   if (sc.disaggregated()) {
-    cluster.set_handoff(make_handoff(sc, loader, replica_gpus, layouts, roles, cluster.decode_replicas(), sink));
+    cluster.set_handoff(
+        make_handoff(sc, loader, replica_gpus, layouts, roles, cluster.decode_replicas(), *network, sink));
     for (const auto* list : {&cluster.replicas(), &cluster.decode_replicas()}) {
       for (const auto& r : *list) {
         const EngineRole role = roles[static_cast<std::size_t>(r->index())];
@@ -241,14 +291,13 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
       }
     }
   }
-  if (streams.link_stats != nullptr && !sc.disaggregated()) {
-    throw InputError("--link-stats: " + sc.file + " has no prefill and decode pools, so no KV transfers");
-  }
+  if (streams.link_stats != nullptr && !network) throw InputError(no_network_message(sc.file));
   Simulator sim;
   std::optional<LinkStatsSampler> links;
   if (streams.link_stats != nullptr) {
-    links.emplace(cluster.handoff()->network(), *sc.topo, *streams.link_stats, streams.link_stats_interval);
-    cluster.mutable_handoff()->observe_network(&*links);
+    links.emplace(*network, *sc.topo, *streams.link_stats, streams.link_stats_interval);
+    if (cluster.mutable_handoff() != nullptr) cluster.mutable_handoff()->observe_network(&*links);
+    if (step_network) step_network->observe_network(&*links);
   }
   cluster.start(sim);
   out.events = sim.run(sc.horizon);
@@ -279,10 +328,28 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   if (!loader.options().calibrations.empty()) f.run["calibrations"] = loader.options().calibrations;
   out.summary = summarize(out.recorder, f);
   if (sc.disaggregated()) out.summary["servesim"]["disaggregation"] = disaggregation_summary(sc, cluster, out, f);
+  if (step_network) {
+    // Replicas whose communication crosses nodes, on the shared network: their steps, the steps contention
+    // slowed, the flows they started and the communication time contention added (sim/cluster/step_network.h).
+    const StepNetworkCounts& c = step_network->counts();
+    out.summary["servesim"]["network"] = {{"replicas_on_network", c.replicas},
+                                          {"steps", c.steps},
+                                          {"steps_slowed", c.slowed},
+                                          {"flows", c.flows},
+                                          {"added_communication_ms", ns_to_ms(c.extra)}};
+  }
   return out;
 }
 
 }  // namespace
+
+bool has_shared_network(const Scenario& sc) { return sc.disaggregated() || spanning_replicas(sc) >= 2; }
+
+std::string no_network_message(const std::string& file) {
+  return "--link-stats: " + file +
+         " has no prefill and decode pools (no KV transfers) and fewer than two replicas whose communication crosses "
+         "nodes, so no shared network";
+}
 
 RunOutput run_scenario(const ScenarioLoader& loader, bool logs) { return run_impl(loader, logs, {}); }
 

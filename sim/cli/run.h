@@ -28,11 +28,19 @@ struct RunStreams {
   std::ostream* tokens_jsonl = nullptr;  // every finished request's token times (--tokens-out)
   // Further observers of the run (trace and time-series writers), called after the Recorder; not owned.
   std::vector<RunSink*> sinks;
-  // Per-link bytes and utilisation of the KV-transfer network, every `link_stats_interval` (a disaggregated
-  // scenario only; InputError otherwise).
+  // Per-link bytes and utilisation of the shared network (KV transfers, and the inter-node traffic of replicas
+  // that cross nodes when it is on the network: sim/cluster/step_network.h), every `link_stats_interval`
+  // (InputError for a scenario without that network).
   std::ostream* link_stats = nullptr;
   Ns link_stats_interval{1'000'000'000};
 };
+
+// Whether a run of `sc` has the shared flow-level network (what --link-stats reports): prefill and decode pools,
+// or, with [sim] network_contention, two or more replicas whose communication crosses nodes
+// (sim/cluster/step_network.h).
+[[nodiscard]] bool has_shared_network(const Scenario& sc);
+// The one line for --link-stats on a scenario without it.
+[[nodiscard]] std::string no_network_message(const std::string& file);
 
 // With `logs`, the recorder keeps every token's time in memory (token_log()).
 // Every run ends with check_run_accounting (std::logic_error when the books do not balance); a run in which every

@@ -13,7 +13,7 @@ constexpr std::uint64_t kStartFlows = 0;
 constexpr std::uint64_t kFloor = 1;
 }  // namespace
 
-KvHandOff::KvHandOff(KvHandOffConfig cfg, const Topology& topology,
+KvHandOff::KvHandOff(KvHandOffConfig cfg, const Topology& topology, FlowNetwork& network,
                      const std::vector<std::unique_ptr<Replica>>& decode, std::unique_ptr<Router> decode_router,
                      RunSink& sink)
     : cfg_(std::move(cfg)),
@@ -21,7 +21,7 @@ KvHandOff::KvHandOff(KvHandOffConfig cfg, const Topology& topology,
       decode_(decode),
       router_(std::move(decode_router)),
       sink_(sink),
-      net_(transfer_link_capacities(topology)),
+      net_(network),
       waiting_(decode.size()) {
   for (std::size_t i = 0; i < decode_.size(); ++i) {
     for (const auto& e : decode_[i]->engines()) decode_pos_[e.get()] = i;

@@ -69,9 +69,11 @@ struct HandOffCounts {
 
 class KvHandOff final : public PrefillHandOff, public FlowHandler, public EventTarget {
  public:
-  // `decode`: the decode replicas (not owned; the router's view); `topology` outlives this.
-  KvHandOff(KvHandOffConfig cfg, const Topology& topology, const std::vector<std::unique_ptr<Replica>>& decode,
-            std::unique_ptr<Router> decode_router, RunSink& sink);
+  // `decode`: the decode replicas (not owned; the router's view); `topology` and `network` (the run's shared
+  // flow-level network over the topology's links, transfer_link_capacities) outlive this.
+  KvHandOff(KvHandOffConfig cfg, const Topology& topology, FlowNetwork& network,
+            const std::vector<std::unique_ptr<Replica>>& decode, std::unique_ptr<Router> decode_router,
+            RunSink& sink);
 
   // Whether some decode replica could ever hold the request (else it is refused at arrival).
   [[nodiscard]] bool decodable(const Request& r) const;
@@ -128,7 +130,7 @@ class KvHandOff final : public PrefillHandOff, public FlowHandler, public EventT
   const std::vector<std::unique_ptr<Replica>>& decode_;
   std::unique_ptr<Router> router_;
   RunSink& sink_;
-  FlowNetwork net_;
+  FlowNetwork& net_;
   std::vector<Transfer> transfers_;
   std::vector<std::uint32_t> free_slots_;
   std::unordered_map<const Sequence*, std::uint32_t> streaming_;  // layer-streamed transfers before the first token

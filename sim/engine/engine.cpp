@@ -218,6 +218,13 @@ void Engine::start_step(Simulator& sim) {
   }
   plan_.shape(batch_);
   time_step(now);
+  if (network_ != nullptr) {
+    // Contention on the shared network lengthens the step's communication.
+    const Ns extra = network_->step_started(sim, *this, batch_);
+    step_.end = step_.end + extra;
+    step_.communication_s += ns_to_s(extra);
+    step_kinds_[2] += extra.v;
+  }
   busy_ = true;
   step_.start = now;
   step_.prefill_tokens = batch_.prefill_tokens();

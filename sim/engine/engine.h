@@ -81,6 +81,16 @@ class PrefillHandOff {
   virtual void kv_freed(Simulator& sim, Engine& e) = 0;
 };
 
+// A replica whose collectives or pipeline sends cross nodes, on the run's shared flow-level network
+// (sim/cluster/step_network.h implements it).
+class StepNetworkHook {
+ public:
+  virtual ~StepNetworkHook() = default;
+  // Engine `e`'s step with `batch` starts now: starts the step's inter-node flows and returns the time they take
+  // beyond what the step model gave them alone (>= 0: the contention), which the step's communication gains.
+  virtual Ns step_started(Simulator& sim, const Engine& e, const BatchShape& batch) = 0;
+};
+
 enum class EngineRole { aggregated, prefill, decode };
 
 class Engine final : public EventTarget {
@@ -111,6 +121,12 @@ class Engine final : public EventTarget {
     if (role == EngineRole::decode) kv_.disable_prefix_caching();  // its KV arrives; it never looks it up
   }
   [[nodiscard]] EngineRole role() const { return role_; }
+  // Puts this engine's inter-node communication on the shared network (not owned). Every step then goes through
+  // the scheduler (no decode stretch: each step's flows depend on the network at its start).
+  void attach_network(StepNetworkHook* h) {
+    network_ = h;
+    cfg_.decode_stretch = false;
+  }
   // Time spent in steps so far (steps already started count whole).
   [[nodiscard]] Ns busy_time() const { return busy_time_; }
   // Prefill engine: frees a parked sequence (its KV has arrived at the decode replica); the request leaves.
@@ -176,6 +192,7 @@ class Engine final : public EventTarget {
   std::int64_t in_front_end_ = 0;  // admitted, their ready event still pending
   void kick(Simulator& sim);       // an idle engine with work starts a step (after this instant's arrivals)
   PrefillHandOff* handoff_ = nullptr;
+  StepNetworkHook* network_ = nullptr;
   EngineRole role_ = EngineRole::aggregated;
   Ns busy_time_{0};
   std::vector<Sequence*> parked_;    // prefill: handed off, holding their blocks until released

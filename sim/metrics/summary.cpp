@@ -355,6 +355,12 @@ std::string format_summary(const nlohmann::ordered_json& s) {
                        p["busy_fraction"].get<double>());
     }
   }
+  if (x.contains("network")) {
+    const auto& n = x["network"];
+    o += fmt::format("{:<34}{:>14}\n", "Steps slowed on the network",
+                     fmt::format("{} / {}", n["steps_slowed"].get<std::int64_t>(), n["steps"].get<std::int64_t>()));
+    o += fmt::format("{:<34}{:>14.3f}\n", "Communication added (ms)", n["added_communication_ms"].get<double>());
+  }
   return o;
 }
 

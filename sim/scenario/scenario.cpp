@@ -116,6 +116,7 @@ void ScenarioLoader::read_document(const std::string& path) {
     }
     s.horizon = to_ns(h);
   }
+  s.network_contention = sim.boolean_or("network_contention", true);
 }
 
 ScenarioLoader::ScenarioLoader(const std::string& path, const ScenarioOptions& opts)

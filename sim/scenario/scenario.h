@@ -66,6 +66,10 @@ struct Scenario {
   std::filesystem::path data_root;
   std::uint64_t seed = 0;
   Ns horizon = kNever;
+  // [sim] network_contention: replicas whose communication crosses nodes put it on the shared flow-level network
+  // when something else uses that network (sim/cluster/step_network.h); false leaves their steps to the step model
+  // alone (KV transfers still share the network among themselves).
+  bool network_contention = true;
   // Pool 0's (the only pool of a scenario without [[cluster.pools]]), as before pools existed:
   ModelArch arch;
   GpuSpec gpu;
