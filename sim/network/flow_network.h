@@ -89,7 +89,7 @@ class FlowNetwork final : public EventTarget {
   [[nodiscard]] BytesPerSec capacity(int link) const { return solver_.capacity(link); }
   // Sum of the current rates of the flows on a link, and that over its capacity (the current utilisation).
   [[nodiscard]] BytesPerSec load(int link) const {
-    return BytesPerSec{table_.state.at(static_cast<std::size_t>(link)).load};
+    return BytesPerSec{table_.state.load.at(static_cast<std::size_t>(link))};
   }
   [[nodiscard]] double utilisation(int link) const { return load(link) / capacity(link); }
   // Every link's statistics from time 0 up to `now` (>= the time of the last event), result[l] for link l.

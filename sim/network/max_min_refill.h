@@ -55,34 +55,44 @@ class MaxMinRefill {
     std::uint32_t id;  // link (kSaturate, kCheck) or flow slot (kCap)
     std::uint32_t version;
   };
+  // The heap's order: smallest level first; at one level saturations, then caps, then checks (a check asks what
+  // saturated there).
+  struct Later {
+    bool operator()(const Event& a, const Event& b) const {
+      if (a.level != b.level) return a.level > b.level;
+      if (a.kind != b.kind) return a.kind > b.kind;
+      return a.id != b.id ? a.id > b.id : a.version > b.version;
+    }
+  };
+  // A dirty link's scratch (valid while link_mark_ equals epoch_).
   struct LinkScratch {
-    std::uint64_t mark = 0;  // dirty in the current re-fill when equal to epoch_
-    double frozen = 0;       // sum of the new rates of its frozen dirty flows
-    double dirty_old = 0;    // sum of the old rates of its dirty flows
-    double bound = 0;        // sum of the rate bounds of its unfrozen dirty flows
+    double frozen = 0;     // sum of the new rates of its frozen dirty flows
+    double dirty_old = 0;  // sum of the old rates of its dirty flows
+    double bound = 0;      // sum of the rate bounds of its unfrozen dirty flows
+    double queued = 0;     // the level of its one valid kSaturate event (+infinity: none)
+    double level = 0;      // where it saturated in this re-fill
     std::int32_t unfrozen = 0;
     std::uint32_t version = 0;  // of its one valid kSaturate event
-    double queued = 0;          // that event's level (+infinity: none)
-    double level = 0;           // where it saturated in this re-fill
     bool saturated = false;
   };
   // Per link, the (old rate, slot) of the flows that were clean when first needed, by rate (entries that became
   // dirty since are skipped); this re-fill's when `mark` equals epoch_.
   struct CleanRates {
-    std::uint64_t mark = 0;
+    std::uint32_t mark = 0;
     std::vector<std::pair<double, std::uint32_t>> rates;
   };
+  // A dirty flow's scratch (valid while flow_mark_ equals epoch_).
   struct FlowScratch {
-    std::uint64_t mark = 0;  // dirty in the current re-fill when equal to epoch_
-    bool frozen = false;
     double rate = 0;
+    bool frozen = false;
   };
 
-  [[nodiscard]] bool dirty(std::uint32_t slot) const { return flows_[slot].mark == epoch_; }
+  [[nodiscard]] bool dirty(std::uint32_t slot) const { return flow_mark_[slot] == epoch_; }
+  [[nodiscard]] bool link_dirty(std::size_t link) const { return link_mark_[link] == epoch_; }
   // A link the re-fill leaves out: dominated, and not dirty (a link a flow left is dirty from the start).
   [[nodiscard]] bool left_out(const FlowTable& table, int link) const {
     const auto l = static_cast<std::size_t>(link);
-    return table.state[l].dominated && links_[l].mark != epoch_;
+    return table.state.dominated[l] != 0 && !link_dirty(l);
   }
   void make_link_dirty(const FlowTable& table, int link);
   void make_flow_dirty(const FlowTable& table, std::uint32_t slot, bool frozen, double rate);
@@ -98,12 +108,14 @@ class MaxMinRefill {
   // The level at which the dirty link saturates given what is known now (+infinity: it does not), >= level_.
   [[nodiscard]] double saturation_level(const FlowTable& table, int link);
   void push(Event e);
-  [[nodiscard]] static bool later(const Event& a, const Event& b);
 
-  std::uint64_t epoch_ = 0;
+  // Marks equal to epoch_ are this re-fill's; epoch_ starts over (and every mark is cleared) when it wraps.
+  std::uint32_t epoch_ = 0;
   double level_ = 0;  // the filling's current level
+  std::vector<std::uint32_t> link_mark_;  // by link: dirty in the current re-fill when equal to epoch_
   std::vector<LinkScratch> links_;
   std::vector<CleanRates> clean_;
+  std::vector<std::uint32_t> flow_mark_;  // by slot: dirty in the current re-fill when equal to epoch_
   std::vector<FlowScratch> flows_;
   std::vector<int> dirty_links_;
   std::vector<std::uint32_t> dirty_flows_;
