@@ -44,6 +44,20 @@ class FinishQueue {
     }
   }
 
+  // Keys may be left lower than a slot's true key (the caller skips set() when a key only grows): then the top may
+  // be such a lower bound. refresh() gives the top its true key, key_of(slot), and sifts it down, until the top's
+  // key is true; the top is then the true earliest (every other key is at most its true key).
+  template <class KeyOf>
+  void refresh(KeyOf key_of) {
+    while (!heap_.empty()) {
+      const Key k = key_of(heap_.front().slot);
+      const Key& have = heap_.front().key;
+      if (k.finish == have.finish && k.frac == have.frac && k.serial == have.serial) return;
+      heap_.front().key = k;
+      sift_down(0);
+    }
+  }
+
   // Removes the slot (no-op when absent).
   void erase(std::uint32_t slot) {
     if (slot >= pos_.size() || pos_[slot] == kNone) return;

@@ -65,10 +65,12 @@ FlowId FlowNetwork::start(Simulator& sim, FlowDemand demand, Bytes bytes, FlowHa
   table_.cap[slot] = f.demand.cap.value();
   table_.set_route(slot, f.demand.links);
   f.bytes = b;
-  f.remaining = b;
+  FlowClock& c = table_.clock[slot];
+  c.remaining = b;
   table_.rate[slot] = 0;
-  f.settled = Instant{now, 0.0};
-  f.serial = started_++;
+  c.settled = Instant{now, 0.0};
+  c.finish = kNever;
+  c.serial = started_++;
   f.tag = tag;
   f.who = who;
   f.live = true;
@@ -79,11 +81,11 @@ FlowId FlowNetwork::start(Simulator& sim, FlowDemand demand, Bytes bytes, FlowHa
     set_finish(slot, now, 0.0);  // holds no link
   } else if (f.demand.links.empty()) {
     table_.rate[slot] = bound;  // its cap: nothing to share
-    const auto [finish, frac] = round_half_up(now, f.remaining / bound * 1e9);
+    const auto [finish, frac] = round_half_up(now, c.remaining / bound * 1e9);
     set_finish(slot, finish, frac);
     ++resolved_;
   } else {
-    attach(slot, f.settled);
+    attach(slot, c.settled);
     refill_.begin(table_);
     refill_.flow_added(table_, slot);
     resolve(Instant{now, 0.0});
@@ -98,11 +100,11 @@ void FlowNetwork::on_event(Simulator& sim, std::uint64_t arg) {
   const Ns now = sim.now();
   done_.clear();
   // Completions in order of their exact times; those at the same exact time together, then one re-solve.
-  for (std::uint32_t s = earliest(); s != kNoSlot && table_.flows[s].finish <= now; s = earliest()) {
-    const Instant at{table_.flows[s].finish, table_.flows[s].finish_frac};
+  for (std::uint32_t s = earliest(); s != kNoSlot && table_.clock[s].finish <= now; s = earliest()) {
+    const Instant at{table_.clock[s].finish, table_.clock[s].finish_frac};
     refill_.begin(table_);
     bool changed = false;
-    for (; s != kNoSlot && table_.flows[s].finish == at.ns && table_.flows[s].finish_frac == at.frac;
+    for (; s != kNoSlot && table_.clock[s].finish == at.ns && table_.clock[s].finish_frac == at.frac;
          s = earliest()) {
       NetFlow& f = table_.flows[s];
       if (f.attached) {
@@ -110,9 +112,9 @@ void FlowNetwork::on_event(Simulator& sim, std::uint64_t arg) {
         detach(s, at);
         changed = true;
       }
-      f.remaining = 0;
+      table_.clock[s].remaining = 0;
       table_.rate[s] = 0;
-      f.finish = kNever;
+      table_.clock[s].finish = kNever;
       finishes_.erase(s);
       done_.push_back(s);
     }
@@ -136,16 +138,16 @@ void FlowNetwork::on_event(Simulator& sim, std::uint64_t arg) {
 }
 
 double FlowNetwork::carried(std::uint32_t slot, Instant at) const {
-  const NetFlow& f = table_.flows[slot];
-  const double dt = elapsed_ns(f.settled, at);
-  return dt > 0 ? std::min(table_.rate[slot] * dt * 1e-9, f.remaining) : 0.0;
+  const FlowClock& c = table_.clock[slot];
+  const double dt = elapsed_ns(c.settled, at);
+  return dt > 0 ? std::min(table_.rate[slot] * dt * 1e-9, c.remaining) : 0.0;
 }
 
 void FlowNetwork::settle(std::uint32_t slot, Instant at) {
-  NetFlow& f = table_.flows[slot];
-  if (elapsed_ns(f.settled, at) <= 0) return;
-  f.remaining -= carried(slot, at);
-  f.settled = at;
+  FlowClock& c = table_.clock[slot];
+  if (elapsed_ns(c.settled, at) <= 0) return;
+  c.remaining -= carried(slot, at);
+  c.settled = at;
 }
 
 namespace {
@@ -228,19 +230,19 @@ void FlowNetwork::resolve(Instant at) {
     if (rate == old) continue;  // unchanged: its finish time stands
     ++rate_changes_;
     settle(s, at);
-    NetFlow& f = table_.flows[s];
+    const FlowClock& c = table_.clock[s];
     const int* route = table_.route(s);
     const double delta = rate - old;
     for (std::uint32_t k = 0, n = table_.hops(s); k < n; ++k) table_.state.load[static_cast<std::size_t>(route[k])] += delta;
     table_.rate[s] = rate;
-    const auto [finish, frac] = round_half_up(f.settled.ns, f.settled.frac + f.remaining / rate * 1e9);
+    const auto [finish, frac] = round_half_up(c.settled.ns, c.settled.frac + c.remaining / rate * 1e9);
     set_finish(s, finish, frac);
   }
 }
 
 void FlowNetwork::reschedule(Simulator& sim) {
   const std::uint32_t s = earliest();
-  const Ns next = s == kNoSlot ? kNever : table_.flows[s].finish;
+  const Ns next = s == kNoSlot ? kNever : table_.clock[s].finish;
   if (next == pending_) return;
   ++version_;  // the pending event, if any, is now stale
   pending_ = next;
@@ -248,9 +250,21 @@ void FlowNetwork::reschedule(Simulator& sim) {
 }
 
 void FlowNetwork::set_finish(std::uint32_t slot, Ns finish, double frac) {
-  table_.flows[slot].finish = finish;
-  table_.flows[slot].finish_frac = frac;
-  finishes_.set(slot, FinishQueue::Key{finish, frac, table_.flows[slot].serial});
+  FlowClock& c = table_.clock[slot];
+  // A later finish leaves the queue's key where it was, a lower bound that earliest() corrects when it comes up.
+  const bool later = finish > c.finish || (finish == c.finish && frac >= c.finish_frac);
+  c.finish = finish;
+  c.finish_frac = frac;
+  if (!later) finishes_.set(slot, FinishQueue::Key{finish, frac, c.serial});
+}
+
+std::uint32_t FlowNetwork::earliest() {
+  if (finishes_.empty()) return kNoSlot;
+  finishes_.refresh([this](std::uint32_t slot) {
+    const FlowClock& c = table_.clock[slot];
+    return FinishQueue::Key{c.finish, c.finish_frac, c.serial};
+  });
+  return finishes_.top();
 }
 
 std::uint32_t FlowNetwork::find(FlowId id) const {
@@ -270,7 +284,7 @@ BytesPerSec FlowNetwork::rate(FlowId id) const {
 Bytes FlowNetwork::remaining(FlowId id, Ns now) const {
   const std::uint32_t slot = find(id);
   if (slot == kNoSlot) return Bytes{0};
-  return Bytes{table_.flows[slot].remaining - carried(slot, Instant{now, 0.0})};
+  return Bytes{table_.clock[slot].remaining - carried(slot, Instant{now, 0.0})};
 }
 
 std::vector<LinkStats> FlowNetwork::link_stats(Ns now) const {
@@ -279,8 +293,7 @@ std::vector<LinkStats> FlowNetwork::link_stats(Ns now) const {
     const NetLink& link = table_.links[l];
     double bytes = link.bytes;
     for (const std::uint32_t slot : link.flows) {
-      const NetFlow& f = table_.flows[slot];
-      bytes += f.bytes - f.remaining + carried(slot, Instant{now, 0.0});
+      bytes += table_.flows[slot].bytes - table_.clock[slot].remaining + carried(slot, Instant{now, 0.0});
     }
     double busy_ns = static_cast<double>(link.busy.ns.v) + link.busy.frac;
     if (!link.flows.empty()) busy_ns += elapsed_ns(link.busy_since, Instant{now, 0.0});

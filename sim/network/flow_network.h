@@ -112,7 +112,8 @@ class FlowNetwork final : public EventTarget {
   void reschedule(Simulator& sim);
   void set_finish(std::uint32_t slot, Ns finish, double frac);
 
-  [[nodiscard]] std::uint32_t earliest() const { return finishes_.empty() ? kNoSlot : finishes_.top(); }
+  // The live flow that finishes first (kNoSlot: none), its queue key made exact.
+  [[nodiscard]] std::uint32_t earliest();
 
   static constexpr std::uint32_t kNoSlot = 0xffffffffU;
 
@@ -120,7 +121,7 @@ class FlowNetwork final : public EventTarget {
   FlowTable table_;
   MaxMinRefill refill_;
   std::vector<std::uint32_t> free_slots_;
-  FinishQueue finishes_;  // the live flows' finish times
+  FinishQueue finishes_;  // the live flows' finish times (a key may lag below a later finish: see set_finish)
   std::size_t active_ = 0;
   std::uint64_t started_ = 0;
   std::uint64_t resolved_ = 0;

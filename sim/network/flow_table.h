@@ -63,11 +63,6 @@ struct NetFlow {
   FlowDemand demand;
   std::vector<std::uint32_t> where;  // where[k]: this flow's index in the flows of link demand.links[k]
   double bytes = 0;                  // its size
-  double remaining = 0;              // bytes left at `settled`
-  Instant settled;                   // when `remaining` was brought up to date
-  Ns finish = kNever;                // exact finish time: finish + finish_frac ns (kNever: none)
-  double finish_frac = 0;
-  std::uint64_t serial = 0;  // start order: breaks ties between equal finish times
   std::uint64_t tag = 0;
   FlowHandler* who = nullptr;
   std::uint32_t generation = 0;
@@ -75,11 +70,21 @@ struct NetFlow {
   bool attached = false;  // on its links' lists
 };
 
+// A flow's progress, rewritten whenever its rate changes (dense, by slot).
+struct FlowClock {
+  double remaining = 0;      // bytes left at `settled`
+  Instant settled;           // when `remaining` was brought up to date
+  Ns finish = kNever;        // exact finish time: finish + finish_frac ns (kNever: none)
+  double finish_frac = 0;
+  std::uint64_t serial = 0;  // start order: breaks ties between equal finish times
+};
+
 struct FlowTable {
   LinkStates state;            // by link id
   std::vector<NetLink> links;  // by link id
   std::vector<NetFlow> flows;  // by slot; slots of finished flows are reused
   // By slot, dense (the re-fill reads these of every flow on a link it scans, and of every flow it re-solves):
+  std::vector<FlowClock> clock;
   std::vector<double> rate;   // the flow's current max-min fair rate, bytes per second
   std::vector<double> bound;  // upper bound of its rate: min(cap, capacity of each link crossed)
   std::vector<double> cap;    // its own rate limit (demand.cap; +infinity: none)
@@ -96,6 +101,7 @@ struct FlowTable {
   std::uint32_t add_slot() {
     const auto slot = static_cast<std::uint32_t>(flows.size());
     flows.emplace_back();
+    clock.emplace_back();
     rate.push_back(0.0);
     bound.push_back(0.0);
     cap.push_back(0.0);

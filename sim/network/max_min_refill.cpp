@@ -206,25 +206,24 @@ double MaxMinRefill::saturation_level(const FlowTable& table, int link) {
     std::sort(clean.rates.begin(), clean.rates.end());
   }
   // Water-filling on this link: flows below the level stay frozen; the others (the unfrozen dirty ones, and the
-  // clean ones until their old rates) grow together.
+  // clean ones until their old rates) grow together. Entries of flows that have become dirty are dropped on the
+  // way (they stay dirty for the rest of the re-fill).
   double base = s.frozen;
   std::int64_t growing = s.unfrozen;
-  const auto& rates = clean.rates;
-  std::size_t first = rates.size();
-  for (std::size_t i = 0; i < rates.size(); ++i) {
-    if (dirty(rates[i].second)) continue;
-    if (rates[i].first <= level_) {
-      base += rates[i].first;
-    } else {
-      if (first == rates.size()) first = i;
-      ++growing;
-    }
+  auto& rates = clean.rates;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < rates.size(); ++i) {  // (without a branch on the marks, which are unpredictable)
+    rates[kept] = rates[i];
+    kept += dirty(rates[i].second) ? 0 : 1;
   }
+  rates.resize(kept);
+  std::size_t first = 0;
+  for (; first < kept && rates[first].first <= level_; ++first) base += rates[first].first;
+  growing += static_cast<std::int64_t>(kept - first);
   for (std::size_t i = first;; ++i) {
-    while (i < rates.size() && dirty(rates[i].second)) ++i;
     if (growing == 0) return kInf;
     const double x = (capacity - base) / static_cast<double>(growing);
-    if (i >= rates.size() || x <= rates[i].first) return std::max(x, level_);
+    if (i >= kept || x <= rates[i].first) return std::max(x, level_);
     base += rates[i].first;
     --growing;
   }
