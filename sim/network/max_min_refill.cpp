@@ -55,9 +55,62 @@ void MaxMinRefill::link_left(const FlowTable& table, int link) {
   if (!links_[static_cast<std::size_t>(link)].saturated) update_level(table, link);
 }
 
+void MaxMinRefill::place(std::size_t i, const Event& e) {
+  heap_[i] = e;
+  if (e.kind == kSaturate) links_[e.id].at = static_cast<std::uint32_t>(i);
+}
+
+void MaxMinRefill::sift_up(std::size_t i) {
+  const Event e = heap_[i];
+  while (i > 0) {
+    const std::size_t parent = (i - 1) / 2;
+    if (!Later{}(heap_[parent], e)) break;
+    place(i, heap_[parent]);
+    i = parent;
+  }
+  place(i, e);
+}
+
+void MaxMinRefill::sift_down(std::size_t i) {
+  const Event e = heap_[i];
+  const std::size_t n = heap_.size();
+  while (true) {
+    std::size_t child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && Later{}(heap_[child], heap_[child + 1])) ++child;
+    if (!Later{}(e, heap_[child])) break;
+    place(i, heap_[child]);
+    i = child;
+  }
+  place(i, e);
+}
+
 void MaxMinRefill::push(Event e) {
   heap_.push_back(e);
-  std::push_heap(heap_.begin(), heap_.end(), Later{});
+  sift_up(heap_.size() - 1);
+}
+
+MaxMinRefill::Event MaxMinRefill::pop() {
+  const Event top = heap_.front();
+  if (top.kind == kSaturate) links_[top.id].at = kNotQueued;
+  const Event last = heap_.back();
+  heap_.pop_back();
+  if (!heap_.empty()) {
+    heap_.front() = last;
+    sift_down(0);
+  }
+  return top;
+}
+
+void MaxMinRefill::queue_saturation(int link, double level) {
+  LinkScratch& s = links_[static_cast<std::size_t>(link)];
+  s.queued = level;
+  if (s.at == kNotQueued) {
+    push(Event{level, kSaturate, static_cast<std::uint32_t>(link)});
+  } else {
+    heap_[s.at].level = level;  // lower than it was
+    sift_up(s.at);
+  }
 }
 
 void MaxMinRefill::make_link_dirty(const FlowTable& table, int link) {
@@ -69,7 +122,7 @@ void MaxMinRefill::make_link_dirty(const FlowTable& table, int link) {
   s.dirty_old = 0;
   s.bound = 0;
   s.unfrozen = 0;
-  ++s.version;
+  s.at = kNotQueued;
   s.queued = kInf;
   s.saturated = false;
   s.level = 0;
@@ -77,7 +130,7 @@ void MaxMinRefill::make_link_dirty(const FlowTable& table, int link) {
   // The flows it held at its old level must be checked when the filling gets there (if it has not passed it).
   const double old = table.state.level[li];
   if (std::isfinite(old) && old >= level_ * (1 - kTolerance)) {
-    push(Event{old, kCheck, static_cast<std::uint32_t>(link), 0});
+    push(Event{old, kCheck, static_cast<std::uint32_t>(link)});
   }
 }
 
@@ -109,7 +162,7 @@ void MaxMinRefill::make_flow_dirty(const FlowTable& table, std::uint32_t slot, b
     if (!left_out(table, l) && !links_[static_cast<std::size_t>(l)].saturated) update_level(table, l);
   }
   const double cap = table.cap[slot];
-  if (!frozen && std::isfinite(cap)) push(Event{cap, kCap, slot, 0});
+  if (!frozen && std::isfinite(cap)) push(Event{cap, kCap, slot});
 }
 
 void MaxMinRefill::freeze(const FlowTable& table, std::uint32_t slot, double rate) {
@@ -133,7 +186,6 @@ void MaxMinRefill::saturate(const FlowTable& table, int link, double level) {
   LinkScratch& s = links_[static_cast<std::size_t>(link)];
   s.saturated = true;
   s.level = level;
-  ++s.version;
   for (const std::uint32_t slot : table.links[static_cast<std::size_t>(link)].flows) {
     if (dirty(slot)) {
       if (!flows_[slot].frozen) freeze(table, slot, level);
@@ -182,8 +234,7 @@ void MaxMinRefill::update_level(const FlowTable& table, int link) {
     level = saturation_level(table, link);
     if (level >= s.queued) return;
   }
-  s.queued = level;
-  push(Event{level, kSaturate, static_cast<std::uint32_t>(link), ++s.version});
+  queue_saturation(link, level);
 }
 
 bool MaxMinRefill::cannot_fill(const FlowTable& table, int link) const {
@@ -203,7 +254,18 @@ double MaxMinRefill::saturation_level(const FlowTable& table, int link) {
     for (const std::uint32_t slot : table.links[static_cast<std::size_t>(link)].flows) {
       if (!dirty(slot)) clean.rates.emplace_back(table.rate[slot], slot);
     }
-    std::sort(clean.rates.begin(), clean.rates.end());
+    // By (rate, slot), a total order: any sort gives the same list. Insertion sort for the usual few dozen.
+    auto& v = clean.rates;
+    if (v.size() > 48) {
+      std::sort(v.begin(), v.end());
+    } else {
+      for (std::size_t i = 1; i < v.size(); ++i) {
+        const auto e = v[i];
+        std::size_t j = i;
+        for (; j > 0 && e < v[j - 1]; --j) v[j] = v[j - 1];
+        v[j] = e;
+      }
+    }
   }
   // Water-filling on this link: flows below the level stay frozen; the others (the unfrozen dirty ones, and the
   // clean ones until their old rates) grow together. Entries of flows that have become dirty are dropped on the
@@ -231,17 +293,15 @@ double MaxMinRefill::saturation_level(const FlowTable& table, int link) {
 
 const std::vector<std::pair<std::uint32_t, double>>& MaxMinRefill::run(FlowTable& table) {
   while (!heap_.empty()) {
-    std::pop_heap(heap_.begin(), heap_.end(), Later{});
-    const Event e = heap_.back();
-    heap_.pop_back();
+    const Event e = pop();
     switch (e.kind) {
       case kSaturate: {
         LinkScratch& s = links_[e.id];
-        if (e.version != s.version || s.saturated) break;
+        if (s.saturated) break;
         const double x = saturation_level(table, static_cast<int>(e.id));
         if (x > e.level * (1 + kTolerance)) {  // the queued level was a lower bound: queue the exact one
           s.queued = x;
-          if (x < kInf) push(Event{x, kSaturate, e.id, ++s.version});
+          if (x < kInf) queue_saturation(static_cast<int>(e.id), x);
           break;
         }
         level_ = std::max(level_, x);

@@ -49,11 +49,12 @@ class MaxMinRefill {
 
  private:
   enum Kind : std::int32_t { kSaturate = 0, kCap = 1, kCheck = 2 };
+  // Queued events are unique by (kind, id): a link has at most one kSaturate event (moved when its level drops),
+  // and kCheck and kCap events are queued once per re-fill (when the link or flow becomes dirty).
   struct Event {
     double level;
     Kind kind;
     std::uint32_t id;  // link (kSaturate, kCheck) or flow slot (kCap)
-    std::uint32_t version;
   };
   // The heap's order: smallest level first; at one level saturations, then caps, then checks (a check asks what
   // saturated there).
@@ -61,18 +62,19 @@ class MaxMinRefill {
     bool operator()(const Event& a, const Event& b) const {
       if (a.level != b.level) return a.level > b.level;
       if (a.kind != b.kind) return a.kind > b.kind;
-      return a.id != b.id ? a.id > b.id : a.version > b.version;
+      return a.id > b.id;
     }
   };
+  static constexpr std::uint32_t kNotQueued = 0xffffffffU;
   // A dirty link's scratch (valid while link_mark_ equals epoch_).
   struct LinkScratch {
     double frozen = 0;     // sum of the new rates of its frozen dirty flows
     double dirty_old = 0;  // sum of the old rates of its dirty flows
     double bound = 0;      // sum of the rate bounds of its unfrozen dirty flows
-    double queued = 0;     // the level of its one valid kSaturate event (+infinity: none)
+    double queued = 0;     // the level of its kSaturate event (+infinity: none)
     double level = 0;      // where it saturated in this re-fill
     std::int32_t unfrozen = 0;
-    std::uint32_t version = 0;  // of its one valid kSaturate event
+    std::uint32_t at = kNotQueued;  // its kSaturate event's index in heap_
     bool saturated = false;
   };
   // Per link, the (old rate, slot) of the flows that were clean when first needed, by rate (entries that became
@@ -107,7 +109,14 @@ class MaxMinRefill {
   [[nodiscard]] bool cannot_fill(const FlowTable& table, int link) const;
   // The level at which the dirty link saturates given what is known now (+infinity: it does not), >= level_.
   [[nodiscard]] double saturation_level(const FlowTable& table, int link);
+  // The event heap (a binary min-heap in Later's order that keeps each kSaturate event's index in its link's `at`).
   void push(Event e);
+  // Moves the link's queued kSaturate event down to `level`, or queues one there.
+  void queue_saturation(int link, double level);
+  Event pop();
+  void place(std::size_t i, const Event& e);
+  void sift_up(std::size_t i);
+  void sift_down(std::size_t i);
 
   // Marks equal to epoch_ are this re-fill's; epoch_ starts over (and every mark is cleared) when it wraps.
   std::uint32_t epoch_ = 0;
