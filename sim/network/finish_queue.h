@@ -1,6 +1,7 @@
 // The flows' finish times, earliest first: an indexed binary min-heap over flow slots. Setting a slot's key moves
 // it up or down from where it was, so a small change of a finish time (the usual one: a rate re-solved a little
-// up or down) costs O(1) moves on average, and the earliest is read in O(1).
+// up or down) costs O(1) moves on average, and the earliest is read in O(1). A caller may also leave a key below
+// the slot's true key (FlowNetwork does when a finish only moves later) and have refresh() correct the top.
 #pragma once
 #include <cstdint>
 #include <limits>

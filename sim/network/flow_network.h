@@ -9,7 +9,9 @@
 // (sim/network/max_min_refill.h): the work grows with the flows whose rates change, not with the component. A
 // flow's remaining bytes are brought up to date lazily, when its rate changes or it ends. One wake-up event is
 // pending at a time, for the earliest completion; when that changes, the pending event is left in the queue and
-// ignored by its version stamp (the event core has no cancellation).
+// ignored by its version stamp (the event core has no cancellation). The finish times are kept in an indexed heap
+// (sim/network/finish_queue.h); when a rate change only moves a finish later, its key stays behind as a lower
+// bound, corrected when it reaches the top, so about half of the rate changes never touch the heap.
 //
 // Time and rounding: the clock is integer nanoseconds (sim/core/simulator.h), but rates change at exact times:
 // when a flow starts (an integer nanosecond) and when a flow's last byte arrives, t = (when its rate last changed)

@@ -122,6 +122,7 @@ void MaxMinRefill::make_link_dirty(const FlowTable& table, int link) {
   s.dirty_old = 0;
   s.bound = 0;
   s.unfrozen = 0;
+  s.dirtied = 0;
   s.at = kNotQueued;
   s.queued = kInf;
   s.saturated = false;
@@ -149,6 +150,7 @@ void MaxMinRefill::make_flow_dirty(const FlowTable& table, std::uint32_t slot, b
     if (left_out(table, l)) continue;
     make_link_dirty(table, l);
     LinkScratch& s = links_[static_cast<std::size_t>(l)];
+    ++s.dirtied;
     s.dirty_old += old;
     if (frozen) {
       s.frozen += rate;
@@ -248,8 +250,10 @@ double MaxMinRefill::saturation_level(const FlowTable& table, int link) {
   const double capacity = table.state.capacity[static_cast<std::size_t>(link)];
   const LinkScratch& s = links_[static_cast<std::size_t>(link)];
   CleanRates& clean = clean_[static_cast<std::size_t>(link)];
+  auto& rates = clean.rates;
   if (clean.mark != epoch_) {
     clean.mark = epoch_;
+    clean.seen = s.dirtied;
     clean.rates.clear();
     for (const std::uint32_t slot : table.links[static_cast<std::size_t>(link)].flows) {
       if (!dirty(slot)) clean.rates.emplace_back(table.rate[slot], slot);
@@ -272,13 +276,16 @@ double MaxMinRefill::saturation_level(const FlowTable& table, int link) {
   // way (they stay dirty for the rest of the re-fill).
   double base = s.frozen;
   std::int64_t growing = s.unfrozen;
-  auto& rates = clean.rates;
-  std::size_t kept = 0;
-  for (std::size_t i = 0; i < rates.size(); ++i) {  // (without a branch on the marks, which are unpredictable)
-    rates[kept] = rates[i];
-    kept += dirty(rates[i].second) ? 0 : 1;
+  if (clean.seen != s.dirtied) {  // flows on it became dirty since the list was last scanned for them
+    clean.seen = s.dirtied;
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < rates.size(); ++i) {  // (without a branch on the marks, which are unpredictable)
+      rates[kept] = rates[i];
+      kept += dirty(rates[i].second) ? 0 : 1;
+    }
+    rates.resize(kept);
   }
-  rates.resize(kept);
+  const std::size_t kept = rates.size();
   std::size_t first = 0;
   for (; first < kept && rates[first].first <= level_; ++first) base += rates[first].first;
   growing += static_cast<std::int64_t>(kept - first);

@@ -9,8 +9,8 @@
 // such a flow crosses, and those a flow left); every other ("clean") flow is known to grow until its old rate r_f
 // and freeze there. A dirty link's saturation level is where its load reaches capacity:
 //     frozen dirty rates + (unfrozen dirty flows) x level + sum over clean flows of min(r_f, level) = capacity;
-// the queue holds a lower bound of it (O(1) to update when something on the link changes) and the exact level
-// is worked out when that entry comes up. Events, smallest level first:
+// the queue holds a lower bound of it (O(1) to compute when something on the link changes; the link's one queued
+// event is moved down to it) and the exact level is worked out when that entry comes up. Events, smallest level first:
 //   (a) a dirty link saturates at level x: its unfrozen dirty flows freeze at x; clean flows on it with r_f > x
 //       become dirty, frozen at x (a lower rate), spreading the change to their other links;
 //   (b) a dirty flow reaches its cap and freezes there;
@@ -24,7 +24,7 @@
 // that moves: its cost grows with the flows whose rates change and the links they cross, not with the network
 // or the component. (The re-fill is servesim's own construction; progressive filling itself is Bertsekas and
 // Gallager's, models/net/flow_rates.h.) Levels are compared with a relative tolerance of 1e-12, so that rounding
-// in recomputed levels never counts as a change. Links that can never saturate (LinkState::dominated: every flow
+// in recomputed levels never counts as a change. Links that can never saturate (LinkStates::dominated: every flow
 // on them also crosses a link of smaller capacity) are left out, unless a flow has just left them.
 #pragma once
 #include <cstdint>
@@ -74,6 +74,7 @@ class MaxMinRefill {
     double queued = 0;     // the level of its kSaturate event (+infinity: none)
     double level = 0;      // where it saturated in this re-fill
     std::int32_t unfrozen = 0;
+    std::uint32_t dirtied = 0;      // its flows made dirty so far
     std::uint32_t at = kNotQueued;  // its kSaturate event's index in heap_
     bool saturated = false;
   };
@@ -81,6 +82,7 @@ class MaxMinRefill {
   // dirty since are skipped); this re-fill's when `mark` equals epoch_.
   struct CleanRates {
     std::uint32_t mark = 0;
+    std::uint32_t seen = 0;  // the link's `dirtied` when the list last dropped its dirty flows
     std::vector<std::pair<double, std::uint32_t>> rates;
   };
   // A dirty flow's scratch (valid while flow_mark_ equals epoch_).
