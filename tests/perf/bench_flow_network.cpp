@@ -25,7 +25,10 @@
 // a finish time that only moves later leaves the finish queue alone (flow_network.h), and a link's clean-rate
 // list is rescanned only when flows on it became dirty. Still left: the leaf/spine links here (3.2 TB/s, a
 // few hundred flows each) never saturate, yet are tracked in every re-fill because no single narrower link
-// covers all of their flows (LinkStates::dominated); leaving them out was worth ~10% in an experiment.
+// covers all of their flows (LinkStates::dominated); leaving them out was worth ~10% in an experiment. Their
+// flows' NICs sum to exactly their capacity (64 x 50 GB/s, a non-blocking fabric), so only a rule "narrower
+// links summing to at most the capacity" would leave them out, and such a link can be full: a flow it freezes
+// must then still have a recorded holder (a first try without that failed the random-flow test).
 // The work is the rate changes themselves: once the NICs' flows are dense enough that their bottlenecks form one
 // connected web (about 20 flows per NIC here), max-min fairness passes each start or end on from the flows of
 // one NIC to the other NICs they use, and an exact re-solve must touch every flow whose rate moves (cutting
