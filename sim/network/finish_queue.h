@@ -1,6 +1,7 @@
 // The flows' finish times, earliest first: an indexed binary min-heap over flow slots. Setting a slot's key moves
 // it up or down from where it was, so a small change of a finish time (the usual one: a rate re-solved a little
-// up or down) costs O(1) moves on average, and the earliest is read in O(1).
+// up or down) costs O(1) moves on average, and the earliest is read in O(1). A caller may also leave a key below
+// the slot's true key (FlowNetwork does when a finish only moves later) and have refresh() correct the top.
 #pragma once
 #include <cstdint>
 #include <limits>
@@ -41,6 +42,20 @@ class FinishQueue {
       sift_up(i);
     } else {
       sift_down(i);
+    }
+  }
+
+  // Keys may be left lower than a slot's true key (the caller skips set() when a key only grows): then the top may
+  // be such a lower bound. refresh() gives the top its true key, key_of(slot), and sifts it down, until the top's
+  // key is true; the top is then the true earliest (every other key is at most its true key).
+  template <class KeyOf>
+  void refresh(KeyOf key_of) {
+    while (!heap_.empty()) {
+      const Key k = key_of(heap_.front().slot);
+      const Key& have = heap_.front().key;
+      if (k.finish == have.finish && k.frac == have.frac && k.serial == have.serial) return;
+      heap_.front().key = k;
+      sift_down(0);
     }
   }
 

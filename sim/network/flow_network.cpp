@@ -36,7 +36,7 @@ FlowNetwork::FlowNetwork(std::vector<BytesPerSec> capacity) : solver_(std::move(
   table_.links.resize(solver_.link_count());
   table_.state.resize(solver_.link_count());
   for (std::size_t l = 0; l < table_.links.size(); ++l) {
-    table_.state[l].capacity = solver_.capacity(static_cast<int>(l)).value();
+    table_.state.capacity[l] = solver_.capacity(static_cast<int>(l)).value();
   }
 }
 
@@ -53,21 +53,24 @@ FlowId FlowNetwork::start(Simulator& sim, FlowDemand demand, Bytes bytes, FlowHa
     slot = free_slots_.back();
     free_slots_.pop_back();
   } else {
-    slot = static_cast<std::uint32_t>(table_.flows.size());
-    table_.flows.emplace_back();
-    table_.rate.push_back(0.0);
+    slot = table_.add_slot();
   }
   const Ns now = sim.now();
   NetFlow& f = table_.flows[slot];
   f.demand = std::move(demand);
   f.where.assign(f.demand.links.size(), 0);
-  f.bound = f.demand.cap.value();
-  for (const int l : f.demand.links) f.bound = std::min(f.bound, table_.state[static_cast<std::size_t>(l)].capacity);
+  double bound = f.demand.cap.value();
+  for (const int l : f.demand.links) bound = std::min(bound, table_.state.capacity[static_cast<std::size_t>(l)]);
+  table_.bound[slot] = bound;
+  table_.cap[slot] = f.demand.cap.value();
+  table_.set_route(slot, f.demand.links);
   f.bytes = b;
-  f.remaining = b;
+  FlowClock& c = table_.clock[slot];
+  c.remaining = b;
   table_.rate[slot] = 0;
-  f.settled = Instant{now, 0.0};
-  f.serial = started_++;
+  c.settled = Instant{now, 0.0};
+  c.finish = kNever;
+  c.serial = started_++;
   f.tag = tag;
   f.who = who;
   f.live = true;
@@ -77,12 +80,12 @@ FlowId FlowNetwork::start(Simulator& sim, FlowDemand demand, Bytes bytes, FlowHa
   if (b == 0) {
     set_finish(slot, now, 0.0);  // holds no link
   } else if (f.demand.links.empty()) {
-    table_.rate[slot] = f.bound;  // its cap: nothing to share
-    const auto [finish, frac] = round_half_up(now, f.remaining / f.bound * 1e9);
+    table_.rate[slot] = bound;  // its cap: nothing to share
+    const auto [finish, frac] = round_half_up(now, c.remaining / bound * 1e9);
     set_finish(slot, finish, frac);
     ++resolved_;
   } else {
-    attach(slot, f.settled);
+    attach(slot, c.settled);
     refill_.begin(table_);
     refill_.flow_added(table_, slot);
     resolve(Instant{now, 0.0});
@@ -97,11 +100,11 @@ void FlowNetwork::on_event(Simulator& sim, std::uint64_t arg) {
   const Ns now = sim.now();
   done_.clear();
   // Completions in order of their exact times; those at the same exact time together, then one re-solve.
-  for (std::uint32_t s = earliest(); s != kNoSlot && table_.flows[s].finish <= now; s = earliest()) {
-    const Instant at{table_.flows[s].finish, table_.flows[s].finish_frac};
+  for (std::uint32_t s = earliest(); s != kNoSlot && table_.clock[s].finish <= now; s = earliest()) {
+    const Instant at{table_.clock[s].finish, table_.clock[s].finish_frac};
     refill_.begin(table_);
     bool changed = false;
-    for (; s != kNoSlot && table_.flows[s].finish == at.ns && table_.flows[s].finish_frac == at.frac;
+    for (; s != kNoSlot && table_.clock[s].finish == at.ns && table_.clock[s].finish_frac == at.frac;
          s = earliest()) {
       NetFlow& f = table_.flows[s];
       if (f.attached) {
@@ -109,9 +112,9 @@ void FlowNetwork::on_event(Simulator& sim, std::uint64_t arg) {
         detach(s, at);
         changed = true;
       }
-      f.remaining = 0;
+      table_.clock[s].remaining = 0;
       table_.rate[s] = 0;
-      f.finish = kNever;
+      table_.clock[s].finish = kNever;
       finishes_.erase(s);
       done_.push_back(s);
     }
@@ -135,16 +138,16 @@ void FlowNetwork::on_event(Simulator& sim, std::uint64_t arg) {
 }
 
 double FlowNetwork::carried(std::uint32_t slot, Instant at) const {
-  const NetFlow& f = table_.flows[slot];
-  const double dt = elapsed_ns(f.settled, at);
-  return dt > 0 ? std::min(table_.rate[slot] * dt * 1e-9, f.remaining) : 0.0;
+  const FlowClock& c = table_.clock[slot];
+  const double dt = elapsed_ns(c.settled, at);
+  return dt > 0 ? std::min(table_.rate[slot] * dt * 1e-9, c.remaining) : 0.0;
 }
 
 void FlowNetwork::settle(std::uint32_t slot, Instant at) {
-  NetFlow& f = table_.flows[slot];
-  if (elapsed_ns(f.settled, at) <= 0) return;
-  f.remaining -= carried(slot, at);
-  f.settled = at;
+  FlowClock& c = table_.clock[slot];
+  if (elapsed_ns(c.settled, at) <= 0) return;
+  c.remaining -= carried(slot, at);
+  c.settled = at;
 }
 
 namespace {
@@ -169,12 +172,12 @@ void FlowNetwork::attach(std::uint32_t slot, Instant at) {
       link.through_dominator = 0;
       std::size_t best = route.size();
       for (std::size_t j = 0; j < route.size(); ++j) {
-        const double c = table_.state[static_cast<std::size_t>(route[j])].capacity;
-        if (!(c < table_.state[l].capacity)) continue;
+        const double c = table_.state.capacity[static_cast<std::size_t>(route[j])];
+        if (!(c < table_.state.capacity[l])) continue;
         const std::size_t distance = j > k ? j - k : k - j;
         const std::size_t best_distance = best > k ? best - k : k - best;
         if (best == route.size() || distance < best_distance ||
-            (distance == best_distance && c < table_.state[static_cast<std::size_t>(route[best])].capacity)) {
+            (distance == best_distance && c < table_.state.capacity[static_cast<std::size_t>(route[best])])) {
           best = j;
         }
       }
@@ -182,9 +185,9 @@ void FlowNetwork::attach(std::uint32_t slot, Instant at) {
     }
     if (link.dominator >= 0 && crosses(f, link.dominator)) ++link.through_dominator;
     f.where[k] = static_cast<std::uint32_t>(link.flows.size());
-    link.flows.push_back(OnLink{slot, static_cast<std::uint32_t>(k)});
-    table_.state[l].dominated =
-        link.dominator >= 0 && link.through_dominator == static_cast<std::int64_t>(link.flows.size());
+    link.flows.push_back(slot);
+    table_.state.dominated[l] =
+        link.dominator >= 0 && link.through_dominator == static_cast<std::int64_t>(link.flows.size()) ? 1 : 0;
   }
   f.attached = true;
 }
@@ -193,24 +196,26 @@ void FlowNetwork::detach(std::uint32_t slot, Instant at) {
   NetFlow& f = table_.flows[slot];
   for (std::size_t k = 0; k < f.demand.links.size(); ++k) {
     const int l = f.demand.links[k];
-    NetLink& link = table_.links[static_cast<std::size_t>(l)];
-    LinkState& state = table_.state[static_cast<std::size_t>(l)];
+    const auto li = static_cast<std::size_t>(l);
+    NetLink& link = table_.links[li];
     const std::uint32_t index = f.where[k];
-    const OnLink last = link.flows.back();
+    const std::uint32_t last = link.flows.back();
     link.flows[index] = last;
-    table_.flows[last.slot].where[last.k] = index;
+    NetFlow& moved = table_.flows[last];
+    const auto at_k = std::find(moved.demand.links.begin(), moved.demand.links.end(), l) - moved.demand.links.begin();
+    moved.where[static_cast<std::size_t>(at_k)] = index;
     link.flows.pop_back();
     if (link.dominator >= 0 && crosses(f, link.dominator)) --link.through_dominator;
     if (link.flows.empty()) {
       link.busy.ns.v += at.ns.v - link.busy_since.ns.v;
       link.busy.frac += at.frac - link.busy_since.frac;
-      state.load = 0;  // exactly: no rounding left over from the += / -= of rates
+      table_.state.load[li] = 0;  // exactly: no rounding left over from the += / -= of rates
       link.dominator = -1;
-      state.dominated = false;
+      table_.state.dominated[li] = 0;
     } else {
-      state.load -= table_.rate[slot];
-      state.dominated =
-          link.dominator >= 0 && link.through_dominator == static_cast<std::int64_t>(link.flows.size());
+      table_.state.load[li] -= table_.rate[slot];
+      table_.state.dominated[li] =
+          link.dominator >= 0 && link.through_dominator == static_cast<std::int64_t>(link.flows.size()) ? 1 : 0;
     }
     refill_.link_left(table_, l);
   }
@@ -220,22 +225,31 @@ void FlowNetwork::detach(std::uint32_t slot, Instant at) {
 void FlowNetwork::resolve(Instant at) {
   const auto& changes = refill_.run(table_);
   resolved_ += changes.size();
-  for (const auto& [s, rate] : changes) {
+  constexpr std::size_t kAhead = 4;  // the changed flows are scattered over the table: fetch a few ahead
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    if (i + kAhead < changes.size()) {
+      const std::uint32_t next = changes[i + kAhead].first;
+      __builtin_prefetch(&table_.clock[next]);
+      __builtin_prefetch(table_.route(next));
+    }
+    const auto [s, rate] = changes[i];
     const double old = table_.rate[s];
     if (rate == old) continue;  // unchanged: its finish time stands
     ++rate_changes_;
     settle(s, at);
-    NetFlow& f = table_.flows[s];
-    for (const int l : f.demand.links) table_.state[static_cast<std::size_t>(l)].load += rate - old;
+    const FlowClock& c = table_.clock[s];
+    const int* route = table_.route(s);
+    const double delta = rate - old;
+    for (std::uint32_t k = 0, n = table_.hops(s); k < n; ++k) table_.state.load[static_cast<std::size_t>(route[k])] += delta;
     table_.rate[s] = rate;
-    const auto [finish, frac] = round_half_up(f.settled.ns, f.settled.frac + f.remaining / rate * 1e9);
+    const auto [finish, frac] = round_half_up(c.settled.ns, c.settled.frac + c.remaining / rate * 1e9);
     set_finish(s, finish, frac);
   }
 }
 
 void FlowNetwork::reschedule(Simulator& sim) {
   const std::uint32_t s = earliest();
-  const Ns next = s == kNoSlot ? kNever : table_.flows[s].finish;
+  const Ns next = s == kNoSlot ? kNever : table_.clock[s].finish;
   if (next == pending_) return;
   ++version_;  // the pending event, if any, is now stale
   pending_ = next;
@@ -243,9 +257,21 @@ void FlowNetwork::reschedule(Simulator& sim) {
 }
 
 void FlowNetwork::set_finish(std::uint32_t slot, Ns finish, double frac) {
-  table_.flows[slot].finish = finish;
-  table_.flows[slot].finish_frac = frac;
-  finishes_.set(slot, FinishQueue::Key{finish, frac, table_.flows[slot].serial});
+  FlowClock& c = table_.clock[slot];
+  // A later finish leaves the queue's key where it was, a lower bound that earliest() corrects when it comes up.
+  const bool later = finish > c.finish || (finish == c.finish && frac >= c.finish_frac);
+  c.finish = finish;
+  c.finish_frac = frac;
+  if (!later) finishes_.set(slot, FinishQueue::Key{finish, frac, c.serial});
+}
+
+std::uint32_t FlowNetwork::earliest() {
+  if (finishes_.empty()) return kNoSlot;
+  finishes_.refresh([this](std::uint32_t slot) {
+    const FlowClock& c = table_.clock[slot];
+    return FinishQueue::Key{c.finish, c.finish_frac, c.serial};
+  });
+  return finishes_.top();
 }
 
 std::uint32_t FlowNetwork::find(FlowId id) const {
@@ -265,7 +291,7 @@ BytesPerSec FlowNetwork::rate(FlowId id) const {
 Bytes FlowNetwork::remaining(FlowId id, Ns now) const {
   const std::uint32_t slot = find(id);
   if (slot == kNoSlot) return Bytes{0};
-  return Bytes{table_.flows[slot].remaining - carried(slot, Instant{now, 0.0})};
+  return Bytes{table_.clock[slot].remaining - carried(slot, Instant{now, 0.0})};
 }
 
 std::vector<LinkStats> FlowNetwork::link_stats(Ns now) const {
@@ -273,13 +299,12 @@ std::vector<LinkStats> FlowNetwork::link_stats(Ns now) const {
   for (std::size_t l = 0; l < table_.links.size(); ++l) {
     const NetLink& link = table_.links[l];
     double bytes = link.bytes;
-    for (const OnLink& on : link.flows) {
-      const NetFlow& f = table_.flows[on.slot];
-      bytes += f.bytes - f.remaining + carried(on.slot, Instant{now, 0.0});
+    for (const std::uint32_t slot : link.flows) {
+      bytes += table_.flows[slot].bytes - table_.clock[slot].remaining + carried(slot, Instant{now, 0.0});
     }
     double busy_ns = static_cast<double>(link.busy.ns.v) + link.busy.frac;
     if (!link.flows.empty()) busy_ns += elapsed_ns(link.busy_since, Instant{now, 0.0});
-    out[l] = LinkStats{Bytes{bytes}, Seconds{busy_ns * 1e-9}, Seconds{bytes / table_.state[l].capacity}};
+    out[l] = LinkStats{Bytes{bytes}, Seconds{busy_ns * 1e-9}, Seconds{bytes / table_.state.capacity[l]}};
   }
   return out;
 }

@@ -9,7 +9,9 @@
 // (sim/network/max_min_refill.h): the work grows with the flows whose rates change, not with the component. A
 // flow's remaining bytes are brought up to date lazily, when its rate changes or it ends. One wake-up event is
 // pending at a time, for the earliest completion; when that changes, the pending event is left in the queue and
-// ignored by its version stamp (the event core has no cancellation).
+// ignored by its version stamp (the event core has no cancellation). The finish times are kept in an indexed heap
+// (sim/network/finish_queue.h); when a rate change only moves a finish later, its key stays behind as a lower
+// bound, corrected when it reaches the top, so about half of the rate changes never touch the heap.
 //
 // Time and rounding: the clock is integer nanoseconds (sim/core/simulator.h), but rates change at exact times:
 // when a flow starts (an integer nanosecond) and when a flow's last byte arrives, t = (when its rate last changed)
@@ -89,7 +91,7 @@ class FlowNetwork final : public EventTarget {
   [[nodiscard]] BytesPerSec capacity(int link) const { return solver_.capacity(link); }
   // Sum of the current rates of the flows on a link, and that over its capacity (the current utilisation).
   [[nodiscard]] BytesPerSec load(int link) const {
-    return BytesPerSec{table_.state.at(static_cast<std::size_t>(link)).load};
+    return BytesPerSec{table_.state.load.at(static_cast<std::size_t>(link))};
   }
   [[nodiscard]] double utilisation(int link) const { return load(link) / capacity(link); }
   // Every link's statistics from time 0 up to `now` (>= the time of the last event), result[l] for link l.
@@ -112,7 +114,8 @@ class FlowNetwork final : public EventTarget {
   void reschedule(Simulator& sim);
   void set_finish(std::uint32_t slot, Ns finish, double frac);
 
-  [[nodiscard]] std::uint32_t earliest() const { return finishes_.empty() ? kNoSlot : finishes_.top(); }
+  // The live flow that finishes first (kNoSlot: none), its queue key made exact.
+  [[nodiscard]] std::uint32_t earliest();
 
   static constexpr std::uint32_t kNoSlot = 0xffffffffU;
 
@@ -120,7 +123,7 @@ class FlowNetwork final : public EventTarget {
   FlowTable table_;
   MaxMinRefill refill_;
   std::vector<std::uint32_t> free_slots_;
-  FinishQueue finishes_;  // the live flows' finish times
+  FinishQueue finishes_;  // the live flows' finish times (a key may lag below a later finish: see set_finish)
   std::size_t active_ = 0;
   std::uint64_t started_ = 0;
   std::uint64_t resolved_ = 0;

@@ -18,6 +18,7 @@
 #include "models/net/topology.h"
 #include "sim/core/random.h"
 #include "sim/core/simulator.h"
+#include "sim/network/finish_queue.h"
 #include "sim/network/flow_network.h"
 
 using namespace servesim;
@@ -543,5 +544,44 @@ TEST_CASE("flow: link statistics part-way through a random run", "[flow]") {
     CHECK(stats[l].busy.value() <= ns_to_s(stop) + 1e-12);
     // The current load never exceeds the capacity (up to rounding of the rate sums).
     CHECK(net.utilisation(static_cast<int>(l)) <= 1.0 + 1e-12);
+  }
+}
+
+TEST_CASE("flow: the finish queue with keys left behind as lower bounds", "[flow]") {
+  // FlowNetwork skips FinishQueue::set when a finish only moves later; refresh() must then still yield the true
+  // earliest (by finish, frac, serial), as a queue that is always told every key does.
+  RandomEngine rng = make_stream(7, "finish-queue");
+  boost::random::uniform_int_distribution<int> pick(0, 999);
+  std::vector<FinishQueue::Key> truth(64);
+  std::vector<bool> in(64, false);
+  FinishQueue lazy;
+  FinishQueue eager;
+  const auto before = [](const FinishQueue::Key& a, const FinishQueue::Key& b) {
+    if (a.finish != b.finish) return a.finish < b.finish;
+    if (a.frac != b.frac) return a.frac < b.frac;
+    return a.serial < b.serial;
+  };
+  for (int step = 0; step < 20'000; ++step) {
+    const auto slot = static_cast<std::uint32_t>(pick(rng) % 64);
+    const int what = pick(rng) % 10;
+    if (what == 0) {
+      lazy.erase(slot);
+      eager.erase(slot);
+      in[slot] = false;
+    } else {
+      // Coarse times, so that equal finishes (and equal fractions) are common.
+      const FinishQueue::Key key{Ns{pick(rng) % 50}, (pick(rng) % 3 - 1) * 0.25, slot};
+      if (!in[slot] || before(key, truth[slot])) lazy.set(slot, key);
+      eager.set(slot, key);
+      truth[slot] = key;
+      in[slot] = true;
+    }
+    lazy.refresh([&](std::uint32_t s) { return truth[s]; });
+    REQUIRE(lazy.empty() == eager.empty());
+    if (!eager.empty()) {
+      REQUIRE(lazy.top() == eager.top());
+      CHECK(lazy.top_key().finish == truth[eager.top()].finish);
+      CHECK(lazy.top_key().frac == truth[eager.top()].frac);
+    }
   }
 }
