@@ -4,7 +4,7 @@
 //   [model] config            [hardware] gpu, profile      [parallel] tensor_parallel_size, ...
 //   [engine] vLLM's names     [engine.scheduler] impl      [engine.overhead] [engine.front_end]
 //   [cluster] replicas, or [[cluster.pools]] (sim/scenario/pools.h); [cluster.admission] (sim/cluster/admission.h)
-//   [router] impl             [workload] ...               [sim] seed, horizon
+//   [router] impl             [workload] ...               [sim] seed, horizon, network_contention
 // Every key is read through Config; unknown keys are rejected after the build, before anything runs.
 // Paths: a path inside the scenario (or a calibration file) is relative to that file's folder; a --set value or
 // --calibration file is relative to the working directory. [model] config and [parallel] topology also take a
