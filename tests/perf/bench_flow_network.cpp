@@ -10,14 +10,15 @@
 //                      the re-solves' work), sim_ms (simulated time to the last completion).
 // Target: 10,000 flows in seconds, not minutes.
 // Run: /usr/bin/time -v build/servesim_perf --benchmark_filter=Flow   (one N: --benchmark_filter='Flow.*/10000/')
-// Measured (Release, gcc 12, one iteration each, on 2 cores shared with another engineer's build: load average
-// 2.8; times are the benchmark's timed loop, which excludes building the topology and routes; with the memory
-// shared, CPU time varies by about +-20% from run to run):
+// Measured (Release, gcc 12, one iteration each, on 2 cores shared with another build: load average 2.8; times
+// are the benchmark's timed loop, which excludes building the topology and routes; with the memory shared, CPU
+// time varies by about +-20% from run to run):
 //        N                      1,000      3,000       10,000
 //   wall time                 0.010 s    0.072 s    10.0-10.8 s
 //   CPU time                  0.010 s    0.072 s     9.5-10.2 s
 //   flows/s                   104,000     41,600        1,000
 //   rate_changes                4,651     98,212   14,554,853   (~730 per start or end at N = 10,000)
+// With no other work on the machine (load average 1.7 from before): N = 10,000 in 7.94 s of wall time, 7.93 s CPU.
 // The previous version, run alternately with this one at the same load, took 0.102 s (N = 3,000) and 19.1 s of
 // CPU time (N = 10,000); the results (every completion time, every rate) are bit-identical. At N = 10,000 the
 // cost is ~0.65 us per rate change, most of it cache misses over the flows the change reaches: the re-fill's
