@@ -185,7 +185,9 @@ void add_transfer_command(CLI::App& app) {
     std::map<std::string, std::vector<TransportPath>> by_transport;
     std::map<std::string, std::string> cannot;  // transport -> first reason it cannot carry a pair
     for (std::size_t i = 0; i < from.size(); ++i) {
-      const TransportChoice c = select_transport(topo, from[i], to[i], per_pair, forced, calp, msg, "--transport");
+      // A forced transport that cannot carry a pair is --transport's fault; without one, the GPU lists'.
+      const TransportChoice c =
+          select_transport(topo, from[i], to[i], per_pair, forced, calp, msg, forced ? "--transport" : "--from/--to");
       chosen.push_back(c.path);
       by_transport[c.path.transport].push_back(c.path);
       for (const auto& o : c.others) by_transport[o.path.transport].push_back(o.path);

@@ -93,7 +93,16 @@ std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader
   c.arch = prefill_pool->arch;
   c.layer_streamed = sc.kv_transfer.mode == KvTransferMode::layer_streamed;
   if (sc.kv_transfer.transport != "auto") c.transport = sc.kv_transfer.transport;
+  // A forced transport that cannot carry a pair is the transport key's fault; with "auto", the pools' placement's.
   ErrorPlace where = sc.kv_transfer.transport_place;
+  if (!c.transport) {
+    for (const PoolSpec& pool : sc.pools) {
+      if (pool.role == PoolRole::decode) {
+        where = pool.place("parallel.gpus");
+        break;
+      }
+    }
+  }
   if (where.key.empty()) where.key = "cluster.kv_transfer.transport";
   c.transport_key = InputError::format(where, "");
   c.transport_key.resize(c.transport_key.size() - 2);  // without the trailing ": "

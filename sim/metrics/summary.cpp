@@ -336,7 +336,17 @@ std::string format_summary(const nlohmann::ordered_json& s) {
   o += fmt::format("{:<34}{:>14.1f}\n", "Mean batch (sequences / step)", x["mean_batch_seqs"].get<double>());
   o += fmt::format("{:<34}{:>14.3f}\n", "Mean step time (ms)", x["mean_step_ms"].get<double>());
   o += fmt::format("{:<34}{:>14.3f}\n", "Busy fraction", x["busy_fraction"].get<double>());
-  o += fmt::format("{:<34}{:>14}\n", "KV cache size (tokens / replica)", x["kv_capacity_tokens_per_replica"].get<std::int64_t>());
+  const auto config = x.find("config");
+  if (config != x.end() && config->contains("pools")) {
+    // Each pool's own (the top-level figure is pool 0's).
+    for (const auto& p : (*config)["pools"]) {
+      o += fmt::format("{:<34}{:>14}\n", "KV cache size, pool " + p["name"].get<std::string>(),
+                       p["num_gpu_blocks"].get<std::int64_t>() * p["block_size"].get<std::int64_t>());
+    }
+  } else {
+    o += fmt::format("{:<34}{:>14}\n", "KV cache size (tokens / replica)",
+                     x["kv_capacity_tokens_per_replica"].get<std::int64_t>());
+  }
   if (const auto pc = x.find("prefix_cache"); pc != x.end()) {
     o += fmt::format("{:<34}{:>13.1f}%\n", "Prefix cache hit rate (tokens)", 100.0 * (*pc)["hit_rate"].get<double>());
   }

@@ -19,9 +19,14 @@ class LayeredTable {
   explicit LayeredTable(Config base) : base_(std::move(base)) {}
   LayeredTable(Config over, Config base) : over_(std::move(over)), base_(std::move(base)) {}
 
-  // The table `key` is read from (marks the key as known in the override).
+  // The table `key` is read from. Marks the key as known in both: a base key that every pool overrides is the
+  // default of a pool that would not, not an unknown key.
   [[nodiscard]] const Config& at(const std::string& key) const {
-    return over_ && over_->has(key) ? *over_ : base_;
+    if (over_ && over_->has(key)) {
+      (void)base_.has(key);
+      return *over_;
+    }
+    return base_;
   }
   // Whether either table has `key`.
   [[nodiscard]] bool has(const std::string& key) const { return at(key).has(key); }

@@ -212,6 +212,19 @@ TEST_CASE("disaggregated: bad pools are refused with one line naming the key", "
   std::string dp = disagg_text(1, "", w);
   dp.replace(dp.find("gpus = [0]"), 10, "gpus = [0, 1]\ndata_parallel_size = 2");
   CHECK_THROWS_WITH(run_text(dp, "disagg-bad2"), Catch::Contains("data_parallel_size"));
+  // No route at all between the pools (two NVSwitch islands, no NIC): the pools' placement is at fault, not the
+  // transport key left at "auto".
+  const auto dir = temp_dir("disagg-islands");
+  write_file(dir / "islands.toml",
+             "name = \"islands\"\n[[vertex]]\nname = \"gpu[0-7]\"\nkind = \"gpu\"\n"
+             "[[vertex]]\nname = \"swa\"\nkind = \"nvswitch\"\n[[vertex]]\nname = \"swb\"\nkind = \"nvswitch\"\n"
+             "[[link]]\na = \"gpu[0-3]\"\nb = \"swa\"\nbandwidth = \"450GB/s\"\nlatency = \"0.5us\"\n"
+             "[[link]]\na = \"gpu[4-7]\"\nb = \"swb\"\nbandwidth = \"450GB/s\"\nlatency = \"0.5us\"\n");
+  std::string islands = disagg_text(1, "", w);
+  islands.replace(islands.find("\"cluster-2x-dgx-h100\""), 21, "\"" + (dir / "islands.toml").string() + "\"");
+  islands.replace(islands.find("gpus = [8]"), 10, "gpus = [4]");
+  CHECK_THROWS_WITH(run_text(islands, "disagg-bad3"),
+                    Catch::Contains("cluster.pools[1].parallel.gpus: no transport can carry GPU 0"));
 }
 
 TEST_CASE("disaggregated: pipeline-parallel pools move each stage's layers from the GPUs that hold them",

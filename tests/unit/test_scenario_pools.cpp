@@ -237,6 +237,16 @@ TEST_CASE("each pool has its own GPU type, parallel layout, KV dtype and GPUs", 
   CHECK(three.scenario().pools[2].replica_gpus == std::vector<std::vector<int>>{range(8, 16)});
 }
 
+TEST_CASE("a shared [parallel] key that every pool overrides is their default, not an unknown key", "[pools]") {
+  const auto dir = test::temp_dir("pools-all-over");
+  const std::string tp4 = "[cluster.pools.parallel]\ntensor_parallel_size = 4\n";
+  const std::string path = pools_scenario(dir, pool("p", "prefill", "num_replicas = 1\n" + tp4) +
+                                                   pool("d", "decode", "num_replicas = 1\n" + tp4));
+  const ScenarioLoader l(path, pools_allowed());
+  REQUIRE(l.scenario().pools.size() == 2);
+  for (const PoolSpec& p : l.scenario().pools) CHECK(p.parallel.tensor == 4);
+}
+
 TEST_CASE("a loader refuses several pools in one line unless its caller simulates them", "[pools]") {
   const std::string path = test::scenario_path(kDisagg);
   const std::string msg = test::input_error([&] { const ScenarioLoader l(path, {}); });
