@@ -183,17 +183,22 @@ nlohmann::ordered_json disaggregation_summary(const Scenario& sc, const Cluster&
   return j;
 }
 
-// Replicas whose communication crosses nodes, over all pools (0 without a topology or with network_contention
-// off).
+// The inter-node traffic of replica `r` of `pool` when it crosses nodes and [sim] network_contention is on, else
+// nullopt (sim/cluster/step_network.h).
+std::optional<StepTraffic> crossing_traffic(const Scenario& sc, const PoolSpec& pool, std::size_t r) {
+  if (!sc.topo || !sc.network_contention || r >= pool.replica_gpus.size()) return std::nullopt;
+  const std::vector<int>& gpus = pool.replica_gpus[r];
+  if (sc.topo->nodes_spanned(gpus) < 2) return std::nullopt;
+  StepTraffic t(*sc.topo, gpus, pool.parallel, pool.arch);
+  if (!t.spans_nodes()) return std::nullopt;
+  return t;
+}
+
+// Replicas whose communication crosses nodes, over all pools.
 std::int64_t spanning_replicas(const Scenario& sc) {
-  if (!sc.topo || !sc.network_contention) return 0;
   std::int64_t n = 0;
   for (const PoolSpec& pool : sc.pools) {
-    for (const auto& gpus : pool.replica_gpus) {
-      if (sc.topo->nodes_spanned(gpus) > 1 && StepTraffic(*sc.topo, gpus, pool.parallel, pool.arch).spans_nodes()) {
-        ++n;
-      }
-    }
+    for (std::size_t r = 0; r < pool.replica_gpus.size(); ++r) n += crossing_traffic(sc, pool, r) ? 1 : 0;
   }
   return n;
 }
@@ -253,15 +258,11 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
                                                loader.make_scheduler(p), engine_cfg, sink, stages));
       }
       engines_total += engines;
-      if (sc.topo && sc.network_contention && !pool.replica_gpus.empty() &&
-          sc.topo->nodes_spanned(pool.replica_gpus[static_cast<std::size_t>(i)]) > 1) {
-        StepTraffic traffic(*sc.topo, pool.replica_gpus[static_cast<std::size_t>(i)], pool.parallel, pool.arch);
-        if (traffic.spans_nodes()) {
-          std::vector<Engine*> es;
-          for (const auto& e : own) es.push_back(e.get());
-          spanning.push_back(Spanning{index, pool.step_models[static_cast<std::size_t>(i)], std::move(traffic),
-                                      std::move(es)});
-        }
+      if (auto traffic = crossing_traffic(sc, pool, static_cast<std::size_t>(i))) {
+        std::vector<Engine*> es;
+        for (const auto& e : own) es.push_back(e.get());
+        spanning.push_back(Spanning{index, pool.step_models[static_cast<std::size_t>(i)], std::move(*traffic),
+                                    std::move(es)});
       }
       replica_gpus.push_back(pool.replica_gpus.empty() ? std::vector<int>{}
                                                        : pool.replica_gpus[static_cast<std::size_t>(i)]);
