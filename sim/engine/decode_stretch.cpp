@@ -1,60 +1,56 @@
 #include "sim/engine/decode_stretch.h"
 
 #include <algorithm>
-#include <limits>
+#include <stdexcept>
 
 namespace servesim {
 
-void DecodeStretch::collect(std::int64_t block_size) {
-  collecting_ = block_size > 0;
-  if (!collecting_) return;
-  block_size_ = block_size;
-  const auto bs = static_cast<std::size_t>(block_size);
+void DecodeStretch::reset(std::int64_t block_size) {
+  block_size_ = std::max<std::int64_t>(block_size, 1);
+  const auto bs = static_cast<std::size_t>(block_size_);
   if (allocations_.size() != bs) allocations_.resize(bs);
   for (auto& list : allocations_) list.clear();
   crossings_.assign(bs, 0);
   size_ = 0;
-  computed0_sum_ = 0;
-  next_finish_ = std::numeric_limits<std::int64_t>::max();
-}
-
-void DecodeStretch::add_unchecked(const Sequence& s, std::int64_t crossing) {
-  if (size_ == std::numeric_limits<std::int32_t>::max()) {
-    collecting_ = false;
-    return;
-  }
-  const auto c = static_cast<std::size_t>(crossing);
-  const auto bs = static_cast<std::size_t>(block_size_);
-  const std::size_t fill = (c + bs - 1) % bs;
-  const auto index = static_cast<std::int32_t>(size_);
-  // Each list in batch order (indices ascend), as the scheduler allocates.
-  allocations_[c].push_back(index);
-  if (fill != c) allocations_[fill].push_back(index);
-  ++crossings_[c];
-  const auto k = static_cast<std::size_t>(size_);
-  if (k < computed0_.size()) {
-    computed0_[k] = s.computed;
-  } else {
-    computed0_.push_back(s.computed);
-  }
-  computed0_sum_ += s.computed;
-  next_finish_ = std::min(next_finish_, s.req.output_tokens - s.generated);
-  ++size_;
-}
-
-bool DecodeStretch::begin(std::size_t batch_size, Ns t) {
-  const bool whole = collecting_ && size_ > 0 && static_cast<std::size_t>(size_) == batch_size;
-  collecting_ = false;
-  if (!whole) return false;
-  computed0_.resize(static_cast<std::size_t>(size_));
-  finish_at_ = next_finish_;
-  gaps_.clear();
-  kinds_ = {};
-  first_ = t;
-  last_end_ = t;
   done_ = 0;
-  active_ = true;
-  return true;
+  last_end_ = Ns{0};
+  kinds_ = {};
+  context_base_ = 0;
+  gaps_.clear();
+  finish_ = {};
+}
+
+void DecodeStretch::join(Sequence& s, bool fills) {
+  if (size_ == 0) {
+    // A new stretch: its totals start from nothing (the bases below are relative to them).
+    done_ = 0;
+    kinds_ = {};
+    gaps_.clear();
+    last_end_ = s.last_token;
+  }
+  const std::int64_t bs = block_size_;
+  // Its next token crosses into a new block at the stretch step done_ + crossing + 1, and again every block_size
+  // steps; the step before each fills its last block.
+  const std::int64_t crossing = s.blocks * bs - s.computed;
+  const auto c = static_cast<std::size_t>((done_ + crossing) % bs);
+  const auto f = fills ? static_cast<std::size_t>((done_ + crossing + bs - 1) % bs) : c;
+  // Each list in running order: members join at the back.
+  allocations_[c].push_back(&s);
+  if (f != c) allocations_[f].push_back(&s);
+  ++crossings_[c];
+  StretchBase& b = s.stretch;
+  b.computed = s.computed - done_;
+  b.generated = s.generated - done_;
+  b.decode = s.decode.v - last_end_.v;
+  for (std::size_t k = 0; k < kinds_.size(); ++k) b.kinds[k] = s.step_kinds[k] - kinds_[k];
+  b.gaps_from = gaps_.size();
+  b.finish = done_ + (s.req.output_tokens - s.generated);
+  b.order = joined_++;
+  b.cross = static_cast<std::int32_t>(c);
+  b.fill = static_cast<std::int32_t>(f);
+  context_base_ += b.computed;
+  finish_.emplace(b.finish, b.order, &s);
+  ++size_;
 }
 
 void DecodeStretch::step_ended(Ns t, const std::array<std::int64_t, 4>& kinds, bool keep_gap, Ns gap) {
@@ -64,22 +60,37 @@ void DecodeStretch::step_ended(Ns t, const std::array<std::int64_t, 4>& kinds, b
   ++done_;
 }
 
-void DecodeStretch::settle(Sequence& s, std::size_t i, bool in_flight) const {
-  s.computed = computed0_[i] + done_;
+void DecodeStretch::settle(Sequence& s, bool in_flight, bool with_gaps) const {
+  const StretchBase& b = s.stretch;
+  s.computed = b.computed + done_;
+  s.generated = b.generated + done_;
   s.scheduled = in_flight ? 1 : 0;
-  if (done_ == 0) return;
-  s.generated += done_;
   // Each step: decode += end - mark, then mark = last_token = end (and the next step starts there).
-  s.decode += last_end_ - first_;
+  s.decode = Ns{b.decode + last_end_.v};
   s.mark = last_end_;
   s.last_token = last_end_;
-  for (std::size_t k = 0; k < kinds_.size(); ++k) s.step_kinds[k] += kinds_[k];
-  s.gaps.insert(s.gaps.end(), gaps_.begin(), gaps_.end());
+  for (std::size_t k = 0; k < kinds_.size(); ++k) s.step_kinds[k] = b.kinds[k] + kinds_[k];
+  if (with_gaps) s.gaps.insert(s.gaps.end(), gaps_.begin() + static_cast<std::ptrdiff_t>(b.gaps_from), gaps_.end());
 }
 
-void DecodeStretch::settle_all(const std::vector<Sequence*>& batch, bool in_flight) {
-  for (std::size_t i = 0; i < batch.size(); ++i) settle(*batch[i], i, in_flight);
-  end();
+void DecodeStretch::leave_finisher() {
+  Sequence* s = finisher();
+  if (s == nullptr) throw std::logic_error("DecodeStretch::leave_finisher: no member finishes now");
+  finish_.pop();
+  settle(*s, false, true);
+  for (const std::int32_t list : {s->stretch.cross, s->stretch.fill}) {
+    auto& l = allocations_[static_cast<std::size_t>(list)];
+    const auto it = std::find(l.begin(), l.end(), s);
+    if (it != l.end()) l.erase(it);
+  }
+  --crossings_[static_cast<std::size_t>(s->stretch.cross)];
+  context_base_ -= s->stretch.computed;
+  if (--size_ == 0) reset(block_size_);
+}
+
+void DecodeStretch::settle_all(const std::vector<Sequence*>& running, bool in_flight) {
+  for (std::int64_t i = 0; i < size_; ++i) settle(*running[static_cast<std::size_t>(i)], in_flight, true);
+  reset(block_size_);
 }
 
 }  // namespace servesim

@@ -27,6 +27,7 @@ Engine::Engine(std::int32_t replica, std::shared_ptr<const StepModel> model, std
   step_.replica = replica;
   step_.engine = cfg.engine;
   batch_.window = model_->arch().sliding_window;  // sliding-window layers read min(context, window) at decode
+  stretch_.reset(cfg.block_size);
   if (cfg.jitter.active()) {
     jitter_.emplace(cfg.jitter, cfg.seed, "step_jitter/" + std::to_string(replica) + "/" + std::to_string(cfg.engine));
   }
@@ -173,13 +174,34 @@ void add_preempted(Sequence& s, Ns now) {
 
 }  // namespace
 
+std::size_t Engine::start_stretch_step() {
+  if (!stretch_.active()) return 0;
+  const auto members = static_cast<std::size_t>(stretch_.size());
+  // The members' tokens, as the scheduler would give them (first, in running order); the stretch ends when it
+  // would not, or when the KV cache cannot grow them all (the scheduler would preempt), or to bound its kept gaps.
+  if (!scheduler_->schedules_after_decodes(members) || stretch_.blocks_needed() > kv_.free_blocks() ||
+      stretch_.kept_gaps() >= kMaxKeptGaps) {
+    stretch_.settle_all(running_, false);
+    return 0;
+  }
+  // The KV blocks of this step, as the scheduler takes them: each member crossing into a new block, in running
+  // order (and one filling a block, which a prefix cache may keep).
+  for (Sequence* s : stretch_.allocations()) {
+    const std::int64_t tokens = stretch_.tokens_after_next(*s);
+    s->computed = tokens - 1;
+    if (!kv_.allocate(*s, tokens)) throw std::logic_error("stretch: a KV allocation that fits failed");
+  }
+  return members;
+}
+
 void Engine::start_step(Simulator& sim) {
-  EngineQueues q{running_, waiting_, kv_};
+  const std::size_t members = start_stretch_step();
+  EngineQueues q{running_, waiting_, kv_, members};
   scheduler_->schedule(q, plan_);
   // A decode engine whose FCFS queue is blocked by a recompute (after a preemption) that cannot fit while the
   // requests received behind it hold the blocks (where vLLM would wait forever): the blocked front goes to the
   // back, in turn, until one of them runs.
-  for (std::size_t k = 1; plan_.scheduled.empty() && running_.empty() && role_ == EngineRole::decode &&
+  for (std::size_t k = 1; members == 0 && plan_.scheduled.empty() && running_.empty() && role_ == EngineRole::decode &&
                           k < waiting_.size();
        ++k) {
     waiting_.push_back(waiting_.front());
@@ -195,7 +217,7 @@ void Engine::start_step(Simulator& sim) {
     v->recovering = true;
     sink_.preempted(now, v->req.id, replica_, cfg_.engine);
   }
-  if (plan_.scheduled.empty()) {
+  if (members == 0 && plan_.scheduled.empty()) {
     // A prefill engine whose blocks are held by requests parked for their hand-off (waiting for decode blocks)
     // idles until one leaves (release_handed_off() kicks it); a decode engine until a KV transfer arrives.
     if (!running_.empty() || (!waiting_.empty() && parked_.empty() && incoming_.empty())) {
@@ -217,6 +239,12 @@ void Engine::start_step(Simulator& sim) {
     s->preempted_waiting = false;
   }
   plan_.shape(batch_);
+  if (members > 0) {
+    // Every member decodes, reading its computed tokens and the new one.
+    batch_.num_decodes += static_cast<std::int64_t>(members);
+    batch_.num_sampled += static_cast<std::int64_t>(members);
+    batch_.decode_context_tokens += stretch_.context_tokens_next();
+  }
   time_step(now);
   if (network_ != nullptr) {
     // Contention on the shared network lengthens the step's communication.
@@ -319,29 +347,11 @@ bool Engine::next_step_inline(Simulator& sim) {
 
 void Engine::end_step(Simulator& sim) {
   const Ns now = sim.now();
-  // A step of a stretch: its end and the next step's start, unless a request finishes now (the sequences' own
-  // path then, each settled on the way).
-  const bool settling = stretch_.active();
-  if (settling && stretch_.done() + 1 < stretch_.finish_at()) {
-    end_stretch_step(now);
-    if (!start_stretch_step(now)) {
-      stretch_.settle_all(running_, false);
-      start_step(sim);
-    }
-    return;
-  }
   sink_.step_ended(step_);
   bool any_done = false;
-  std::size_t sampled = 0;  // sequences that sampled a token now and keep running here
-  // The batch of a stretch that may begin now: every running sequence, if each sampled a token now.
-  const bool may_stretch =
-      cfg_.decode_stretch && role_ != EngineRole::prefill && !pipeline_ && batch_.window == 0 &&
-      kv_.sliding_window() == 0;
-  if (may_stretch) stretch_.collect(kv_.block_size());
   const bool tokens_wanted = sink_.wants_tokens();
-  for (std::size_t i = 0; i < plan_.scheduled.size(); ++i) {
-    Sequence* s = plan_.scheduled[i];
-    if (settling) stretch_.settle(*s, i, true);
+  if (stretch_.active()) end_members(now, tokens_wanted, any_done);
+  for (Sequence* s : plan_.scheduled) {
     // The step's whole duration: lost work redone, its prompt, or its decode.
     if (s->recovering) {
       add_preempted(*s, now);
@@ -370,16 +380,9 @@ void Engine::end_step(Simulator& sim) {
       handed_.push_back(s);  // leaves after its first token: its KV goes to a decode replica
       continue;
     }
-    if (!s->done()) {
-      ++sampled;
-      if (may_stretch) stretch_.add(*s);
-    }
     if (s->done()) {
       any_done = true;
-      kv_.release(*s);
-      for (const std::int64_t g : s->gaps) inter_token(Ns{g});
-      sink_.finished(record_of(*s, now));
-      --outstanding_;
+      finish(*s, now);
     }
   }
   if (any_done) {
@@ -404,64 +407,45 @@ void Engine::end_step(Simulator& sim) {
     handed_.clear();
   }
   if (any_done && role_ == EngineRole::decode) handoff_->kv_freed(sim, *this);
-  if (settling) stretch_.end();
-  // Every running sequence sampled a token now: the next steps may decode them all, again and again (a stretch).
-  if (may_stretch && sampled == running_.size() &&
-      scheduler_->repeats_decode_step(EngineQueues{running_, waiting_, kv_}) && stretch_.begin(running_.size(), now)) {
-    if (start_stretch_step(now)) {
-      // The plan of the steps in flight, for the one that ends through the sequences' path.
-      plan_.scheduled.assign(running_.begin(), running_.end());
-      plan_.preempted.clear();
-      return;
+  // The running sequences right behind the members that sampled a token now and decode next join them.
+  if (cfg_.decode_stretch && role_ != EngineRole::prefill && !pipeline_ && batch_.window == 0 &&
+      kv_.sliding_window() == 0) {
+    for (auto i = static_cast<std::size_t>(stretch_.size()); i < running_.size() && stretch_.qualifies(*running_[i], now);
+         ++i) {
+      stretch_.join(*running_[i], kv_.caches(*running_[i]));
     }
-    stretch_.settle_all(running_, false);
   }
   start_step(sim);
 }
 
-bool Engine::start_stretch_step(Ns now) {
-  if (!scheduler_->repeats_decode_step(EngineQueues{running_, waiting_, kv_})) return false;
-  // The KV blocks of this step, as the scheduler takes them: each sequence crossing into a new block, in running
-  // order (and one filling a block, which a prefix cache may keep).
-  if (stretch_.blocks_needed() > kv_.free_blocks()) return false;  // the scheduler would preempt
-  for (const std::int32_t i : stretch_.allocations()) {
-    Sequence& s = *running_[static_cast<std::size_t>(i)];
-    const std::int64_t tokens = stretch_.tokens_after_next(i);
-    s.computed = tokens - 1;
-    if (!kv_.allocate(s, tokens)) throw std::logic_error("stretch: a KV allocation that fits failed");
-  }
-  // The shape: every sequence decodes, reading its computed tokens and the new one.
-  batch_.clear();
-  batch_.num_decodes = static_cast<std::int64_t>(running_.size());
-  batch_.num_sampled = batch_.num_decodes;
-  batch_.decode_context_tokens = stretch_.context_tokens_next();
-  time_step(now);
-  step_.start = now;
-  step_.prefill_tokens = 0;
-  step_.prefill_seqs = 0;
-  step_.decode_seqs = batch_.num_decodes;
-  step_.preempted = 0;
-  step_.waiting = static_cast<std::int64_t>(waiting_.size());
-  step_.running = batch_.num_decodes;
-  step_.kv_used_blocks = kv_.num_blocks() - kv_.free_blocks();
-  sink_.step_started(step_);
-  busy_time_ += step_.end - now;
-  return true;
+void Engine::finish(Sequence& s, Ns now) {
+  kv_.release(s);
+  for (const std::int64_t g : s.gaps) inter_token(Ns{g});
+  sink_.finished(record_of(s, now));
+  --outstanding_;
 }
 
-void Engine::end_stretch_step(Ns now) {
-  sink_.step_ended(step_);
-  // Every sequence of the batch sampled its last token at this step's start.
+void Engine::end_members(Ns now, bool tokens_wanted, bool& any_done) {
+  // Every member sampled its last token at this step's start and samples one now.
   const Ns gap = now - step_.start;
   stretch_.step_ended(now, step_kinds_, cfg_.defer_itl, gap);
-  const bool tokens_wanted = sink_.wants_tokens();
+  auto leave = [&](Sequence* s) {
+    stretch_.leave_finisher();  // settled: its last token sampled now
+    any_done = true;
+    finish(*s, now);
+  };
   if (recorder_ != nullptr && !tokens_wanted) {
-    if (!cfg_.defer_itl) recorder_->add_gaps(gap, batch_.num_decodes);
+    if (!cfg_.defer_itl) recorder_->add_gaps(gap, stretch_.size());
+    while (Sequence* s = stretch_.finisher()) leave(s);
     return;
   }
-  for (const Sequence* s : running_) {
+  // Every member's calls in running order (the sinks see what step-by-step processing gives them).
+  const auto members = static_cast<std::size_t>(stretch_.size());
+  for (std::size_t i = 0; i < members; ++i) {
+    Sequence* s = running_[i];
     if (!cfg_.defer_itl) inter_token(gap);
     if (tokens_wanted) sink_.token(now, s->req.id);
+    if (stretch_.finisher() == s) leave(s);
   }
 }
 

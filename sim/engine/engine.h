@@ -150,12 +150,18 @@ class Engine final : public EventTarget {
   void start_step(Simulator& sim);
   void end_step(Simulator& sim);
   [[nodiscard]] bool next_step_inline(Simulator& sim);
-  // A stable decode stretch (sim/engine/decode_stretch.h): after a step in which every running sequence decoded and
-  // none finished, while the scheduler would plan the same batch again (Scheduler::repeats_decode_step) and the KV
-  // cache can grow it, each step is started and ended here without the scheduler and without visiting the
-  // sequences; they are brought up to date when the stretch ends. Same calls to the sinks, same times.
-  [[nodiscard]] bool start_stretch_step(Ns now);
-  void end_stretch_step(Ns now);
+  // A decode stretch (sim/engine/decode_stretch.h): the running sequences at the front that decode one token
+  // every step. At a step's start they get their tokens and blocks here and the scheduler plans the rest of the
+  // step after them (Scheduler::schedules_after_decodes); at its end their running totals advance, the members that
+  // sampled their last token leave (settled), and the running sequences right behind them that sampled a token and
+  // decode next join. Same calls to the sinks, same times as planning every step whole. start_stretch_step
+  // allocates the members' blocks and returns how many they are (0: no stretch, or it ended here, settled).
+  [[nodiscard]] std::size_t start_stretch_step();
+  void end_members(Ns now, bool tokens_wanted, bool& any_done);
+  // `s` sampled its last token now: it frees its blocks and leaves with its record.
+  void finish(Sequence& s, Ns now);
+  // A stretch ends (and starts again) after this many steps with deferred inter-token gaps kept (memory bound).
+  static constexpr std::size_t kMaxKeptGaps = std::size_t{1} << 16;
   Sequence* allocate(const Request& r);
   // Sets the step's duration and its modeled time by kind in step_.
   void time_step(Ns now);

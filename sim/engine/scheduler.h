@@ -32,6 +32,10 @@ struct EngineQueues {
   std::vector<Sequence*>& running;  // in admission order
   std::deque<Sequence*>& waiting;   // FCFS; preempted sequences return to the front
   KvCacheManager& kv;
+  // The first `decoding` running sequences are a decode stretch's (sim/engine/decode_stretch.h): each decodes one
+  // token this step, its KV blocks already allocated; schedule() plans the rest of the step after them (only when
+  // schedules_after_decodes(decoding)). They are not in plan.scheduled.
+  std::size_t decoding = 0;
 };
 
 struct StepPlan {
@@ -61,12 +65,12 @@ class Scheduler {
  public:
   virtual ~Scheduler() = default;
   virtual void schedule(EngineQueues& q, StepPlan& plan) = 0;
-  // Asked when every running sequence has just decoded a token (each has one token to compute next) and none
-  // finished: true only if schedule() would now schedule exactly the running sequences, one token each in running
-  // order, preempting and admitting nothing, provided the KV cache grows each of them by one token. The engine
-  // then runs that step without calling schedule() (sim/engine/decode_stretch.h). The default, false, always
-  // calls it.
-  [[nodiscard]] virtual bool repeats_decode_step(const EngineQueues& /*q*/) const { return false; }
+  // Whether schedule() can start after EngineQueues::decoding = `decoding` running sequences that each have one
+  // token to compute: true only if it would itself give each of them its one token first, in running order, and
+  // never preempt one of them while planning the rest, provided the KV cache grows each of them by one token.
+  // The engine then gives them their tokens and allocates their blocks itself (sim/engine/decode_stretch.h). The
+  // default, false: schedule() always plans the whole step.
+  [[nodiscard]] virtual bool schedules_after_decodes(std::size_t /*decoding*/) const { return false; }
 };
 
 using SchedulerRegistry = Registry<Scheduler, const Config&, const SchedulerLimits&>;

@@ -12,6 +12,21 @@
 
 namespace servesim {
 
+// A member of an engine's decode stretch (sim/engine/decode_stretch.h): its values less what the stretch's steps
+// added before it joined, so that value = base + the stretch's running total (steps, decode time, modeled time by
+// kind), and where it sits in the stretch's books.
+struct StretchBase {
+  std::int64_t computed = 0;   // computed - the stretch's steps at the join
+  std::int64_t generated = 0;  // generated - the stretch's steps at the join
+  std::int64_t decode = 0;     // decode (ns) - the end of the stretch's last step at the join (ns)
+  std::array<std::int64_t, 4> kinds{};  // step_kinds - the stretch's totals at the join
+  std::size_t gaps_from = 0;   // the stretch's first kept gap after the join (deferred ITL)
+  std::int64_t finish = 0;     // the stretch step at whose end it samples its last token
+  std::uint64_t order = 0;     // join order (= running order among the members)
+  std::int32_t cross = 0;      // allocation lists it is on: crossing into a new block, filling one
+  std::int32_t fill = 0;
+};
+
 struct Sequence {
   Request req;
   std::int64_t computed = 0;   // tokens whose KV is in the cache
@@ -50,6 +65,7 @@ struct Sequence {
   std::vector<std::int32_t> kv_entries;
   BlockHashCursor hashed;
   std::int64_t cached_tokens = -1;
+  StretchBase stretch;  // while in a decode stretch (sim/engine/decode_stretch.h)
 
   // Tokens the model has seen or produced: the prompt plus every sampled token.
   [[nodiscard]] std::int64_t num_tokens() const { return req.prompt_tokens + generated; }

@@ -20,8 +20,9 @@ class VllmScheduler final : public Scheduler {
 
   void schedule(EngineQueues& q, StepPlan& plan) override {
     plan.clear();
-    std::int64_t budget = lim_.max_num_batched_tokens;
-    std::size_t i = 0;
+    // A decode stretch's members took their tokens (schedules_after_decodes).
+    std::int64_t budget = lim_.max_num_batched_tokens - static_cast<std::int64_t>(q.decoding);
+    std::size_t i = q.decoding;
     while (i < q.running.size() && budget > 0) {
       Sequence* s = q.running[i];
       const std::int64_t n = chunk(*s, budget);
@@ -64,12 +65,11 @@ class VllmScheduler final : public Scheduler {
     }
   }
 
-  // Each running sequence gets its one token while the budget lasts (it does: the budget is at least the running
-  // count); waiting ones are then admitted only while budget remains and fewer than max_num_seqs run.
-  bool repeats_decode_step(const EngineQueues& q) const override {
-    const auto running = static_cast<std::int64_t>(q.running.size());
-    return running <= lim_.max_num_batched_tokens &&
-           (q.waiting.empty() || running >= lim_.max_num_seqs || running == lim_.max_num_batched_tokens);
+  // Each of the first `decoding` running sequences gets its one token while the budget lasts (it does when they
+  // are at most the budget). A later running sequence whose blocks do not fit preempts from the back of the running
+  // queue only down to itself, so never one of them.
+  bool schedules_after_decodes(std::size_t decoding) const override {
+    return static_cast<std::int64_t>(decoding) <= lim_.max_num_batched_tokens;
   }
 
  private:
