@@ -60,24 +60,24 @@ void DecodeStretch::step_ended(Ns t, const std::array<std::int64_t, 4>& kinds, b
   ++done_;
 }
 
-void DecodeStretch::settle(Sequence& s, bool in_flight, bool with_gaps) const {
+void DecodeStretch::settle(Sequence& s) const {
   const StretchBase& b = s.stretch;
   s.computed = b.computed + done_;
   s.generated = b.generated + done_;
-  s.scheduled = in_flight ? 1 : 0;
+  s.scheduled = 0;
   // Each step: decode += end - mark, then mark = last_token = end (and the next step starts there).
   s.decode = Ns{b.decode + last_end_.v};
   s.mark = last_end_;
   s.last_token = last_end_;
   for (std::size_t k = 0; k < kinds_.size(); ++k) s.step_kinds[k] = b.kinds[k] + kinds_[k];
-  if (with_gaps) s.gaps.insert(s.gaps.end(), gaps_.begin() + static_cast<std::ptrdiff_t>(b.gaps_from), gaps_.end());
+  s.gaps.insert(s.gaps.end(), gaps_.begin() + static_cast<std::ptrdiff_t>(b.gaps_from), gaps_.end());
 }
 
 void DecodeStretch::leave_finisher() {
   Sequence* s = finisher();
   if (s == nullptr) throw std::logic_error("DecodeStretch::leave_finisher: no member finishes now");
   finish_.pop();
-  settle(*s, false, true);
+  settle(*s);
   for (const std::int32_t list : {s->stretch.cross, s->stretch.fill}) {
     auto& l = allocations_[static_cast<std::size_t>(list)];
     const auto it = std::find(l.begin(), l.end(), s);
@@ -88,8 +88,8 @@ void DecodeStretch::leave_finisher() {
   if (--size_ == 0) reset(block_size_);
 }
 
-void DecodeStretch::settle_all(const std::vector<Sequence*>& running, bool in_flight) {
-  for (std::int64_t i = 0; i < size_; ++i) settle(*running[static_cast<std::size_t>(i)], in_flight, true);
+void DecodeStretch::settle_all(const std::vector<Sequence*>& running) {
+  for (std::int64_t i = 0; i < size_; ++i) settle(*running[static_cast<std::size_t>(i)]);
   reset(block_size_);
 }
 

@@ -67,11 +67,10 @@ class DecodeStretch {
   }
   // finisher() leaves the stretch, settled (its deferred gaps included).
   void leave_finisher();
-  // Writes base + totals into member `s` (idempotent; its deferred gaps only when `with_gaps`), and marks it
-  // scheduled for one token when a step of the stretch is in flight.
-  void settle(Sequence& s, bool in_flight, bool with_gaps) const;
-  // Ends the stretch: settles every member (the first size() sequences of `running`, with their gaps) and resets.
-  void settle_all(const std::vector<Sequence*>& running, bool in_flight);
+  // Writes base + totals into member `s`, its deferred gaps included (call it once, as it leaves).
+  void settle(Sequence& s) const;
+  // Ends the stretch between two steps: settles every member (the first size() sequences of `running`) and resets.
+  void settle_all(const std::vector<Sequence*>& running);
 
  private:
   static constexpr std::int64_t kMaxMembers = std::int64_t{1} << 30;

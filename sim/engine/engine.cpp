@@ -181,7 +181,7 @@ std::size_t Engine::start_stretch_step() {
   // would not, or when the KV cache cannot grow them all (the scheduler would preempt), or to bound its kept gaps.
   if (!scheduler_->schedules_after_decodes(members) || stretch_.blocks_needed() > kv_.free_blocks() ||
       stretch_.kept_gaps() >= kMaxKeptGaps) {
-    stretch_.settle_all(running_, false);
+    stretch_.settle_all(running_);
     return 0;
   }
   // The KV blocks of this step, as the scheduler takes them: each member crossing into a new block, in running

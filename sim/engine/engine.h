@@ -42,8 +42,9 @@ struct EngineConfig {
   // Record a request's inter-token gaps only when it finishes (a run with a horizon leaves some unfinished, and
   // vLLM's ITL counts finished requests only).
   bool defer_itl = false;
-  // Advance stable decode batches without the scheduler (sim/engine/decode_stretch.h); false runs every step
-  // through it. Same outputs either way ([sim] decode_stretch; tests/unit/test_decode_stretch.cpp checks it).
+  // Keep the sequences decoding at the front of the running queue as a decode stretch, without the scheduler and
+  // without visiting each of them every step (sim/engine/decode_stretch.h); false plans every step whole with the
+  // scheduler. Same outputs either way ([sim] decode_stretch; tests/unit/test_decode_stretch.cpp checks it).
   bool decode_stretch = true;
   // Step-time variability (off unless the scenario has [engine.jitter]); each engine samples it from the stream
   // "step_jitter/<replica>/<engine>" of `seed`.
