@@ -97,7 +97,12 @@ inline constexpr std::int64_t kMaxSimNs = 10'000'000'000'000'000;  // kMaxSimSec
   if (!(std::fabs(s.v) <= kMaxSimSeconds)) {
     throw InputError("a time of " + short_number(s.v) + " s is beyond the simulated-time limit of 1e+07 s");
   }
-  return Ns{static_cast<std::int64_t>(std::llround(s.v * 1e9))};
+  // std::llround, written out so the event loop's several conversions a step need no library call: t = trunc(x),
+  // and x - t is exact (both have x's sign and |x - t| < 1 <= |t|, or t = 0), so the rounding is exactly llround's.
+  const double x = s.v * 1e9;
+  const auto t = static_cast<std::int64_t>(x);
+  const double frac = x - static_cast<double>(t);
+  return Ns{t + (frac >= 0.5 ? 1 : 0) - (frac <= -0.5 ? 1 : 0)};
 }
 [[nodiscard]] constexpr Seconds to_seconds(Ns t) { return Seconds{static_cast<double>(t.v) * 1e-9}; }
 [[nodiscard]] constexpr double ns_to_s(Ns t) { return static_cast<double>(t.v) * 1e-9; }

@@ -2,6 +2,8 @@
 // misleading messages and path resolution. Every failing case ends the CLI with exit code 2, one line
 // "servesim: error: ..." naming the key or file:line, and no output files.
 #include <catch2/catch.hpp>
+#include <cmath>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -64,6 +66,17 @@ TEST_CASE("the checked conversion to nanoseconds refuses what the clock cannot h
   CHECK(test::input_error([] { (void)to_ns(Seconds{1e30}); }).find("simulated-time limit") != std::string::npos);
   CHECK(test::input_error([] { (void)to_ns(Seconds{std::nan("")}); }).find("simulated-time limit") != std::string::npos);
   CHECK_FALSE(test::input_error([] { (void)to_ns(Seconds{1.1e7}); }).empty());
+}
+
+TEST_CASE("the conversion to nanoseconds rounds exactly as std::llround", "[bad-input-limits]") {
+  // Halves away from zero, the double just below a half, integers past 2^53, and a spread of ordinary times.
+  std::vector<double> ns = {0.0,  0.5,  -0.5, 1.5,  -1.5, 2.5,   -2.5, 0.49999999999999994, -0.49999999999999994,
+                            9.9e15, -9.9e15, 9007199254740993.0, 4503599627370495.5, 123456789.5, -123456789.5};
+  for (int i = 0; i < 2000; ++i) ns.push_back(std::ldexp(double(i * 7919 % 1000) + 0.5, i % 40) * (i % 2 ? -1 : 1));
+  for (const double x : ns) {
+    INFO(x);
+    CHECK(to_ns(Seconds{x * 1e-9}).v == std::llround(x * 1e-9 * 1e9));
+  }
 }
 
 TEST_CASE("an event past the simulated-time limit is an input error", "[bad-input-limits]") {
