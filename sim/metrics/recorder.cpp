@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "sim/io/measured.h"
+#include "sim/metrics/sort_values.h"
 #include "sim/metrics/summary.h"
 
 namespace servesim {
@@ -28,15 +29,6 @@ namespace {
 
 constexpr std::uint64_t mask_of(unsigned width) {
   return width >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << width) - 1;
-}
-
-// Writes the low `width` bits of v at bit `pos` of `words` (zeroed before).
-void put_bits(std::vector<std::uint64_t>& words, std::size_t pos, unsigned width, std::uint64_t v) {
-  if (width == 0) return;
-  const std::size_t w = pos / 64;
-  const unsigned shift = pos % 64;
-  words[w] |= v << shift;
-  if (shift + width > 64) words[w + 1] |= v >> (64 - shift);
 }
 
 std::uint64_t get_bits(const std::vector<std::uint64_t>& words, std::size_t pos, unsigned width) {
@@ -135,13 +127,36 @@ void RecordStore::pack() {
     c.offset[k] = static_cast<std::uint16_t>(c.record_bits);
     c.record_bits += c.width[k];
   }
-  c.words.assign((open_.size() * c.record_bits + 63) / 64, 0);
-  std::size_t pos = 0;
+  if (c.record_bits == 0) {
+    chunks_.push_back(std::move(c));
+    open_.clear();
+    return;
+  }
+  // The fields one after another, as a stream of bits: `acc` holds the bits of word w so far (`used` of them) and
+  // is stored after every field (a plain store: no word is read back). One word more than the bits need, so
+  // that the decoder may always read the word after a field's first (and the last store has a place).
+  c.words.assign((open_.size() * c.record_bits + 63) / 64 + 1, 0);
+  std::uint64_t* words = c.words.data();
+  std::size_t w = 0;
+  std::uint64_t acc = 0;
+  unsigned used = 0;  // < 64
   for (const RequestRecord& r : open_) {
     const Fields f = fields_of(r);
-    for (std::size_t k = 0; k < kFields; ++k) put_bits(c.words, pos + c.offset[k], c.width[k], f[k] - c.base[k]);
-    pos += c.record_bits;
+    for (std::size_t k = 0; k < kFields; ++k) {
+      const std::uint64_t v = f[k] - c.base[k];  // the offset from the base, below 2^width (0 at width 0)
+      acc |= v << used;
+      words[w] = acc;
+      const unsigned total = used + c.width[k];
+      const std::uint64_t carry = (v >> 1) >> (63 - used);  // v's bits beyond word w: v >> (64 - used), 0 at 0
+      // Without a branch (whether a field ends a word varies from field to field): full is 1 when it does.
+      const std::uint64_t full = total / 64;
+      const std::uint64_t keep = full - 1;  // all ones when it does not
+      acc = (acc & keep) | (carry & ~keep);
+      w += full;
+      used = total % 64;
+    }
   }
+  words[w] = acc;
   chunks_.push_back(std::move(c));
   open_.clear();
 }
@@ -156,6 +171,91 @@ RequestRecord RecordStore::operator[](std::size_t i) const {
   return record_of(f);
 }
 
+namespace {
+
+// The group (RecordStore::Parts) of each field of RecordStore::fields_of.
+constexpr std::array<unsigned, 22> kFieldPart = {
+    RecordStore::kIds,       RecordStore::kIds,       RecordStore::kCounts,    RecordStore::kCounts,
+    RecordStore::kCounts,    RecordStore::kTimes,     RecordStore::kTimes,     RecordStore::kTimes,
+    RecordStore::kTimes,     RecordStore::kTimes,     RecordStore::kBreakdown, RecordStore::kBreakdown,
+    RecordStore::kBreakdown, RecordStore::kBreakdown, RecordStore::kBreakdown, RecordStore::kBreakdown,
+    RecordStore::kBreakdown, RecordStore::kBreakdown, RecordStore::kIds,       RecordStore::kBreakdown,
+    RecordStore::kBreakdown, RecordStore::kCounts};
+
+using Block = std::array<RequestRecord, RecordStore::kBlock>;
+using Column = std::array<std::uint64_t, RecordStore::kBlock>;
+
+template <class Set>
+void set_each(Block& out, const Column& col, Set set) {
+  for (std::size_t i = 0; i < out.size(); ++i) set(out[i], col[i]);
+}
+
+Ns ns_after(Ns t, std::uint64_t d) { return Ns{i64(u64(t.v) + d)}; }
+
+// Stores the values of field k (RecordStore::fields_of's order) into the records, as RecordStore::record_of does; a
+// time after arrival (k = 6 .. 9) is added to the time before it, stored before.
+void set_field(std::size_t k, const Column& col, Block& out) {
+  using R = RequestRecord;
+  using V = std::uint64_t;
+  switch (k) {
+    case 0: return set_each(out, col, [](R& r, V v) { r.id = v; });
+    case 1: return set_each(out, col, [](R& r, V v) { r.replica = static_cast<std::int32_t>(i64(v)); });
+    case 2: return set_each(out, col, [](R& r, V v) { r.preemptions = static_cast<std::int32_t>(i64(v)); });
+    case 3: return set_each(out, col, [](R& r, V v) { r.prompt_tokens = i64(v); });
+    case 4: return set_each(out, col, [](R& r, V v) { r.output_tokens = i64(v); });
+    case 5: return set_each(out, col, [](R& r, V v) { r.arrival = Ns{i64(v)}; });
+    case 6: return set_each(out, col, [](R& r, V v) { r.ready = ns_after(r.arrival, v); });
+    case 7: return set_each(out, col, [](R& r, V v) { r.first_scheduled = ns_after(r.ready, v); });
+    case 8: return set_each(out, col, [](R& r, V v) { r.first_token = ns_after(r.first_scheduled, v); });
+    case 9: return set_each(out, col, [](R& r, V v) { r.finish = ns_after(r.first_token, v); });
+    case 10: return set_each(out, col, [](R& r, V v) { r.prefill = Ns{i64(v)}; });
+    case 11: return set_each(out, col, [](R& r, V v) { r.prefill_preempted = Ns{i64(v)}; });
+    case 12: return set_each(out, col, [](R& r, V v) { r.decode = Ns{i64(v)}; });
+    case 13: return set_each(out, col, [](R& r, V v) { r.decode_preempted = Ns{i64(v)}; });
+    case 14: return set_each(out, col, [](R& r, V v) { r.step_compute = Ns{i64(v)}; });
+    case 15: return set_each(out, col, [](R& r, V v) { r.step_memory = Ns{i64(v)}; });
+    case 16: return set_each(out, col, [](R& r, V v) { r.step_communication = Ns{i64(v)}; });
+    case 17: return set_each(out, col, [](R& r, V v) { r.step_overhead = Ns{i64(v)}; });
+    case 18: return set_each(out, col, [](R& r, V v) { r.prefill_replica = static_cast<std::int32_t>(i64(v)); });
+    case 19: return set_each(out, col, [](R& r, V v) { r.decode_wait = Ns{i64(v)}; });
+    case 20: return set_each(out, col, [](R& r, V v) { r.kv_transfer = Ns{i64(v)}; });
+    case 21: return set_each(out, col, [](R& r, V v) { r.cached_tokens = i64(v); });
+    default: return;
+  }
+}
+
+}  // namespace
+
+void RecordStore::decode_block(std::size_t first, unsigned parts, std::array<RequestRecord, kBlock>& out) const {
+  static_assert(kFieldPart.size() == kFields);
+  const Chunk& c = chunks_[first / kChunk];
+  const std::uint64_t* words = c.words.data();
+  Column col;
+  // Field by field (in order: a time after arrival needs the time before it): each field's width and bit offset
+  // hold for the whole block.
+  for (std::size_t k = 0; k < kFields; ++k) {
+    if ((kFieldPart[k] & parts) == 0) continue;
+    const unsigned width = c.width[k];
+    const std::uint64_t base = c.base[k];
+    if (width == 0) {
+      col.fill(base);
+    } else {
+      const std::uint64_t mask = mask_of(width);
+      std::size_t pos = (first % kChunk) * c.record_bits + c.offset[k];
+      for (std::uint64_t& x : col) {
+        const std::size_t w = pos / 64;
+        const unsigned shift = pos % 64;
+        // The bits from the next word (which pack() provides past the last bit, a field of width > 0 being
+        // there): (next << 1) << (63 - shift) is next << (64 - shift), and 0 at shift 0.
+        const std::uint64_t next = words[w + 1];
+        x = base + (((words[w] >> shift) | ((next << 1) << (63 - shift))) & mask);
+        pos += c.record_bits;
+      }
+    }
+    set_field(k, col, out);
+  }
+}
+
 std::size_t RecordStore::heap_bytes() const {
   std::size_t n = chunks_.capacity() * sizeof(Chunk) + open_.capacity() * sizeof(RequestRecord);
   for (const Chunk& c : chunks_) n += c.words.capacity() * sizeof(std::uint64_t);
@@ -168,11 +268,15 @@ void GapRuns::close() {
   if (gap >= 0 && gap < kMaxPackedGap && n < kMaxPackedCount) {
     const auto key = static_cast<std::uint32_t>(gap >> kLowBits);
     const auto low = static_cast<std::uint32_t>(gap & ((std::int64_t{1} << kLowBits) - 1));
-    if (last_.entries == nullptr || last_.key != key) {
-      last_.key = key;
-      last_.entries = &buckets_[key];
+    if (slot_.empty()) slot_.assign(kBuckets, 0);
+    std::uint16_t& slot = slot_[key];
+    if (slot == 0) {
+      // Room for every bucket at once: the deques never move (a deque's move may allocate).
+      if (buckets_.capacity() < kBuckets) buckets_.reserve(kBuckets);
+      buckets_.emplace_back();
+      slot = static_cast<std::uint16_t>(buckets_.size());
     }
-    last_.entries->push_back((low << kCountBits) | static_cast<std::uint32_t>(n));
+    buckets_[slot - 1].push_back((low << kCountBits) | static_cast<std::uint32_t>(n));
   } else {
     whole_.push_back(open_);
   }
@@ -181,66 +285,40 @@ void GapRuns::close() {
   open_ = {0, 0};
 }
 
-namespace {
-
-// Sorts a bucket's entries ascending. A large bucket (the gaps of a long run of steady steps stay within one bucket's
-// 1.05 ms: millions of entries) by LSD radix sort on four 8-bit digits: one pass counts every digit, then each digit
-// whose values are not all equal is scattered, stably, between the bucket and `scratch` (so the result is sorted);
-// O(n) time, n x 4 bytes of scratch while it sorts. A small one by pattern-defeating quicksort (Boost.Sort).
-void sort_entries(std::deque<std::uint32_t>& entries, std::vector<std::uint32_t>& scratch) {
-  const std::size_t n = entries.size();
-  if (n < 4096) {
-    boost::sort::pdqsort(entries.begin(), entries.end());
-    return;
-  }
-  std::array<std::array<std::size_t, 256>, 4> count{};
-  for (const std::uint32_t e : entries) {
-    for (unsigned d = 0; d < 4; ++d) ++count[d][(e >> (8 * d)) & 0xffu];
-  }
-  scratch.resize(n);
-  bool in_scratch = false;
-  auto scatter = [](const auto& from, auto& to, std::array<std::size_t, 256>& at, unsigned shift) {
-    for (const std::uint32_t e : from) to[at[(e >> shift) & 0xffu]++] = e;
-  };
-  for (unsigned d = 0; d < 4; ++d) {
-    std::array<std::size_t, 256>& at = count[d];
-    if (std::find(at.begin(), at.end(), n) != at.end()) continue;  // one value of this digit: already in order
-    std::size_t sum = 0;
-    for (std::size_t& c : at) sum += std::exchange(c, sum);
-    if (in_scratch) {
-      scatter(scratch, entries, at, 8 * d);
-    } else {
-      scatter(entries, scratch, at, 8 * d);
-    }
-    in_scratch = !in_scratch;
-  }
-  if (in_scratch) std::copy(scratch.begin(), scratch.end(), entries.begin());
-}
-
-}  // namespace
-
 void GapRuns::sort() const {
   if (sorted_) return;
-  // Within a bucket, the order of entries (low gap bits, then count) is the order of (gap, count).
-  std::vector<std::uint32_t> scratch;  // as large as the largest bucket, freed on return
-  for (auto& [key, entries] : buckets_) sort_entries(entries, scratch);
+  // Within a bucket, the order of entries (low gap bits, then count) is the order of (gap, count). Each bucket is
+  // sorted as a vector (sort_ascending: LSD radix sort, or pattern-defeating quicksort when small) and copied back.
+  // A large bucket's vector and radix scratch are freed once it is sorted.
+  constexpr std::size_t kSmall = 4096;
+  std::vector<std::uint32_t> small;  // the entries of a small bucket
+  std::vector<std::uint32_t> small_scratch;
+  for (std::deque<std::uint32_t>& entries : buckets_) {
+    if (entries.size() < kSmall) {
+      small.assign(entries.begin(), entries.end());
+      sort_ascending(small, small_scratch);
+      std::copy(small.begin(), small.end(), entries.begin());
+      continue;
+    }
+    std::vector<std::uint32_t> v(entries.begin(), entries.end());
+    std::vector<std::uint32_t> scratch;
+    sort_ascending(v, scratch);
+    std::copy(v.begin(), v.end(), entries.begin());
+  }
   boost::sort::pdqsort(whole_.begin(), whole_.end());
   sorted_ = true;
 }
 
-GapRuns::const_iterator::const_iterator(const GapRuns* g, int phase) : g_(g), phase_(phase) {
-  if (phase_ == 0) bucket_ = g_->buckets_.begin();
-  settle();
-}
+GapRuns::const_iterator::const_iterator(const GapRuns* g, int phase) : g_(g), phase_(phase) { settle(); }
 
 void GapRuns::const_iterator::settle() {
   if (phase_ == 0) {
-    while (bucket_ != g_->buckets_.end() && i_ >= bucket_->second.size()) {
-      ++bucket_;
-      i_ = 0;
+    for (; key_ < g_->slot_.size(); ++key_, i_ = 0) {
+      const std::deque<std::uint32_t>* entries = g_->bucket(key_);
+      if (entries != nullptr && i_ < entries->size()) return;
     }
-    if (bucket_ != g_->buckets_.end()) return;
     phase_ = 1;
+    key_ = 0;
     i_ = 0;
   }
   if (phase_ == 1) {
@@ -256,7 +334,7 @@ void GapRuns::const_iterator::settle() {
 }
 
 GapRuns::Run GapRuns::const_iterator::operator*() const {
-  if (phase_ == 0) return decode(bucket_->first, bucket_->second[i_]);
+  if (phase_ == 0) return decode(key_, (*g_->bucket(key_))[i_]);
   if (phase_ == 1) return g_->whole_[i_];
   return g_->open_;
 }

@@ -4,7 +4,7 @@
 // Memory grows with the run, so both are stored compactly and exactly: a finished request's record in about 41
 // bytes instead of sizeof(RequestRecord) = 144 (RecordStore), a gap run in about 4.3 bytes instead of 16 (GapRuns),
 // as measured on the benchmark load (scenarios/perf/azure-conv-1m.toml: ~6 runs a request); 10 M requests of it
-// peak at 733 MB resident (tests/perf/bench_simulate.cpp, BM_RunPeakRss).
+// peak at 840 MB resident (tests/perf/bench_simulate.cpp, BM_RunPeakRss; the gap runs' sort at the end included).
 // Streaming (stream_to): requests.csv rows and token-log lines go to their streams as requests finish, in request
 // id order (a request finishing before a lower id waits in a small reorder buffer; ids that were rejected are
 // skipped at once, ids still unfinished when the run stops are skipped by finish_streams), so the output bytes are
@@ -35,16 +35,37 @@ namespace servesim {
 // offsets are taken modulo 2^64, so every int64 value round-trips exactly: there is no range to overflow, a chunk
 // with extreme values only takes more bits (at most 64 a field, 176 bytes a record). On the benchmark load a record takes about 41 bytes (144 unpacked).
 // The last, incomplete chunk is held unpacked (at most kChunk x sizeof(RequestRecord) = 576 KiB).
-// Access is by index or by iteration; either decodes a RequestRecord by value.
+// Access is by index or by iteration; either decodes a RequestRecord by value. for_each visits every record in
+// order faster: it decodes a block of records field by field, and only the fields asked for.
 class RecordStore {
  public:
   static constexpr std::size_t kChunk = 4096;  // records per packed chunk: a chunk header per 4096 records
+  static constexpr std::size_t kBlock = 64;    // records for_each decodes at a time (kChunk is a multiple)
 
   void push_back(const RequestRecord& r);
   [[nodiscard]] std::size_t size() const { return chunks_.size() * kChunk + open_.size(); }
   [[nodiscard]] bool empty() const { return size() == 0; }
   // Record i (0 <= i < size()), decoded.
   [[nodiscard]] RequestRecord operator[](std::size_t i) const;
+  // Groups of a record's fields, for for_each to decode.
+  enum Parts : unsigned {
+    kIds = 1,        // id, replica, prefill_replica
+    kCounts = 2,     // preemptions, prompt_tokens, output_tokens, cached_tokens
+    kTimes = 4,      // arrival, ready, first_scheduled, first_token, finish
+    kBreakdown = 8,  // prefill, prefill_preempted, decode, decode_preempted, step_*, decode_wait, kv_transfer
+    kAllParts = 15,
+  };
+  // Calls f(const RequestRecord&) for every record, in the order they were added. The fields of the groups in
+  // `parts` are the record's; the others hold unspecified values.
+  template <class F>
+  void for_each(F&& f, unsigned parts = kAllParts) const {
+    std::array<RequestRecord, kBlock> block;
+    for (std::size_t first = 0; first < chunks_.size() * kChunk; first += kBlock) {
+      decode_block(first, parts, block);
+      for (const RequestRecord& r : block) f(r);
+    }
+    for (const RequestRecord& r : open_) f(r);
+  }
   // Bytes of heap the store holds (packed words, chunk headers and the unpacked tail's capacity).
   [[nodiscard]] std::size_t heap_bytes() const;
 
@@ -84,11 +105,13 @@ class RecordStore {
     std::array<std::uint8_t, kFields> width{};   // bits of each field's offset from base, 0-64
     std::array<std::uint16_t, kFields> offset{};  // bit offset of each field within a record
     std::uint32_t record_bits = 0;               // sum of the widths
-    std::vector<std::uint64_t> words;            // kChunk x record_bits bits, record after record
+    std::vector<std::uint64_t> words;            // kChunk x record_bits bits, record after record; 1 word more
   };
   [[nodiscard]] static Fields fields_of(const RequestRecord& r);
   [[nodiscard]] static RequestRecord record_of(const Fields& f);
   void pack();
+  // Records first .. first + kBlock - 1 (first a multiple of kBlock, in a packed chunk): the fields in `parts`.
+  void decode_block(std::size_t first, unsigned parts, std::array<RequestRecord, kBlock>& out) const;
 
   std::vector<Chunk> chunks_;
   std::vector<RequestRecord> open_;  // the records after the last full chunk
@@ -97,8 +120,9 @@ class RecordStore {
 // Inter-token gaps (ns) as (gap, count) runs of equal consecutive gaps, stored as a multiset of runs: the runs'
 // time order is not kept (the statistics sort them). A run with 0 <= gap < 2^32 ns (4.3 s) and count < 2^12 takes
 // 4 bytes: (gap mod 2^20) << 12 | count in the bucket of gap >> 20 (2^12 buckets of 1.05 ms, each a std::deque of
-// 512-byte blocks); any other run (a longer or negative gap, 4096 tokens or more) is kept whole, 16 bytes. The
-// last run stays open, so that the next equal gap extends it.
+// 512-byte blocks, created when its first run comes and found through a table of 2^12 slots); any other run (a
+// longer or negative gap, 4096 tokens or more) is kept whole, 16 bytes. The last run stays open, so that the next
+// equal gap extends it.
 class GapRuns {
  public:
   using Run = std::pair<std::int64_t, std::int64_t>;  // (gap ns, count >= 1)
@@ -116,7 +140,8 @@ class GapRuns {
   [[nodiscard]] std::size_t size() const { return stored_ + (open_.second > 0 ? 1 : 0); }
   [[nodiscard]] bool empty() const { return size() == 0; }
   // Calls f(gap, count) for every run in ascending (gap, count) order while f returns true. The first call after
-  // runs were added sorts the stored runs in place (O(runs log runs) time, no extra memory).
+  // runs were added sorts the stored runs (O(runs) time for the packed ones; a bucket of n runs is sorted as a
+  // vector with a radix sort's scratch, 8 x n bytes meanwhile).
   template <class F>
   void for_each_sorted(F&& f) const;
 
@@ -137,7 +162,7 @@ class GapRuns {
       return t;
     }
     friend bool operator==(const const_iterator& a, const const_iterator& b) {
-      return a.phase_ == b.phase_ && a.i_ == b.i_ && (a.phase_ != 0 || a.bucket_ == b.bucket_);
+      return a.phase_ == b.phase_ && a.i_ == b.i_ && (a.phase_ != 0 || a.key_ == b.key_);
     }
 
    private:
@@ -146,7 +171,7 @@ class GapRuns {
     void settle();  // moves past empty buckets and phases
     const GapRuns* g_ = nullptr;
     int phase_ = 3;  // 0 buckets, 1 whole runs, 2 the open run, 3 end
-    std::map<std::uint32_t, std::deque<std::uint32_t>>::const_iterator bucket_{};
+    std::uint32_t key_ = 0;  // phase 0: the bucket
     std::size_t i_ = 0;
   };
   [[nodiscard]] const_iterator begin() const { return {this, 0}; }
@@ -157,32 +182,27 @@ class GapRuns {
   static constexpr int kCountBits = 12;  // count bits inside an entry
   static constexpr std::int64_t kMaxPackedGap = std::int64_t{1} << 32;
   static constexpr std::int64_t kMaxPackedCount = std::int64_t{1} << kCountBits;
+  static constexpr std::uint32_t kBuckets = std::uint32_t{1} << (32 - kLowBits);
   [[nodiscard]] static Run decode(std::uint32_t key, std::uint32_t entry) {
     return {(std::int64_t{key} << kLowBits) | std::int64_t{entry >> kCountBits},
             std::int64_t{entry & (kMaxPackedCount - 1)}};
+  }
+  // The entries of bucket `key`, or nullptr when it has none.
+  [[nodiscard]] const std::deque<std::uint32_t>* bucket(std::uint32_t key) const {
+    return slot_.empty() || slot_[key] == 0 ? nullptr : &buckets_[slot_[key] - 1];
   }
   void close();
   void sort() const;
 
   // Sorted in place by for_each_sorted (the multiset is unchanged), hence mutable.
-  mutable std::map<std::uint32_t, std::deque<std::uint32_t>> buckets_;
+  // Bucket key's entries are buckets_[slot_[key] - 1], in the order the buckets were created (slot_[key] == 0: no
+  // bucket yet); slot_ is empty until a run is packed, then has kBuckets slots.
+  mutable std::vector<std::deque<std::uint32_t>> buckets_;
+  std::vector<std::uint16_t> slot_;
   mutable std::vector<Run> whole_;
   mutable bool sorted_ = true;
   Run open_{0, 0};
   std::size_t stored_ = 0;  // runs in buckets_ and whole_
-  // The bucket close() used last (successive runs mostly share one): its key and entries, in buckets_ (map nodes
-  // stay put). A copy or move forgets it.
-  struct LastBucket {
-    std::uint32_t key = 0;
-    std::deque<std::uint32_t>* entries = nullptr;
-    LastBucket() = default;
-    LastBucket(const LastBucket&) {}
-    LastBucket& operator=(const LastBucket&) {
-      entries = nullptr;
-      return *this;
-    }
-  };
-  LastBucket last_;
 };
 
 template <class F>
@@ -190,25 +210,35 @@ void GapRuns::for_each_sorted(F&& f) const {
   sort();
   std::size_t w = 0;
   bool open_left = open_.second > 0;
+  // The least run not yet emitted among the whole runs and the open run (nullptr when none is left).
+  auto least_other = [&]() -> const Run* {
+    const Run* next = w < whole_.size() ? &whole_[w] : nullptr;
+    if (open_left && (next == nullptr || open_ < *next)) next = &open_;
+    return next;
+  };
+  const Run* other = least_other();
   // Emits the whole runs and the open run that sort before `limit` (all of them for nullptr); false when f
   // asked to stop.
   auto emit_below = [&](const Run* limit) {
-    for (;;) {
-      const Run* next = w < whole_.size() ? &whole_[w] : nullptr;
-      if (open_left && (next == nullptr || open_ < *next)) next = &open_;
-      if (next == nullptr || (limit != nullptr && !(*next < *limit))) return true;
+    while (other != nullptr && (limit == nullptr || *other < *limit)) {
+      const Run* next = other;
       if (next == &open_) {
         open_left = false;
       } else {
         ++w;
       }
+      other = least_other();
       if (!f(next->first, next->second)) return false;
     }
+    return true;
   };
-  for (const auto& [key, entries] : buckets_) {
-    for (const std::uint32_t e : entries) {
+  for (std::uint32_t key = 0; key < slot_.size(); ++key) {
+    const std::deque<std::uint32_t>* entries = bucket(key);
+    if (entries == nullptr) continue;
+    for (const std::uint32_t e : *entries) {
       const Run r = decode(key, e);
-      if (!emit_below(&r) || !f(r.first, r.second)) return;
+      if (other != nullptr && *other < r && !emit_below(&r)) return;
+      if (!f(r.first, r.second)) return;
     }
   }
   emit_below(nullptr);

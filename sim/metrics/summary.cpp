@@ -24,8 +24,8 @@ namespace {
 // Stats of a weighted multiset given as runs in ascending order of value: visit(f) calls f(x, n) for every run
 // (value x, count n >= 0) in that order, stopping when f returns false. One implementation for plain samples,
 // (value, count) runs and the recorder's gap runs, so that equal data give the same bits whichever way they are
-// stored. It visits the runs three times: the sum, the variance (both summed in ascending order, which fixes their
-// bits), and the six order statistics of the percentiles, taken in one pass.
+// stored. It visits the runs twice: the count and the sum, then the variance (both sums taken in ascending order,
+// which fixes their bits) together with the six order statistics of the percentiles.
 template <class Visit>
 Stats stats_of_sorted_runs(Visit visit) {
   Stats s;
@@ -39,12 +39,6 @@ Stats stats_of_sorted_runs(Visit visit) {
   });
   if (s.count == 0) return s;
   s.mean = sum / double(s.count);
-  double var = 0;
-  visit([&](double x, std::int64_t n) {
-    var += (x - s.mean) * (x - s.mean) * double(n);
-    return true;
-  });
-  s.std = std::sqrt(var / double(s.count));
   s.max = last;
   // numpy's linear percentile: between the order statistics (0-based) lo = floor(pos) and lo + 1 of the expanded
   // multiset, pos = q / 100 x (count - 1).
@@ -63,12 +57,15 @@ Stats stats_of_sorted_runs(Visit visit) {
   value.fill(last);
   std::size_t next = 0;
   std::int64_t seen = 0;
+  double var = 0;
   visit([&](double x, std::int64_t n) {
+    var += (x - s.mean) * (x - s.mean) * double(n);
     seen += n;
     // Order statistic i is the value of the first run that brings the count past i.
     for (; next < order.size() && rank[order[next]] < seen; ++next) value[order[next]] = x;
-    return next < order.size();
+    return true;
   });
+  s.std = std::sqrt(var / double(s.count));
   auto pct = [&](std::size_t k) {
     const double a = value[2 * k];
     const double b = value[2 * k + 1];
@@ -115,7 +112,15 @@ nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& f) {
   std::int64_t in_tokens = 0, out_tokens = 0, preempted_requests = 0;
   std::int64_t cache_queries = 0, cache_hits = 0;
   Ns first_arrival = kNever, last_finish{0};
-  for (const auto& x : r) {
+  // One metric's values at a time (a run of millions of requests holds one such vector, not four), in one pass over
+  // the records each (RecordStore::for_each); the first pass also takes the totals.
+  auto metric = [&r](auto value) {
+    std::vector<double> v;
+    v.reserve(r.size());
+    r.for_each([&](const RequestRecord& x) { value(x, v); }, RecordStore::kCounts | RecordStore::kTimes);
+    return stats_of(std::move(v));
+  };
+  const Stats ttft = metric([&](const RequestRecord& x, auto& v) {
     if (x.cached_tokens >= 0) {
       cache_queries += x.prompt_tokens;
       cache_hits += x.cached_tokens;
@@ -125,15 +130,8 @@ nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& f) {
     preempted_requests += x.preemptions > 0 ? 1 : 0;
     first_arrival = std::min(first_arrival, x.arrival);
     last_finish = std::max(last_finish, x.finish);
-  }
-  // One metric's values at a time (a run of millions of requests holds one such vector, not four).
-  auto metric = [&r](auto value) {
-    std::vector<double> v;
-    v.reserve(r.size());
-    for (const auto& x : r) value(x, v);
-    return stats_of(std::move(v));
-  };
-  const Stats ttft = metric([](const RequestRecord& x, auto& v) { v.push_back(ns_to_ms(x.first_token - x.arrival)); });
+    v.push_back(ns_to_ms(x.first_token - x.arrival));
+  });
   const Stats tpot = metric([](const RequestRecord& x, auto& v) {
     if (x.output_tokens > 1) v.push_back(ns_to_ms(x.finish - x.first_token) / double(x.output_tokens - 1));
   });
@@ -281,7 +279,7 @@ void append_request_row(std::string& line, const RequestRecord& r) {
 std::vector<std::size_t> records_by_id(const RecordStore& records) {
   std::vector<std::pair<std::uint64_t, std::size_t>> ids;
   ids.reserve(records.size());
-  for (std::size_t i = 0; i < records.size(); ++i) ids.emplace_back(records[i].id, i);
+  records.for_each([&ids](const RequestRecord& r) { ids.emplace_back(r.id, ids.size()); }, RecordStore::kIds);
   std::sort(ids.begin(), ids.end());
   std::vector<std::size_t> order;
   order.reserve(ids.size());

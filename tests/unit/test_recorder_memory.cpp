@@ -59,6 +59,36 @@ void check_round_trip(const std::vector<RequestRecord>& in) {
   std::size_t i = 0;
   for (const RequestRecord r : store) REQUIRE(r == in[i++]);
   CHECK(i == in.size());
+  i = 0;
+  store.for_each([&](const RequestRecord& r) { REQUIRE(r == in[i++]); });
+  CHECK(i == in.size());
+  // Only some groups of fields: those come back exactly.
+  i = 0;
+  store.for_each(
+      [&](const RequestRecord& r) {
+        const RequestRecord& want = in[i++];
+        REQUIRE(r.preemptions == want.preemptions);
+        REQUIRE(r.prompt_tokens == want.prompt_tokens);
+        REQUIRE(r.output_tokens == want.output_tokens);
+        REQUIRE(r.cached_tokens == want.cached_tokens);
+        REQUIRE(r.arrival == want.arrival);
+        REQUIRE(r.ready == want.ready);
+        REQUIRE(r.first_scheduled == want.first_scheduled);
+        REQUIRE(r.first_token == want.first_token);
+        REQUIRE(r.finish == want.finish);
+      },
+      RecordStore::kCounts | RecordStore::kTimes);
+  CHECK(i == in.size());
+  i = 0;
+  store.for_each(
+      [&](const RequestRecord& r) {
+        const RequestRecord& want = in[i++];
+        REQUIRE(r.id == want.id);
+        REQUIRE(r.replica == want.replica);
+        REQUIRE(r.prefill_replica == want.prefill_replica);
+      },
+      RecordStore::kIds);
+  CHECK(i == in.size());
 }
 
 }  // namespace
@@ -96,6 +126,28 @@ TEST_CASE("packed request records round-trip exactly at the edges of int64 and a
       for (std::size_t i = 0; i < n; ++i) in.push_back(typical(i, rng));
       check_round_trip(in);
     }
+  }
+  SECTION("every field its own value, so that no two fields can be confused") {
+    std::mt19937_64 rng(5);
+    std::vector<RequestRecord> in;
+    for (std::size_t i = 0; i < 2 * chunk + 70; ++i) {
+      RequestRecord r = typical(i, rng);
+      auto small = [&rng](std::int64_t k) { return Ns{k * 1'000'000 + static_cast<std::int64_t>(rng() % 1000)}; };
+      r.prefill = small(1);
+      r.prefill_preempted = small(2);
+      r.decode = small(3);
+      r.decode_preempted = small(4);
+      r.step_compute = small(5);
+      r.step_memory = small(6);
+      r.step_communication = small(7);
+      r.step_overhead = small(8);
+      r.decode_wait = small(9);
+      r.kv_transfer = small(10);
+      r.prefill_replica = static_cast<std::int32_t>(100 + i % 5);
+      r.cached_tokens = static_cast<std::int64_t>(rng() % 50) - 1;
+      in.push_back(r);
+    }
+    check_round_trip(in);
   }
   SECTION("a chunk of equal records needs no bits; a typical one about 20 bytes a record") {
     RecordStore same, varied;
