@@ -1,8 +1,12 @@
 // Step times for the event loop: the StepModel's token-count and sampling parts are pure functions of one
 // integer each, so they are computed once per value and cached (with their operators' times by Bound); attention,
-// which depends on every sequence's context, is computed each step. One StepTimer per engine (not shared between
-// threads).
+// which depends on every sequence's context, is computed each step, except that a step of decodes alone is a pure
+// function of its shape's counts (decodes, context tokens, sampled), whose values recur often in steady load (every
+// member of a stable batch one token further, the same batch again later): such steps are memoized in a
+// direct-mapped table (exact: a hit returns the bits the computation gave), which turns itself off when too few
+// steps repeat. One StepTimer per engine (not shared between threads).
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -18,6 +22,58 @@ class StepTimer {
   // its operators' times by Bound, scaled so that they sum to the returned time exactly (the parts' operator times
   // sum to their GPU times up to rounding).
   [[nodiscard]] Seconds gpu_time(const BatchShape& b, BoundTimes& bounds) {
+    if (b.prefills.empty() && memo_on_) return decode_time(b, bounds);
+    return compute(b, bounds);
+  }
+  [[nodiscard]] Seconds stage_send_time(std::int64_t tokens) {
+    const auto i = static_cast<std::size_t>(tokens);
+    if (i >= send_by_tokens_.size()) send_by_tokens_.resize(i + 1, -1.0);
+    if (send_by_tokens_[i] < 0) send_by_tokens_[i] = model_->stage_send_time(tokens).v;
+    return Seconds{send_by_tokens_[i]};
+  }
+  [[nodiscard]] const StepModel& model() const { return *model_; }
+  // Decode-only steps looked up in the memo, and how many of them it held (while it is on).
+  [[nodiscard]] std::int64_t memo_lookups() const { return lookups_; }
+  [[nodiscard]] std::int64_t memo_hits() const { return hits_; }
+
+ private:
+  // The shape of a decode-only step: everything its time depends on.
+  struct DecodeKey {
+    std::int64_t decodes = -1, context = 0, window = 0, window_context = 0, sampled = 0;
+    bool operator==(const DecodeKey&) const = default;
+  };
+  struct Memo {
+    DecodeKey key;
+    double gpu = 0;
+    BoundTimes bounds;
+  };
+  static constexpr std::size_t kMemoSlots = 8192;     // x 80 B
+  static constexpr std::int64_t kMemoProbe = 100000;  // decode steps before the hit rate is judged
+  Seconds decode_time(const BatchShape& b, BoundTimes& bounds) {
+    const DecodeKey k{b.num_decodes, b.decode_context_tokens, b.window, b.decode_window_context_tokens, b.num_sampled};
+    if (memo_.empty()) memo_.resize(kMemoSlots);
+    // Fibonacci hashing of the counts that vary (the window is the engine's own, fixed).
+    const std::uint64_t h = (static_cast<std::uint64_t>(k.decodes) * 0x9E3779B97F4A7C15ULL) ^
+                            (static_cast<std::uint64_t>(k.context) * 0xC2B2AE3D27D4EB4FULL) ^
+                            (static_cast<std::uint64_t>(k.window_context) * 0x165667B19E3779F9ULL) ^
+                            static_cast<std::uint64_t>(k.sampled);
+    Memo& m = memo_[static_cast<std::size_t>((h * 0x9E3779B97F4A7C15ULL) >> 51)];  // 13 bits: kMemoSlots
+    ++lookups_;
+    if (m.key == k) {
+      ++hits_;
+      bounds = m.bounds;
+      return Seconds{m.gpu};
+    }
+    const Seconds gpu = compute(b, bounds);
+    m = Memo{k, gpu.v, bounds};
+    if (lookups_ == kMemoProbe && hits_ * 4 < lookups_) {
+      // Under a quarter of the steps repeat: the lookups cost more than they save.
+      memo_on_ = false;
+      std::vector<Memo>().swap(memo_);
+    }
+    return gpu;
+  }
+  Seconds compute(const BatchShape& b, BoundTimes& bounds) {
     bounds = BoundTimes{};
     if (b.empty()) return Seconds{0.0};
     const Seconds tokens = cached(by_tokens_, b.total_tokens(), bounds,
@@ -33,15 +89,7 @@ class StepTimer {
     }
     return gpu;
   }
-  [[nodiscard]] Seconds stage_send_time(std::int64_t tokens) {
-    const auto i = static_cast<std::size_t>(tokens);
-    if (i >= send_by_tokens_.size()) send_by_tokens_.resize(i + 1, -1.0);
-    if (send_by_tokens_[i] < 0) send_by_tokens_[i] = model_->stage_send_time(tokens).v;
-    return Seconds{send_by_tokens_[i]};
-  }
-  [[nodiscard]] const StepModel& model() const { return *model_; }
 
- private:
   struct Part {
     double time = -1.0;  // < 0: not computed yet
     BoundTimes bounds;
@@ -61,6 +109,10 @@ class StepTimer {
   std::vector<Part> by_tokens_;
   std::vector<Part> by_sampled_;
   std::vector<double> send_by_tokens_;
+  std::vector<Memo> memo_;
+  bool memo_on_ = true;
+  std::int64_t lookups_ = 0;
+  std::int64_t hits_ = 0;
 };
 
 }  // namespace servesim

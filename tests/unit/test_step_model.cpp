@@ -5,6 +5,7 @@
 #include "models/common/error.h"
 #include "models/cost/roofline.h"
 #include "models/cost/step_model.h"
+#include "models/cost/step_timer.h"
 
 using namespace servesim;
 
@@ -117,4 +118,41 @@ TEST_CASE("the vocabulary is padded to 64 and split over tensor-parallel ranks",
   const StepModel base(llama, simple_gpu(), ParallelConfig{1, 1, 0.0}, pred, {}, nullptr);
   CHECK(one.weight_bytes_per_gpu().v - base.weight_bytes_per_gpu().v ==
         Approx(2.0 * double(50304 - 128256) * 4096 * 2.0));
+}
+
+TEST_CASE("the event loop's step timer gives the step model's bits, decode-only steps memoized", "[cost]") {
+  auto pred = std::make_shared<const RooflinePredictor>(simple_gpu());
+  auto model = std::make_shared<const StepModel>(llama3_8b(), simple_gpu(), ParallelConfig{}, pred, EngineOverhead{},
+                                                 nullptr);
+  StepTimer timer(model);
+  // Decode-only steps (every shape twice, the second from the memo) and mixed steps, which are never memoized.
+  std::vector<BatchShape> shapes;
+  for (std::int64_t n = 1; n <= 64; n *= 2) {
+    for (std::int64_t ctx : {600, 2000, 9000}) {
+      BatchShape b;
+      b.num_decodes = n;
+      b.decode_context_tokens = n * ctx;
+      b.num_sampled = n;
+      shapes.push_back(b);
+      shapes.push_back(b);
+      b.prefills.push_back(PrefillChunk{512, 0});
+      b.num_sampled += 1;
+      shapes.push_back(b);
+    }
+  }
+  for (const BatchShape& b : shapes) {
+    INFO(b.num_decodes << " decodes, " << b.decode_context_tokens << " context, " << b.prefills.size() << " prefills");
+    BoundTimes bounds;
+    const Seconds gpu = timer.gpu_time(b, bounds);
+    const StepCost cost = model->breakdown(b);
+    CHECK(gpu.v == cost.gpu.v);  // the same bits
+    // The bounds sum to the GPU time (scaled exactly as the first computation scaled them).
+    double sum = 0;
+    for (const double x : bounds.s) sum += x;
+    CHECK(sum == Approx(gpu.v).epsilon(1e-12));
+    CHECK(bounds.of(Bound::memory) > 0);
+  }
+  // 21 decode-only steps looked up, 7 x 3 of them the second time: all hits.
+  CHECK(timer.memo_lookups() == 42);
+  CHECK(timer.memo_hits() == 21);
 }
