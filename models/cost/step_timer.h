@@ -52,12 +52,12 @@ class StepTimer {
   Seconds decode_time(const BatchShape& b, BoundTimes& bounds) {
     const DecodeKey k{b.num_decodes, b.decode_context_tokens, b.window, b.decode_window_context_tokens, b.num_sampled};
     if (memo_.empty()) memo_.resize(kMemoSlots);
-    // Fibonacci hashing of the counts that vary (the window is the engine's own, fixed).
-    const std::uint64_t h = (static_cast<std::uint64_t>(k.decodes) * 0x9E3779B97F4A7C15ULL) ^
-                            (static_cast<std::uint64_t>(k.context) * 0xC2B2AE3D27D4EB4FULL) ^
-                            (static_cast<std::uint64_t>(k.window_context) * 0x165667B19E3779F9ULL) ^
-                            static_cast<std::uint64_t>(k.sampled);
-    Memo& m = memo_[static_cast<std::size_t>((h * 0x9E3779B97F4A7C15ULL) >> 51)];  // 13 bits: kMemoSlots
+    Memo& m = memo_[slot(k)];
+    // The next step of a stable batch reads every context one token further: its slot is fetched while this step
+    // runs (the table is larger than the nearer caches).
+    DecodeKey next = k;
+    next.context += k.decodes;
+    if (k.window == 0) __builtin_prefetch(&memo_[slot(next)]);
     ++lookups_;
     if (m.key == k) {
       ++hits_;
@@ -72,6 +72,14 @@ class StepTimer {
       std::vector<Memo>().swap(memo_);
     }
     return gpu;
+  }
+  // Fibonacci hashing of the counts that vary (the window is the engine's own, fixed): 13 bits, kMemoSlots.
+  static std::size_t slot(const DecodeKey& k) {
+    const std::uint64_t h = (static_cast<std::uint64_t>(k.decodes) * 0x9E3779B97F4A7C15ULL) ^
+                            (static_cast<std::uint64_t>(k.context) * 0xC2B2AE3D27D4EB4FULL) ^
+                            (static_cast<std::uint64_t>(k.window_context) * 0x165667B19E3779F9ULL) ^
+                            static_cast<std::uint64_t>(k.sampled);
+    return static_cast<std::size_t>((h * 0x9E3779B97F4A7C15ULL) >> 51);
   }
   Seconds compute(const BatchShape& b, BoundTimes& bounds) {
     bounds = BoundTimes{};
