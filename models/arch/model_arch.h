@@ -129,9 +129,9 @@ struct ModelArch {
 
   // Sliding-window layers among layers [first, first + count) (all layers by default).
   [[nodiscard]] std::int64_t sliding_layers(std::int64_t first = 0, std::int64_t count = -1) const;
-  // The window the KV cache may slide by: sliding_window when every layer uses it, else 0. With a mix of full and
-  // sliding layers vLLM's hybrid allocator keeps separate block groups; servesim holds the KV as full attention
-  // (conservative: more memory than vLLM) and costs each layer's attention over its own window.
+  // The window the KV cache may slide by: sliding_window when every layer uses it, else 0. A mix of full and
+  // sliding layers gets vLLM's hybrid KV cache groups (sim/engine/kv_cache.h KvGroups::of) and each layer's
+  // attention is costed over its own window.
   [[nodiscard]] std::int64_t kv_window() const {
     return sliding_window > 0 && sliding_layers() == num_layers ? sliding_window : 0;
   }

@@ -60,6 +60,7 @@ nlohmann::ordered_json run_config(const Scenario& sc) {
                        {"block_size", pool.engine.block_size},
                        {"kv_cache_dtype", pool.kv_cache_dtype},
                        {"gpus", gpus}});
+      if (pool.kv.groups > 1) pools.back()["kv_cache_groups"] = pool.kv.groups;
     }
     c["pools"] = pools;
     if (sc.topo) c["topology_gpus"] = sc.topo->gpu_count();
@@ -244,6 +245,7 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
     EngineConfig engine_cfg = pool.engine;
     engine_cfg.defer_itl = sc.horizon != kNever;
     engine_cfg.num_kv_blocks = pool.engine.num_kv_blocks / engines;
+    engine_cfg.kv_blocks_per_rank = pool.engine.kv_blocks_per_rank / engines;
     engine_cfg.seed = sc.seed;
     const EngineRole role = pool.role == PoolRole::prefill  ? EngineRole::prefill
                             : pool.role == PoolRole::decode ? EngineRole::decode
@@ -331,6 +333,7 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   f.engines = engines_total;
   f.kv_blocks_per_replica = sc.replica.num_kv_blocks;
   f.block_size = sc.replica.block_size;
+  f.kv_groups = sc.kv.groups;
   f.config = run_config(sc);
   nlohmann::ordered_json sets = nlohmann::ordered_json::array();
   for (const auto& [path, value] : loader.options().sets) sets.push_back(path + "=" + value);

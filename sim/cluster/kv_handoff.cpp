@@ -215,9 +215,13 @@ void KvHandOff::prefill_done(Simulator& sim, Engine& from, Sequence& s) {
     Sequence* dst = t.dst;
     const std::int64_t blocks = dst->blocks;
     const std::int64_t null_blocks = dst->null_blocks;
+    const std::int64_t swa_blocks = dst->swa_blocks;
+    const std::int64_t swa_null = dst->swa_null;
     *dst = s;
     dst->blocks = blocks;
     dst->null_blocks = null_blocks;
+    dst->swa_blocks = swa_blocks;
+    dst->swa_null = swa_null;
     dst->scheduled = 0;
     maybe_finish(sim, slot);
     return;

@@ -21,8 +21,11 @@ Engine::Engine(std::int32_t replica, std::shared_ptr<const StepModel> model, std
       pipeline_(std::move(pipeline)),
       cfg_(cfg),
       sink_(sink),
-      kv_(cfg.num_kv_blocks, cfg.block_size, model_->arch().kv_window(), cfg.limits.max_num_batched_tokens,
+      kv_(cfg.num_kv_blocks, cfg.block_size,
+          KvGroups::of(model_->arch(), model_->parallel().pipeline, cfg.hybrid_kv_cache),
+          cfg.limits.max_num_batched_tokens,
           cfg.enable_prefix_caching) {
+  if (cfg.kv_blocks_per_rank > 0) kv_.limit_sequence_blocks(cfg.kv_blocks_per_rank - KvCacheSizing::kNullBlocks);
   recorder_ = dynamic_cast<Recorder*>(&sink_);
   step_.replica = replica;
   step_.engine = cfg.engine;
@@ -102,10 +105,10 @@ EngineAccount Engine::account() const {
   a.engine = cfg_.engine;
   a.kv_blocks = kv_.num_blocks();
   a.kv_free = kv_.free_blocks();
-  for (const Sequence* s : running_) a.kv_held += s->blocks;
-  for (const Sequence* s : waiting_) a.kv_held += s->blocks;
-  for (const Sequence* s : parked_) a.kv_held += s->blocks;
-  for (const Sequence* s : incoming_) a.kv_held += s->blocks;  // reserved: not yet outstanding here
+  for (const Sequence* s : running_) a.kv_held += kv_.held(*s);
+  for (const Sequence* s : waiting_) a.kv_held += kv_.held(*s);
+  for (const Sequence* s : parked_) a.kv_held += kv_.held(*s);
+  for (const Sequence* s : incoming_) a.kv_held += kv_.held(*s);  // reserved: not yet outstanding here
   a.kv_held -= kv_.shared_refs();  // a cached block held by several sequences is one block
   a.outstanding = outstanding_;
   a.queued = static_cast<std::int64_t>(running_.size() + waiting_.size() + parked_.size()) + in_front_end_;
@@ -143,6 +146,8 @@ Sequence* Engine::reserve(const Sequence& from, std::int64_t tokens) {
   *s = from;
   s->blocks = 0;
   s->null_blocks = 0;
+  s->swa_blocks = 0;
+  s->swa_null = 0;
   s->scheduled = 0;
   s->kv_entries.clear();  // the prefill replica's blocks
   s->hashed = BlockHashCursor{};

@@ -4,14 +4,45 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "models/arch/model_arch.h"
+#include "models/cost/step_model.h"
+
 namespace servesim {
+
+KvGroups KvGroups::of(const ModelArch& arch, std::int64_t pipeline, bool hybrid_manager) {
+  if (arch.sliding_window == 0) return {};
+  if (arch.kv_window() > 0) return {arch.kv_window(), 0};
+  if (!hybrid_manager || arch.sliding_layers() == 0) return {};
+  std::int64_t groups = 0;
+  std::int64_t first = 0;
+  for (const std::int64_t n : StepModel::pp_stage_layers(arch.num_layers, pipeline)) {
+    const std::int64_t sliding = arch.sliding_layers(first, n);
+    const std::int64_t full = n - sliding;
+    first += n;
+    // vLLM's group size is the fewer of the two layer counts; more than one full-attention group (or a stage with
+    // one kind only) is not what HybridKVCacheCoordinator serves: held as full attention.
+    if (full == 0 || sliding < full) return {};
+    const std::int64_t g = (sliding + full - 1) / full;
+    if (groups > 0 && g != groups) return {};
+    groups = g;
+  }
+  return {arch.sliding_window, groups};
+}
+
+std::int64_t KvGroups::page_layers(const ModelArch& arch, std::int64_t pipeline, std::int64_t stage) const {
+  const std::vector<std::int64_t> layers = StepModel::pp_stage_layers(arch.num_layers, pipeline);
+  std::int64_t first = 0;
+  for (std::int64_t i = 0; i < stage; ++i) first += layers[static_cast<std::size_t>(i)];
+  const std::int64_t n = layers[static_cast<std::size_t>(stage)];
+  return hybrid() ? n - arch.sliding_layers(first, n) : n;
+}
 
 std::int64_t KvCacheSizing::num_blocks() const {
   if (num_gpu_blocks_override > 0) return num_gpu_blocks_override;
   if (stages.empty()) return 0;
   std::int64_t fewest = -1;
   for (std::size_t s = 0; s < stages.size(); ++s) {
-    const double per_block = stages[s].per_token.v * double(block_size);
+    const double per_block = stages[s].block_bytes(block_size);
     const double free = free_for_kv(s).v;
     if (free <= 0 || per_block <= 0) return 0;
     const auto n = static_cast<std::int64_t>(std::floor(free / per_block));
@@ -26,23 +57,43 @@ Bytes KvCacheSizing::max_weights() const {
   return most;
 }
 
-KvCacheManager::KvCacheManager(std::int64_t num_gpu_blocks, std::int64_t block_size, std::int64_t sliding_window,
+KvCacheManager::KvCacheManager(std::int64_t num_gpu_blocks, std::int64_t block_size, KvGroups layout,
                                std::int64_t max_step_tokens, bool prefix_caching)
     : num_blocks_(num_gpu_blocks - KvCacheSizing::kNullBlocks),
       block_size_(block_size),
       free_(num_blocks_),
-      window_(sliding_window),
+      layout_(layout),
+      window_(layout.window),
       max_step_tokens_(max_step_tokens),
-      caching_(prefix_caching && sliding_window == 0),
+      caching_(prefix_caching && (layout.window == 0 || layout.hybrid())),
       anon_tail_(num_blocks_) {
   if (num_blocks_ <= 0 || block_size <= 0) throw std::logic_error("KV cache needs blocks (besides the null block)");
-  if (sliding_window < 0 || max_step_tokens < 0) throw std::logic_error("KV cache: negative window or step");
+  if (layout.window < 0 || layout.sliding_groups < 0 || max_step_tokens < 0 ||
+      (layout.hybrid() && layout.window == 0)) {
+    throw std::logic_error("KV cache: negative window, groups or step, or sliding groups without a window");
+  }
+}
+
+std::int64_t KvCacheManager::window_blocks(std::int64_t tokens) const {
+  const std::int64_t step = max_step_tokens_ > 0 ? max_step_tokens_ : tokens;
+  return std::min(blocks_for(tokens), blocks_for(std::min(tokens, window_ - 1 + step)) + 1);
 }
 
 std::int64_t KvCacheManager::peak_blocks(std::int64_t tokens) const {
   if (window_ == 0) return blocks_for(tokens);
-  const std::int64_t step = max_step_tokens_ > 0 ? max_step_tokens_ : tokens;
-  return std::min(blocks_for(tokens), blocks_for(std::min(tokens, window_ - 1 + step)) + 1);
+  if (layout_.hybrid()) return blocks_for(tokens) + layout_.sliding_groups * window_blocks(tokens);
+  return window_blocks(tokens);
+}
+
+void KvCacheManager::slide(Sequence& s, std::int64_t computed) {
+  // vLLM's SlidingWindowManager.remove_skipped_blocks, in every sliding group: the blocks before
+  // (computed - sliding_window + 1) // block_size are read by no query any more.
+  const std::int64_t skipped = std::max<std::int64_t>(0, (computed - window_ + 1) / block_size_);
+  const std::int64_t freed = std::min(std::max<std::int64_t>(0, skipped - s.swa_null), s.swa_blocks);
+  s.swa_null += freed;
+  s.swa_blocks -= freed;
+  free_ += freed * layout_.sliding_groups;
+  anon_tail_ += freed * layout_.sliding_groups;  // to the free queue's tail, in no cache entry
 }
 
 void KvCacheManager::disable_prefix_caching() {
@@ -131,6 +182,20 @@ void KvCacheManager::cache_full_blocks(Sequence& s, std::int64_t tokens) {
 }
 
 bool KvCacheManager::allocate(Sequence& s, std::int64_t tokens) {
+  if (layout_.hybrid()) {
+    // vLLM's allocate_slots: remove_skipped_blocks in every group, then all groups' new blocks or none.
+    slide(s, s.computed);
+    const bool keep = caches(s);
+    const std::int64_t need = std::max<std::int64_t>(0, blocks_for(tokens) - s.blocks);
+    const std::int64_t need_swa = std::max<std::int64_t>(0, blocks_for(tokens) - s.swa_blocks - s.swa_null);
+    if (need + need_swa * layout_.sliding_groups > free_) return false;
+    take_free(need, keep ? &s : nullptr);
+    s.blocks += need;
+    take_free(need_swa * layout_.sliding_groups, nullptr);
+    s.swa_blocks += need_swa;
+    if (keep) cache_full_blocks(s, tokens);
+    return true;
+  }
   if (window_ > 0) {
     // vLLM: last_useful_block = (num_computed_tokens - sliding_window + 1) // block_size; the blocks before it are
     // read by no query any more and go back to the pool.
@@ -177,7 +242,10 @@ bool KvCacheManager::allocate_cached(Sequence& s, std::int64_t hit, std::int64_t
     if (entries_[static_cast<std::size_t>(it->second)].refs == 0) ++free_hits;
   }
   const std::int64_t fresh = blocks_for(tokens) - hit_blocks;
-  if (fresh + free_hits > free_) return false;
+  // Hybrid: the sliding groups hold the blocks from the hit's window on (taken like new ones, see the header).
+  const std::int64_t swa_skipped = layout_.hybrid() ? std::max<std::int64_t>(0, (hit - window_ + 1) / block_size_) : 0;
+  const std::int64_t swa = layout_.hybrid() ? blocks_for(tokens) - swa_skipped : 0;
+  if (fresh + free_hits + swa * layout_.sliding_groups > free_) return false;
   // vLLM's touch: the hit blocks first (a free one leaves the queue), then the new blocks from the queue's head.
   for (const std::int32_t i : hits_) {
     Entry& e = entries_[static_cast<std::size_t>(i)];
@@ -194,6 +262,11 @@ bool KvCacheManager::allocate_cached(Sequence& s, std::int64_t hit, std::int64_t
   s.hashed = c;
   take_free(fresh, &s);
   s.blocks += fresh;
+  if (swa > 0) {
+    take_free(swa * layout_.sliding_groups, nullptr);
+    s.swa_blocks = swa;
+    s.swa_null = swa_skipped;
+  }
   cache_full_blocks(s, tokens);
   return true;
 }
@@ -220,9 +293,14 @@ void KvCacheManager::release(Sequence& s) {
     free_ += s.blocks;
     anon_tail_ += s.blocks;
   }
+  // vLLM frees the groups in order: the sliding groups' blocks reach the queue's tail after the full group's.
+  free_ += s.swa_blocks * layout_.sliding_groups;
+  anon_tail_ += s.swa_blocks * layout_.sliding_groups;
   s.hashed = BlockHashCursor{};
   s.blocks = 0;
   s.null_blocks = 0;
+  s.swa_blocks = 0;
+  s.swa_null = 0;
 }
 
 }  // namespace servesim

@@ -33,6 +33,10 @@ struct Sequence {
   std::int64_t generated = 0;  // output tokens sampled so far
   std::int64_t blocks = 0;     // KV blocks held
   std::int64_t null_blocks = 0;  // leading block-table entries freed as outside the sliding window (vLLM's null block)
+  // Hybrid KV cache groups (sim/engine/kv_cache.h KvGroups): blocks held in each sliding-window group (`blocks`
+  // is then the full-attention group's), and its leading entries freed as outside the window.
+  std::int64_t swa_blocks = 0;
+  std::int64_t swa_null = 0;
   std::int64_t scheduled = 0;  // tokens scheduled in the current step
   std::int32_t preemptions = 0;
   Ns ready{0};                 // entered the engine's waiting queue (after the front end)

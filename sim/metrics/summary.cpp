@@ -201,7 +201,8 @@ nlohmann::ordered_json summarize(const Recorder& rec, const RunFacts& f) {
   s["output_throughput_bound"] = f.output_throughput_bound;
   s["replicas"] = f.replicas;
   s["kv_blocks_per_replica"] = f.kv_blocks_per_replica;
-  s["kv_capacity_tokens_per_replica"] = f.kv_blocks_per_replica * f.block_size;
+  s["kv_capacity_tokens_per_replica"] = f.kv_blocks_per_replica / f.kv_groups * f.block_size;
+  if (f.kv_groups > 1) s["kv_cache_groups"] = f.kv_groups;
   s["sim_end_s"] = f.sim_end_s;
   s["events"] = f.events;
   if (!f.config.is_null()) s["config"] = f.config;
@@ -339,11 +340,16 @@ std::string format_summary(const nlohmann::ordered_json& s) {
     // Each pool's own (the top-level figure is pool 0's).
     for (const auto& p : (*config)["pools"]) {
       o += fmt::format("{:<34}{:>14}\n", "KV cache size, pool " + p["name"].get<std::string>(),
-                       p["num_gpu_blocks"].get<std::int64_t>() * p["block_size"].get<std::int64_t>());
+                       p["num_gpu_blocks"].get<std::int64_t>() / p.value("kv_cache_groups", std::int64_t{1}) *
+                           p["block_size"].get<std::int64_t>());
     }
   } else {
     o += fmt::format("{:<34}{:>14}\n", "KV cache size (tokens / replica)",
                      x["kv_capacity_tokens_per_replica"].get<std::int64_t>());
+  }
+  if (const auto g = x.find("kv_cache_groups"); g != x.end()) {
+    // vLLM's hybrid manager: the size above is vLLM's (blocks / groups); a sliding group holds only the window.
+    o += fmt::format("{:<34}{:>14}\n", "KV cache groups (hybrid)", g->get<std::int64_t>());
   }
   if (const auto pc = x.find("prefix_cache"); pc != x.end()) {
     o += fmt::format("{:<34}{:>13.1f}%\n", "Prefix cache hit rate (tokens)", 100.0 * (*pc)["hit_rate"].get<double>());

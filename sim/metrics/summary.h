@@ -39,6 +39,10 @@ struct RunFacts {
   // N tokens".
   std::int64_t kv_blocks_per_replica = 0;
   std::int64_t block_size = 16;
+  // KV cache groups (sim/engine/kv_cache.h KvGroups): with vLLM's hybrid manager a token takes a block slot in
+  // each group, so the capacity is kv_blocks / groups x block_size (vLLM's log line), and "kv_cache_groups" is
+  // reported; 1 otherwise.
+  std::int64_t kv_groups = 1;
   // The configuration that produced the run ("servesim"."config") and how it was invoked ("servesim"."run":
   // scenario path as given, --set lines, seed); left out when null.
   nlohmann::ordered_json config;

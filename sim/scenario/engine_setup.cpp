@@ -11,6 +11,13 @@
 namespace servesim {
 namespace {
 
+// A number as the user would write it (0.9, not 0.900000).
+std::string shortest(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
 std::string fmt_gib(Bytes b) {
   std::ostringstream os;
   os.precision(1);
@@ -138,6 +145,10 @@ EngineSetup read_engine(const LayeredTable& eng, const Config& sim, ModelArch& a
   e.config.block_size = eng.at("block_size").positive_int_or("block_size", 16);
   // vLLM's --enable-prefix-caching, on by default in vLLM v1 (vllm/engine/arg_utils.py, V1 engine defaults).
   e.config.enable_prefix_caching = eng.at("enable_prefix_caching").boolean_or("enable_prefix_caching", true);
+  // vLLM's --disable-hybrid-kv-cache-manager (off by default: models mixing full and sliding-window layers get
+  // per-group blocks; sim/engine/kv_cache.h KvGroups).
+  e.config.hybrid_kv_cache =
+      !eng.at("disable_hybrid_kv_cache_manager").boolean_or("disable_hybrid_kv_cache_manager", false);
   if (!eng.has("max_model_len") && arch.max_position_embeddings > kMaxTokensPerRequest) {
     eng.fail("max_model_len", "is needed: the model's max_position_embeddings " +
                                   std::to_string(arch.max_position_embeddings) + " is past the limit of " +
@@ -201,14 +212,22 @@ void size_kv_cache(EngineSetup& e, const LayeredTable& eng, const Config& gpu_ta
   e.kv.activations = eng.has("activation_reserve") ? eng.at("activation_reserve").bytes("activation_reserve")
                                                    : default_activation_reserve(arch, parallel, lim);
   e.kv.stages.clear();
+  const KvGroups layout = KvGroups::of(arch, parallel.pipeline, e.config.hybrid_kv_cache);
+  const std::vector<std::int64_t> stage_layers = StepModel::pp_stage_layers(arch.num_layers, parallel.pipeline);
   for (std::int64_t st = 0; st < parallel.pipeline; ++st) {
-    e.kv.stages.push_back({model.weight_bytes_per_gpu(st), model.kv_bytes_per_token_per_gpu(st)});
+    KvCacheSizing::Stage stage{model.weight_bytes_per_gpu(st), model.kv_bytes_per_token_per_gpu(st)};
+    if (layout.hybrid()) {
+      stage.page_layers = layout.page_layers(arch, parallel.pipeline, st);
+      stage.layers = stage_layers[static_cast<std::size_t>(st)];
+    }
+    e.kv.stages.push_back(stage);
   }
+  e.kv.groups = layout.groups();
   const Bytes weights = e.kv.max_weights();
   if (weights > e.kv.usable) {
     gpu_table.fail(gpu_key, arch.name + " needs " + fmt_gib(weights) + " of weights per GPU but only " +
                                 fmt_gib(e.kv.usable) + " of the " + gpu.name + " is usable at gpu_memory_utilization " +
-                                std::to_string(e.gpu_memory_utilization) +
+                                shortest(e.gpu_memory_utilization) +
                                 ": the model does not fit (raise tensor_parallel_size or pick a larger GPU)");
   }
   // vLLM's num_gpu_blocks, the null block included (the scheduler's KvCacheManager keeps it back).
@@ -220,11 +239,15 @@ void size_kv_cache(EngineSetup& e, const LayeredTable& eng, const Config& gpu_ta
     gpu_table.fail(gpu_key, "no memory left for the KV cache after " + fmt_gib(weights) + " of weights and " +
                                 fmt_gib(e.kv.activations) + " of activations: the model does not fit");
   }
+  // One data-parallel rank's pool (below): the most one sequence can hold.
+  const std::int64_t rank_blocks = e.config.num_kv_blocks;
   if (parallel.data > 1) {
     // Data-parallel attention: each of the `data` groups has its own KV cache and its own vLLM engine limits
     // (max_num_seqs, max_num_batched_tokens are per data-parallel rank, as vLLM's engine arguments). servesim
-    // schedules a stage as one engine over all of them, ideally balanced, so the replica holds data x each.
+    // schedules a stage as one engine over all of them, ideally balanced, so the replica holds data x each; a
+    // sequence lives on one rank, so one rank's pool bounds it (EngineConfig::kv_blocks_per_rank).
     e.config.num_kv_blocks *= parallel.data;
+    e.config.kv_blocks_per_rank = rank_blocks;
     lim.max_num_seqs *= parallel.data;
     lim.max_num_batched_tokens *= parallel.data;
   }
@@ -236,21 +259,27 @@ void size_kv_cache(EngineSetup& e, const LayeredTable& eng, const Config& gpu_ta
   // earlier, since BlockPool never hands the null block out and such a request could never be scheduled. With a
   // sliding window on every layer the sequence holds at most its window's blocks (SlidingWindowSpec's
   // max_memory_usage_bytes).
-  const std::int64_t per_engine_blocks = e.config.num_kv_blocks / parallel.pipeline;
+  // With data-parallel attention, one rank's pool (its share of a micro-batch engine's).
+  const std::int64_t per_engine_blocks = rank_blocks / parallel.pipeline;
   const std::int64_t usable_blocks = per_engine_blocks - KvCacheSizing::kNullBlocks;
-  const std::int64_t per_engine_tokens = usable_blocks * e.config.block_size;
-  const std::int64_t window = arch.kv_window();
-  const bool fits = usable_blocks > 0 && KvCacheManager(per_engine_blocks, e.config.block_size, window,
-                                                        lim.max_num_batched_tokens)
+  const std::int64_t per_engine_tokens = usable_blocks / layout.groups() * e.config.block_size;
+  const std::int64_t window = layout.window;
+  const bool fits = usable_blocks > 0 && KvCacheManager(per_engine_blocks, e.config.block_size, layout,
+                                                        lim.max_num_batched_tokens / parallel.data)
                                              .can_ever_fit(e.config.max_model_len);
   if (!fits) {
-    eng.fail("max_model_len", std::to_string(e.config.max_model_len) +
-                                  " is larger than the maximum number of tokens that can be stored in the KV cache (" +
-                                  std::to_string(per_engine_tokens) + " = (" + std::to_string(per_engine_blocks) +
-                                  " blocks - 1 null block) x block_size " + std::to_string(e.config.block_size) +
-                                  (parallel.pipeline > 1 ? " per pipeline micro-batch engine" : "") +
-                                  (window > 0 ? ", of which a sequence holds its sliding window's blocks" : "") +
-                                  "); lower engine.max_model_len, raise gpu_memory_utilization or use more GPUs");
+    eng.fail("max_model_len",
+             std::to_string(e.config.max_model_len) +
+                 " is larger than the maximum number of tokens that can be stored in the KV cache (" +
+                 std::to_string(per_engine_tokens) + " = (" + std::to_string(per_engine_blocks) + " blocks - 1 null block)" +
+                 (layout.hybrid() ? " / " + std::to_string(layout.groups()) + " KV cache groups" : "") +
+                 " x block_size " + std::to_string(e.config.block_size) +
+                 (parallel.pipeline > 1 ? " per pipeline micro-batch engine" : "") +
+                 (parallel.data > 1 ? " per data-parallel rank" : "") +
+                 (window > 0 ? std::string(", of which a sequence holds its sliding window's blocks") +
+                                   (layout.hybrid() ? " in the sliding-window groups" : "")
+                             : "") +
+                 "); lower engine.max_model_len, raise gpu_memory_utilization or use more GPUs");
   }
 }
 
