@@ -74,7 +74,7 @@ class ExpertRouting {
   std::int64_t k_ = 0;
 };
 
-// Which physical experts each expert-parallel rank holds. Shapes: `ranks()` lists of `experts_per_rank()` physical
+// Which physical experts each expert-parallel rank holds. Shapes: `num_ranks()` lists of `experts_per_rank()` physical
 // experts each, (E + R) / ep, with R = 0 without load balancing; `replicas()` has one count per logical expert
 // (each >= 1, summing to E + R).
 class ExpertPlacement {
@@ -91,6 +91,8 @@ class ExpertPlacement {
   //   (b) pack: the E + R physical experts, of weight load / replicas, by weight descending (stable: equal weights
   //       keep the order of logical index, then replica), each onto the rank with the smallest total weight among
   //       the ranks holding fewer than (E + R) / ranks (ties: the lower rank).
+  // DeepSeek's EPLB (and vLLM's port of it) also has a hierarchical policy (expert groups packed onto nodes first,
+  // used when the groups divide over the nodes); only the global policy is modelled.
   // Each rank lists its physical experts in the order they were packed. `loads`: one per logical expert, any scale
   // (the routing's selection probabilities q_i, ExpertRouting::select()). Throws InputError unless there is at
   // least one load, every load is finite and >= 0, ranks >= 1, redundant >= 0 and ranks divides E + R.

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
+
 #include "helpers.h"
 #include "models/arch/model_arch.h"
 #include "models/common/error.h"
@@ -107,6 +109,7 @@ TEST_CASE("EPLB on DeepSeek-V3 EP 8 under Zipf skew: lower busiest-rank rows and
   const ExpertPlacement& pe = s_eplb.expert_placement();
   REQUIRE(pe.num_ranks() == 8);
   CHECK(pe.experts_per_rank() == 36);  // (256 + 32) / 8
+  for (std::int64_t r = 0; r < 8; ++r) CHECK(pe.rank(r).size() == 36);
   CHECK(std::accumulate(pe.replicas().begin(), pe.replicas().end(), std::int64_t{0}) == 288);
   CHECK(pe.replicas().front() == *std::max_element(pe.replicas().begin(), pe.replicas().end()));
   CHECK(pe.replicas().front() > 1);
@@ -216,4 +219,28 @@ TEST_CASE("EPLB scenario keys: one-line errors naming the key, exit 2", "[moe][e
                                 "--decode 16x2000");
   INFO(ok.output);
   CHECK(ok.code == 0);
+}
+
+TEST_CASE("EPLB scenario: under Zipf skew lower TPOT, and a KV cache smaller by the extra experts' weights",
+          "[moe][eplb]") {
+  const auto dir = test::temp_dir("eplb-run");
+  const std::string sc = test::scenario_path("deepseek-v3-ep16-eplb-zipf.toml");
+  const std::string few = " --set workload.num_requests=300";
+  const auto on = test::run_cli("run " + sc + few + " --out " + (dir / "on").string());
+  const auto off = test::run_cli("run " + sc + few + " --set parallel.enable_eplb=false"
+                                 " --set parallel.num_redundant_experts=0 --out " + (dir / "off").string());
+  INFO(on.output << off.output);
+  REQUIRE(on.code == 0);
+  REQUIRE(off.code == 0);
+  const auto j_on = nlohmann::json::parse(test::read_file(dir / "on" / "summary.json"));
+  const auto j_off = nlohmann::json::parse(test::read_file(dir / "off" / "summary.json"));
+  CHECK(j_on["mean_tpot_ms"].get<double>() < 0.8 * j_off["mean_tpot_ms"].get<double>());
+  // 16 GPUs, each (256 + 32) / 16 = 18 experts instead of 16: 2 x 58 layers x 3 x 7168 x 2048 fp8 bytes more, and
+  // as many bytes less of KV at 576 x 61 x 2 B per token (MLA's latent, bf16): the tokens per GPU drop by that,
+  // up to one 16-token block of rounding.
+  const double dropped = double(j_off["servesim"]["kv_capacity_tokens_per_replica"].get<std::int64_t>() -
+                                j_on["servesim"]["kv_capacity_tokens_per_replica"].get<std::int64_t>()) /
+                         16.0;
+  const double expected = 2.0 * 58.0 * 3.0 * 7168.0 * 2048.0 / (576.0 * 61.0 * 2.0);
+  CHECK(std::abs(dropped - expected) < 16.0);
 }
