@@ -1,7 +1,10 @@
 #include "models/cost/moe_mla_cost.h"
 
 #include <algorithm>
+#include <optional>
+#include <string>
 
+#include "models/common/error.h"
 #include "models/cost/step_model.h"
 
 namespace servesim {
@@ -30,7 +33,39 @@ struct Emitter {
   }
 };
 
+// An error about a [parallel] key: key() names it, so that the scenario loader places it at the key.
+InputError parallel_error(const char* key, const std::string& detail) {
+  return InputError(ErrorPlace{"", std::nullopt, std::string("parallel.") + key}, detail);
+}
+
 }  // namespace
+
+ExpertPlacement expert_placement(const ModelArch& arch, const ParallelConfig& par, const ExpertRouting& routing) {
+  const std::int64_t R = par.num_redundant_experts;
+  if (R < 0) throw parallel_error("num_redundant_experts", "must be >= 0 (got " + std::to_string(R) + ")");
+  if (R > 0 && !par.enable_eplb) {
+    throw parallel_error("num_redundant_experts", "applies with enable_eplb = true only (vLLM's redundant experts "
+                                                  "are part of expert-parallel load balancing)");
+  }
+  if (par.enable_eplb && !arch.moe.enabled()) {
+    throw parallel_error("enable_eplb", arch.name + " has no mixture-of-experts layers");
+  }
+  if (!arch.moe.enabled()) return {};
+  const std::int64_t E = arch.moe.num_experts;
+  const std::int64_t ep = par.expert;
+  if (!par.enable_eplb) return ExpertPlacement::contiguous(E, ep);
+  if (ep <= 1) {
+    throw parallel_error("enable_eplb", "needs expert parallelism (expert_parallel_size > 1), as vLLM's "
+                                        "--enable-eplb does");
+  }
+  if ((E + R) % ep != 0) {
+    throw parallel_error("num_redundant_experts",
+                         std::to_string(E) + " experts of " + arch.name + " + " + std::to_string(R) +
+                             " redundant = " + std::to_string(E + R) + " physical experts do not divide by "
+                             "expert_parallel_size " + std::to_string(ep) + " (vLLM requires whole experts per rank)");
+  }
+  return ExpertPlacement::balanced(routing.select(), ep, R);
+}
 
 Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t total_tokens, const EmitOp& emit) {
   const MoeArch& moe = c.arch.moe;
@@ -47,7 +82,6 @@ Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t tota
   // The experts: per expert-parallel rank, its experts' load; the busiest rank bounds the layer.
   const std::int64_t ep = par.expert;
   const std::int64_t width = ep > 1 ? moe.expert_intermediate_size : moe.expert_intermediate_size / par.tensor;
-  const std::int64_t per_rank = E / ep;
   // Tokens routed over: every token of the stage (after the dispatch, or because every rank holds them all).
   const double routed_tokens = double(ep > 1 ? total_tokens : T);
   struct RankCost {
@@ -57,7 +91,7 @@ Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t tota
     [[nodiscard]] Seconds time() const { return gate_up.time + act.time + down.time; }
   };
   auto rank_cost = [&](std::int64_t r) {
-    const ExpertRouting::Load load = c.routing.load(routed_tokens, r * per_rank, per_rank);
+    const ExpertRouting::Load load = c.routing.load(routed_tokens, c.placement.rank(r));
     // Expert weights: fp8, MXFP4 (weight-only: dequantized to the activations' precision) or the checkpoint's.
     const double w = c.arch.quantization == Quantization::mxfp4 ? kMxfp4BytesPerWeight : add.fp8_weights ? 1.0 : 0.0;
     RankCost rc{{"moe_gate_up", load.groups, load.rows, load.rows_per_group(), 2 * width, h, e, w, add.fp8_math},
@@ -161,7 +195,8 @@ double moe_mla_layer_weight_bytes(const ModelArch& a, const ParallelConfig& par,
   double routed = 0.0;  // the routed experts' weights, at their own precision
   if (a.is_moe_layer(layer)) {
     const MoeArch& moe = a.moe;
-    const double experts = double(moe.num_experts) / double(par.expert);
+    // Routed experts per GPU: E / ep, or (E + R) / ep physical ones with EPLB (each replica a full copy).
+    const double experts = double(par.physical_experts(moe.num_experts)) / double(par.expert);
     const double width = par.expert > 1 ? double(moe.expert_intermediate_size) : double(moe.expert_intermediate_size) / t;
     routed = experts * 3.0 * h * width;
     linear += 3.0 * h * double(moe.shared_intermediate_size) / t;

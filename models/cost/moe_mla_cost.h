@@ -13,10 +13,12 @@
 //   shared_expert_gate                            Qwen2-MoE: GEMM [T, 1, hidden]
 //   tp_all_reduce_moe  without data-parallel attention, when the layer is split over more than one GPU
 // Expert placement: expert = 1 splits each expert's FFN over the TP ranks (every GPU runs every hit expert with
-// width I / tp); expert parallelism gives rank r the experts [r E / ep, (r + 1) E / ep), whole, and the layer waits
-// for the busiest rank (the one whose grouped GEMMs take longest under the routing).
-// All-to-all volume with skew: the busiest rank receives T_total x (its experts' selection probabilities) rows;
-// the all-to-all is costed as a uniform one in which every rank moves that many (the slowest rank bounds it).
+// width I / tp); expert parallelism gives each rank whole experts (expert_placement: the contiguous experts
+// [r E / ep, (r + 1) E / ep), or with EPLB its (E + R) / ep physical experts, replicas taking q_i / replicas of the
+// tokens each), and the layer waits for the busiest rank (the one whose grouped GEMMs take longest under the
+// routing).
+// All-to-all volume with skew: the busiest rank receives T_total x (its physical experts' selection probabilities)
+// rows; the all-to-all is costed as a uniform one in which every rank moves that many (the slowest rank bounds it).
 //
 // MLA projections (ModelArch::mla), as vLLM's DeepseekV2MLAAttention runs them, TP splits heads:
 //   mla_qkv_a   GEMM [T, q_lora_rank + kv_lora_rank + rope, hidden], replicated (fused q_a_proj + kv_a_proj)
@@ -54,14 +56,24 @@ struct LayerCostContext {
   const OpPredictor& predictor;
   const GroupComm* comm;  // null for a single GPU
   const ExpertRouting& routing;
+  const ExpertPlacement& placement;  // expert_placement(arch, parallel, routing); MoE models only
 };
+
+// The physical experts of each expert-parallel rank (one rank of every expert when parallel.expert = 1): the
+// contiguous placement, or with parallel.enable_eplb ExpertPlacement::balanced over the routing's q_i with
+// parallel.num_redundant_experts extra copies. Empty for a model without MoE layers. Throws InputError with key()
+// "parallel.enable_eplb" (a model without MoE layers, or expert_parallel_size 1: vLLM's EPLB needs expert
+// parallelism) or "parallel.num_redundant_experts" (< 0, set without enable_eplb, or E + R not divisible by
+// expert_parallel_size, which vLLM requires).
+ExpertPlacement expert_placement(const ModelArch& arch, const ParallelConfig& parallel, const ExpertRouting& routing);
 
 // The MoE MLP of one layer (without its RMSNorm) for `tokens` on this GPU, `total_tokens` over the stage's
 // data-parallel ranks; returns one GPU's time for the layer.
 Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t tokens, std::int64_t total_tokens, const EmitOp& emit);
 // MLA's projections of one layer (everything but attention_norm and the attention kernels).
 Seconds mla_projection_ops(const LayerCostContext& c, std::int64_t tokens, const EmitOp& emit);
-// Weights of layer `layer` on one GPU (bytes), for MoE and MLA models.
+// Weights of layer `layer` on one GPU (bytes), for MoE and MLA models. A MoE layer holds physical_experts(E) / ep
+// routed experts per GPU: (E + R) / ep with EPLB (every replica is a full copy of its expert's weights).
 double moe_mla_layer_weight_bytes(const ModelArch& arch, const ParallelConfig& parallel, std::int64_t layer);
 
 }  // namespace servesim

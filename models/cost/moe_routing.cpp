@@ -77,14 +77,108 @@ double ExpertRouting::busiest_share() const {
   return *std::max_element(select_.begin(), select_.end()) / double(k_);
 }
 
-ExpertRouting::Load ExpertRouting::load(double tokens, std::int64_t first, std::int64_t count) const {
+namespace {
+
+// One physical expert selected with probability q per token, over `tokens` tokens.
+void add_expert(ExpertRouting::Load& out, double q, double tokens) {
+  out.groups += 1.0 - std::pow(1.0 - q, tokens);
+  out.rows += tokens * q;
+  out.busiest_rows = std::max(out.busiest_rows, tokens * q);
+}
+
+InputError placement_error(const std::string& detail) { return InputError("expert placement: " + detail); }
+
+}  // namespace
+
+ExpertRouting::Load ExpertRouting::load(double tokens, const std::vector<PhysicalExpert>& rank) const {
   Load out;
-  const auto end = static_cast<std::size_t>(std::min<std::int64_t>(first + count, experts()));
-  for (auto i = static_cast<std::size_t>(first); i < end; ++i) {
-    const double q = select_[i];
-    out.groups += 1.0 - std::pow(1.0 - q, tokens);
-    out.rows += tokens * q;
-    out.busiest_rows = std::max(out.busiest_rows, tokens * q);
+  // q / 1 is q exactly: a placement without replicas gives the bits of the contiguous sum.
+  for (const PhysicalExpert& p : rank) {
+    add_expert(out, select_[static_cast<std::size_t>(p.expert)] / double(p.replicas), tokens);
+  }
+  return out;
+}
+
+ExpertRouting::Load ExpertRouting::load(double tokens) const {
+  Load out;
+  for (const double q : select_) add_expert(out, q, tokens);
+  return out;
+}
+
+ExpertPlacement ExpertPlacement::contiguous(std::int64_t experts, std::int64_t ranks) {
+  if (experts < 1 || ranks < 1 || experts % ranks != 0) {
+    throw placement_error(std::to_string(experts) + " experts do not split evenly over " + std::to_string(ranks) +
+                          " expert-parallel ranks");
+  }
+  ExpertPlacement out;
+  out.experts_per_rank_ = experts / ranks;
+  out.replicas_.assign(static_cast<std::size_t>(experts), 1);
+  out.ranks_.resize(static_cast<std::size_t>(ranks));
+  for (std::int64_t i = 0; i < experts; ++i) {
+    out.ranks_[static_cast<std::size_t>(i / out.experts_per_rank_)].push_back(PhysicalExpert{i, 1});
+  }
+  return out;
+}
+
+ExpertPlacement ExpertPlacement::balanced(const std::vector<double>& loads, std::int64_t ranks,
+                                          std::int64_t redundant) {
+  const auto experts = static_cast<std::int64_t>(loads.size());
+  for (const double v : loads) {
+    if (!(v >= 0.0) || !std::isfinite(v)) throw placement_error("expert loads must be finite and >= 0");
+  }
+  if (experts < 1 || ranks < 1 || redundant < 0 || (experts + redundant) % ranks != 0) {
+    throw placement_error(std::to_string(experts) + " experts + " + std::to_string(redundant) +
+                          " redundant ones do not split evenly over " + std::to_string(ranks) +
+                          " expert-parallel ranks");
+  }
+  ExpertPlacement out;
+  const std::int64_t physical = experts + redundant;
+  out.experts_per_rank_ = physical / ranks;
+  // (a) Replicate: each extra copy goes to the logical expert whose copies carry the most load each. Compared as
+  // load_a / n_a > load_b / n_b, computed as divisions (as eplb.py's weight / logcnt); the strict > keeps the
+  // lower index on ties.
+  out.replicas_.assign(static_cast<std::size_t>(experts), 1);
+  for (std::int64_t extra = 0; extra < redundant; ++extra) {
+    std::size_t best = 0;
+    double best_load = loads[0] / double(out.replicas_[0]);
+    for (std::size_t i = 1; i < loads.size(); ++i) {
+      const double per_copy = loads[i] / double(out.replicas_[i]);
+      if (per_copy > best_load) {
+        best = i;
+        best_load = per_copy;
+      }
+    }
+    ++out.replicas_[best];
+  }
+  // (b) Balanced packing: the physical experts in order of logical index (a logical expert's copies together), then
+  // stably by weight descending, each onto the least loaded rank that still has room.
+  struct Item {
+    std::int64_t expert;
+    double weight;
+  };
+  std::vector<Item> items;
+  items.reserve(static_cast<std::size_t>(physical));
+  for (std::size_t i = 0; i < loads.size(); ++i) {
+    for (std::int64_t c = 0; c < out.replicas_[i]; ++c) {
+      items.push_back(Item{static_cast<std::int64_t>(i), loads[i] / double(out.replicas_[i])});
+    }
+  }
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.weight > b.weight; });
+  out.ranks_.resize(static_cast<std::size_t>(ranks));
+  std::vector<double> total(static_cast<std::size_t>(ranks), 0.0);
+  for (const Item& it : items) {
+    std::size_t best = 0;
+    bool found = false;
+    for (std::size_t r = 0; r < out.ranks_.size(); ++r) {
+      if (static_cast<std::int64_t>(out.ranks_[r].size()) >= out.experts_per_rank_) continue;
+      if (!found || total[r] < total[best]) {
+        best = r;
+        found = true;
+      }
+    }
+    // Always found: fewer items than ranks x experts_per_rank are placed before this one.
+    out.ranks_[best].push_back(PhysicalExpert{it.expert, out.replicas_[static_cast<std::size_t>(it.expert)]});
+    total[best] += it.weight;
   }
   return out;
 }

@@ -6,14 +6,29 @@
 // experts per token). Over T tokens expert i receives T q_i rows on average and at least one token with probability
 // 1 - (1 - q_i)^T. Uniform routing: q_i = k / E. Skewed routing, from expert popularities p_i (summing to 1):
 // q_i = min(1, c p_i) with c set so that sum_i q_i = k (no expert is picked twice by one token; the cap is filled
-// water-wise). Popularity order is the expert index: expert 0 is the most popular, and expert-parallel ranks hold
-// contiguous index ranges (vLLM's placement without expert-parallel load balancing), so skew lands on rank 0.
+// water-wise). Popularity order is the expert index: expert 0 is the most popular.
+//
+// Placement over expert-parallel ranks (ExpertPlacement): without load balancing, rank r holds the contiguous
+// logical experts [r E / ep, (r + 1) E / ep) (vLLM's placement without --enable-eplb), so skew lands on rank 0.
+// With expert-parallel load balancing (vLLM's --enable-eplb, num_redundant_experts R) there are E + R physical
+// experts: the hottest logical experts are replicated and the physical experts packed so that the ranks' loads are
+// even (DeepSeek's open-source EPLB algorithm, its global policy; see ExpertPlacement::balanced). A replicated
+// expert's tokens split evenly over its replicas: each gets q_i / replicas of every token.
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace servesim {
+
+// One physical expert (one copy of a logical expert's weights on a rank): the logical expert and how many physical
+// copies it has in all, so that this copy gets a share 1 / replicas of the expert's tokens.
+struct PhysicalExpert {
+  std::int64_t expert = 0;    // logical expert index, 0 <= expert < E
+  std::int64_t replicas = 1;  // physical copies of that logical expert over all ranks (>= 1)
+  friend bool operator==(const PhysicalExpert&, const PhysicalExpert&) = default;
+};
 
 class ExpertRouting {
  public:
@@ -35,8 +50,9 @@ class ExpertRouting {
   // The share of routed rows the busiest expert gets: max_i q_i / k (1/E when uniform).
   [[nodiscard]] double busiest_share() const;
 
-  // Over `tokens` tokens, for experts [first, first + count): expected experts with at least one token,
-  // expected rows (token-expert pairs), and the busiest expert's expected rows.
+  // Over `tokens` tokens, for a set of physical experts: expected experts with at least one token (groups), expected
+  // rows (token-expert pairs) and the busiest expert's expected rows. A physical expert of logical expert i with r
+  // replicas is selected with probability s = q_i / r per token: groups += 1 - (1 - s)^T, rows += T s.
   struct Load {
     double groups = 0.0;
     double rows = 0.0;
@@ -46,14 +62,59 @@ class ExpertRouting {
       return groups > 0.0 ? (busiest_rows > rows / groups ? busiest_rows : rows / groups) : 0.0;
     }
   };
-  [[nodiscard]] Load load(double tokens, std::int64_t first, std::int64_t count) const;
-  [[nodiscard]] Load load(double tokens) const { return load(tokens, 0, experts()); }
+  // The physical experts of one rank (ExpertPlacement::rank); each `expert` must be < experts() (not checked).
+  [[nodiscard]] Load load(double tokens, const std::vector<PhysicalExpert>& rank) const;
+  // Every logical expert once, without replicas (one GPU holding all experts).
+  [[nodiscard]] Load load(double tokens) const;
 
  private:
   ExpertRouting(std::vector<double> select, std::int64_t k) : select_(std::move(select)), k_(k) {}
   [[nodiscard]] static ExpertRouting from_popularity(std::vector<double> p, std::int64_t k);
   std::vector<double> select_;
   std::int64_t k_ = 0;
+};
+
+// Which physical experts each expert-parallel rank holds. Shapes: `num_ranks()` lists of `experts_per_rank()` physical
+// experts each, (E + R) / ep, with R = 0 without load balancing; `replicas()` has one count per logical expert
+// (each >= 1, summing to E + R).
+class ExpertPlacement {
+ public:
+  ExpertPlacement() = default;
+  // vLLM's placement without EPLB: rank r holds logical experts [r E / ep, (r + 1) E / ep), one copy each, in index
+  // order. Throws InputError unless experts >= 1, 1 <= ranks and ranks divides experts.
+  [[nodiscard]] static ExpertPlacement contiguous(std::int64_t experts, std::int64_t ranks);
+  // Expert-parallel load balancing with `redundant` extra physical experts (vLLM --enable-eplb with
+  // --eplb-config '{"num_redundant_experts": R}', older releases --num-redundant-experts R), by the global policy of
+  // DeepSeek's open-source EPLB (github.com/deepseek-ai/EPLB, eplb.py: replicate_experts, balanced_packing):
+  //   (a) replicate: R times, one more replica for the logical expert with the largest load / replicas (ties: the
+  //       lower index);
+  //   (b) pack: the E + R physical experts, of weight load / replicas, by weight descending (stable: equal weights
+  //       keep the order of logical index, then replica), each onto the rank with the smallest total weight among
+  //       the ranks holding fewer than (E + R) / ranks (ties: the lower rank).
+  // DeepSeek's EPLB (and vLLM's port of it) also has a hierarchical policy (expert groups packed onto nodes first,
+  // used when the groups divide over the nodes); only the global policy is modelled.
+  // Each rank lists its physical experts in the order they were packed. `loads`: one per logical expert, any scale
+  // (the routing's selection probabilities q_i, ExpertRouting::select()). Throws InputError unless there is at
+  // least one load, every load is finite and >= 0, ranks >= 1, redundant >= 0 and ranks divides E + R.
+  [[nodiscard]] static ExpertPlacement balanced(const std::vector<double>& loads, std::int64_t ranks,
+                                                std::int64_t redundant);
+
+  [[nodiscard]] bool empty() const { return ranks_.empty(); }
+  [[nodiscard]] std::int64_t num_ranks() const { return static_cast<std::int64_t>(ranks_.size()); }
+  [[nodiscard]] std::int64_t experts() const { return static_cast<std::int64_t>(replicas_.size()); }
+  [[nodiscard]] std::int64_t physical_experts() const { return experts_per_rank_ * num_ranks(); }
+  [[nodiscard]] std::int64_t experts_per_rank() const { return experts_per_rank_; }
+  // Physical copies of each logical expert.
+  [[nodiscard]] const std::vector<std::int64_t>& replicas() const { return replicas_; }
+  // The physical experts rank r holds (0 <= r < num_ranks(), not checked).
+  [[nodiscard]] const std::vector<PhysicalExpert>& rank(std::int64_t r) const {
+    return ranks_[static_cast<std::size_t>(r)];
+  }
+
+ private:
+  std::vector<std::int64_t> replicas_;
+  std::vector<std::vector<PhysicalExpert>> ranks_;
+  std::int64_t experts_per_rank_ = 0;
 };
 
 }  // namespace servesim

@@ -113,6 +113,7 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
     throw key_error("model.moe", std::to_string(routing_.experts()) + " expert loads for " + arch_.name + "'s " +
                                      std::to_string(arch_.moe.num_experts) + " experts");
   }
+  placement_ = servesim::expert_placement(arch_, parallel_, routing_);
 }
 
 void StepModel::check_moe_parallel() const {
@@ -136,7 +137,7 @@ void StepModel::check_moe_parallel() const {
   }
   if (!arch_.moe.enabled()) return;
   const MoeArch& m = arch_.moe;
-  if (ep > 1 && m.num_experts % ep != 0) {
+  if (ep > 1 && !parallel_.enable_eplb && m.num_experts % ep != 0) {  // with EPLB: E + R (expert_placement)
     throw key_error("parallel.expert_parallel_size", std::to_string(m.num_experts) + " experts of " + arch_.name +
                                                          " do not divide by " + std::to_string(ep));
   }
@@ -266,7 +267,7 @@ StepModel::Times StepModel::dense_part(std::int64_t tokens, Sink& sink) const {
     const OpCost c = comm_->all_reduce(Bytes{act});
     to(name, Flops{0.0}, Bytes{act}, OpCost{c.time * (1.0 - parallel_.overlap), Bound::communication});
   };
-  const LayerCostContext ctx{arch_, gpu_, parallel_, *predictor_, comm_.get(), routing_};
+  const LayerCostContext ctx{arch_, gpu_, parallel_, *predictor_, comm_.get(), routing_, placement_};
   elementwise_op(op, "attn_norm", 2.0 * act + double(h) * e, 4.0 * double(T * h));
   if (arch_.mla.enabled()) {
     (void)mla_projection_ops(ctx, T, [&](const char* n, Flops f, Bytes b, OpCost c) { op(n, f, b, c); });

@@ -49,13 +49,24 @@ class GroupComm {
 // expert = tensor x data splits the experts over all the stage's GPUs, whole (expert parallelism): with data = 1
 // every rank holds every token and the MoE output is all-reduced, with data > 1 tokens are dispatched to their
 // experts' ranks and combined back by two all-to-alls per MoE layer.
+// Expert-parallel load balancing (expert > 1 only): vLLM's --enable-eplb with --eplb-config
+// '{"num_redundant_experts": R}' (older releases: --num-redundant-experts R) holds E + R physical experts, the hottest
+// logical experts replicated and the copies packed over the ranks to even their loads (ExpertPlacement::balanced,
+// models/cost/moe_routing.h); each GPU holds (E + R) / expert of them, which must be whole (vLLM's requirement).
+// Without it rank r holds the contiguous experts [r E / expert, (r + 1) E / expert).
 struct ParallelConfig {
   std::int64_t tensor = 1;
   std::int64_t pipeline = 1;
   double overlap = 0.0;  // fraction of communication hidden behind compute (0 = serial)
   std::int64_t expert = 1;  // expert-parallel ranks: 1, or tensor x data
   std::int64_t data = 1;    // data-parallel attention groups per stage (> 1 only with expert parallelism)
+  bool enable_eplb = false;                 // expert-parallel load balancing (vLLM --enable-eplb)
+  std::int64_t num_redundant_experts = 0;  // R >= 0 extra physical experts; 0 unless enable_eplb
   [[nodiscard]] std::int64_t gpus() const { return tensor * data * pipeline; }
+  // Physical routed experts over the expert-parallel ranks of a model of `logical` experts: E + R with EPLB, else E.
+  [[nodiscard]] std::int64_t physical_experts(std::int64_t logical) const {
+    return logical + (enable_eplb ? num_redundant_experts : 0);
+  }
 };
 
 // The engine's CPU time per step (scheduling, input preparation, sampling bookkeeping, detokenization, Python
@@ -160,6 +171,8 @@ class StepModel {
     return arch_.q_dim() / parallel_.tensor + 2 * attn_.heads_kv * attn_.head_dim;
   }
   [[nodiscard]] const ExpertRouting& routing() const { return routing_; }
+  // MoE models: the physical experts each expert-parallel rank holds (one rank of all experts without EP).
+  [[nodiscard]] const ExpertPlacement& expert_placement() const { return placement_; }
   // KV cache bytes per token on one GPU (of stage 0, or of pipeline stage `stage`: its layers only). MLA: the whole
   // latent on every tensor-parallel rank. With data-parallel attention a GPU holds only its own sequences' KV.
   [[nodiscard]] Bytes kv_bytes_per_token_per_gpu() const;
@@ -192,6 +205,7 @@ class StepModel {
   std::vector<std::int64_t> moe_per_stage_;      // mixture-of-experts layers of each pipeline stage
   std::int64_t layers_per_stage_ = 0;
   ExpertRouting routing_;
+  ExpertPlacement placement_;  // MoE models: expert_placement(arch_, parallel_, routing_)
   AttentionShape mla_prefill_;  // MLA: the expanded form prefill runs (K, V per head, in the activation dtype)
 };
 

@@ -10,6 +10,9 @@ namespace servesim {
 namespace {
 
 constexpr const char* kParallelLimit = "the limit of GPUs per parallel degree";
+// num_redundant_experts: an input bound (vLLM has none), far above any useful count (DeepSeek-V3 serves with 32 on
+// 256 experts), so that placing the copies (O(R x E)) stays fast.
+constexpr std::int64_t kMaxRedundantExperts = 65536;
 
 std::string join_names(const std::vector<std::string>& v) {
   std::string s;
@@ -30,6 +33,22 @@ ParallelConfig read_sizes(const LayeredTable& par) {
   p.expert = par.at("expert_parallel_size")
                  .positive_int_at_most_or("expert_parallel_size", 1, kMaxParallelSize, kParallelLimit);
   p.data = par.at("data_parallel_size").positive_int_or("data_parallel_size", 1);
+  // Expert-parallel load balancing (vLLM --enable-eplb, --eplb-config '{"num_redundant_experts": R}'); the checks
+  // that need the model (E + R divisible by expert_parallel_size) are expert_placement's (models/cost/moe_mla_cost.h).
+  p.enable_eplb = par.at("enable_eplb").boolean_or("enable_eplb", false);
+  p.num_redundant_experts = par.at("num_redundant_experts").non_negative_int_or("num_redundant_experts", 0);
+  if (p.num_redundant_experts > kMaxRedundantExperts) {
+    par.fail("num_redundant_experts", "must be at most " + std::to_string(kMaxRedundantExperts) +
+                                          " (the limit of redundant experts; got " +
+                                          std::to_string(p.num_redundant_experts) + ")");
+  }
+  if (p.num_redundant_experts > 0 && !p.enable_eplb) {
+    par.fail("num_redundant_experts", "applies with enable_eplb = true only (redundant experts are part of vLLM's "
+                                      "expert-parallel load balancing)");
+  }
+  if (p.enable_eplb && p.expert <= 1) {
+    par.fail("enable_eplb", "needs expert parallelism (expert_parallel_size > 1), as vLLM's --enable-eplb does");
+  }
   return p;
 }
 
