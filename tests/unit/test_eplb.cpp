@@ -216,7 +216,7 @@ TEST_CASE("EPLB scenario keys: one-line errors naming the key, exit 2", "[moe][e
   // A good one runs.
   const auto ok = test::run_cli("step " + ds + " --set parallel.enable_eplb=true --set "
                                 "parallel.num_redundant_experts=32 --set 'model.expert_routing=\"zipf\"' "
-                                "--decode 16x2000");
+                                "--set engine.max_model_len=32768 --decode 16x2000");
   INFO(ok.output);
   CHECK(ok.code == 0);
 }
