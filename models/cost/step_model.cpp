@@ -219,10 +219,9 @@ Bytes StepModel::kv_bytes_per_token_per_gpu(std::int64_t stage) const {
 // Token-count part: every per-layer op whose shape depends only on the step's token count (norms, GEMMs,
 // RoPE, activation, TP all-reduces), the embedding gather, and the pipeline sends.
 template <class Sink>
-StepModel::Times StepModel::dense_part(std::int64_t tokens, Sink& sink) const {
+StepModel::Times StepModel::dense_part(std::int64_t T, std::int64_t tokens, Sink& sink) const {
   if (tokens == 0) return {};
-  // With data-parallel attention each group runs its share of the batch (ideally balanced).
-  const std::int64_t T = (tokens + parallel_.data - 1) / parallel_.data;
+  // With data-parallel attention each group runs its own sequences: T of the step's tokens (busiest_rank).
   const double L = double(layers_per_stage_);
   const double all_layers = double(arch_.num_layers);  // the breakdown lists whole-model totals
   const bool moe = arch_.moe.enabled();
@@ -331,16 +330,9 @@ StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) cons
   const double full_layers = double(arch_.num_layers - sliding);  // the breakdown lists whole-model totals
   Seconds layer{0.0};     // one full-attention layer
   Seconds windowed{0.0};  // one sliding-window layer
-  // Data-parallel attention: each group attends over its share of the batch (ideally balanced, 1/data of it).
-  const double share = 1.0 / double(parallel_.data);
-  auto scaled = [share](OpCost c) {
-    c.time = c.time * share;
-    return c;
-  };
-  // The breakdown reports one GPU's work, as its time.
-  auto add = [&](const char* name, Flops f, Bytes by, OpCost c, double count) {
-    sink.add(name, f * share, by * share, c, count);
-  };
+  // Data-parallel attention: the caller passes the busiest rank's sequences (busiest_rank), one GPU's work.
+  auto scaled = [](OpCost c) { return c; };
+  auto add = [&](const char* name, Flops f, Bytes by, OpCost c, double count) { sink.add(name, f, by, c, count); };
   const AttentionShape& prefill_shape = arch_.mla.enabled() ? mla_prefill_ : attn_;
   if (attn_.fp8) {  // Q of every token in the batch quantized to fp8 before the attention kernels
     const double q = double(b.total_tokens()) * double(attn_.heads_q * attn_.head_dim);
@@ -436,18 +428,95 @@ StepModel::Times StepModel::head_part(std::int64_t sampled, Sink& sink) const {
   return {total, total};
 }
 
+BatchShape StepModel::busiest_rank(const BatchShape& b) const {
+  const std::int64_t d = parallel_.data;
+  if (d == 1) return b;
+  std::vector<std::int64_t> load(static_cast<std::size_t>(d), 0);
+  std::vector<std::int64_t> prefill(static_cast<std::size_t>(d), 0);
+  std::vector<std::size_t> rank_of(b.prefills.size(), 0);
+  // Chunks, largest first (stable: equal chunks keep their order), each onto the rank with the fewest tokens.
+  std::vector<std::size_t> order(b.prefills.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t x, std::size_t y) { return b.prefills[x].tokens > b.prefills[y].tokens; });
+  auto least = [&] { return static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin()); };
+  for (const std::size_t i : order) {
+    const std::size_t r = least();
+    load[r] += b.prefills[i].tokens;
+    prefill[r] += b.prefills[i].tokens;
+    rank_of[i] = r;
+  }
+  // Decodes one at a time onto the rank with the fewest tokens (ties: the lower rank), in closed form: every rank
+  // below level L - 1 is raised to it, the rest go one each to the ranks at L - 1 in rank order.
+  std::vector<std::int64_t> decodes(static_cast<std::size_t>(d), 0);
+  if (b.num_decodes > 0) {
+    std::vector<std::int64_t> sorted = load;
+    std::sort(sorted.begin(), sorted.end());
+    // The level: the smallest L with sum_r max(0, L - load_r) >= num_decodes.
+    std::int64_t below = 0;  // tokens of the ranks under the level
+    std::int64_t level = 0;
+    for (std::size_t k = 1; k <= sorted.size(); ++k) {
+      below += sorted[k - 1];
+      // Filling the k lowest ranks to a common level L takes k L - below decodes; L stays under the next rank's.
+      const std::int64_t need = b.num_decodes + below;
+      const std::int64_t L = (need + static_cast<std::int64_t>(k) - 1) / static_cast<std::int64_t>(k);
+      if (k == sorted.size() || L <= sorted[k]) {
+        level = L;
+        break;
+      }
+    }
+    std::int64_t left = b.num_decodes;
+    for (std::size_t r = 0; r < load.size(); ++r) {  // up to level - 1
+      const std::int64_t n = std::max<std::int64_t>(0, level - 1 - load[r]);
+      decodes[r] = n;
+      left -= n;
+    }
+    for (std::size_t r = 0; r < load.size() && left > 0; ++r) {  // the last step of the level, lower ranks first
+      if (load[r] + decodes[r] == level - 1) {
+        ++decodes[r];
+        --left;
+      }
+    }
+    for (std::size_t r = 0; r < load.size(); ++r) load[r] += decodes[r];
+  }
+  std::size_t busiest = 0;
+  for (std::size_t r = 1; r < load.size(); ++r) {
+    if (load[r] > load[busiest] || (load[r] == load[busiest] && prefill[r] > prefill[busiest])) busiest = r;
+  }
+  BatchShape out;
+  out.window = b.window;
+  out.num_sampled = b.num_sampled;
+  for (std::size_t i = 0; i < b.prefills.size(); ++i) {
+    if (rank_of[i] == busiest) out.prefills.push_back(b.prefills[i]);
+  }
+  const std::int64_t n = decodes[busiest];
+  if (n > 0) {
+    const std::int64_t D = b.num_decodes;
+    out.num_decodes = n;
+    out.decode_context_tokens = (b.decode_context_tokens * n + D / 2) / D;
+    out.decode_window_context_tokens = (b.decode_window_context_tokens * n + D / 2) / D;
+  }
+  return out;
+}
+
 template <class Sink>
 StepModel::Times StepModel::evaluate(const BatchShape& b, Sink& sink) const {
   if (b.total_tokens() == 0) return {};
-  const Times d = dense_part(b.total_tokens(), sink);
-  const Times a = attention_part(b, sink);
+  const BatchShape r = busiest_rank(b);
+  const Times d = dense_part(r.total_tokens(), b.total_tokens(), sink);
+  const Times a = attention_part(r, sink);
   const Times h = head_part(b.num_sampled, sink);
   return {d.gpu + a.gpu + h.gpu, d.stage + a.stage + h.stage};
 }
 
 Seconds StepModel::token_time(std::int64_t tokens) const {
   NullSink sink;
-  return dense_part(tokens, sink).gpu;
+  return dense_part((tokens + parallel_.data - 1) / parallel_.data, tokens, sink).gpu;
+}
+
+Seconds StepModel::rank_token_time(std::int64_t rank_tokens, std::int64_t tokens, BoundTimes& bounds) const {
+  BoundSink sink{&bounds};
+  return dense_part(rank_tokens, tokens, sink).gpu;
 }
 
 Seconds StepModel::stage_send_time(std::int64_t tokens) const {
@@ -462,12 +531,12 @@ Seconds StepModel::sampling_time(std::int64_t sampled) const {
 
 Seconds StepModel::attention_time(const BatchShape& batch) const {
   NullSink sink;
-  return attention_part(batch, sink).gpu;
+  return attention_part(parallel_.data > 1 ? busiest_rank(batch) : batch, sink).gpu;
 }
 
 Seconds StepModel::token_time(std::int64_t tokens, BoundTimes& bounds) const {
   BoundSink sink{&bounds};
-  return dense_part(tokens, sink).gpu;
+  return dense_part((tokens + parallel_.data - 1) / parallel_.data, tokens, sink).gpu;
 }
 
 Seconds StepModel::sampling_time(std::int64_t sampled, BoundTimes& bounds) const {
@@ -477,7 +546,7 @@ Seconds StepModel::sampling_time(std::int64_t sampled, BoundTimes& bounds) const
 
 Seconds StepModel::attention_time(const BatchShape& batch, BoundTimes& bounds) const {
   BoundSink sink{&bounds};
-  return attention_part(batch, sink).gpu;
+  return attention_part(parallel_.data > 1 ? busiest_rank(batch) : batch, sink).gpu;
 }
 
 Seconds StepModel::step_time(const BatchShape& batch) const {

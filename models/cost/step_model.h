@@ -138,6 +138,19 @@ class StepModel {
   [[nodiscard]] Seconds token_time(std::int64_t tokens, BoundTimes& bounds) const;
   [[nodiscard]] Seconds sampling_time(std::int64_t sampled, BoundTimes& bounds) const;
   [[nodiscard]] Seconds attention_time(const BatchShape& batch, BoundTimes& bounds) const;
+  // Data-parallel attention (parallel().data = d > 1): each sequence of a step runs whole on one data-parallel rank
+  // (vLLM runs one engine core per DP rank, each scheduling its own requests), and every MoE layer waits for all
+  // ranks, so the step takes its busiest rank's time. The step's sequences are placed largest prefill chunk first,
+  // each on the rank with the fewest tokens so far (ties: the lower rank), then the decodes one at a time the same
+  // way: the most even split at sequence granularity. Returns the busiest rank's share (most tokens; ties: the most
+  // prefill tokens, then the lower rank): its chunks, its decodes, their context tokens in proportion (rounded to
+  // nearest), and num_sampled = batch.num_sampled (head_part splits the sampling evenly). `batch` itself when
+  // d == 1. A step of decodes alone gives ceil(decodes / d) decodes, as the even split did.
+  [[nodiscard]] BatchShape busiest_rank(const BatchShape& batch) const;
+  // The token-count part for `rank_tokens` tokens on this GPU's data-parallel rank out of `tokens` in the step over
+  // every rank (MoE routing and dispatch see all of them). token_time(tokens) = rank_token_time((tokens + d - 1) /
+  // d, tokens); StepTimer uses this one when a step's busiest rank holds more than that.
+  [[nodiscard]] Seconds rank_token_time(std::int64_t rank_tokens, std::int64_t tokens, BoundTimes& bounds) const;
   // Tokens a sliding-window layer's decode attention reads over the batch: the sum of min(tokens, window),
   // batch.decode_window_context_tokens when the batch collected it for this model's window, otherwise the bound
   // min(decode_context_tokens, num_decodes x window) (exact when every decode is on the same side of the window).
@@ -183,8 +196,9 @@ class StepModel {
     Seconds gpu{0.0};    // one micro-batch through every stage
     Seconds stage{0.0};  // the slowest stage (the pipeline's throughput bound)
   };
+  // T tokens on this GPU's data-parallel rank, `tokens` over all ranks of the stage.
   template <class Sink>
-  Times dense_part(std::int64_t tokens, Sink& sink) const;
+  Times dense_part(std::int64_t T, std::int64_t tokens, Sink& sink) const;
   template <class Sink>
   Times attention_part(const BatchShape& batch, Sink& sink) const;
   template <class Sink>

@@ -101,9 +101,14 @@ void add_step_command(CLI::App& app) {
       return;
     }
     const auto& sc = loader.scenario();
-    std::cout << fmt::format("{} on {} x{} (TP {}, PP {}), predictor {}: {} tokens, {} sequences\n", sc.arch.name,
-                             sc.gpu.name, sc.parallel.gpus(), sc.parallel.tensor, sc.parallel.pipeline,
-                             model.predictor().name(), batch.total_tokens(), batch.num_seqs());
+    const ParallelConfig& par = sc.parallel;
+    std::string layout = fmt::format("TP {}, PP {}", par.tensor, par.pipeline);
+    if (par.data > 1) layout += fmt::format(", DP {}", par.data);
+    if (par.expert > 1) layout += fmt::format(", EP {}", par.expert);
+    if (par.enable_eplb) layout += fmt::format(", EPLB +{} experts", par.num_redundant_experts);
+    std::cout << fmt::format("{} on {} x{} ({}), predictor {}: {} tokens, {} sequences\n", sc.arch.name,
+                             sc.gpu.name, par.gpus(), layout, model.predictor().name(), batch.total_tokens(),
+                             batch.num_seqs());
     std::cout << fmt::format("{:<22}{:>11}{:>8}{:>12}{:>12}  {}\n", "op", "time_ms", "share", "GFLOP", "MB", "bound");
     for (const auto& o : c.ops) {
       std::cout << fmt::format("{:<22}{:>11.4f}{:>7.1f}%{:>12.2f}{:>12.2f}  {}\n", o.name, to_ms(o.time),

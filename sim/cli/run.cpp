@@ -42,6 +42,10 @@ nlohmann::ordered_json run_config(const Scenario& sc) {
           {"num_gpu_blocks", sc.replica.num_kv_blocks},
           {"kv_cache_dtype", sc.kv_cache_dtype},
           {"gpu_memory_utilization", sc.gpu_memory_utilization}};
+  if (sc.parallel.enable_eplb) {
+    c["enable_eplb"] = true;
+    c["num_redundant_experts"] = sc.parallel.num_redundant_experts;
+  }
   // With several pools, the keys above are pool 0's (num_replicas: all pools'); each pool's own follow.
   if (sc.pools.size() > 1 || sc.disaggregated()) {
     nlohmann::ordered_json pools = nlohmann::ordered_json::array();

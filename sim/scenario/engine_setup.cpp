@@ -248,6 +248,12 @@ void size_kv_cache(EngineSetup& e, const LayeredTable& eng, const Config& gpu_ta
     // sequence lives on one rank, so one rank's pool bounds it (EngineConfig::kv_blocks_per_rank).
     e.config.num_kv_blocks *= parallel.data;
     e.config.kv_blocks_per_rank = rank_blocks;
+    // A sequence's prefill chunk is one rank's step: at most that rank's max_num_batched_tokens (vLLM's per-request
+    // cap, long_prefill_token_threshold, does the same), and the step model costs it whole on one rank
+    // (StepModel::busiest_rank).
+    if (lim.long_prefill_token_threshold == 0 || lim.long_prefill_token_threshold > lim.max_num_batched_tokens) {
+      lim.long_prefill_token_threshold = lim.max_num_batched_tokens;
+    }
     lim.max_num_seqs *= parallel.data;
     lim.max_num_batched_tokens *= parallel.data;
   }

@@ -1,0 +1,124 @@
+// Data-parallel attention (vLLM's DP engine cores with expert parallelism): a sequence runs whole on one rank, so
+// a step takes its busiest rank's time (StepModel::busiest_rank), StepTimer's caches agree with the model, and a
+// prefill chunk is capped at one rank's token budget.
+#include <catch2/catch.hpp>
+
+#include "helpers.h"
+#include "models/arch/model_arch.h"
+#include "models/cost/roofline.h"
+#include "models/cost/step_model.h"
+#include "models/cost/step_timer.h"
+#include "sim/scenario/scenario.h"
+
+using namespace servesim;
+
+namespace {
+
+struct FreeComm final : GroupComm {
+  [[nodiscard]] OpCost all_reduce(Bytes) const override { return {}; }
+  [[nodiscard]] OpCost send_recv(Bytes) const override { return {}; }
+  [[nodiscard]] OpCost gather(Bytes) const override { return {}; }
+  [[nodiscard]] OpCost all_to_all(Bytes) const override { return {}; }
+};
+
+// Qwen3-30B-A3B with expert parallelism over `data` data-parallel ranks of one GPU each.
+std::shared_ptr<const StepModel> qwen3(std::int64_t data) {
+  const ModelArch m = ModelArch::from_hf_config(test::scenario_path("models/qwen3-30b-a3b.json"));
+  auto pred = std::make_shared<const RooflinePredictor>(test::simple_gpu());
+  const ParallelConfig par{1, 1, 0.0, data, data};
+  return std::make_shared<const StepModel>(m, test::simple_gpu(), par, pred, EngineOverhead{},
+                                           std::make_shared<FreeComm>());
+}
+
+double op_flops(const StepCost& c, const std::string& name) {
+  for (const auto& o : c.ops) {
+    if (o.name == name) return o.flops.v;
+  }
+  FAIL("no op " << name);
+  return 0.0;
+}
+
+}  // namespace
+
+TEST_CASE("busiest data-parallel rank: chunks largest first, then decodes level the ranks", "[dp-attention]") {
+  const auto m = qwen3(4);
+  BatchShape b;
+  b.prefills = {{3000, 0}, {8192, 100}, {500, 0}, {3000, 7}};
+  for (int i = 0; i < 10; ++i) b.add_decode(1000);
+  b.num_sampled = 12;
+  // Chunks: 8192 -> rank 0, 3000 -> 1, 3000 -> 2, 500 -> 3; the 10 decodes all go to rank 3 (500 -> 510).
+  const BatchShape r = m->busiest_rank(b);
+  REQUIRE(r.prefills.size() == 1);
+  CHECK(r.prefills[0].tokens == 8192);
+  CHECK(r.prefills[0].context == 100);
+  CHECK(r.num_decodes == 0);
+  CHECK(r.total_tokens() == 8192);
+  CHECK(r.num_sampled == 12);
+
+  // Decodes alone: 10 over 4 ranks -> 3, 3, 2, 2; rank 0 is the busiest, with 3 / 10 of the context.
+  BatchShape d;
+  for (int i = 0; i < 10; ++i) d.add_decode(1000 + i);  // 10,045 context tokens
+  const BatchShape rd = m->busiest_rank(d);
+  CHECK(rd.prefills.empty());
+  CHECK(rd.num_decodes == 3);
+  CHECK(rd.decode_context_tokens == 3014);  // 10,045 x 3 / 10 = 3,013.5, rounded to nearest
+
+  // Two 4,000-token chunks and 9 decodes: ranks 0 and 1 hold a chunk; the decodes fill ranks 2 and 3 to 5 and 4
+  // tokens (ties to the lower rank); the busiest is rank 0 (4,000 tokens, ahead of rank 1 on index).
+  BatchShape c;
+  c.prefills = {{4000, 0}, {4000, 0}};
+  for (int i = 0; i < 9; ++i) c.add_decode(50);
+  const BatchShape rc = m->busiest_rank(c);
+  CHECK(rc.total_tokens() == 4000);
+  CHECK(rc.num_decodes == 0);
+  // 6,000 decodes: an even level would be (8,000 + 6,000) / 4 = 3,500, under the chunks' 4,000, so ranks 2 and 3
+  // take 3,000 each and the busiest is still a 4,000-token rank.
+  BatchShape e;
+  e.prefills = {{4000, 0}, {4000, 0}};
+  for (int i = 0; i < 6000; ++i) e.add_decode(10);
+  CHECK(m->busiest_rank(e).total_tokens() == 4000);
+  // 9,000 decodes: the level rises past the chunks: 17,000 / 4 = 4,250 each.
+  for (int i = 0; i < 3000; ++i) e.add_decode(10);
+  const BatchShape re = m->busiest_rank(e);
+  CHECK(re.total_tokens() == 4250);
+  CHECK(re.num_decodes == 250);
+
+  // One data-parallel rank: the batch itself.
+  CHECK(qwen3(1)->busiest_rank(b).total_tokens() == b.total_tokens());
+}
+
+TEST_CASE("a prompt's prefill runs whole on one data-parallel rank", "[dp-attention]") {
+  const auto m = qwen3(8);
+  BatchShape one;
+  one.prefills = {{8192, 0}};
+  one.num_sampled = 1;
+  BatchShape spread;
+  for (int i = 0; i < 8; ++i) spread.prefills.push_back({1024, 0});
+  spread.num_sampled = 8;
+  const StepCost a = m->breakdown(one);
+  const StepCost s = m->breakdown(spread);
+  // The same 8,192 tokens: on one rank the qkv GEMM has 8,192 rows, spread over 8 ranks 1,024.
+  CHECK(op_flops(a, "qkv") == Approx(8.0 * op_flops(s, "qkv")).epsilon(1e-12));
+  CHECK(a.gpu.v > 4.0 * s.gpu.v);
+  // The MoE layers see every rank's tokens either way.
+  CHECK(op_flops(a, "moe_router") == Approx(8.0 * op_flops(s, "moe_router")).epsilon(1e-12));
+
+  // StepTimer caches the token part by (rank tokens, step tokens) and gives the model's bits.
+  StepTimer timer(m);
+  for (const BatchShape* b : {&one, &spread, &one}) {
+    BoundTimes bounds;
+    CHECK(timer.gpu_time(*b, bounds).v == m->breakdown(*b).gpu.v);
+  }
+}
+
+TEST_CASE("data-parallel attention caps a prefill chunk at one rank's max_num_batched_tokens", "[dp-attention]") {
+  ScenarioOptions o;
+  o.sets = {{"parallel.tensor_parallel_size", "1"},
+            {"parallel.data_parallel_size", "8"},
+            {"parallel.expert_parallel_size", "8"}};
+  const ScenarioLoader dp(test::scenario_path("qwen3-moe-8x-h100.toml"), o);
+  CHECK(dp.scenario().replica.limits.max_num_batched_tokens == 8 * 8192);
+  CHECK(dp.scenario().replica.limits.long_prefill_token_threshold == 8192);
+  const ScenarioLoader tp(test::scenario_path("qwen3-moe-8x-h100.toml"), {});
+  CHECK(tp.scenario().replica.limits.long_prefill_token_threshold == 0);
+}
