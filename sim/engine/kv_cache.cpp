@@ -88,9 +88,12 @@ std::int64_t KvCacheManager::peak_blocks(std::int64_t tokens) const {
 void KvCacheManager::slide(Sequence& s, std::int64_t computed) {
   // vLLM's SlidingWindowManager.remove_skipped_blocks, in every sliding group: the blocks before
   // (computed - sliding_window + 1) // block_size are read by no query any more.
+  // A sequence that holds none of them yet (a decode replica's copy of a prefilled one) starts its sliding groups'
+  // tables there too.
   const std::int64_t skipped = std::max<std::int64_t>(0, (computed - window_ + 1) / block_size_);
-  const std::int64_t freed = std::min(std::max<std::int64_t>(0, skipped - s.swa_null), s.swa_blocks);
-  s.swa_null += freed;
+  if (skipped <= s.swa_null) return;
+  const std::int64_t freed = std::min(skipped - s.swa_null, s.swa_blocks);
+  s.swa_null = skipped;
   s.swa_blocks -= freed;
   free_ += freed * layout_.sliding_groups;
   anon_tail_ += freed * layout_.sliding_groups;  // to the free queue's tail, in no cache entry

@@ -117,6 +117,17 @@ TEST_CASE("hybrid blocks: the full group holds every block, the sliding group it
   CHECK(s.swa_blocks == 0);
   CHECK(s.swa_null == 0);
 
+  // A sequence already computed but holding nothing (a decode replica's copy of a prefilled one) takes only the
+  // window's sliding blocks: (1000 - 127) / 16 = 54 skipped, 63 - 54 held.
+  Sequence copy;
+  copy.computed = 1000;
+  REQUIRE(kv.allocate(copy, 1001));
+  CHECK(copy.blocks == 63);
+  CHECK(copy.swa_null == 54);
+  CHECK(copy.swa_blocks == 9);
+  kv.release(copy);
+  CHECK(kv.free_blocks() == kv.num_blocks());
+
   // A request that does not fit leaves the pool as it was (all groups' blocks or none).
   KvCacheManager small(101, 16, KvGroups{128, 1}, 8192);
   Sequence a;
