@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "helpers.h"
+#include "step_helpers.h"
 #include "models/arch/model_arch.h"
 #include "models/cost/roofline.h"
 #include "models/cost/step_model.h"
@@ -14,12 +15,6 @@ using namespace servesim;
 
 namespace {
 
-struct FreeComm final : GroupComm {
-  [[nodiscard]] OpCost all_reduce(Bytes) const override { return {}; }
-  [[nodiscard]] OpCost send_recv(Bytes) const override { return {}; }
-  [[nodiscard]] OpCost gather(Bytes) const override { return {}; }
-  [[nodiscard]] OpCost all_to_all(Bytes) const override { return {}; }
-};
 
 // Qwen3-30B-A3B with expert parallelism over `data` data-parallel ranks of one GPU each.
 std::shared_ptr<const StepModel> qwen3(std::int64_t data) {
@@ -27,16 +22,10 @@ std::shared_ptr<const StepModel> qwen3(std::int64_t data) {
   auto pred = std::make_shared<const RooflinePredictor>(test::simple_gpu());
   const ParallelConfig par{1, 1, 0.0, data, data};
   return std::make_shared<const StepModel>(m, test::simple_gpu(), par, pred, EngineOverhead{},
-                                           std::make_shared<FreeComm>());
+                                           std::make_shared<test::FreeComm>());
 }
 
-double op_flops(const StepCost& c, const std::string& name) {
-  for (const auto& o : c.ops) {
-    if (o.name == name) return o.flops.v;
-  }
-  FAIL("no op " << name);
-  return 0.0;
-}
+double op_flops(const StepCost& c, const std::string& name) { return test::op_named(c, name).flops.v; }
 
 }  // namespace
 

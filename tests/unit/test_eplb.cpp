@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "helpers.h"
+#include "step_helpers.h"
 #include "models/arch/model_arch.h"
 #include "models/common/error.h"
 #include "models/cost/moe_routing.h"
@@ -21,19 +22,8 @@ namespace {
 
 ModelArch model(const std::string& name) { return ModelArch::from_hf_config(test::scenario_path("models/" + name)); }
 
-struct FreeComm final : GroupComm {
-  [[nodiscard]] OpCost all_reduce(Bytes) const override { return {}; }
-  [[nodiscard]] OpCost send_recv(Bytes) const override { return {}; }
-  [[nodiscard]] OpCost gather(Bytes) const override { return {}; }
-};
-
-const StepOp& op_named(const StepCost& c, const std::string& name) {
-  for (const auto& o : c.ops) {
-    if (o.name == name) return o;
-  }
-  FAIL("no op " << name);
-  return c.ops.front();
-}
+using test::FreeComm;
+using test::op_named;
 
 std::vector<PhysicalExpert> rank_of(std::initializer_list<std::pair<std::int64_t, std::int64_t>> list) {
   std::vector<PhysicalExpert> out;

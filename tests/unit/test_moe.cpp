@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "helpers.h"
+#include "step_helpers.h"
 #include "models/arch/model_arch.h"
 #include "models/common/error.h"
 #include "models/cost/moe_routing.h"
@@ -17,19 +18,8 @@ namespace {
 
 ModelArch model(const std::string& name) { return ModelArch::from_hf_config(test::scenario_path("models/" + name)); }
 
-struct FreeComm final : GroupComm {
-  [[nodiscard]] OpCost all_reduce(Bytes) const override { return {}; }
-  [[nodiscard]] OpCost send_recv(Bytes) const override { return {}; }
-  [[nodiscard]] OpCost gather(Bytes) const override { return {}; }
-};
-
-const StepOp& op_named(const StepCost& c, const std::string& name) {
-  for (const auto& o : c.ops) {
-    if (o.name == name) return o;
-  }
-  FAIL("no op " << name);
-  return c.ops.front();
-}
+using test::FreeComm;
+using test::op_named;
 
 // A scenario of `config` (scenarios/models/) on one H100: 20 requests of 512 + 32 tokens at 5 req/s.
 std::string one_h100_scenario(const std::string& config) {
