@@ -502,7 +502,9 @@ BatchShape StepModel::busiest_rank(const BatchShape& b) const {
 template <class Sink>
 StepModel::Times StepModel::evaluate(const BatchShape& b, Sink& sink) const {
   if (b.total_tokens() == 0) return {};
-  const BatchShape r = busiest_rank(b);
+  // One data-parallel rank: the batch itself, not a copy.
+  const BatchShape rank = parallel_.data > 1 ? busiest_rank(b) : BatchShape{};
+  const BatchShape& r = parallel_.data > 1 ? rank : b;
   const Times d = dense_part(r.total_tokens(), b.total_tokens(), sink);
   const Times a = attention_part(r, sink);
   const Times h = head_part(b.num_sampled, sink);
@@ -531,7 +533,7 @@ Seconds StepModel::sampling_time(std::int64_t sampled) const {
 
 Seconds StepModel::attention_time(const BatchShape& batch) const {
   NullSink sink;
-  return attention_part(parallel_.data > 1 ? busiest_rank(batch) : batch, sink).gpu;
+  return attention_part(batch, sink).gpu;
 }
 
 Seconds StepModel::token_time(std::int64_t tokens, BoundTimes& bounds) const {
@@ -546,7 +548,7 @@ Seconds StepModel::sampling_time(std::int64_t sampled, BoundTimes& bounds) const
 
 Seconds StepModel::attention_time(const BatchShape& batch, BoundTimes& bounds) const {
   BoundSink sink{&bounds};
-  return attention_part(parallel_.data > 1 ? busiest_rank(batch) : batch, sink).gpu;
+  return attention_part(batch, sink).gpu;
 }
 
 Seconds StepModel::step_time(const BatchShape& batch) const {

@@ -129,7 +129,8 @@ class StepModel {
   // Fast path for the event loop: total step time (gpu + overhead), no allocation.
   [[nodiscard]] Seconds step_time(const BatchShape& batch) const;
   // The three independent parts of the GPU time (step_time = their sum + overhead), for callers that cache
-  // the first two by token and sample count (StepTimer).
+  // the first two by token and sample count (StepTimer). With data-parallel attention attention_time takes one
+  // rank's sequences (busiest_rank(batch)), and the token part is rank_token_time.
   [[nodiscard]] Seconds token_time(std::int64_t tokens) const;
   [[nodiscard]] Seconds sampling_time(std::int64_t sampled) const;
   [[nodiscard]] Seconds attention_time(const BatchShape& batch) const;

@@ -85,9 +85,36 @@ class StepTimer {
   Seconds compute(const BatchShape& b, BoundTimes& bounds) {
     bounds = BoundTimes{};
     if (b.empty()) return Seconds{0.0};
-    const Seconds tokens = token_part(b, bounds);
+    if (model_->parallel().data > 1) return compute_data_parallel(b, bounds);
+    const Seconds tokens = cached(by_tokens_, b.total_tokens(), bounds,
+                                  [&](std::int64_t n, BoundTimes& t) { return model_->token_time(n, t); });
     const Seconds attention = model_->attention_time(b, bounds);
-    const Seconds sampled = cached(by_sampled_, b.num_sampled, bounds,
+    return finish(tokens, attention, b.num_sampled, bounds);
+  }
+  // Data-parallel attention: the busiest rank's sequences (StepModel::busiest_rank). Its token part is cached by
+  // the step's token count when the rank holds an even share ((tokens + d - 1) / d, as every step of decodes
+  // alone), otherwise by (its tokens, the step's tokens): a prefill chunk is whole on one rank.
+  Seconds compute_data_parallel(const BatchShape& b, BoundTimes& bounds) {
+    const BatchShape rank = model_->busiest_rank(b);
+    const std::int64_t n = b.total_tokens();
+    const std::int64_t d = model_->parallel().data;
+    const std::int64_t mine = rank.total_tokens();
+    Seconds tokens{0.0};
+    if (mine == (n + d - 1) / d) {
+      tokens = cached(by_tokens_, n, bounds, [&](std::int64_t k, BoundTimes& t) { return model_->token_time(k, t); });
+    } else {
+      const auto key = (static_cast<std::uint64_t>(mine) << 32) | static_cast<std::uint64_t>(n);
+      auto [it, fresh] = by_rank_tokens_.try_emplace(key);
+      if (fresh) it->second.time = model_->rank_token_time(mine, n, it->second.bounds).v;
+      bounds += it->second.bounds;
+      tokens = Seconds{it->second.time};
+    }
+    const Seconds attention = model_->attention_time(rank, bounds);
+    return finish(tokens, attention, b.num_sampled, bounds);
+  }
+  // Adds the sampling part and scales `bounds` to the step's GPU time.
+  Seconds finish(Seconds tokens, Seconds attention, std::int64_t num_sampled, BoundTimes& bounds) {
+    const Seconds sampled = cached(by_sampled_, num_sampled, bounds,
                                    [&](std::int64_t n, BoundTimes& t) { return model_->sampling_time(n, t); });
     const Seconds gpu = tokens + attention + sampled;
     double sum = 0;
@@ -96,24 +123,6 @@ class StepTimer {
       for (double& x : bounds.s) x *= gpu.v / sum;
     }
     return gpu;
-  }
-
-  // The token-count part: cached by the step's token count, and with data-parallel attention, when a rank holds
-  // more than an even share (a prefill chunk is whole on one rank), by (its tokens, the step's tokens).
-  Seconds token_part(const BatchShape& b, BoundTimes& bounds) {
-    const std::int64_t n = b.total_tokens();
-    const std::int64_t d = model_->parallel().data;
-    if (d > 1 && !b.prefills.empty()) {
-      const std::int64_t mine = model_->busiest_rank(b).total_tokens();
-      if (mine != (n + d - 1) / d) {
-        const auto key = (static_cast<std::uint64_t>(mine) << 32) | static_cast<std::uint64_t>(n);
-        auto [it, fresh] = by_rank_tokens_.try_emplace(key);
-        if (fresh) it->second.time = model_->rank_token_time(mine, n, it->second.bounds).v;
-        bounds += it->second.bounds;
-        return Seconds{it->second.time};
-      }
-    }
-    return cached(by_tokens_, n, bounds, [&](std::int64_t k, BoundTimes& t) { return model_->token_time(k, t); });
   }
 
   struct Part {
@@ -133,7 +142,7 @@ class StepTimer {
 
   std::shared_ptr<const StepModel> model_;
   std::vector<Part> by_tokens_;
-  std::unordered_map<std::uint64_t, Part> by_rank_tokens_;  // token_part: (rank tokens << 32) | step tokens
+  std::unordered_map<std::uint64_t, Part> by_rank_tokens_;  // (rank tokens << 32) | step tokens
   std::vector<Part> by_sampled_;
   std::vector<double> send_by_tokens_;
   std::vector<Memo> memo_;

@@ -35,7 +35,15 @@ TermVector features_of(const BatchShape& b) {
 }
 
 // The step's GPU time: StepModel's token, sampling and attention parts (its step time adds the overhead to them).
+// With data-parallel attention, of the busiest rank (StepModel::busiest_rank).
 double gpu_time(const StepModel& m, const BatchShape& b) {
+  if (m.parallel().data > 1) {
+    const BatchShape rank = m.busiest_rank(b);
+    BoundTimes unused;
+    return (m.rank_token_time(rank.total_tokens(), b.total_tokens(), unused) + m.sampling_time(b.num_sampled) +
+            m.attention_time(rank))
+        .v;
+  }
   return (m.token_time(b.total_tokens()) + m.sampling_time(b.num_sampled) + m.attention_time(b)).v;
 }
 
