@@ -383,6 +383,49 @@ std::vector<FamilyReport> CalibratedPredictor::report() const {
   finish(g, all);
   out.insert(out.begin(), g);
 
+  // Grouped GEMMs (MoE experts), each row of grouped_gemm.csv: from the other rows of its group count's curve
+  // (leave-one-out), and from the other group counts only (what grouped_gemm() does for a count the profile lacks:
+  // log-log across counts).
+  Scored within, across;
+  for (const auto& row : profile_->grouped_gemm) {
+    const bool fp8 = row.dtype == "fp8_e4m3";
+    if (!fp8 && row.dtype != "bf16") continue;
+    const auto shape_it = grouped_.find({row.n, row.k, row.dtype});
+    if (shape_it == grouped_.end()) continue;
+    const RooflineFit& fit = fp8 ? gemm_fp8_fit_ : gemm_fit_;
+    const double m = double(row.m);
+    const GroupedGemmShape shape{"", double(row.groups), double(row.groups) * m, m, row.n, row.k, 2.0,
+                                 fp8 ? 1.0 : 0.0, fp8};
+    const double measured = row.median_us * 1e-6;
+    const FamilyReport::Point base{fmt::format("{} G={} M={}{}", row.op, row.groups, row.m, fp8 ? " fp8" : ""), 0.0,
+                                   100.0 * (row.max_us - row.min_us) / row.median_us};
+    const MeasuredCurve& curve = shape_it->second.at(row.groups);
+    for (std::size_t i = 0; i < curve.points().size() && curve.points().size() > 1; ++i) {
+      if (curve.points()[i].x != m) continue;
+      FamilyReport::Point d = base;
+      d.loo_err_pct = rel(curve.without(i).at(m, shape.flops().v, shape.bytes().v, fit), measured);
+      within.push_back(d);
+      break;
+    }
+    if (shape_it->second.size() > 1) {
+      auto others = shape_it->second;
+      others.erase(row.groups);
+      FamilyReport::Point d = base;
+      d.loo_err_pct = rel(grouped_time(others, shape, fit), measured);
+      across.push_back(d);
+    }
+  }
+  if (!within.empty()) {
+    FamilyReport r{"grouped_gemm", 0, 0, 0, gemm_fit_, 0, {}};
+    finish(r, within);
+    out.push_back(r);
+  }
+  if (!across.empty()) {
+    FamilyReport r{"grouped_gemm (other group counts)", 0, 0, 0, gemm_fit_, 0, {}};
+    finish(r, across);
+    out.push_back(r);
+  }
+
   Scored pre;
   for (const auto& [key, curve] : prefill_) {
     const auto [mq, mkv, mdim] = key;

@@ -35,8 +35,9 @@
 namespace servesim {
 
 struct FamilyReport {
-  // gemm (bf16), gemm fp8_e4m3, gemm:<op> [fp8_e4m3], attention_prefill, attention_decode, attention_decode
-  // (mixed batches), attention_{prefill,decode} (other layout), memory_copy (fit, in-sample)
+  // gemm (bf16), gemm fp8_e4m3, gemm:<op> [fp8_e4m3], grouped_gemm, grouped_gemm (other group counts),
+  // attention_prefill, attention_decode, attention_decode (mixed batches), attention_{prefill,decode} (other
+  // layout), memory_copy (fit, in-sample)
   std::string family;
   std::size_t points = 0;
   double loo_mape = 0;  // mean |pred - meas| / meas, leave-one-out, in percent

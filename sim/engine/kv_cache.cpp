@@ -9,6 +9,26 @@
 
 namespace servesim {
 
+namespace {
+
+// vLLM's KV cache groups of one worker's layers (kv_cache_utils.py _get_kv_cache_groups_uniform_page_size): the
+// group size is the fewer of the two layer counts, or the larger when it is under 1.25 x the fewer (less padding:
+// gpt-oss-20b with an EAGLE layer, 12 sliding + 13 full, gets two groups of 13); each kind's layers fill
+// ceil(count / size) groups, the last one padded.
+struct StageGroups {
+  std::int64_t size = 0, full = 0, sliding = 0;
+};
+StageGroups stage_groups(std::int64_t full, std::int64_t sliding) {
+  const std::int64_t fewer = std::min(full, sliding), more = std::max(full, sliding);
+  StageGroups g;
+  g.size = 4 * more < 5 * fewer ? more : fewer;
+  g.full = (full + g.size - 1) / g.size;
+  g.sliding = (sliding + g.size - 1) / g.size;
+  return g;
+}
+
+}  // namespace
+
 KvGroups KvGroups::of(const ModelArch& arch, std::int64_t pipeline, bool hybrid_manager) {
   if (arch.sliding_window == 0) return {};
   if (arch.kv_window() > 0) return {arch.kv_window(), 0};
@@ -19,12 +39,12 @@ KvGroups KvGroups::of(const ModelArch& arch, std::int64_t pipeline, bool hybrid_
     const std::int64_t sliding = arch.sliding_layers(first, n);
     const std::int64_t full = n - sliding;
     first += n;
-    // vLLM's group size is the fewer of the two layer counts; more than one full-attention group (or a stage with
-    // one kind only) is not what HybridKVCacheCoordinator serves: held as full attention.
-    if (full == 0 || sliding < full) return {};
-    const std::int64_t g = (sliding + full - 1) / full;
-    if (groups > 0 && g != groups) return {};
-    groups = g;
+    // A stage with one kind of layer only, more than one full-attention group (what KvCacheManager does not
+    // model), or stages with different group counts: held as full attention.
+    if (full == 0 || sliding == 0) return {};
+    const StageGroups g = stage_groups(full, sliding);
+    if (g.full != 1 || (groups > 0 && g.sliding != groups)) return {};
+    groups = g.sliding;
   }
   return {arch.sliding_window, groups};
 }
@@ -34,7 +54,9 @@ std::int64_t KvGroups::page_layers(const ModelArch& arch, std::int64_t pipeline,
   std::int64_t first = 0;
   for (std::int64_t i = 0; i < stage; ++i) first += layers[static_cast<std::size_t>(i)];
   const std::int64_t n = layers[static_cast<std::size_t>(stage)];
-  return hybrid() ? n - arch.sliding_layers(first, n) : n;
+  if (!hybrid()) return n;
+  const std::int64_t sliding = arch.sliding_layers(first, n);
+  return stage_groups(n - sliding, sliding).size;
 }
 
 std::int64_t KvCacheSizing::num_blocks() const {

@@ -11,13 +11,13 @@
 // cache manager (docs/design/hybrid_kv_cache_manager.md; vllm/v1/core/kv_cache_utils.py
 // _get_kv_cache_config_uniform_page_size, kv_cache_coordinator.py HybridKVCacheCoordinator) unless
 // `disable_hybrid_kv_cache_manager` is set: the layers form KV cache groups of g layers each, g = the fewer of the
-// full and the sliding layers (the last sliding group padded), and one block of the pool holds block_size tokens of
-// g layers. A sequence holds, per group, the blocks its layers need: every block in the full-attention group, the
+// full and the sliding layers, or the larger count when it is under 1.25 x the fewer (each kind's last group
+// padded), and one block of the pool holds block_size tokens of g layers. A sequence holds, per group, the blocks its layers need: every block in the full-attention group, the
 // window's blocks in each sliding group (freed outside the window as above). The pool then has layers / g times the
 // blocks of a full-attention pool of the same memory (2 for gpt-oss), and vLLM reports its size in tokens as
-// num_blocks / groups x block_size. Supported here as vLLM's coordinator supports it: one full-attention group
-// (full layers <= sliding layers on every pipeline stage, the same group count on each); other mixes are held as
-// full attention (KvGroups::of).
+// num_blocks / groups x block_size. Modelled with one full-attention group (full layers <= g on every pipeline
+// stage, the same group count on each); other mixes are held as full attention (KvGroups::of), which is servesim's
+// limit, not vLLM's.
 //
 // Automatic prefix caching (vLLM v1's KVCacheManager and BlockPool, vllm/v1/core/kv_cache_manager.py and
 // block_pool.py; `enable_prefix_caching`, on by default in vLLM v1 and here), for requests whose content is known
@@ -64,12 +64,13 @@ struct KvGroups {
   [[nodiscard]] bool hybrid() const { return sliding_groups > 0; }
   [[nodiscard]] std::int64_t groups() const { return 1 + sliding_groups; }
   // The layout vLLM v1 gives `arch` split over `pipeline` stages (StepModel::pp_stage_layers): every layer
-  // sliding -> {window, 0}; a mix, with `hybrid_manager` (vLLM's !disable_hybrid_kv_cache_manager), 0 < full <=
-  // sliding layers on every stage and the same ceil(sliding / full) on each -> {window, that}; else {0, 0}
-  // (sliding layers held as full attention, as vLLM's unify_hybrid_kv_cache_specs does with the manager off).
+  // sliding -> {window, 0}; a mix, with `hybrid_manager` (vLLM's !disable_hybrid_kv_cache_manager), one
+  // full-attention group on every stage and the same number of sliding groups on each -> {window, that}; else
+  // {0, 0} (sliding layers held as full attention, as vLLM's unify_hybrid_kv_cache_specs does with the manager
+  // off).
   [[nodiscard]] static KvGroups of(const ModelArch& arch, std::int64_t pipeline, bool hybrid_manager);
-  // Layers one block spans on a GPU of stage `stage` under this layout: the stage's full-attention layers (the
-  // group size) when hybrid, else every layer of the stage.
+  // Layers one block spans on a GPU of stage `stage` under this layout: the stage's group size when hybrid, else
+  // every layer of the stage.
   [[nodiscard]] std::int64_t page_layers(const ModelArch& arch, std::int64_t pipeline, std::int64_t stage) const;
 };
 

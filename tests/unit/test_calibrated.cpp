@@ -391,3 +391,43 @@ TEST_CASE("grouped GEMMs follow grouped_gemm.csv: log-log in rows per group, the
   CHECK_THROWS_WITH(CalibrationProfile::load(dir.string()),
                     Catch::Contains("grouped_gemm.csv:2") && Catch::Contains("must be > 0"));
 }
+
+TEST_CASE("calibrate report scores grouped GEMM rows within and across group counts", "[calibrated][moe]") {
+  const auto dir = test::temp_dir("grouped-report");
+  test::write_file(dir / "profile.json", "{\"gpu\": \"h200\"}");
+  test::write_file(dir / "gemm.csv",
+                   "op,M,N,K,dtype,median_us,min_us,max_us\n"
+                   "qkv,1,6144,4096,bf16,20,19,21\nqkv,64,6144,4096,bf16,21,20,22\nqkv,1024,6144,4096,bf16,70,69,71\n");
+  // 2, 4 and 8 experts, 1 and 16 rows each; the 4-expert times are the geometric means of the 2- and 8-expert
+  // ones, so the log-log interpolation across group counts predicts them exactly, while the 2- and 8-expert rows
+  // are extrapolated from the nearest count by the fit (off: the times do not scale with the weights read).
+  test::write_file(dir / "grouped_gemm.csv",
+                   "op,groups,m,N,K,dtype,median_us,min_us,max_us\n"
+                   "gate_up,2,1,28672,4096,bf16,100,99,101\ngate_up,2,16,28672,4096,bf16,200,199,201\n"
+                   "gate_up,4,1,28672,4096,bf16,212.1320343559643,211.1320343559643,213.1320343559643\n"
+                   "gate_up,4,16,28672,4096,bf16,565.6854249492381,560,570\n"
+                   "gate_up,8,1,28672,4096,bf16,450,449,451\ngate_up,8,16,28672,4096,bf16,1600,1599,1601\n");
+  const auto profile = std::make_shared<const CalibrationProfile>(CalibrationProfile::load(dir.string()));
+  const CalibratedPredictor p(h200(), profile);
+  std::map<std::string, FamilyReport> by;
+  for (const auto& r : p.report()) by[r.family] = r;
+  REQUIRE(by.count("grouped_gemm") == 1);
+  REQUIRE(by.count("grouped_gemm (other group counts)") == 1);
+  const FamilyReport& within = by.at("grouped_gemm");
+  const FamilyReport& across = by.at("grouped_gemm (other group counts)");
+  CHECK(within.points == 6);
+  CHECK(across.points == 6);
+  // The 4-expert rows sit exactly between their neighbours: the largest errors are the 2- and 8-expert rows,
+  // extrapolated from the nearest count by the fit.
+  REQUIRE(across.worst.size() == 3);
+  for (const auto& w : across.worst) {
+    INFO(w.label << " " << w.loo_err_pct);
+    CHECK(w.label.find("G=4") == std::string::npos);
+    CHECK(w.loo_err_pct > 1e-6);
+  }
+  CHECK(across.loo_mape > 0.0);
+  // Labels name the op, the group count and the rows per group; spreads come from the rows' min and max.
+  CHECK(within.worst.front().label.rfind("gate_up G=", 0) == 0);
+  // Median of the rows' (max - min) / median: 2, 1, 0.94, 1.77, 0.44 and 0.125 % give (0.94 + 1) / 2.
+  CHECK(within.spread_pct == Approx((200.0 / 212.1320343559643 + 1.0) / 2.0).epsilon(1e-12));
+}

@@ -68,8 +68,16 @@ TEST_CASE("KV cache groups: gpt-oss gets one full and one sliding group of 12 la
   CHECK(g3.page_layers(mixed(12, five_to_one), 1, 0) == 2);
   // 3 full, 4 sliding: padded to ceil(4 / 3) = 2 sliding groups of 3.
   CHECK(KvGroups::of(mixed(7, {0, 2, 4, 6}), 1, true).sliding_groups == 2);
-  // More full than sliding layers: not one full-attention group, so held as full attention.
+  // More full than sliding layers: 5 full, 1 sliding are five full-attention groups of one layer, which servesim
+  // holds as full attention.
   CHECK_FALSE(KvGroups::of(mixed(6, {5}), 1, true).hybrid());
+  // Nearly even counts take the larger as the group size (13 full, 12 sliding: two groups of 13, as vLLM pads
+  // gpt-oss-20b with an EAGLE layer), one full-attention group.
+  std::vector<std::int64_t> twelve;
+  for (std::int64_t i = 0; i < 24; i += 2) twelve.push_back(i);
+  const KvGroups eagle = KvGroups::of(mixed(25, twelve), 1, true);
+  CHECK(eagle.sliding_groups == 1);
+  CHECK(eagle.page_layers(mixed(25, twelve), 1, 0) == 13);
   // A stage with sliding layers only (PP 2 over 4 full then 4 sliding layers): the stages' groups differ.
   CHECK_FALSE(KvGroups::of(mixed(8, {4, 5, 6, 7}), 2, true).hybrid());
   CHECK(KvGroups::of(mixed(8, {4, 5, 6, 7}), 1, true).sliding_groups == 1);
