@@ -331,12 +331,11 @@ StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) cons
   Seconds layer{0.0};     // one full-attention layer
   Seconds windowed{0.0};  // one sliding-window layer
   // Data-parallel attention: the caller passes the busiest rank's sequences (busiest_rank), one GPU's work.
-  auto scaled = [](OpCost c) { return c; };
   auto add = [&](const char* name, Flops f, Bytes by, OpCost c, double count) { sink.add(name, f, by, c, count); };
   const AttentionShape& prefill_shape = arch_.mla.enabled() ? mla_prefill_ : attn_;
   if (attn_.fp8) {  // Q of every token in the batch quantized to fp8 before the attention kernels
     const double q = double(b.total_tokens()) * double(attn_.heads_q * attn_.head_dim);
-    const OpCost c = scaled(predictor_->elementwise(Bytes{q * (attn_.act_bytes_per_element + 1.0)}, Flops{3.0 * q}));
+    const OpCost c = predictor_->elementwise(Bytes{q * (attn_.act_bytes_per_element + 1.0)}, Flops{3.0 * q});
     add("attn_q_quant", Flops{3.0 * q}, Bytes{q * (attn_.act_bytes_per_element + 1.0)}, c,
              double(arch_.num_layers));
     layer += c.time;
@@ -345,7 +344,7 @@ StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) cons
   if (!b.prefills.empty()) {
     const std::span<const PrefillChunk> chunks(b.prefills);
     if (full_layers > 0) {
-      const OpCost c = scaled(predictor_->attention_prefill(prefill_shape, chunks));
+      const OpCost c = predictor_->attention_prefill(prefill_shape, chunks);
       add("attention_prefill", prefill_attention_flops(prefill_shape, chunks),
                prefill_attention_bytes(prefill_shape, chunks), c, full_layers);
       layer += c.time;
@@ -360,13 +359,13 @@ StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) cons
                           m.kv_lora_rank, arch_.weight_bytes_per_param,
                           arch_.quantization == Quantization::fp8 ? 1.0 : 0.0,
                           arch_.quantization == Quantization::fp8 && gpu_.has_fp8()};
-        const OpCost c = scaled(predictor_->gemm(g));
+        const OpCost c = predictor_->gemm(g);
         add("mla_context_kv_b", g.flops(), g.bytes(), c, full_layers);
         layer += c.time;
       }
     }
     if (sliding > 0) {
-      const OpCost c = scaled(predictor_->attention_prefill(attn_sliding_, chunks));
+      const OpCost c = predictor_->attention_prefill(attn_sliding_, chunks);
       add("attention_prefill_swa", prefill_attention_flops(attn_sliding_, chunks),
                prefill_attention_bytes(attn_sliding_, chunks), c, double(sliding));
       windowed += c.time;
@@ -374,14 +373,14 @@ StepModel::Times StepModel::attention_part(const BatchShape& b, Sink& sink) cons
   }
   if (b.num_decodes > 0) {
     if (full_layers > 0) {
-      const OpCost c = scaled(predictor_->attention_decode(attn_, b.num_decodes, b.decode_context_tokens));
+      const OpCost c = predictor_->attention_decode(attn_, b.num_decodes, b.decode_context_tokens);
       add("attention_decode", decode_attention_flops(attn_, b.decode_context_tokens),
                decode_attention_bytes(attn_, b.num_decodes, b.decode_context_tokens), c, full_layers);
       layer += c.time;
     }
     if (sliding > 0) {
       const std::int64_t kv = sliding_decode_tokens(b);
-      const OpCost c = scaled(predictor_->attention_decode(attn_sliding_, b.num_decodes, kv));
+      const OpCost c = predictor_->attention_decode(attn_sliding_, b.num_decodes, kv);
       add("attention_decode_swa", decode_attention_flops(attn_sliding_, kv),
                decode_attention_bytes(attn_sliding_, b.num_decodes, kv), c, double(sliding));
       windowed += c.time;
