@@ -336,12 +336,21 @@ TEST_CASE("two GEMM shapes with one op name are reported apart", "[calibrated]")
   CHECK(by.at("gemm:qkv 1280x8192").spread_pct == Approx(100.0));
 }
 
-TEST_CASE("grouped GEMMs follow grouped_gemm.csv: log-log in rows per group, then in groups", "[calibrated][moe]") {
-  const auto dir = test::temp_dir("grouped");
+namespace {
+
+// A profile directory for the grouped-GEMM tests: an H200 profile with three bf16 GEMM rows (for the fit).
+void write_grouped_base(const std::filesystem::path& dir) {
   test::write_file(dir / "profile.json", "{\"gpu\": \"h200\"}");
   test::write_file(dir / "gemm.csv",
                    "op,M,N,K,dtype,median_us,min_us,max_us\n"
                    "qkv,1,6144,4096,bf16,20,19,21\nqkv,64,6144,4096,bf16,21,20,22\nqkv,1024,6144,4096,bf16,70,69,71\n");
+}
+
+}  // namespace
+
+TEST_CASE("grouped GEMMs follow grouped_gemm.csv: log-log in rows per group, then in groups", "[calibrated][moe]") {
+  const auto dir = test::temp_dir("grouped");
+  write_grouped_base(dir);
   // Mixtral's gate_up (N = 2 x 14336, K = 4096): 2 and 8 experts, 1 and 16 rows each.
   test::write_file(dir / "grouped_gemm.csv",
                    "# a hand-made grid\nop,groups,m,N,K,dtype,median_us,min_us,max_us\n"
@@ -394,10 +403,7 @@ TEST_CASE("grouped GEMMs follow grouped_gemm.csv: log-log in rows per group, the
 
 TEST_CASE("calibrate report scores grouped GEMM rows within and across group counts", "[calibrated][moe]") {
   const auto dir = test::temp_dir("grouped-report");
-  test::write_file(dir / "profile.json", "{\"gpu\": \"h200\"}");
-  test::write_file(dir / "gemm.csv",
-                   "op,M,N,K,dtype,median_us,min_us,max_us\n"
-                   "qkv,1,6144,4096,bf16,20,19,21\nqkv,64,6144,4096,bf16,21,20,22\nqkv,1024,6144,4096,bf16,70,69,71\n");
+  write_grouped_base(dir);
   // 2, 4 and 8 experts, 1 and 16 rows each; the 4-expert times are the geometric means of the 2- and 8-expert
   // ones, so the log-log interpolation across group counts predicts them exactly, while the 2- and 8-expert rows
   // are extrapolated from the nearest count by the fit (off: the times do not scale with the weights read).
