@@ -137,7 +137,8 @@ TEST_CASE("EPLB on DeepSeek-V3 EP 8 under Zipf skew: lower busiest-rank rows and
   // The layer's expert GEMMs are the busiest rank's: 58 MoE layers of gate_up, FLOPs 2 x groups x rows_per_group x
   // 2I x h, time from the same roofline.
   for (const auto& [s, b] : {std::pair{&s_plain, b_plain}, std::pair{&s_eplb, b_eplb}}) {
-    const StepOp& gu = op_named(s->breakdown(prefill), "moe_gate_up");
+    const StepCost cost = s->breakdown(prefill);
+    const StepOp& gu = op_named(cost, "moe_gate_up");
     const double rpg = std::max(b.busiest, b.rows / b.groups);
     CHECK(gu.flops.v == Approx(58.0 * 2.0 * b.groups * rpg * 2.0 * I * h).epsilon(1e-12));
     CHECK(gu.time.v == Approx(58.0 * gate_up_time(b)).epsilon(1e-12));
