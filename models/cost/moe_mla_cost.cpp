@@ -5,6 +5,7 @@
 #include <string>
 
 #include "models/common/error.h"
+#include "models/cost/moe_all2all.h"
 #include "models/cost/step_model.h"
 
 namespace servesim {
@@ -70,14 +71,17 @@ ExpertPlacement expert_placement(const ModelArch& arch, const ParallelConfig& pa
 Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t total_tokens, const EmitOp& emit) {
   const MoeArch& moe = c.arch.moe;
   const ParallelConfig& par = c.parallel;
-  Emitter add{c, emit, T};
+  // Sequence-parallel MoE: each tensor-parallel rank of a data-parallel group takes its slice of the group's tokens.
+  const bool sequence_parallel = par.data > 1 && par.tensor > 1;
+  const std::int64_t Tm = sequence_parallel ? (T + par.tensor - 1) / par.tensor : T;
+  Emitter add{c, emit, Tm};
   if (T == 0) return add.total;
   const double e = add.e;
   const std::int64_t h = c.arch.hidden_size;
   const std::int64_t E = moe.num_experts;
   const std::int64_t k = moe.experts_per_token;
   add.gemm("moe_router", E, h, false);
-  add.elementwise("moe_topk", double(T) * double(E) * (e + 4.0) + double(T * k) * 8.0, 5.0 * double(T) * double(E));
+  add.elementwise("moe_topk", double(Tm) * double(E) * (e + 4.0) + double(Tm * k) * 8.0, 5.0 * double(Tm) * double(E));
 
   // The experts: per expert-parallel rank, its experts' load; the busiest rank bounds the layer.
   const std::int64_t ep = par.expert;
@@ -110,26 +114,64 @@ Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t tota
     if (rc.time() > busiest.time()) busiest = rc;
     busiest_rows = std::max(busiest_rows, rc.rows);
   }
-  // Data-parallel attention: tokens go to their experts' ranks and come back. Each rank sends T x k rows; the
-  // busiest receiver gets busiest_rows of the stage's total_tokens x k, so every rank is costed at that share.
-  const double mean_rows = double(total_tokens) * double(k) / double(ep);
-  const double a2a = double(T) * double(k) * double(h) * e * (mean_rows > 0 ? busiest_rows / mean_rows : 1.0);
-  auto all_to_all = [&](const char* name) {
-    if (par.data == 1) return;
-    const OpCost cc = c.comm->all_to_all(Bytes{a2a});
-    add(name, Flops{0.0}, Bytes{a2a}, OpCost{cc.time * (1.0 - par.overlap), Bound::communication});
+  // Data-parallel attention: the backend's dispatch and combine on the expert-parallel group.
+  MoeCommPlan dispatch, combine;
+  if (par.data > 1) {
+    MoeTraffic tr;
+    tr.rank_tokens = double(Tm);
+    tr.total_tokens = double(total_tokens);
+    tr.experts_per_token = k;
+    tr.hidden_bytes = double(h) * e;
+    tr.logits_bytes = double(E) * e;
+    // vLLM quantizes before a DeepEP dispatch when the experts run fp8: 1 byte per value, a 4-byte scale per 128.
+    if (add.fp8_math) tr.fp8_row_bytes = double(h) + 4.0 * double((h + 127) / 128);
+    // Ranks and nodes a token reaches: rank r on node r / (ep / nodes), the comm's contiguous blocks.
+    const std::int64_t nodes = c.comm->expert_nodes();
+    const std::int64_t per_node = ep / nodes;
+    double hit_sum = 0.0, hit_max = 0.0, node_sum = 0.0, node_max = 0.0, node_miss = 1.0;
+    for (std::int64_t r = 0; r < ep; ++r) {
+      const double hit = c.routing.rank_hit(c.placement.rank(r));
+      hit_sum += hit;
+      hit_max = std::max(hit_max, hit);
+      node_miss *= 1.0 - hit;
+      if ((r + 1) % per_node == 0) {
+        node_sum += 1.0 - node_miss;
+        node_max = std::max(node_max, 1.0 - node_miss);
+        node_miss = 1.0;
+      }
+    }
+    tr.ranks_per_token = hit_sum;
+    tr.busiest_rank_share = hit_sum > 0.0 ? hit_max * double(ep) / hit_sum : 1.0;
+    tr.nodes = nodes;
+    tr.nodes_per_token = node_sum;
+    tr.busiest_node_share = node_sum > 0.0 ? node_max * double(nodes) / node_sum : 1.0;
+    const double mean_rows = double(total_tokens) * double(k) / double(ep);
+    tr.busiest_rows_share = mean_rows > 0.0 ? busiest_rows / mean_rows : 1.0;
+    dispatch = c.all2all->dispatch(tr);
+    combine = c.all2all->combine(tr);
+  }
+  auto communicate = [&](const char* name, const MoeCommPlan& plan) {
+    if (plan.count == 0) return;
+    Seconds t{0.0};
+    for (int i = 0; i < plan.count; ++i) {
+      const MoeCollective& s = plan.steps[static_cast<std::size_t>(i)];
+      const Seconds step = c.comm->expert_collective(s.op, Bytes{s.bytes}, s.scope).time;
+      t = plan.concurrent ? std::max(t, step) : t + step;
+    }
+    const double bytes = all_to_all_equivalent_bytes(plan);
+    add(name, Flops{0.0}, Bytes{bytes}, OpCost{t * (1.0 - par.overlap), Bound::communication});
   };
-  all_to_all("moe_dispatch");
+  communicate("moe_dispatch", dispatch);
   const double act_elems = busiest.rows * double(width);
   add("moe_gate_up", busiest.gate_up_shape.flops(), busiest.gate_up_shape.bytes(), busiest.gate_up);
   add("moe_act_mul", Flops{5.0 * act_elems}, Bytes{3.0 * act_elems * e}, busiest.act);
   add("moe_down", busiest.down_shape.flops(), busiest.down_shape.bytes(), busiest.down);
-  all_to_all("moe_combine");
+  communicate("moe_combine", combine);
 
   if (moe.shared_intermediate_size > 0) {
-    const std::int64_t sw = moe.shared_intermediate_size / par.tensor;
+    const std::int64_t sw = moe.shared_intermediate_size / (sequence_parallel ? 1 : par.tensor);
     add.gemm("shared_gate_up", 2 * sw, h);
-    add.elementwise("shared_act_mul", 3.0 * double(T) * double(sw) * e, 5.0 * double(T) * double(sw));
+    add.elementwise("shared_act_mul", 3.0 * double(Tm) * double(sw) * e, 5.0 * double(Tm) * double(sw));
     add.gemm("shared_down", h, sw);
     if (moe.shared_expert_gate) add.gemm("shared_expert_gate", 1, h, false);
   }
@@ -137,6 +179,11 @@ Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t tota
     const double act = double(T) * double(h) * e;
     const OpCost cc = c.comm->all_reduce(Bytes{act});
     add("tp_all_reduce_moe", Flops{0.0}, Bytes{act}, OpCost{cc.time * (1.0 - par.overlap), Bound::communication});
+  }
+  if (sequence_parallel) {
+    const double out = double(T) * double(h) * e;
+    const OpCost cc = c.comm->all_gather(Bytes{out});
+    add("tp_all_gather_moe", Flops{0.0}, Bytes{out}, OpCost{cc.time * (1.0 - par.overlap), Bound::communication});
   }
   return add.total;
 }
@@ -199,7 +246,9 @@ double moe_mla_layer_weight_bytes(const ModelArch& a, const ParallelConfig& par,
     const double experts = double(par.physical_experts(moe.num_experts)) / double(par.expert);
     const double width = par.expert > 1 ? double(moe.expert_intermediate_size) : double(moe.expert_intermediate_size) / t;
     routed = experts * 3.0 * h * width;
-    linear += 3.0 * h * double(moe.shared_intermediate_size) / t;
+    // Sequence-parallel MoE layers hold their shared experts whole (vLLM builds them with disable_tp).
+    const double shared_split = par.data > 1 && par.tensor > 1 ? 1.0 : t;
+    linear += 3.0 * h * double(moe.shared_intermediate_size) / shared_split;
     other += h * double(moe.num_experts) + (moe.shared_expert_gate ? h : 0.0);
     // gpt-oss: the router's bias, and each expert's gate_up bias (split like its width) and down bias (whole on
     // every rank that holds the expert).

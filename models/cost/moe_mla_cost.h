@@ -4,21 +4,30 @@
 // MoE layer (ModelArch::moe), T tokens on this GPU (T_total over the stage's data-parallel ranks):
 //   moe_router      GEMM [T, E, hidden], in the checkpoint dtype (vLLM builds the gate with quant_config=None)
 //   moe_topk        softmax / sigmoid + top-k over [T, E] fp32 scores (elementwise)
-//   moe_dispatch    data-parallel attention only: all-to-all of T x k token rows (hidden x activation bytes each)
+//   moe_dispatch    data-parallel attention only: the tokens to their experts' ranks, as the all-to-all backend
+//                   (ParallelConfig::all2all_backend, models/cost/moe_all2all.h) moves them on the expert-parallel
+//                   group; its bytes are what one rank sends (an all-to-all's send buffer moving the same pairwise
+//                   bytes, all_to_all_equivalent_bytes), summed over the backend's collectives
 //   moe_gate_up     grouped GEMM over the experts this GPU holds that receive a token (ExpertRouting::load)
 //   moe_act_mul     SiLU-and-mul over the routed rows
 //   moe_down        grouped GEMM
-//   moe_combine     data-parallel attention only: the all-to-all back
+//   moe_combine     data-parallel attention only: the outputs back, as the backend moves them
 //   shared_gate_up, shared_act_mul, shared_down   the shared experts (a dense SwiGLU MLP, split over TP)
 //   shared_expert_gate                            Qwen2-MoE: GEMM [T, 1, hidden]
 //   tp_all_reduce_moe  without data-parallel attention, when the layer is split over more than one GPU
+//   tp_all_gather_moe  sequence-parallel MoE only (below): the tensor-parallel group's outputs, [T, hidden]
+// Sequence-parallel MoE (vLLM's use_sequence_parallel_moe: tensor > 1 with data-parallel attention and expert
+// parallelism): each tensor-parallel rank takes ceil(T / tensor) of its group's tokens through the whole MoE layer
+// (router, dispatch, experts, combine, and the shared experts, which are then not split over TP: vLLM builds them
+// with disable_tp), and the group all-gathers the outputs.
 // Expert placement: expert = 1 splits each expert's FFN over the TP ranks (every GPU runs every hit expert with
 // width I / tp); expert parallelism gives each rank whole experts (expert_placement: the contiguous experts
 // [r E / ep, (r + 1) E / ep), or with EPLB its (E + R) / ep physical experts, replicas taking q_i / replicas of the
 // tokens each), and the layer waits for the busiest rank (the one whose grouped GEMMs take longest under the
 // routing).
-// All-to-all volume with skew: the busiest rank receives T_total x (its physical experts' selection probabilities)
-// rows; the all-to-all is costed as a uniform one in which every rank moves that many (the slowest rank bounds it).
+// Dispatch volume with skew: the busiest rank receives T_total x (its physical experts' selection probabilities)
+// rows; where the backend's bytes follow the routing, every rank is costed as sending that rank's share (the
+// slowest rank bounds the layer).
 //
 // MLA projections (ModelArch::mla), as vLLM's DeepseekV2MLAAttention runs them, TP splits heads:
 //   mla_qkv_a   GEMM [T, q_lora_rank + kv_lora_rank + rope, hidden], replicated (fused q_a_proj + kv_a_proj)
@@ -44,6 +53,7 @@
 namespace servesim {
 
 class GroupComm;
+class MoeAll2AllBackend;
 struct ParallelConfig;
 
 // One op of a layer: name, FLOPs, bytes, its cost on one GPU.
@@ -57,6 +67,7 @@ struct LayerCostContext {
   const GroupComm* comm;  // null for a single GPU
   const ExpertRouting& routing;
   const ExpertPlacement& placement;  // expert_placement(arch, parallel, routing); MoE models only
+  const MoeAll2AllBackend* all2all;  // data-parallel attention's dispatch / combine; null when parallel.data == 1
 };
 
 // The physical experts of each expert-parallel rank (one rank of every expert when parallel.expert = 1): the

@@ -99,6 +99,12 @@ ExpertRouting::Load ExpertRouting::load(double tokens, const std::vector<Physica
   return out;
 }
 
+double ExpertRouting::rank_hit(const std::vector<PhysicalExpert>& rank) const {
+  double miss = 1.0;
+  for (const PhysicalExpert& p : rank) miss *= 1.0 - select_[static_cast<std::size_t>(p.expert)] / double(p.replicas);
+  return 1.0 - miss;
+}
+
 ExpertRouting::Load ExpertRouting::load(double tokens) const {
   Load out;
   for (const double q : select_) add_expert(out, q, tokens);

@@ -66,6 +66,10 @@ class ExpertRouting {
   [[nodiscard]] Load load(double tokens, const std::vector<PhysicalExpert>& rank) const;
   // Every logical expert once, without replicas (one GPU holding all experts).
   [[nodiscard]] Load load(double tokens) const;
+  // The probability that one token picks at least one of a rank's physical experts: 1 - prod_j (1 - s_j), with
+  // s_j = q_i / replicas as in load() (selections independent across experts, as everywhere in this model). Summed
+  // over the ranks: about the expected distinct ranks a token's experts are on (exact for one expert per rank).
+  [[nodiscard]] double rank_hit(const std::vector<PhysicalExpert>& rank) const;
 
  private:
   ExpertRouting(std::vector<double> select, std::int64_t k) : select_(std::move(select)), k_(k) {}

@@ -34,9 +34,15 @@ struct ListSink {
 
 }  // namespace
 
-OpCost GroupComm::all_to_all(Bytes) const {
+OpCost GroupComm::all_gather(Bytes) const {
   throw key_error("parallel",
-                  "this communication model has no all-to-all (needed by expert parallelism with "
+                  "this communication model has no all-gather (needed by sequence-parallel MoE layers: "
+                  "tensor_parallel_size > 1 with data-parallel attention)");
+}
+
+OpCost GroupComm::expert_collective(CollectiveOp, Bytes, ExpertScope) const {
+  throw key_error("parallel",
+                  "this communication model has no expert-parallel group (needed by expert parallelism with "
                   "data-parallel attention)");
 }
 
@@ -114,6 +120,7 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
                                      std::to_string(arch_.moe.num_experts) + " experts");
   }
   placement_ = servesim::expert_placement(arch_, parallel_, routing_);
+  if (parallel_.data > 1) all2all_ = moe_all2all_registry().create(parallel_.all2all_backend, "parallel.all2all_backend");
 }
 
 void StepModel::check_moe_parallel() const {
@@ -266,7 +273,7 @@ StepModel::Times StepModel::dense_part(std::int64_t T, std::int64_t tokens, Sink
     const OpCost c = comm_->all_reduce(Bytes{act});
     to(name, Flops{0.0}, Bytes{act}, OpCost{c.time * (1.0 - parallel_.overlap), Bound::communication});
   };
-  const LayerCostContext ctx{arch_, gpu_, parallel_, *predictor_, comm_.get(), routing_, placement_};
+  const LayerCostContext ctx{arch_, gpu_, parallel_, *predictor_, comm_.get(), routing_, placement_, all2all_.get()};
   elementwise_op(op, "attn_norm", 2.0 * act + double(h) * e, 4.0 * double(T * h));
   if (arch_.mla.enabled()) {
     (void)mla_projection_ops(ctx, T, [&](const char* n, Flops f, Bytes b, OpCost c) { op(n, f, b, c); });

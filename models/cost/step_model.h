@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "models/arch/model_arch.h"
+#include "models/cost/moe_all2all.h"
 #include "models/cost/moe_routing.h"
 #include "models/cost/op_predictor.h"
 #include "models/hw/gpu.h"
@@ -36,10 +37,18 @@ class GroupComm {
   [[nodiscard]] virtual OpCost send_recv(Bytes bytes) const = 0;
   // The last stage's vocab-parallel logits, `per_rank` bytes on each rank, gathered onto one rank for sampling.
   [[nodiscard]] virtual OpCost gather(Bytes per_rank) const = 0;
-  // Mixture-of-experts dispatch / combine among the expert-parallel ranks of a stage (data-parallel attention):
-  // each rank sends `per_rank` bytes in all, spread evenly over the ranks. Throws InputError where the model has
-  // no all-to-all.
-  [[nodiscard]] virtual OpCost all_to_all(Bytes per_rank) const;
+  // All-gather among the tensor-parallel group of a stage, `size` the gathered output (nccl-tests' size). Throws
+  // InputError where the model has none.
+  [[nodiscard]] virtual OpCost all_gather(Bytes size) const;
+  // A collective among the expert-parallel ranks of a stage (all its tensor x data GPUs; data-parallel attention's
+  // MoE dispatch and combine), `size` as nccl-tests sizes `op` (models/net/collective.h) for each group of `scope`
+  // (ExpertScope: the whole group, every node's GPUs at once, every rail's at once; the slowest such group's time).
+  // Throws InputError where the model has no expert-parallel group.
+  [[nodiscard]] virtual OpCost expert_collective(CollectiveOp op, Bytes size,
+                                                 ExpertScope scope = ExpertScope::group) const;
+  // Nodes a stage's expert-parallel group spans when it splits into equal contiguous blocks of ranks per node (its
+  // node and rail scopes exist), else 1.
+  [[nodiscard]] virtual std::int64_t expert_nodes() const { return 1; }
 };
 
 // Parallelism of one replica. Per pipeline stage tensor x data GPUs: attention (and every non-expert layer) is
@@ -54,6 +63,9 @@ class GroupComm {
 // logical experts replicated and the copies packed over the ranks to even their loads (ExpertPlacement::balanced,
 // models/cost/moe_routing.h); each GPU holds (E + R) / expert of them, which must be whole (vLLM's requirement).
 // Without it rank r holds the contiguous experts [r E / expert, (r + 1) E / expert).
+// With data > 1 the MoE dispatch and combine move tokens as `all2all_backend` does (vLLM's --all2all-backend; a
+// name in moe_all2all_registry(), models/cost/moe_all2all.h; vLLM's default allgather_reducescatter), and with
+// tensor > 1 as well the MoE layers are sequence-parallel (models/cost/moe_mla_cost.h).
 struct ParallelConfig {
   std::int64_t tensor = 1;
   std::int64_t pipeline = 1;
@@ -62,6 +74,7 @@ struct ParallelConfig {
   std::int64_t data = 1;    // data-parallel attention groups per stage (> 1 only with expert parallelism)
   bool enable_eplb = false;                 // expert-parallel load balancing (vLLM --enable-eplb)
   std::int64_t num_redundant_experts = 0;  // R >= 0 extra physical experts; 0 unless enable_eplb
+  std::string all2all_backend = kDefaultAll2AllBackend;  // MoE dispatch / combine with data > 1
   [[nodiscard]] std::int64_t gpus() const { return tensor * data * pipeline; }
   // Physical routed experts over the expert-parallel ranks of a model of `logical` experts: E + R with EPLB, else E.
   [[nodiscard]] std::int64_t physical_experts(std::int64_t logical) const {
@@ -221,6 +234,7 @@ class StepModel {
   std::int64_t layers_per_stage_ = 0;
   ExpertRouting routing_;
   ExpertPlacement placement_;  // MoE models: expert_placement(arch_, parallel_, routing_)
+  std::shared_ptr<const MoeAll2AllBackend> all2all_;  // data-parallel attention only
   AttentionShape mla_prefill_;  // MLA: the expanded form prefill runs (K, V per head, in the activation dtype)
 };
 

@@ -103,7 +103,7 @@ void add_step_command(CLI::App& app) {
     const auto& sc = loader.scenario();
     const ParallelConfig& par = sc.parallel;
     std::string layout = fmt::format("TP {}, PP {}", par.tensor, par.pipeline);
-    if (par.data > 1) layout += fmt::format(", DP {}", par.data);
+    if (par.data > 1) layout += fmt::format(", DP {} ({})", par.data, par.all2all_backend);
     if (par.expert > 1) layout += fmt::format(", EP {}", par.expert);
     if (par.enable_eplb) layout += fmt::format(", EPLB +{} experts", par.num_redundant_experts);
     std::cout << fmt::format("{} on {} x{} ({}), predictor {}: {} tokens, {} sequences\n", sc.arch.name,

@@ -46,6 +46,7 @@ nlohmann::ordered_json run_config(const Scenario& sc) {
     c["enable_eplb"] = true;
     c["num_redundant_experts"] = sc.parallel.num_redundant_experts;
   }
+  if (sc.parallel.data > 1) c["all2all_backend"] = sc.parallel.all2all_backend;
   // With several pools, the keys above are pool 0's (num_replicas: all pools'); each pool's own follow.
   if (sc.pools.size() > 1 || sc.disaggregated()) {
     nlohmann::ordered_json pools = nlohmann::ordered_json::array();

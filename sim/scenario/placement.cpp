@@ -49,6 +49,12 @@ ParallelConfig read_sizes(const LayeredTable& par) {
   if (p.enable_eplb && p.expert <= 1) {
     par.fail("enable_eplb", "needs expert parallelism (expert_parallel_size > 1), as vLLM's --enable-eplb does");
   }
+  // vLLM's --all2all-backend (models/cost/moe_all2all.h); it applies with data-parallel attention only.
+  p.all2all_backend = par.at("all2all_backend").str_or("all2all_backend", kDefaultAll2AllBackend);
+  if (!moe_all2all_registry().contains(p.all2all_backend)) {
+    par.fail("all2all_backend", "unknown all2all backend '" + p.all2all_backend +
+                                    "' (valid: " + moe_all2all_registry().names() + ")");
+  }
   return p;
 }
 

@@ -12,10 +12,11 @@ namespace servesim {
 namespace {
 
 // The keys a pool reads from its view of [parallel] and [engine] (recorded in PoolSpec::places).
-constexpr std::array<const char*, 11> kParallelKeys = {
+constexpr std::array<const char*, 12> kParallelKeys = {
     "tensor_parallel_size", "pipeline_parallel_size", "expert_parallel_size", "data_parallel_size",
     "comm_overlap",         "collective_algo",        "collective_model",     "collective_proto",
-    "collective_profile",   "enable_eplb",            "num_redundant_experts"};
+    "collective_profile",   "enable_eplb",            "num_redundant_experts",
+    "all2all_backend"};
 constexpr std::array<const char*, 15> kEngineKeys = {
     "max_num_seqs",     "max_num_batched_tokens",   "enable_chunked_prefill",  "long_prefill_token_threshold",
     "block_size",       "max_model_len",            "allow_long_max_model_len", "num_gpu_blocks_override",

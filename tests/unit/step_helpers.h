@@ -14,7 +14,8 @@ struct FreeComm final : GroupComm {
   [[nodiscard]] OpCost all_reduce(Bytes) const override { return {}; }
   [[nodiscard]] OpCost send_recv(Bytes) const override { return {}; }
   [[nodiscard]] OpCost gather(Bytes) const override { return {}; }
-  [[nodiscard]] OpCost all_to_all(Bytes) const override { return {}; }
+  [[nodiscard]] OpCost all_gather(Bytes) const override { return {}; }
+  [[nodiscard]] OpCost expert_collective(CollectiveOp, Bytes, ExpertScope) const override { return {}; }
 };
 
 // The op of `c` named `name` (fails the test when there is none).

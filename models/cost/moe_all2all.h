@@ -1,0 +1,109 @@
+// How a mixture-of-experts layer's tokens reach their experts' ranks and come back when attention is
+// data-parallel (ParallelConfig::data > 1): vLLM's all-to-all backends (`--all2all-backend`, before v0.11 the
+// VLLM_ALL2ALL_BACKEND environment variable; vllm/distributed/device_communicators/all2all.py). One interface,
+// implementations registered by name (moe_all2all_registry.cpp, one line each):
+//
+//   allgather_reducescatter  vLLM's default: dispatch all-gathers every rank's tokens (hidden states and router
+//                            logits) onto every rank, each rank runs its own experts over all of them, and combine
+//                            reduce-scatters the partial outputs back to the tokens' ranks. The bytes do not
+//                            depend on the routing.
+//   naive                    vLLM's first backend (the default before allgather_reducescatter): dispatch
+//                            all-reduces a buffer of every rank's hidden states and one of their router logits
+//                            (each rank fills its own rows), combine all-reduces the outputs.
+//   deepep_high_throughput   DeepEP's normal kernels: each token is sent once to every rank that holds at least
+//                            one of its experts (the expected distinct ranks, from the routing), in fp8 with one
+//                            4-byte scale per 128 values when the experts run fp8 (vLLM quantizes before the
+//                            dispatch), and combined back once per rank in the activation dtype (each rank sums its
+//                            experts' weighted outputs first). Across nodes a token crosses the network once per
+//                            node it has experts on, to the GPU of the same local index there (its rail), which
+//                            forwards it over NVLink to the ranks of that node that need it; the two run pipelined,
+//                            so the dispatch takes the longer of a rail all-to-all (T x nodes hit rows per rank) and
+//                            a node all-to-all (T x ranks hit / nodes rows per rank). The combine reverses both.
+//   deepep_low_latency       DeepEP's low-latency kernels: one copy per (token, expert) pair, fp8 as above, and
+//                            each expert's output sent back in the activation dtype (the receiver sums them).
+//
+// Sizes are nccl-tests' (models/net/collective.h) on the stage's expert-parallel group. Routing skew: where the
+// bytes follow the routing (the DeepEP backends), every rank is costed at the busiest receiver's share (what each
+// rank sends x busiest / mean received), since every rank waits for the slowest in the layer.
+// Not modelled: DeepSeek-V3's group-limited routing (a token's experts within 4 of 8 groups),
+// the low-latency kernels' chunking of large batches (VLLM_MOE_DP_CHUNK_SIZE), topk index / weight metadata, and
+// the pplx and flashinfer_all2allv backends.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "models/common/registry.h"
+#include "models/net/collective.h"
+
+namespace servesim {
+
+// One MoE layer's routing, as the backends need it.
+struct MoeTraffic {
+  double rank_tokens = 0;         // tokens this rank dispatches (its data-parallel group's, over tensor ranks)
+  double total_tokens = 0;        // tokens over the whole expert-parallel group
+  std::int64_t experts_per_token = 1;  // k
+  double hidden_bytes = 0;        // one token's hidden state in the activation dtype: hidden_size x bytes
+  double logits_bytes = 0;        // one token's router logits in the activation dtype: experts x bytes
+  double fp8_row_bytes = 0;       // one token's hidden state in fp8 with per-128 scales; 0 unless the experts run fp8
+  double ranks_per_token = 1;     // expected distinct ranks a token's experts are on (ExpertRouting::rank_hit sum)
+  double busiest_rank_share = 1;  // busiest rank's expected distinct tokens / the mean over ranks (>= 1)
+  std::int64_t nodes = 1;         // nodes the expert-parallel group spans (equal contiguous blocks of ranks)
+  double nodes_per_token = 1;     // expected distinct nodes a token's experts are on
+  double busiest_node_share = 1;  // busiest node's expected distinct tokens / the mean over nodes (>= 1)
+  double busiest_rows_share = 1;  // busiest rank's expected (token, expert) rows / the mean over ranks (>= 1)
+  // The row a dispatch sends: fp8 when the experts run fp8, else the activation dtype.
+  [[nodiscard]] double dispatch_row_bytes() const { return fp8_row_bytes > 0 ? fp8_row_bytes : hidden_bytes; }
+};
+
+// Which GPUs of a stage's expert-parallel group a collective runs on: all of them, each node's (every node's group
+// at once), or each rail's (the GPUs of one local index on every node, every rail at once).
+enum class ExpertScope { group, node, rail };
+
+// One collective of a dispatch or combine, `bytes` as nccl-tests size it for the scope's groups.
+struct MoeCollective {
+  CollectiveOp op = CollectiveOp::all_to_all;
+  double bytes = 0;
+  ExpertScope scope = ExpertScope::group;
+};
+
+// The (at most two) collectives of one dispatch or combine: one after the other, or `concurrent` (pipelined: the
+// longer one's time).
+struct MoeCommPlan {
+  std::array<MoeCollective, 2> steps{};
+  int count = 0;
+  bool concurrent = false;
+  MoeCommPlan& add(CollectiveOp op, double bytes, ExpertScope scope = ExpertScope::group) {
+    steps.at(static_cast<std::size_t>(count++)) = {op, bytes, scope};
+    return *this;
+  }
+};
+
+class MoeAll2AllBackend {
+ public:
+  virtual ~MoeAll2AllBackend() = default;
+  [[nodiscard]] virtual MoeCommPlan dispatch(const MoeTraffic& t) const = 0;
+  [[nodiscard]] virtual MoeCommPlan combine(const MoeTraffic& t) const = 0;
+};
+
+// The bytes a plan's collectives put between each pair of ranks, as the per-rank send buffer of an all-to-all over
+// the group that moves the same pairwise bytes (all_to_all, all_gather, reduce_scatter of S: S; all_reduce of S:
+// 2 S, its reduce-scatter and all-gather), summed over the group and rail steps; node steps (NVLink forwarding
+// within a node) are left out. A rail all-to-all of S moves S (nodes - 1) / nodes across nodes per rank, as a
+// group all-to-all of S does, so StepTraffic (which spreads these bytes over the group's pairs) gets each rank's
+// inter-node bytes right, spread over every remote GPU rather than its rail peers only.
+[[nodiscard]] double all_to_all_equivalent_bytes(const MoeCommPlan& plan);
+
+using MoeAll2AllRegistry = Registry<MoeAll2AllBackend>;
+// allgather_reducescatter, deepep_high_throughput, deepep_low_latency, naive.
+[[nodiscard]] const MoeAll2AllRegistry& moe_all2all_registry();
+// vLLM's default backend.
+inline constexpr const char* kDefaultAll2AllBackend = "allgather_reducescatter";
+
+std::unique_ptr<MoeAll2AllBackend> make_allgather_reducescatter_all2all();
+std::unique_ptr<MoeAll2AllBackend> make_naive_all2all();
+std::unique_ptr<MoeAll2AllBackend> make_deepep_high_throughput_all2all();
+std::unique_ptr<MoeAll2AllBackend> make_deepep_low_latency_all2all();
+
+}  // namespace servesim

@@ -1,0 +1,205 @@
+// vLLM's all-to-all backends for data-parallel attention's MoE dispatch and combine (models/cost/moe_all2all.h):
+// the bytes each backend moves (exact), the routing quantities they use, DeepEP's published low-latency figures,
+// sequence-parallel MoE layers, and the scenario key.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <string>
+
+#include "helpers.h"
+#include "models/cost/moe_all2all.h"
+#include "models/cost/moe_routing.h"
+
+using namespace servesim;
+
+namespace {
+
+// A layer's traffic with round numbers: 100 tokens on this rank of 800, k = 8, bf16 hidden 4096, 64 experts.
+MoeTraffic traffic() {
+  MoeTraffic t;
+  t.rank_tokens = 100;
+  t.total_tokens = 800;
+  t.experts_per_token = 8;
+  t.hidden_bytes = 4096 * 2;
+  t.logits_bytes = 64 * 2;
+  t.ranks_per_token = 5.5;
+  t.busiest_rank_share = 1.25;
+  t.busiest_rows_share = 1.5;
+  return t;
+}
+
+MoeCommPlan plan(const std::string& backend, const MoeTraffic& t, bool dispatch) {
+  const auto b = moe_all2all_registry().create(backend, "test");
+  return dispatch ? b->dispatch(t) : b->combine(t);
+}
+
+// The op `name` of a `servesim step --json` output.
+nlohmann::json op_of(const std::string& json_text, const std::string& name) {
+  const auto j = nlohmann::json::parse(json_text);
+  for (const auto& o : j["ops"]) {
+    if (o["name"] == name) return o;
+  }
+  FAIL("no op " << name);
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("all2all backends: the collectives and bytes of each dispatch and combine", "[moe][all2all]") {
+  const MoeTraffic t = traffic();
+  // allgather_reducescatter: every token's hidden state and logits to every rank; the outputs reduce-scattered.
+  MoeCommPlan p = plan("allgather_reducescatter", t, true);
+  REQUIRE(p.count == 1);
+  CHECK(p.steps[0].op == CollectiveOp::all_gather);
+  CHECK(p.steps[0].bytes == 800.0 * (8192.0 + 128.0));
+  p = plan("allgather_reducescatter", t, false);
+  CHECK(p.steps[0].op == CollectiveOp::reduce_scatter);
+  CHECK(p.steps[0].bytes == 800.0 * 8192.0);
+  // naive: two all-reduces to dispatch (hidden states, logits), one to combine.
+  p = plan("naive", t, true);
+  REQUIRE(p.count == 2);
+  CHECK(p.steps[0].op == CollectiveOp::all_reduce);
+  CHECK(p.steps[0].bytes == 800.0 * 8192.0);
+  CHECK(p.steps[1].bytes == 800.0 * 128.0);
+  CHECK_FALSE(p.concurrent);
+  CHECK(all_to_all_equivalent_bytes(p) == 2.0 * 800.0 * (8192.0 + 128.0));
+  CHECK(plan("naive", t, false).steps[0].bytes == 800.0 * 8192.0);
+  // DeepEP low latency: one row per (token, expert), at the busiest receiver's share.
+  p = plan("deepep_low_latency", t, true);
+  REQUIRE(p.count == 1);
+  CHECK(p.steps[0].op == CollectiveOp::all_to_all);
+  CHECK(p.steps[0].bytes == 100.0 * 8.0 * 1.5 * 8192.0);
+  // DeepEP high throughput within one node: one row per (token, rank).
+  p = plan("deepep_high_throughput", t, true);
+  REQUIRE(p.count == 1);
+  CHECK(p.steps[0].bytes == 100.0 * 5.5 * 1.25 * 8192.0);
+  // fp8 experts: DeepEP dispatches fp8 rows with their scales and combines in the activation dtype.
+  MoeTraffic f = t;
+  f.fp8_row_bytes = 4096.0 + 4.0 * 32.0;
+  CHECK(plan("deepep_low_latency", f, true).steps[0].bytes == 100.0 * 8.0 * 1.5 * 4224.0);
+  CHECK(plan("deepep_low_latency", f, false).steps[0].bytes == 100.0 * 8.0 * 1.5 * 8192.0);
+  CHECK(plan("allgather_reducescatter", f, true).steps[0].bytes == 800.0 * (8192.0 + 128.0));
+  // Across 2 nodes: the rail (once per node hit) and the NVLink forward (ranks hit / nodes), pipelined; only the
+  // rail's bytes count as what crosses between ranks' pairs.
+  f.nodes = 2;
+  f.nodes_per_token = 1.75;
+  f.busiest_node_share = 1.1;
+  p = plan("deepep_high_throughput", f, true);
+  REQUIRE(p.count == 2);
+  CHECK(p.concurrent);
+  CHECK(p.steps[0].scope == ExpertScope::rail);
+  CHECK(p.steps[0].bytes == Approx(100.0 * 1.75 * 1.1 * 4224.0).epsilon(1e-14));
+  CHECK(p.steps[1].scope == ExpertScope::node);
+  CHECK(p.steps[1].bytes == Approx(100.0 * 5.5 * 1.25 / 2.0 * 4224.0).epsilon(1e-14));
+  CHECK(all_to_all_equivalent_bytes(p) == p.steps[0].bytes);
+  CHECK(plan("deepep_high_throughput", f, false).steps[0].bytes == Approx(100.0 * 1.75 * 1.1 * 8192.0).epsilon(1e-14));
+}
+
+TEST_CASE("all2all backends: the expected ranks a token reaches", "[moe][all2all]") {
+  // Uniform routing, 256 experts, k = 8, 16 contiguous ranks of 16: a rank is hit with 1 - (1 - 1/32)^16.
+  const ExpertRouting u = ExpertRouting::uniform(256, 8);
+  const ExpertPlacement p = ExpertPlacement::contiguous(256, 16);
+  CHECK(u.rank_hit(p.rank(3)) == Approx(1.0 - std::pow(1.0 - 1.0 / 32.0, 16)).epsilon(1e-14));
+  // One expert per rank: the ranks hit are exactly the k experts picked.
+  const ExpertRouting z = ExpertRouting::zipf(8, 2, 1.0);
+  const ExpertPlacement one = ExpertPlacement::contiguous(8, 8);
+  double sum = 0.0;
+  for (std::int64_t r = 0; r < 8; ++r) sum += z.rank_hit(one.rank(r));
+  CHECK(sum == Approx(2.0).epsilon(1e-14));
+  // Skew: the rank holding the popular experts is hit more often.
+  const ExpertRouting zz = ExpertRouting::zipf(256, 8, 0.5);
+  CHECK(zz.rank_hit(p.rank(0)) > u.rank_hit(p.rank(0)));
+  CHECK(zz.rank_hit(p.rank(15)) < u.rank_hit(p.rank(15)));
+}
+
+TEST_CASE("all2all backends on DeepSeek-V3 EP 16 over two DGX H100: bytes, and DeepEP's published latencies",
+          "[moe][all2all]") {
+  const std::string sc = test::scenario_path("deepseek-v3-ep16-2x-dgx-h100.toml");
+  // 128 decodes per rank, DeepEP's low-latency benchmark setting (7168 hidden, top-8, fp8 dispatch, bf16 combine).
+  auto step = [&](const std::string& backend, const std::string& extra = "") {
+    const auto r = test::run_cli("step " + sc + " --decode 2048x1000 --json --set 'parallel.all2all_backend=\"" +
+                                 backend + "\"'" + extra);
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    return r.output;
+  };
+  const double layers = 58.0;  // DeepSeek-V3's MoE layers (61 - 3 dense)
+  const double fp8_row = 7168.0 + 4.0 * 56.0;
+  const std::string ll = step("deepep_low_latency");
+  CHECK(op_of(ll, "moe_dispatch")["bytes"].get<double>() == Approx(layers * 128.0 * 8.0 * fp8_row).epsilon(1e-12));
+  CHECK(op_of(ll, "moe_combine")["bytes"].get<double>() == Approx(layers * 128.0 * 8.0 * 7168.0 * 2.0).epsilon(1e-12));
+  // DeepEP's README (low-latency kernels, H800 with one CX7 400 Gb/s NIC each, EP 16): dispatch 118 us, combine
+  // 195 us (calibrate/data/published.md). The all-to-all on the topology lands within 30 % of both.
+  const double dispatch_us = op_of(ll, "moe_dispatch")["time_ms"].get<double>() / layers * 1000.0;
+  const double combine_us = op_of(ll, "moe_combine")["time_ms"].get<double>() / layers * 1000.0;
+  CHECK(dispatch_us == Approx(118.0).epsilon(0.30));
+  CHECK(combine_us == Approx(195.0).epsilon(0.30));
+
+  // allgather_reducescatter: all 2,048 tokens' hidden states and 256 logits to every rank, in bf16.
+  const std::string ag = step("allgather_reducescatter");
+  CHECK(op_of(ag, "moe_dispatch")["bytes"].get<double>() ==
+        Approx(layers * 2048.0 * (7168.0 + 256.0) * 2.0).epsilon(1e-12));
+  CHECK(op_of(ag, "moe_combine")["bytes"].get<double>() == Approx(layers * 2048.0 * 7168.0 * 2.0).epsilon(1e-12));
+  // naive: the all-reduces move twice the all-gather's pairwise bytes.
+  const std::string nv = step("naive");
+  CHECK(op_of(nv, "moe_dispatch")["bytes"].get<double>() ==
+        Approx(2.0 * op_of(ag, "moe_dispatch")["bytes"].get<double>()).epsilon(1e-12));
+  CHECK(op_of(nv, "moe_dispatch")["time_ms"].get<double>() > op_of(ag, "moe_dispatch")["time_ms"].get<double>());
+  // DeepEP high throughput: a token crosses to the other node when one of its 8 experts is among that node's 128,
+  // 1 - (1 - 1/32)^128 of the time (the own node's share stays local).
+  const std::string ht = step("deepep_high_throughput");
+  const double node_hit = 1.0 - std::pow(1.0 - 1.0 / 32.0, 128);
+  CHECK(op_of(ht, "moe_dispatch")["bytes"].get<double>() ==
+        Approx(layers * 128.0 * 2.0 * node_hit * fp8_row).epsilon(1e-9));
+  CHECK(op_of(ht, "moe_dispatch")["time_ms"].get<double>() < op_of(ll, "moe_dispatch")["time_ms"].get<double>());
+
+  // Zipf skew: DeepEP's bytes follow the routing (the busiest rank's share), the all-gather's do not.
+  const std::string skew = " --set 'model.expert_routing=\"zipf\"' --set model.expert_zipf_exponent=0.5";
+  CHECK(op_of(step("allgather_reducescatter", skew), "moe_dispatch")["bytes"].get<double>() ==
+        op_of(ag, "moe_dispatch")["bytes"].get<double>());
+  CHECK(op_of(step("deepep_low_latency", skew), "moe_dispatch")["bytes"].get<double>() >
+        3.0 * op_of(ll, "moe_dispatch")["bytes"].get<double>());
+}
+
+TEST_CASE("sequence-parallel MoE: tensor ranks split their group's tokens, then all-gather the outputs",
+          "[moe][all2all]") {
+  // DeepSeek-V2-Lite on one DGX H100: TP 2 x DP 4, EP 8. A 1,000-token prefill: each TP rank routes 500 tokens,
+  // runs the shared experts whole (2 x 1408 wide) on them, and the pair all-gathers [1000, 2048] bf16 per layer.
+  const std::string base = "[model]\nconfig = \"" + test::scenario_path("models/deepseek-v2-lite.json") +
+                           "\"\n[hardware]\ngpu = \"h100-sxm\"\n[parallel]\ntensor_parallel_size = 2\n"
+                           "data_parallel_size = 4\nexpert_parallel_size = 8\ntopology = \"dgx-h100\"\n"
+                           "[workload]\nnum_requests = 20\n[workload.arrival]\nimpl = \"poisson\"\nrate = 1.0\n"
+                           "[workload.prompt_tokens]\nimpl = \"fixed\"\nvalue = 64\n"
+                           "[workload.output_tokens]\nimpl = \"fixed\"\nvalue = 4\n";
+  const auto dir = test::temp_dir("sp-moe");
+  const std::string sc = test::write_file(dir / "sp.toml", base);
+  const auto r = test::run_cli("step " + sc + " --prefill 1000 --json");
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  const double moe_layers = 26.0;
+  CHECK(op_of(r.output, "moe_router")["flops"].get<double>() == moe_layers * 2.0 * 500.0 * 64.0 * 2048.0);
+  CHECK(op_of(r.output, "shared_gate_up")["flops"].get<double>() == moe_layers * 2.0 * 500.0 * 2.0 * 2816.0 * 2048.0);
+  CHECK(op_of(r.output, "tp_all_gather_moe")["bytes"].get<double>() == moe_layers * 1000.0 * 2048.0 * 2.0);
+  // allgather_reducescatter over all 8 ranks: the step's 1,000 tokens (hidden and 64 logits).
+  CHECK(op_of(r.output, "moe_dispatch")["bytes"].get<double>() == moe_layers * 1000.0 * (2048.0 + 64.0) * 2.0);
+}
+
+TEST_CASE("all2all_backend key: listed in the summary, bad names refused at the key", "[moe][all2all]") {
+  const std::string sc = test::scenario_path("deepseek-v3-ep16-2x-dgx-h100.toml");
+  const auto dir = test::temp_dir("all2all-key");
+  const auto bad = test::run_cli("run " + sc + " --set 'parallel.all2all_backend=\"deepep\"' --out " +
+                                 (dir / "bad").string());
+  INFO(bad.output);
+  CHECK(bad.code == 2);
+  CHECK(test::count_lines(bad.output) == 1);
+  CHECK(bad.output.find("parallel.all2all_backend") != std::string::npos);
+  CHECK(bad.output.find("valid: allgather_reducescatter, deepep_high_throughput, deepep_low_latency, naive") !=
+        std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "bad"));
+  const auto ok = test::run_cli("run " + sc + " --set workload.num_requests=20 --out " + (dir / "ok").string());
+  INFO(ok.output);
+  REQUIRE(ok.code == 0);
+  const auto j = nlohmann::json::parse(test::read_file(dir / "ok" / "summary.json"));
+  CHECK(j["servesim"]["config"]["all2all_backend"] == "deepep_low_latency");
+}
