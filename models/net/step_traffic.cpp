@@ -58,12 +58,15 @@ StepTraffic::StepTraffic(const Topology& topo, const std::vector<int>& gpus, con
           const std::size_t k = pair(topo, group[static_cast<std::size_t>(x.src)], group[static_cast<std::size_t>(x.dst)]);
           all_reduce_.terms.emplace_back(k, x.fraction * share);
           all_reduce_moe_.terms.emplace_back(k, x.fraction * moe_share);
+          // A ring all-gather moves half an all-reduce's bytes on the same edges.
+          all_gather_moe_.terms.emplace_back(k, 0.5 * x.fraction * moe_share);
         }
       }
     }
     if (crosses) {
       all_reduce_.time_share += share;
       all_reduce_moe_.time_share += moe_share;
+      all_gather_moe_.time_share += moe_share;
     }
     // Expert-parallel all-to-all over the stage's tensor x data GPUs.
     const std::int64_t n = t * d;
@@ -107,6 +110,8 @@ StepTraffic::Load StepTraffic::of(const std::vector<StepOp>& ops) const {
       pat = &all_reduce_;
     } else if (name == "tp_all_reduce_moe") {
       pat = &all_reduce_moe_;
+    } else if (name == "tp_all_gather_moe") {
+      pat = &all_gather_moe_;
     } else if (name == "moe_dispatch" || name == "moe_combine") {
       pat = &all_to_all_;
     } else if (name == "tp_gather_logits") {

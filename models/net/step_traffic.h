@@ -9,8 +9,12 @@
 //       each stage, stage s taking its share of the layers (its MoE layers' share for _moe). Inter-node bytes as
 //       NCCL's ring moves them: on every ring channel of the group (GroupPaths::rings, rail-aligned across nodes),
 //       each edge carries 2 (n - 1) / n of the message over the channel count; the edges between nodes count.
-//   moe_dispatch / moe_combine  an all-to-all among the stage's tensor x data GPUs: every rank sends 1 / n of its
-//       bytes to each other rank (models/net/collective_direct.cpp's plan); the pairs on different nodes count.
+//   tp_all_gather_moe  sequence-parallel MoE layers' all-gather among the same tensor-parallel ranks: half an
+//       all-reduce's bytes on the same ring edges ((n - 1) / n of the message).
+//   moe_dispatch / moe_combine  among the stage's tensor x data GPUs: every rank sends 1 / n of the op's bytes to
+//       each other rank (models/net/collective_direct.cpp's plan); the pairs on different nodes count. The op's
+//       bytes are the backend's collectives as such an all-to-all (all_to_all_equivalent_bytes,
+//       models/cost/moe_all2all.h): each rank's inter-node bytes are right, spread over every remote GPU.
 //   tp_gather_logits  the last stage's first tensor-parallel group: every rank but the first sends its shard (the
 //       op's bytes / tensor) to the first.
 //   pp_send_recv  activations from each stage's first GPU to the next stage's (the op's bytes / (p - 1) each).
@@ -70,6 +74,7 @@ class StepTraffic {
   std::map<std::pair<int, int>, std::size_t> index_;
   Pattern all_reduce_;
   Pattern all_reduce_moe_;
+  Pattern all_gather_moe_;
   Pattern all_to_all_;
   Pattern gather_;
   Pattern send_;
