@@ -527,6 +527,11 @@ Seconds StepModel::rank_token_time(std::int64_t rank_tokens, std::int64_t tokens
   return dense_part(rank_tokens, tokens, sink).gpu;
 }
 
+Seconds StepModel::rank_sampling_time(std::int64_t sampled, BoundTimes& bounds) const {
+  BoundSink sink{&bounds};
+  return head_part(sampled * parallel_.data, sink).gpu;
+}
+
 Seconds StepModel::stage_send_time(std::int64_t tokens) const {
   if (parallel_.pipeline == 1 || tokens == 0) return Seconds{0.0};
   return comm_->send_recv(Bytes{double(tokens) * double(arch_.hidden_size) * arch_.weight_bytes_per_param}).time;

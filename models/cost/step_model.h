@@ -154,7 +154,9 @@ class StepModel {
   [[nodiscard]] Seconds attention_time(const BatchShape& batch, BoundTimes& bounds) const;
   // Data-parallel attention (parallel().data = d > 1): each sequence of a step runs whole on one data-parallel rank
   // (vLLM runs one engine core per DP rank, each scheduling its own requests), and every MoE layer waits for all
-  // ranks, so the step takes its busiest rank's time. The step's sequences are placed largest prefill chunk first,
+  // ranks, so the step takes its busiest rank's time. For a batch given whole (`servesim step`, a replica scheduled
+  // as one engine); a run steps one engine per rank instead (sim/engine/dp_group.h) and times each rank's own batch
+  // (StepTimer::rank_gpu_time). The step's sequences are placed largest prefill chunk first,
   // each on the rank with the fewest tokens so far (ties: the lower rank), then the decodes one at a time the same
   // way: the most even split at sequence granularity. Returns the busiest rank's share (most tokens; ties: the most
   // prefill tokens, then the lower rank): its chunks, its decodes, their context tokens in proportion (rounded to
@@ -165,6 +167,9 @@ class StepModel {
   // every rank (MoE routing and dispatch see all of them). token_time(tokens) = rank_token_time((tokens + d - 1) /
   // d, tokens); StepTimer uses this one when a step's busiest rank holds more than that.
   [[nodiscard]] Seconds rank_token_time(std::int64_t rank_tokens, std::int64_t tokens, BoundTimes& bounds) const;
+  // The sampling part of one data-parallel rank that samples `sampled` sequences itself (sampling_time splits a
+  // step's samples evenly over the ranks: this is sampling_time(sampled x d)).
+  [[nodiscard]] Seconds rank_sampling_time(std::int64_t sampled, BoundTimes& bounds) const;
   // Tokens a sliding-window layer's decode attention reads over the batch: the sum of min(tokens, window),
   // batch.decode_window_context_tokens when the batch collected it for this model's window, otherwise the bound
   // min(decode_context_tokens, num_decodes x window) (exact when every decode is on the same side of the window).

@@ -26,6 +26,24 @@ class StepTimer {
     if (b.prefills.empty() && memo_on_) return decode_time(b, bounds);
     return compute(b, bounds);
   }
+  // Data-parallel attention, one rank's own batch in a step of `step_tokens` tokens over every rank (the engines of
+  // a lockstep group, sim/engine/dp_group.h): its attention, its token part (MoE routing and dispatch over every
+  // rank's tokens; cached by (its tokens, the step's)) and its own sampling; `bounds` as gpu_time's.
+  [[nodiscard]] Seconds rank_gpu_time(const BatchShape& rank, std::int64_t step_tokens, BoundTimes& bounds) {
+    bounds = BoundTimes{};
+    if (rank.empty()) return Seconds{0.0};
+    const std::int64_t mine = rank.total_tokens();
+    const auto key = (static_cast<std::uint64_t>(mine) << 32) | static_cast<std::uint64_t>(step_tokens);
+    auto [it, fresh] = by_rank_tokens_.try_emplace(key);
+    if (fresh) it->second.time = model_->rank_token_time(mine, step_tokens, it->second.bounds).v;
+    bounds += it->second.bounds;
+    const Seconds tokens{it->second.time};
+    const Seconds attention = model_->attention_time(rank, bounds);
+    const Seconds sampled = cached(by_rank_sampled_, rank.num_sampled, bounds, [&](std::int64_t n, BoundTimes& t) {
+      return model_->rank_sampling_time(n, t);
+    });
+    return scale(tokens + attention + sampled, bounds);
+  }
   [[nodiscard]] Seconds stage_send_time(std::int64_t tokens) {
     const auto i = static_cast<std::size_t>(tokens);
     if (i >= send_by_tokens_.size()) send_by_tokens_.resize(i + 1, -1.0);
@@ -116,7 +134,10 @@ class StepTimer {
   Seconds finish(Seconds tokens, Seconds attention, std::int64_t num_sampled, BoundTimes& bounds) {
     const Seconds sampled = cached(by_sampled_, num_sampled, bounds,
                                    [&](std::int64_t n, BoundTimes& t) { return model_->sampling_time(n, t); });
-    const Seconds gpu = tokens + attention + sampled;
+    return scale(tokens + attention + sampled, bounds);
+  }
+  // Scales `bounds` to sum to `gpu`.
+  static Seconds scale(Seconds gpu, BoundTimes& bounds) {
     double sum = 0;
     for (const double x : bounds.s) sum += x;
     if (sum > 0) {
@@ -144,6 +165,7 @@ class StepTimer {
   std::vector<Part> by_tokens_;
   std::unordered_map<std::uint64_t, Part> by_rank_tokens_;  // (rank tokens << 32) | step tokens
   std::vector<Part> by_sampled_;
+  std::vector<Part> by_rank_sampled_;  // data-parallel: one rank's own samples
   std::vector<double> send_by_tokens_;
   std::vector<Memo> memo_;
   bool memo_on_ = true;

@@ -14,6 +14,7 @@
 #include "sim/cluster/kv_handoff.h"
 #include "sim/cluster/step_network.h"
 #include "sim/core/simulator.h"
+#include "sim/engine/dp_group.h"
 #include "sim/io/measured.h"
 #include "sim/metrics/link_stats_writer.h"
 #include "sim/metrics/summary.h"
@@ -242,21 +243,32 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
     std::shared_ptr<const StepModel> model;
     StepTraffic traffic;
     std::vector<Engine*> engines;
+    DataParallelGroup* group = nullptr;
   };
   std::vector<Spanning> spanning;
+  // Data-parallel attention: one engine per rank, in lockstep (sim/engine/dp_group.h).
+  std::vector<std::unique_ptr<DataParallelGroup>> groups;
   for (std::size_t p = 0; p < sc.pools.size(); ++p) {
     const PoolSpec& pool = sc.pools[p];
-    const std::int64_t engines = pool.parallel.pipeline;
+    const std::int64_t ranks = pool.parallel.data;
+    if (ranks > 1 && pool.parallel.pipeline > 1) {
+      throw InputError(pool.place("parallel.pipeline_parallel_size"),
+                       "data-parallel attention (data_parallel_size " + std::to_string(ranks) +
+                           ") with pipeline parallelism is not modelled");
+    }
+    const std::int64_t engines = pool.parallel.pipeline * ranks;
     EngineConfig engine_cfg = pool.engine;
     engine_cfg.defer_itl = sc.horizon != kNever;
     engine_cfg.num_kv_blocks = pool.engine.num_kv_blocks / engines;
-    engine_cfg.kv_blocks_per_rank = pool.engine.kv_blocks_per_rank / engines;
+    // A data-parallel rank's engine holds its own share of the pool, which bounds its sequences by itself.
+    engine_cfg.kv_blocks_per_rank = ranks > 1 ? 0 : pool.engine.kv_blocks_per_rank / engines;
     engine_cfg.seed = sc.seed;
     const EngineRole role = pool.role == PoolRole::prefill  ? EngineRole::prefill
                             : pool.role == PoolRole::decode ? EngineRole::decode
                                                             : EngineRole::aggregated;
     for (std::int64_t i = 0; i < pool.num_replicas; ++i) {
-      const auto stages = engines > 1 ? std::make_shared<PipelineStages>(engines) : nullptr;
+      const auto stages =
+          pool.parallel.pipeline > 1 ? std::make_shared<PipelineStages>(pool.parallel.pipeline) : nullptr;
       const auto index = static_cast<std::int32_t>(replica_gpus.size());
       std::vector<std::unique_ptr<Engine>> own;
       for (std::int64_t v = 0; v < engines; ++v) {
@@ -265,17 +277,27 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
                                                loader.make_scheduler(p), engine_cfg, sink, stages));
       }
       engines_total += engines;
+      DataParallelGroup* group = nullptr;
+      if (ranks > 1) {
+        std::vector<Engine*> members;
+        for (const auto& e : own) members.push_back(e.get());
+        groups.push_back(std::make_unique<DataParallelGroup>(members));
+        group = groups.back().get();
+        for (const auto& e : own) e->attach_group(group);
+      }
       if (auto traffic = crossing_traffic(sc, pool, static_cast<std::size_t>(i))) {
         std::vector<Engine*> es;
         for (const auto& e : own) es.push_back(e.get());
         spanning.push_back(Spanning{index, pool.step_models[static_cast<std::size_t>(i)], std::move(*traffic),
-                                    std::move(es)});
+                                    std::move(es), group});
       }
       replica_gpus.push_back(pool.replica_gpus.empty() ? std::vector<int>{}
                                                        : pool.replica_gpus[static_cast<std::size_t>(i)]);
       layouts.push_back(KvLayout{static_cast<int>(pool.parallel.tensor), static_cast<int>(pool.parallel.pipeline)});
       roles.push_back(role);
-      (role == EngineRole::decode ? decode : entry).push_back(std::make_unique<Replica>(index, std::move(own)));
+      const EngineEntry entry_policy = ranks > 1 ? EngineEntry::data_parallel_balance : EngineEntry::fewest_outstanding;
+      (role == EngineRole::decode ? decode : entry)
+          .push_back(std::make_unique<Replica>(index, std::move(own), entry_policy));
     }
   }
   const Config router_cfg = loader.config().table_or_empty("router");
@@ -292,7 +314,11 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
     step_network.emplace(*network);
     for (Spanning& s : spanning) {
       step_network->add_replica(s.replica, s.model, std::move(s.traffic));
-      for (Engine* e : s.engines) e->attach_network(&*step_network);
+      if (s.group != nullptr) {
+        s.group->attach_network(&*step_network);
+      } else {
+        for (Engine* e : s.engines) e->attach_network(&*step_network);
+      }
     }
   }
   Cluster cluster(std::move(source), std::move(router), std::move(entry), std::move(decode));

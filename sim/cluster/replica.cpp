@@ -5,8 +5,8 @@
 
 namespace servesim {
 
-Replica::Replica(std::int32_t index, std::vector<std::unique_ptr<Engine>> engines)
-    : index_(index), engines_(std::move(engines)) {
+Replica::Replica(std::int32_t index, std::vector<std::unique_ptr<Engine>> engines, EngineEntry entry)
+    : index_(index), engines_(std::move(engines)), entry_(entry) {
   if (engines_.empty()) throw std::logic_error("replica " + std::to_string(index) + " has no engine");
   for (std::size_t v = 0; v < engines_.size(); ++v) {
     if (engines_[v]->replica() != index || engines_[v]->index() != static_cast<std::int32_t>(v)) {
@@ -18,6 +18,14 @@ Replica::Replica(std::int32_t index, std::vector<std::unique_ptr<Engine>> engine
 
 std::size_t Replica::entry_engine() const {
   std::size_t best = 0;
+  if (entry_ == EngineEntry::data_parallel_balance) {
+    // Requests still in the front end count as waiting (vLLM counts a request at its engine once it is assigned).
+    auto score = [](const Engine& e) { return 4 * (e.outstanding() - e.running()) + e.running(); };
+    for (std::size_t v = 1; v < engines_.size(); ++v) {
+      if (score(*engines_[v]) < score(*engines_[best])) best = v;
+    }
+    return best;
+  }
   for (std::size_t v = 1; v < engines_.size(); ++v) {
     if (engines_[v]->outstanding() < engines_[best]->outstanding()) best = v;
   }

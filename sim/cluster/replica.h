@@ -1,7 +1,8 @@
 // A model replica: the engines that serve one copy of the model on its GPU group. Without pipeline parallelism a
 // replica is one engine; with pipeline parallelism p it is p micro-batch engines (vLLM's virtual engines) sharing
-// the replica's p stages (sim/engine/pipeline.h), each with its own scheduler and 1/p of the KV cache. Routers see
-// a replica through its load (ReplicaLoad), never its engines.
+// the replica's p stages (sim/engine/pipeline.h), each with its own scheduler and 1/p of the KV cache; with
+// data-parallel attention d it is d engines, one per rank, each with its own scheduler, KV cache and limits, stepping
+// in lockstep (sim/engine/dp_group.h). Routers see a replica through its load (ReplicaLoad), never its engines.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -24,14 +25,25 @@ struct ReplicaLoad {
   }
 };
 
+// Which of a replica's engines a request enters.
+enum class EngineEntry {
+  // The fewest outstanding requests, ties to the lowest index (vLLM's pipeline-parallel engine adds a request to
+  // the virtual engine with the fewest unfinished ones).
+  fewest_outstanding,
+  // Data-parallel attention's ranks: the lowest 4 x waiting + running, ties to the lowest index (vLLM's DP load
+  // balancing, DPLBAsyncMPClient.get_core_engine_for_request, from the engines' queue counts; vLLM's counts arrive
+  // from its DP coordinator every 100 ms and are bumped locally per request, here they are exact).
+  data_parallel_balance,
+};
+
 class Replica {
  public:
   // `engines`: at least one; engine v must have been built with replica index `index` and engine index v.
   // Throws std::logic_error otherwise.
-  Replica(std::int32_t index, std::vector<std::unique_ptr<Engine>> engines);
+  Replica(std::int32_t index, std::vector<std::unique_ptr<Engine>> engines,
+          EngineEntry entry = EngineEntry::fewest_outstanding);
 
-  // A request arrives now: it enters the engine with the fewest outstanding requests, ties to the lowest index
-  // (vLLM's pipeline-parallel engine adds a request to the virtual engine with the fewest unfinished ones).
+  // A request arrives now: it enters the engine `entry` picks.
   void submit(Simulator& sim, const Request& r);
 
   [[nodiscard]] std::int32_t index() const { return index_; }
@@ -48,6 +60,7 @@ class Replica {
 
   std::int32_t index_;
   std::vector<std::unique_ptr<Engine>> engines_;
+  EngineEntry entry_;
 };
 
 }  // namespace servesim

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "sim/engine/dp_group.h"
+
 namespace servesim {
 
 namespace {
@@ -124,6 +126,10 @@ void Engine::enqueue(Simulator& sim, Sequence* s) {
 }
 
 void Engine::kick(Simulator& sim) {
+  if (group_ != nullptr) {
+    group_->kick(sim);
+    return;
+  }
   if (!busy_ && !start_pending_) {
     // An idle engine starts its next step after every request arriving at this instant has been queued.
     start_pending_ = true;
@@ -200,6 +206,22 @@ std::size_t Engine::start_stretch_step() {
 }
 
 void Engine::start_step(Simulator& sim) {
+  if (!plan_step(sim)) return;
+  time_step(sim.now());
+  if (network_ != nullptr) {
+    // Contention on the shared network lengthens the step's communication.
+    lengthen_step(network_->step_started(sim, *this, batch_));
+  }
+  launch_step(sim);
+}
+
+void Engine::lengthen_step(Ns extra) {
+  step_.end = step_.end + extra;
+  step_.communication_s += ns_to_s(extra);
+  step_kinds_[2] += extra.v;
+}
+
+bool Engine::plan_step(Simulator& sim) {
   const std::size_t members = start_stretch_step();
   EngineQueues q{running_, waiting_, kv_, members};
   scheduler_->schedule(q, plan_);
@@ -229,7 +251,7 @@ void Engine::start_step(Simulator& sim) {
       throw std::logic_error("scheduler made no progress with work queued");
     }
     busy_ = false;
-    return;
+    return false;
   }
   for (Sequence* s : plan_.scheduled) {
     // Its time since `mark` was queueing or a stall (both derived), or preempted time.
@@ -250,14 +272,11 @@ void Engine::start_step(Simulator& sim) {
     batch_.num_sampled += static_cast<std::int64_t>(members);
     batch_.decode_context_tokens += stretch_.context_tokens_next();
   }
-  time_step(now);
-  if (network_ != nullptr) {
-    // Contention on the shared network lengthens the step's communication.
-    const Ns extra = network_->step_started(sim, *this, batch_);
-    step_.end = step_.end + extra;
-    step_.communication_s += ns_to_s(extra);
-    step_kinds_[2] += extra.v;
-  }
+  return true;
+}
+
+void Engine::launch_step(Simulator& sim) {
+  const Ns now = sim.now();
   busy_ = true;
   step_.start = now;
   step_.prefill_tokens = batch_.prefill_tokens();
@@ -282,9 +301,24 @@ void Engine::start_step(Simulator& sim) {
   }
 }
 
+void Engine::time_rank_step(Ns now, std::int64_t step_tokens) {
+  BoundTimes bounds;
+  const Seconds gpu = timer_.rank_gpu_time(batch_, step_tokens, bounds);
+  time_parts(now, gpu, bounds);
+}
+
+void Engine::join_group_step(Ns end) {
+  // The wait for the group's slowest rank is spent in the MoE layers' collectives: communication.
+  if (end > step_.end) lengthen_step(end - step_.end);
+}
+
 void Engine::time_step(Ns now) {
   BoundTimes bounds;
   const Seconds gpu = timer_.gpu_time(batch_, bounds);
+  time_parts(now, gpu, bounds);
+}
+
+void Engine::time_parts(Ns now, Seconds gpu, const BoundTimes& bounds) {
   Seconds overhead = model_->overhead().of(batch_);
   step_.memory_s = bounds.of(Bound::memory);
   step_.compute_s = bounds.of(Bound::compute);
@@ -419,6 +453,10 @@ void Engine::end_step(Simulator& sim) {
          ++i) {
       stretch_.join(*running_[i], kv_.caches(*running_[i]));
     }
+  }
+  if (group_ != nullptr) {
+    busy_ = false;  // the group starts every rank's next step together
+    return;
   }
   start_step(sim);
 }

@@ -100,6 +100,8 @@ class StepNetworkHook {
 
 enum class EngineRole { aggregated, prefill, decode };
 
+class DataParallelGroup;
+
 class Engine final : public EventTarget {
  public:
   // `replica`: the owning replica's index (reported with every event); `pipeline`: the stages this engine shares
@@ -134,6 +136,25 @@ class Engine final : public EventTarget {
     network_ = h;
     cfg_.decode_stretch = false;
   }
+  // Data-parallel attention: this engine is one rank of `g` (not owned), which starts every rank's steps together
+  // and ends them together (sim/engine/dp_group.h). Every step then goes through the scheduler (no decode stretch).
+  void attach_group(DataParallelGroup* g) {
+    group_ = g;
+    cfg_.decode_stretch = false;
+  }
+  // A group's step, in three calls at its start: plan_step() schedules this rank's batch (false: nothing to run,
+  // the engine stays idle); time_rank_step() times it as one rank of a step of `step_tokens` tokens over every rank;
+  // join_group_step() sets its end to the group's (the slowest rank's), the wait counted as communication; then
+  // launch_step() reports it. At the group step's end, end_step() ends it without starting another.
+  [[nodiscard]] bool plan_step(Simulator& sim);
+  void time_rank_step(Ns now, std::int64_t step_tokens);
+  void join_group_step(Ns end);
+  void lengthen_step(Ns extra);  // e.g. by the shared network's contention
+  void launch_step(Simulator& sim);
+  void end_step(Simulator& sim);
+  // The batch planned by plan_step() and its timed end (after time_rank_step()).
+  [[nodiscard]] const BatchShape& batch() const { return batch_; }
+  [[nodiscard]] Ns step_end() const { return step_.end; }
   // Time spent in steps so far (steps already started count whole).
   [[nodiscard]] Ns busy_time() const { return busy_time_; }
   // Prefill engine: frees a parked sequence (its KV has arrived at the decode replica); the request leaves.
@@ -155,7 +176,6 @@ class Engine final : public EventTarget {
   // first (Simulator::advance_inline), else schedules its end event. A prefill engine schedules its step ends
   // itself, before the hand-offs they start.
   void start_step(Simulator& sim);
-  void end_step(Simulator& sim);
   [[nodiscard]] bool next_step_inline(Simulator& sim);
   // A decode stretch (sim/engine/decode_stretch.h): the running sequences at the front that decode one token
   // every step. At a step's start they get their tokens and blocks here and the scheduler plans the rest of the
@@ -170,8 +190,9 @@ class Engine final : public EventTarget {
   // A stretch ends (and starts again) after this many steps with deferred inter-token gaps kept (memory bound).
   static constexpr std::size_t kMaxKeptGaps = std::size_t{1} << 16;
   Sequence* allocate(const Request& r);
-  // Sets the step's duration and its modeled time by kind in step_.
+  // Sets the step's duration and its modeled time by kind in step_ (time_parts: from its GPU time).
   void time_step(Ns now);
+  void time_parts(Ns now, Seconds gpu, const BoundTimes& bounds);
   [[nodiscard]] RequestRecord record_of(const Sequence& s, Ns now) const;
 
   std::int32_t replica_;
@@ -206,6 +227,7 @@ class Engine final : public EventTarget {
   void kick(Simulator& sim);       // an idle engine with work starts a step (after this instant's arrivals)
   PrefillHandOff* handoff_ = nullptr;
   StepNetworkHook* network_ = nullptr;
+  DataParallelGroup* group_ = nullptr;
   EngineRole role_ = EngineRole::aggregated;
   Ns busy_time_{0};
   std::vector<Sequence*> parked_;    // prefill: handed off, holding their blocks until released

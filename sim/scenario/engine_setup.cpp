@@ -242,20 +242,12 @@ void size_kv_cache(EngineSetup& e, const LayeredTable& eng, const Config& gpu_ta
   // One data-parallel rank's pool (below): the most one sequence can hold.
   const std::int64_t rank_blocks = e.config.num_kv_blocks;
   if (parallel.data > 1) {
-    // Data-parallel attention: each of the `data` groups has its own KV cache and its own vLLM engine limits
-    // (max_num_seqs, max_num_batched_tokens are per data-parallel rank, as vLLM's engine arguments). servesim
-    // schedules a stage as one engine over all of them, ideally balanced, so the replica holds data x each; a
-    // sequence lives on one rank, so one rank's pool bounds it (EngineConfig::kv_blocks_per_rank).
+    // Data-parallel attention: each of the `data` ranks is an engine with its own KV cache and its own limits
+    // (max_num_seqs, max_num_batched_tokens stay per rank, as vLLM's engine arguments; sim/engine/dp_group.h). The
+    // pool's blocks here are the replica's, data x one rank's (the run gives each rank its share); one rank's pool
+    // bounds a sequence (EngineConfig::kv_blocks_per_rank, for a replica scheduled as one engine).
     e.config.num_kv_blocks *= parallel.data;
     e.config.kv_blocks_per_rank = rank_blocks;
-    // A sequence's prefill chunk is one rank's step: at most that rank's max_num_batched_tokens (vLLM's per-request
-    // cap, long_prefill_token_threshold, does the same), and the step model costs it whole on one rank
-    // (StepModel::busiest_rank).
-    if (lim.long_prefill_token_threshold == 0 || lim.long_prefill_token_threshold > lim.max_num_batched_tokens) {
-      lim.long_prefill_token_threshold = lim.max_num_batched_tokens;
-    }
-    lim.max_num_seqs *= parallel.data;
-    lim.max_num_batched_tokens *= parallel.data;
   }
 
   // Every micro-batch engine's pool (each gets 1/p of the blocks) less its null block must hold one max_model_len
@@ -271,7 +263,7 @@ void size_kv_cache(EngineSetup& e, const LayeredTable& eng, const Config& gpu_ta
   const std::int64_t per_engine_tokens = usable_blocks / layout.groups() * e.config.block_size;
   const std::int64_t window = layout.window;
   const bool fits = usable_blocks > 0 && KvCacheManager(per_engine_blocks, e.config.block_size, layout,
-                                                        lim.max_num_batched_tokens / parallel.data)
+                                                        lim.max_num_batched_tokens)
                                              .can_ever_fit(e.config.max_model_len);
   if (!fits) {
     eng.fail("max_model_len",

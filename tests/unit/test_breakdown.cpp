@@ -175,6 +175,23 @@ TEST_CASE("breakdown: tensor parallelism with jitter, and pipeline parallelism's
             .requests == 200);
 }
 
+TEST_CASE("breakdown: data-parallel ranks in lockstep, with jitter and preemption", "[breakdown]") {
+  // Each rank's engine steps with the others (sim/engine/dp_group.h): a request's prefill and decode are exactly
+  // its rank's steps, each as long as the group's.
+  const Checked c = check_breakdown("qwen3-moe-8x-h100.toml",
+                                    opts({{"workload.num_requests", "300"},
+                                          {"parallel.tensor_parallel_size", "1"},
+                                          {"parallel.data_parallel_size", "8"},
+                                          {"parallel.expert_parallel_size", "8"},
+                                          {"engine.num_gpu_blocks_override", "300"},
+                                          {"engine.max_model_len", "4096"},
+                                          {"engine.max_num_batched_tokens", "1024"},
+                                          {"engine.jitter", "{impl=\"lognormal\", sigma=0.2}"}}));
+  CHECK(c.requests > 290);  // all but the prompts longer than max_model_len 4096 (rejected)
+  CHECK(c.chunked > 20);
+  CHECK(c.preempted > 0);
+}
+
 TEST_CASE("breakdown: requests.csv's components add up to TTFT and E2E exactly", "[breakdown]") {
   const auto dir = test::temp_dir("breakdown-csv");
   const std::string out = (dir / "o").string();

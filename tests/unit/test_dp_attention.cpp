@@ -1,7 +1,14 @@
-// Data-parallel attention (vLLM's DP engine cores with expert parallelism): a sequence runs whole on one rank, so
-// a step takes its busiest rank's time (StepModel::busiest_rank), StepTimer's caches agree with the model, and a
-// prefill chunk is capped at one rank's token budget.
+// Data-parallel attention (vLLM's DP engine cores with expert parallelism). The step model: a sequence runs whole on
+// one rank, so a step takes its busiest rank's time (StepModel::busiest_rank, what `servesim step` shows), and
+// StepTimer's caches agree with the model. A run: one engine per rank with vLLM's per-rank limits, in lockstep
+// (sim/engine/dp_group.h), requests placed by vLLM's DP load balancing, deterministic.
 #include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "helpers.h"
 #include "step_helpers.h"
@@ -9,6 +16,7 @@
 #include "models/cost/roofline.h"
 #include "models/cost/step_model.h"
 #include "models/cost/step_timer.h"
+#include "sim/cli/run.h"
 #include "sim/scenario/scenario.h"
 
 using namespace servesim;
@@ -100,14 +108,108 @@ TEST_CASE("a prompt's prefill runs whole on one data-parallel rank", "[dp-attent
   }
 }
 
-TEST_CASE("data-parallel attention caps a prefill chunk at one rank's max_num_batched_tokens", "[dp-attention]") {
+namespace {
+
+// Every step and queue entry of a run, by (replica, engine).
+struct StepLog final : RunSink {
+  std::vector<StepEvent> steps;
+  std::vector<std::int32_t> queued_engine;  // in queue order
+  void step_started(const StepEvent& e) override { steps.push_back(e); }
+  void queued(Ns, std::uint64_t, std::int32_t, std::int32_t engine, std::int64_t) override {
+    queued_engine.push_back(engine);
+  }
+};
+
+// Qwen3-30B-A3B on one DGX H100 with EP 8 and 8 data-parallel ranks, with `extra` --set overrides.
+ScenarioOptions dp8(std::vector<std::pair<std::string, std::string>> extra = {}) {
   ScenarioOptions o;
   o.sets = {{"parallel.tensor_parallel_size", "1"},
             {"parallel.data_parallel_size", "8"},
             {"parallel.expert_parallel_size", "8"}};
-  const ScenarioLoader dp(test::scenario_path("qwen3-moe-8x-h100.toml"), o);
-  CHECK(dp.scenario().replica.limits.max_num_batched_tokens == 8 * 8192);
-  CHECK(dp.scenario().replica.limits.long_prefill_token_threshold == 8192);
-  const ScenarioLoader tp(test::scenario_path("qwen3-moe-8x-h100.toml"), {});
-  CHECK(tp.scenario().replica.limits.long_prefill_token_threshold == 0);
+  o.sets.insert(o.sets.end(), extra.begin(), extra.end());
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("data-parallel ranks are engines with vLLM's per-rank limits, stepping in lockstep", "[dp-attention]") {
+  const ScenarioLoader dp(test::scenario_path("qwen3-moe-8x-h100.toml"),
+                          dp8({{"workload.num_requests", "300"}, {"engine.max_num_seqs", "4"}}));
+  // vLLM's engine arguments are per DP rank: the limits stay as given; the KV pool is the replica's, 8 ranks'.
+  CHECK(dp.scenario().replica.limits.max_num_seqs == 4);
+  CHECK(dp.scenario().replica.limits.max_num_batched_tokens == 8192);
+  CHECK(dp.scenario().replica.limits.long_prefill_token_threshold == 0);
+  StepLog log;
+  RunStreams streams;
+  streams.sinks.push_back(&log);
+  const RunOutput out = run_scenario(dp, streams);
+  REQUIRE(out.recorder.records().size() == 300);
+  // Steps by their start: every rank stepping then ends with the others; at most 8 ranks, each at most once.
+  std::map<std::int64_t, std::vector<const StepEvent*>> by_start;
+  std::set<std::int32_t> engines;
+  std::int64_t most_running = 0;
+  for (const StepEvent& e : log.steps) {
+    by_start[e.start.v].push_back(&e);
+    engines.insert(e.engine);
+    CHECK(e.running <= 4);  // one rank's max_num_seqs
+    // Each rank's step splits its whole duration by kind (a faster rank's wait is communication).
+    CHECK(e.compute_s + e.memory_s + e.communication_s + e.overhead_s == Approx(ns_to_s(e.end - e.start)).epsilon(1e-6));
+  }
+  CHECK(engines.size() == 8);
+  Ns last_end{0};
+  for (const auto& [start, steps] : by_start) {
+    CHECK(steps.size() <= 8);
+    std::set<std::int32_t> ranks;
+    std::int64_t running = 0;
+    for (const StepEvent* e : steps) {
+      CHECK(e->end == steps.front()->end);
+      ranks.insert(e->engine);
+      running += e->running;
+    }
+    CHECK(ranks.size() == steps.size());
+    most_running = std::max(most_running, running);
+    // The group's steps follow one another.
+    CHECK(Ns{start} >= last_end);
+    last_end = steps.front()->end;
+  }
+  CHECK(most_running > 4);  // the replica runs more than one rank's batch
+}
+
+TEST_CASE("data-parallel ranks: requests go to the lowest 4 x waiting + running, as vLLM's DP load balancer", "[dp-attention]") {
+  // Near-constant arrivals 100 ms apart, each running for seconds: the first eight take the idle ranks in order;
+  // then every rank runs one (score 1) and the next goes to rank 0; once it runs (score 2), rank 1, and so on.
+  const ScenarioLoader dp(test::scenario_path("qwen3-moe-8x-h100.toml"),
+                          dp8({{"workload.num_requests", "16"},
+                               {"workload.arrival", "{impl = \"gamma\", rate = 10.0, cv = 0.001}"},
+                               {"workload.prompt_tokens", "{impl = \"fixed\", value = 64}"},
+                               {"workload.output_tokens", "{impl = \"fixed\", value = 1000}"}}));
+  StepLog log;
+  RunStreams streams;
+  streams.sinks.push_back(&log);
+  (void)run_scenario(dp, streams);
+  REQUIRE(log.queued_engine.size() == 16);
+  for (std::size_t i = 0; i < 16; ++i) {
+    INFO("request " << i);
+    CHECK(log.queued_engine[i] == static_cast<std::int32_t>(i % 8));
+  }
+}
+
+TEST_CASE("data-parallel runs: each request's time is its rank's steps, and the same seed gives the same run",
+          "[dp-attention]") {
+  const auto opts = dp8({{"workload.num_requests", "200"}});
+  const ScenarioLoader a(test::scenario_path("qwen3-moe-8x-h100.toml"), opts);
+  const ScenarioLoader b(test::scenario_path("qwen3-moe-8x-h100.toml"), opts);
+  const RunOutput ra = run_scenario(a);
+  const RunOutput rb = run_scenario(b);
+  REQUIRE(ra.recorder.records().size() == 200);
+  REQUIRE(rb.recorder.records().size() == 200);
+  for (std::size_t i = 0; i < ra.recorder.records().size(); ++i) {
+    const RequestRecord& x = ra.recorder.records()[i];
+    const RequestRecord& y = rb.recorder.records()[i];
+    CHECK(x.id == y.id);
+    CHECK(x.first_token == y.first_token);
+    CHECK(x.finish == y.finish);
+    // Its breakdown adds up: front end, queue, prefill (and stalls) to the first token.
+    CHECK(x.front_end() + x.queue() + x.prefill + x.prefill_stall() + x.prefill_preempted == x.first_token - x.arrival);
+  }
 }
