@@ -122,6 +122,7 @@ constexpr std::string_view kModelledKeys[] = {
     "experts_per_token",  // gpt-oss's second name of num_experts_per_tok (the two must agree)
     "n_shared_experts", "shared_expert_intermediate_size", "first_k_dense_replace", "moe_layer_freq",
     "decoder_sparse_step", "mlp_only_layers",
+    "n_group",  // DeepSeek's expert groups: EPLB's hierarchical placement (models/cost/moe_routing.h)
     // multi-head latent attention (read_mla below)
     "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
 };
@@ -152,7 +153,6 @@ constexpr IgnoredKey kIgnoredKeys[] = {
     // Routing details: which experts a token picks and how their outputs are weighted. The experts' GEMMs, their
     // weights and the all-to-all volume follow from num_experts_per_tok; the router's own math is an elementwise
     // pass over [tokens, experts], negligible next to the router GEMM servesim costs.
-    {"n_group", "group-limited routing (DeepSeek): which experts a token may pick, not how many"},
     {"topk_group", "group-limited routing (DeepSeek): which experts a token may pick, not how many"},
     {"topk_method", "how the router picks its top-k: elementwise over [tokens, experts]"},
     {"scoring_func", "softmax or sigmoid router scores: elementwise over [tokens, experts]"},
@@ -291,6 +291,11 @@ void read_moe(const nlohmann::json& j, const std::string& file, const std::strin
   }
   e.expert_intermediate_size =
       present(j, "moe_intermediate_size") ? get_int(j, file, "moe_intermediate_size") : m.intermediate_size;
+  e.num_expert_groups = opt_int(j, file, "n_group", 1, 1);
+  if (e.num_expert_groups < 1 || e.num_experts % e.num_expert_groups != 0) {
+    throw InputError(file + ": n_group (" + std::to_string(e.num_expert_groups) + ") must be >= 1 and divide the " +
+                     std::to_string(e.num_experts) + " routed experts");
+  }
   const std::int64_t shared = opt_int(j, file, "n_shared_experts", 0, 0);
   e.shared_intermediate_size = shared * e.expert_intermediate_size;
   if (present(j, "shared_expert_intermediate_size")) {

@@ -12,8 +12,8 @@
 //                            (each rank fills its own rows), combine all-reduces the outputs.
 //   deepep_high_throughput   DeepEP's normal kernels: each token is sent once to every rank that holds at least
 //                            one of its experts (the expected distinct ranks, from the routing), in fp8 with one
-//                            4-byte scale per 128 values when the experts run fp8 (vLLM quantizes before the
-//                            dispatch), and combined back once per rank in the activation dtype (each rank sums its
+//                            4-byte scale per 128 values when the experts compute in fp8 (fp8 weights on a GPU
+//                            with fp8 tensor cores: vLLM quantizes before the dispatch), and combined back once per rank in the activation dtype (each rank sums its
 //                            experts' weighted outputs first). Across nodes a token crosses the network once per
 //                            node it has experts on, to the GPU of the same local index there (its rail), which
 //                            forwards it over NVLink to the ranks of that node that need it; the two run pipelined,
@@ -46,14 +46,15 @@ struct MoeTraffic {
   std::int64_t experts_per_token = 1;  // k
   double hidden_bytes = 0;        // one token's hidden state in the activation dtype: hidden_size x bytes
   double logits_bytes = 0;        // one token's router logits in the activation dtype: experts x bytes
-  double fp8_row_bytes = 0;       // one token's hidden state in fp8 with per-128 scales; 0 unless the experts run fp8
+  double fp8_row_bytes = 0;       // one token's hidden state in fp8 with per-128 scales; 0 unless the experts compute
+                                  // in fp8
   double ranks_per_token = 1;     // expected distinct ranks a token's experts are on (ExpertRouting::rank_hit sum)
   double busiest_rank_share = 1;  // busiest rank's expected distinct tokens / the mean over ranks (>= 1)
   std::int64_t nodes = 1;         // nodes the expert-parallel group spans (equal contiguous blocks of ranks)
   double nodes_per_token = 1;     // expected distinct nodes a token's experts are on
   double busiest_node_share = 1;  // busiest node's expected distinct tokens / the mean over nodes (>= 1)
   double busiest_rows_share = 1;  // busiest rank's expected (token, expert) rows / the mean over ranks (>= 1)
-  // The row a dispatch sends: fp8 when the experts run fp8, else the activation dtype.
+  // The row a dispatch sends: fp8 when the experts compute in fp8, else the activation dtype.
   [[nodiscard]] double dispatch_row_bytes() const { return fp8_row_bytes > 0 ? fp8_row_bytes : hidden_bytes; }
 };
 

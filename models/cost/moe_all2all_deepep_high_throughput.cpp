@@ -1,5 +1,5 @@
 // DeepEP's normal (high-throughput) kernels as vLLM's deepep_high_throughput backend runs them: a token goes once to
-// each rank holding one or more of its experts (fp8 when the experts run fp8), and comes back once per such rank;
+// each rank holding one or more of its experts (fp8 when the experts compute in fp8), and comes back once per such rank;
 // across nodes once per node, over its rail, forwarded within the node over NVLink (models/cost/moe_all2all.h).
 #include "models/cost/moe_all2all.h"
 

@@ -1,5 +1,5 @@
 // DeepEP's low-latency kernels as vLLM's deepep_low_latency backend runs them: one copy of a token per expert it
-// picked (fp8 when the experts run fp8), and each expert's output sent back in the activation dtype.
+// picked (fp8 when the experts compute in fp8), and each expert's output sent back in the activation dtype.
 #include "models/cost/moe_all2all.h"
 
 namespace servesim {

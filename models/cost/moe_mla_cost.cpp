@@ -41,7 +41,8 @@ InputError parallel_error(const char* key, const std::string& detail) {
 
 }  // namespace
 
-ExpertPlacement expert_placement(const ModelArch& arch, const ParallelConfig& par, const ExpertRouting& routing) {
+ExpertPlacement expert_placement(const ModelArch& arch, const ParallelConfig& par, const ExpertRouting& routing,
+                                 std::int64_t nodes) {
   const std::int64_t R = par.num_redundant_experts;
   if (R < 0) throw parallel_error("num_redundant_experts", "must be >= 0 (got " + std::to_string(R) + ")");
   if (R > 0 && !par.enable_eplb) {
@@ -65,7 +66,7 @@ ExpertPlacement expert_placement(const ModelArch& arch, const ParallelConfig& pa
                              " redundant = " + std::to_string(E + R) + " physical experts do not divide by "
                              "expert_parallel_size " + std::to_string(ep) + " (vLLM requires whole experts per rank)");
   }
-  return ExpertPlacement::balanced(routing.select(), ep, R);
+  return ExpertPlacement::balanced(routing.select(), ep, R, arch.moe.num_expert_groups, nodes);
 }
 
 Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t total_tokens, const EmitOp& emit) {
@@ -123,7 +124,7 @@ Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t tota
     tr.experts_per_token = k;
     tr.hidden_bytes = double(h) * e;
     tr.logits_bytes = double(E) * e;
-    // vLLM quantizes before a DeepEP dispatch when the experts run fp8: 1 byte per value, a 4-byte scale per 128.
+    // vLLM quantizes before a DeepEP dispatch when the experts compute in fp8: 1 byte per value, a 4-byte scale per 128.
     if (add.fp8_math) tr.fp8_row_bytes = double(h) + 4.0 * double((h + 127) / 128);
     // Ranks and nodes a token reaches: rank r on node r / (ep / nodes), the comm's contiguous blocks.
     const std::int64_t nodes = c.comm->expert_nodes();

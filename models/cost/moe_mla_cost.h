@@ -76,7 +76,10 @@ struct LayerCostContext {
 // "parallel.enable_eplb" (a model without MoE layers, or expert_parallel_size 1: vLLM's EPLB needs expert
 // parallelism) or "parallel.num_redundant_experts" (< 0, set without enable_eplb, or E + R not divisible by
 // expert_parallel_size, which vLLM requires).
-ExpertPlacement expert_placement(const ModelArch& arch, const ParallelConfig& parallel, const ExpertRouting& routing);
+// With EPLB the model's expert groups (MoeArch::num_expert_groups) and the `nodes` the expert-parallel ranks span
+// select EPLB's hierarchical policy where the groups divide over the nodes (ExpertPlacement::balanced).
+ExpertPlacement expert_placement(const ModelArch& arch, const ParallelConfig& parallel, const ExpertRouting& routing,
+                                 std::int64_t nodes = 1);
 
 // The MoE MLP of one layer (without its RMSNorm) for `tokens` on this GPU, `total_tokens` over the stage's
 // data-parallel ranks; returns one GPU's time for the layer.

@@ -126,8 +126,59 @@ ExpertPlacement ExpertPlacement::contiguous(std::int64_t experts, std::int64_t r
   return out;
 }
 
+namespace {
+
+// DeepSeek EPLB's replicate_experts: `extra` more copies, each to the expert whose copies carry the most load each.
+// Compared as load_a / n_a > load_b / n_b, computed as divisions (as eplb.py's weight / logcnt); the strict > keeps
+// the lower index on ties. Returns each expert's copies (>= 1).
+std::vector<std::int64_t> replicate(const std::vector<double>& loads, std::int64_t extra) {
+  std::vector<std::int64_t> copies(loads.size(), 1);
+  for (std::int64_t x = 0; x < extra; ++x) {
+    std::size_t best = 0;
+    double best_load = loads[0] / double(copies[0]);
+    for (std::size_t i = 1; i < loads.size(); ++i) {
+      const double per_copy = loads[i] / double(copies[i]);
+      if (per_copy > best_load) {
+        best = i;
+        best_load = per_copy;
+      }
+    }
+    ++copies[best];
+  }
+  return copies;
+}
+
+// DeepSeek EPLB's balanced_packing: items (in the given order) stably by weight descending, each onto the pack with
+// the smallest total among those holding fewer than `per_pack` (ties: the lower pack). Returns each pack's items
+// (indices into `weights`) in packing order.
+std::vector<std::vector<std::size_t>> balanced_packing(const std::vector<double>& weights, std::size_t packs,
+                                                       std::size_t per_pack) {
+  std::vector<std::size_t> order(weights.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return weights[a] > weights[b]; });
+  std::vector<std::vector<std::size_t>> out(packs);
+  std::vector<double> total(packs, 0.0);
+  for (const std::size_t it : order) {
+    std::size_t best = 0;
+    bool found = false;
+    for (std::size_t p = 0; p < packs; ++p) {
+      if (out[p].size() >= per_pack) continue;
+      if (!found || total[p] < total[best]) {
+        best = p;
+        found = true;
+      }
+    }
+    // Always found: fewer items than packs x per_pack are placed before this one.
+    out[best].push_back(it);
+    total[best] += weights[it];
+  }
+  return out;
+}
+
+}  // namespace
+
 ExpertPlacement ExpertPlacement::balanced(const std::vector<double>& loads, std::int64_t ranks,
-                                          std::int64_t redundant) {
+                                          std::int64_t redundant, std::int64_t groups, std::int64_t nodes) {
   const auto experts = static_cast<std::int64_t>(loads.size());
   for (const double v : loads) {
     if (!(v >= 0.0) || !std::isfinite(v)) throw placement_error("expert loads must be finite and >= 0");
@@ -137,54 +188,51 @@ ExpertPlacement ExpertPlacement::balanced(const std::vector<double>& loads, std:
                           " redundant ones do not split evenly over " + std::to_string(ranks) +
                           " expert-parallel ranks");
   }
+  // DeepSeek's rule: hierarchical when the groups divide over the nodes, else global (one group on one node).
+  if (groups < 1 || nodes < 1 || experts % groups != 0 || groups % nodes != 0 || ranks % nodes != 0) {
+    groups = 1;
+    nodes = 1;
+  }
   ExpertPlacement out;
   const std::int64_t physical = experts + redundant;
   out.experts_per_rank_ = physical / ranks;
-  // (a) Replicate: each extra copy goes to the logical expert whose copies carry the most load each. Compared as
-  // load_a / n_a > load_b / n_b, computed as divisions (as eplb.py's weight / logcnt); the strict > keeps the
-  // lower index on ties.
   out.replicas_.assign(static_cast<std::size_t>(experts), 1);
-  for (std::int64_t extra = 0; extra < redundant; ++extra) {
-    std::size_t best = 0;
-    double best_load = loads[0] / double(out.replicas_[0]);
-    for (std::size_t i = 1; i < loads.size(); ++i) {
-      const double per_copy = loads[i] / double(out.replicas_[i]);
-      if (per_copy > best_load) {
-        best = i;
-        best_load = per_copy;
-      }
-    }
-    ++out.replicas_[best];
-  }
-  // (b) Balanced packing: the physical experts in order of logical index (a logical expert's copies together), then
-  // stably by weight descending, each onto the least loaded rank that still has room.
-  struct Item {
-    std::int64_t expert;
-    double weight;
-  };
-  std::vector<Item> items;
-  items.reserve(static_cast<std::size_t>(physical));
-  for (std::size_t i = 0; i < loads.size(); ++i) {
-    for (std::int64_t c = 0; c < out.replicas_[i]; ++c) {
-      items.push_back(Item{static_cast<std::int64_t>(i), loads[i] / double(out.replicas_[i])});
-    }
-  }
-  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.weight > b.weight; });
   out.ranks_.resize(static_cast<std::size_t>(ranks));
-  std::vector<double> total(static_cast<std::size_t>(ranks), 0.0);
-  for (const Item& it : items) {
-    std::size_t best = 0;
-    bool found = false;
-    for (std::size_t r = 0; r < out.ranks_.size(); ++r) {
-      if (static_cast<std::int64_t>(out.ranks_[r].size()) >= out.experts_per_rank_) continue;
-      if (!found || total[r] < total[best]) {
-        best = r;
-        found = true;
+  const std::int64_t group_size = experts / groups;
+  const std::int64_t ranks_per_node = ranks / nodes;
+  // (1) The groups onto the nodes, by their summed loads: groups / nodes each.
+  std::vector<double> group_load(static_cast<std::size_t>(groups), 0.0);
+  for (std::int64_t i = 0; i < experts; ++i) group_load[static_cast<std::size_t>(i / group_size)] += loads[static_cast<std::size_t>(i)];
+  const auto node_groups =
+      balanced_packing(group_load, static_cast<std::size_t>(nodes), static_cast<std::size_t>(groups / nodes));
+  for (std::int64_t n = 0; n < nodes; ++n) {
+    // (2) The node's logical experts (its groups in packing order, each group's experts in index order), with the
+    // node's share of the redundant experts replicated among them.
+    std::vector<std::int64_t> logical;
+    for (const std::size_t g : node_groups[static_cast<std::size_t>(n)]) {
+      for (std::int64_t i = 0; i < group_size; ++i) logical.push_back(static_cast<std::int64_t>(g) * group_size + i);
+    }
+    std::vector<double> node_loads;
+    for (const std::int64_t i : logical) node_loads.push_back(loads[static_cast<std::size_t>(i)]);
+    const std::vector<std::int64_t> copies = replicate(node_loads, redundant / nodes);
+    // (3) Its physical experts (in that order, a logical expert's copies together) onto its GPUs.
+    std::vector<std::int64_t> item_expert;
+    std::vector<double> item_weight;
+    for (std::size_t j = 0; j < logical.size(); ++j) {
+      out.replicas_[static_cast<std::size_t>(logical[j])] = copies[j];
+      for (std::int64_t c = 0; c < copies[j]; ++c) {
+        item_expert.push_back(logical[j]);
+        item_weight.push_back(node_loads[j] / double(copies[j]));
       }
     }
-    // Always found: fewer items than ranks x experts_per_rank are placed before this one.
-    out.ranks_[best].push_back(PhysicalExpert{it.expert, out.replicas_[static_cast<std::size_t>(it.expert)]});
-    total[best] += it.weight;
+    const auto gpus = balanced_packing(item_weight, static_cast<std::size_t>(ranks_per_node),
+                                       static_cast<std::size_t>(out.experts_per_rank_));
+    for (std::int64_t r = 0; r < ranks_per_node; ++r) {
+      auto& rank = out.ranks_[static_cast<std::size_t>(n * ranks_per_node + r)];
+      for (const std::size_t it : gpus[static_cast<std::size_t>(r)]) {
+        rank.push_back(PhysicalExpert{item_expert[it], out.replicas_[static_cast<std::size_t>(item_expert[it])]});
+      }
+    }
   }
   return out;
 }

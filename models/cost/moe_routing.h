@@ -12,7 +12,7 @@
 // logical experts [r E / ep, (r + 1) E / ep) (vLLM's placement without --enable-eplb), so skew lands on rank 0.
 // With expert-parallel load balancing (vLLM's --enable-eplb, num_redundant_experts R) there are E + R physical
 // experts: the hottest logical experts are replicated and the physical experts packed so that the ranks' loads are
-// even (DeepSeek's open-source EPLB algorithm, its global policy; see ExpertPlacement::balanced). A replicated
+// even (DeepSeek's open-source EPLB algorithm, its global or hierarchical policy; see ExpertPlacement::balanced). A replicated
 // expert's tokens split evenly over its replicas: each gets q_i / replicas of every token.
 #pragma once
 #include <cstdint>
@@ -95,13 +95,21 @@ class ExpertPlacement {
   //   (b) pack: the E + R physical experts, of weight load / replicas, by weight descending (stable: equal weights
   //       keep the order of logical index, then replica), each onto the rank with the smallest total weight among
   //       the ranks holding fewer than (E + R) / ranks (ties: the lower rank).
-  // DeepSeek's EPLB (and vLLM's port of it) also has a hierarchical policy (expert groups packed onto nodes first,
-  // used when the groups divide over the nodes); only the global policy is modelled.
+  // With `groups` expert groups (DeepSeek's n_group: contiguous, equal) over ranks spread evenly on `nodes` nodes
+  // (rank r on node r / (ranks / nodes)), EPLB's hierarchical policy (rebalance_experts_hierarchical), which
+  // DeepSeek's EPLB and vLLM's port of it use whenever groups divide over nodes (else the global policy above, which
+  // is the hierarchical one with one group and one node):
+  //   (1) pack the groups onto the nodes by their summed loads, groups / nodes each (balanced packing as in (b));
+  //   (2) on each node, replicate R / nodes times among its logical experts (its groups in packing order, each
+  //       group's experts in index order), as in (a): a logical expert's copies all live on its node;
+  //   (3) on each node, pack its physical experts onto its ranks as in (b).
   // Each rank lists its physical experts in the order they were packed. `loads`: one per logical expert, any scale
   // (the routing's selection probabilities q_i, ExpertRouting::select()). Throws InputError unless there is at
-  // least one load, every load is finite and >= 0, ranks >= 1, redundant >= 0 and ranks divides E + R.
+  // least one load, every load is finite and >= 0, ranks >= 1, redundant >= 0 and ranks divides E + R. Groups or
+  // nodes that do not divide (E, groups, ranks) fall back to the global policy.
   [[nodiscard]] static ExpertPlacement balanced(const std::vector<double>& loads, std::int64_t ranks,
-                                                std::int64_t redundant);
+                                                std::int64_t redundant, std::int64_t groups = 1,
+                                                std::int64_t nodes = 1);
 
   [[nodiscard]] bool empty() const { return ranks_.empty(); }
   [[nodiscard]] std::int64_t num_ranks() const { return static_cast<std::int64_t>(ranks_.size()); }

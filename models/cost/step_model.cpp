@@ -119,7 +119,9 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
     throw key_error("model.moe", std::to_string(routing_.experts()) + " expert loads for " + arch_.name + "'s " +
                                      std::to_string(arch_.moe.num_experts) + " experts");
   }
-  placement_ = servesim::expert_placement(arch_, parallel_, routing_);
+  // EPLB's hierarchical policy needs the nodes the expert-parallel ranks span (data-parallel attention's groups).
+  const std::int64_t nodes = parallel_.data > 1 && comm_ ? comm_->expert_nodes() : 1;
+  placement_ = servesim::expert_placement(arch_, parallel_, routing_, nodes);
   if (parallel_.data > 1) all2all_ = moe_all2all_registry().create(parallel_.all2all_backend, "parallel.all2all_backend");
 }
 
@@ -132,6 +134,11 @@ void StepModel::check_moe_parallel() const {
     throw key_error("parallel.expert_parallel_size",
                     std::to_string(ep) + " must be 1 or tensor_parallel_size x data_parallel_size (" +
                         std::to_string(t * d) + "): experts are split over all of a stage's GPUs");
+  }
+  if (d > 1 && parallel_.pipeline > 1) {
+    throw key_error("parallel.pipeline_parallel_size",
+                    "data-parallel attention (data_parallel_size " + std::to_string(d) +
+                        ") with pipeline parallelism is not modelled");
   }
   if (d > 1 && ep == 1) {
     throw key_error("parallel.data_parallel_size",

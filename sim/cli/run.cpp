@@ -91,8 +91,8 @@ std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader
     if (pool.role == PoolRole::aggregated) continue;
     if (pool.parallel.data > 1) {
       throw InputError(pool.place("parallel.data_parallel_size"),
-                       "a prefill or decode pool runs one data-parallel group per replica (data-parallel attention "
-                       "with disaggregation is not modelled)");
+                       "data-parallel attention in a prefill or decode pool is not modelled (a disaggregated pool's "
+                       "replicas run without data_parallel_size)");
     }
     if (pool.role == PoolRole::prefill && prefill_pool == nullptr) prefill_pool = &pool;
   }
@@ -251,11 +251,6 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
   for (std::size_t p = 0; p < sc.pools.size(); ++p) {
     const PoolSpec& pool = sc.pools[p];
     const std::int64_t ranks = pool.parallel.data;
-    if (ranks > 1 && pool.parallel.pipeline > 1) {
-      throw InputError(pool.place("parallel.pipeline_parallel_size"),
-                       "data-parallel attention (data_parallel_size " + std::to_string(ranks) +
-                           ") with pipeline parallelism is not modelled");
-    }
     const std::int64_t engines = pool.parallel.pipeline * ranks;
     EngineConfig engine_cfg = pool.engine;
     engine_cfg.defer_itl = sc.horizon != kNever;

@@ -1,13 +1,16 @@
 // Data-parallel attention's engines in lockstep: vLLM runs one engine core per data-parallel rank, each with its
 // own scheduler, waiting queue, KV cache and engine limits, and every rank's forward pass meets the others' in the
-// MoE layers' dispatch and combine, so the ranks step together: a step starts on every rank at once (a rank with
-// nothing scheduled runs a dummy batch, as vLLM's idle DP ranks do) and ends when the slowest rank's ends.
+// MoE layers' dispatch and combine, so the ranks step together: a step starts on every rank at once and ends when
+// the slowest rank's ends. A rank with nothing scheduled runs a dummy batch in vLLM; here it costs nothing and is not
+// reported as a step, so a rank's busy time (and the run's busy fraction, over all ranks) is its time with work of
+// its own.
 //
 // Each rank's time is its own batch costed as one rank of a step of all ranks' tokens (StepTimer::rank_gpu_time:
 // its attention and dense layers, the MoE layers' routing and dispatch over every rank's tokens, its sampling) plus
 // its engine overhead and jitter; a faster rank's wait for the slowest counts as communication. The group steps
 // while any rank has work, and idles (every rank idle, as vLLM's DP wave ends) until a rank receives some.
-// A replica's shared-network hook (multi-node replicas) sees the step of all ranks' sequences together.
+// A replica's shared-network hook (multi-node replicas) sees the step of all ranks' sequences together, which the
+// step network re-splits as evenly as the sequences allow (StepModel::busiest_rank), not as the ranks hold them.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -13,6 +13,7 @@
 #include "helpers.h"
 #include "step_helpers.h"
 #include "models/arch/model_arch.h"
+#include "models/common/error.h"
 #include "models/cost/roofline.h"
 #include "models/cost/step_model.h"
 #include "models/cost/step_timer.h"
@@ -211,5 +212,18 @@ TEST_CASE("data-parallel runs: each request's time is its rank's steps, and the 
     CHECK(x.finish == y.finish);
     // Its breakdown adds up: front end, queue, prefill (and stalls) to the first token.
     CHECK(x.front_end() + x.queue() + x.prefill + x.prefill_stall() + x.prefill_preempted == x.first_token - x.arrival);
+  }
+}
+
+TEST_CASE("data-parallel attention with pipeline parallelism is refused at the key", "[dp-attention]") {
+  const ModelArch m = ModelArch::from_hf_config(test::scenario_path("models/qwen3-30b-a3b.json"));
+  auto pred = std::make_shared<const RooflinePredictor>(test::simple_gpu());
+  try {
+    (void)StepModel(m, test::simple_gpu(), ParallelConfig{1, 2, 0.0, 4, 4}, pred, EngineOverhead{},
+                    std::make_shared<test::FreeComm>());
+    FAIL("no error");
+  } catch (const InputError& e) {
+    CHECK(e.place().key == "parallel.pipeline_parallel_size");
+    CHECK(std::string(e.what()).find("not modelled") != std::string::npos);
   }
 }

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -15,6 +18,7 @@
 #include "models/cost/moe_routing.h"
 #include "models/cost/roofline.h"
 #include "models/cost/step_model.h"
+#include "sim/scenario/scenario.h"
 
 using namespace servesim;
 
@@ -234,4 +238,64 @@ TEST_CASE("EPLB scenario: under Zipf skew lower TPOT, and a KV cache smaller by 
                          16.0;
   const double expected = 2.0 * 58.0 * 3.0 * 7168.0 * 2048.0 / (576.0 * 61.0 * 2.0);
   CHECK(std::abs(dropped - expected) < 16.0);
+}
+
+TEST_CASE("EPLB hierarchical policy: groups onto nodes, replicas within a node, then onto the node's ranks",
+          "[moe][eplb]") {
+  // 8 experts in 4 groups of 2 over 2 nodes of 2 ranks, 4 redundant: group loads 15, 2, 8, 3 go to the nodes as
+  // {g0, g1} and {g2, g3}; each node replicates 2 of its experts (node 0: e0 at 8, then e1 at 7; node 1: e4, then
+  // e5) and packs its 6 copies onto its ranks by weight (ties to the lower rank).
+  const std::vector<double> loads{8, 7, 1, 1, 4, 4, 2, 1};
+  const ExpertPlacement p = ExpertPlacement::balanced(loads, 4, 4, 4, 2);
+  CHECK(p.experts_per_rank() == 3);
+  CHECK(p.replicas() == std::vector<std::int64_t>{2, 2, 1, 1, 2, 2, 1, 1});
+  CHECK(p.rank(0) == rank_of({{0, 2}, {1, 2}, {2, 1}}));
+  CHECK(p.rank(1) == rank_of({{0, 2}, {1, 2}, {3, 1}}));
+  CHECK(p.rank(2) == rank_of({{4, 2}, {5, 2}, {6, 1}}));
+  CHECK(p.rank(3) == rank_of({{4, 2}, {5, 2}, {7, 1}}));
+  // The global policy replicates over all experts at once: e0 (8 -> 4), e1 (7 -> 3.5), e0 again (4, ahead of e4's
+  // 4 on index -> 2.67), e4 (4 -> 2); node 0's experts get three of the four copies.
+  const ExpertPlacement g = ExpertPlacement::balanced(loads, 4, 4);
+  CHECK(g.replicas() == std::vector<std::int64_t>{3, 2, 1, 1, 2, 1, 1, 1});
+  // One group on one node is the global policy; groups that do not divide over the nodes fall back to it.
+  std::vector<double> skewed(64);
+  for (std::size_t i = 0; i < skewed.size(); ++i) skewed[i] = 1.0 / std::sqrt(double(i + 1));
+  const ExpertPlacement global = ExpertPlacement::balanced(skewed, 8, 16);
+  for (const auto& [groups, nodes] : std::vector<std::pair<std::int64_t, std::int64_t>>{{1, 1}, {3, 2}, {8, 3}}) {
+    const ExpertPlacement h = ExpertPlacement::balanced(skewed, 8, 16, groups, nodes);
+    for (std::int64_t r = 0; r < 8; ++r) CHECK(h.rank(r) == global.rank(r));
+  }
+}
+
+TEST_CASE("EPLB on DeepSeek-V3 over two nodes: vLLM's hierarchical policy keeps every expert's copies on one node",
+          "[moe][eplb]") {
+  const ModelArch m = model("deepseek-v3.json");
+  CHECK(m.moe.num_expert_groups == 8);
+  CHECK(model("qwen3-30b-a3b.json").moe.num_expert_groups == 1);
+  const ScenarioLoader sc(test::scenario_path("deepseek-v3-ep16-eplb-zipf.toml"), {});
+  const ExpertPlacement& p = sc.scenario().step_model->expert_placement();
+  REQUIRE(p.num_ranks() == 16);
+  // Ranks 0-7 on the first DGX H100, 8-15 on the second; each node holds 4 whole groups of 32 experts.
+  std::vector<std::set<std::int64_t>> nodes_of(256);
+  for (std::int64_t r = 0; r < 16; ++r) {
+    for (const PhysicalExpert& e : p.rank(r)) nodes_of[static_cast<std::size_t>(e.expert)].insert(r / 8);
+  }
+  for (std::int64_t g = 0; g < 8; ++g) {
+    const auto node = *nodes_of[static_cast<std::size_t>(g * 32)].begin();
+    for (std::int64_t i = 0; i < 32; ++i) {
+      INFO("expert " << g * 32 + i);
+      REQUIRE(nodes_of[static_cast<std::size_t>(g * 32 + i)].size() == 1);
+      CHECK(*nodes_of[static_cast<std::size_t>(g * 32 + i)].begin() == node);
+    }
+  }
+  // 16 redundant experts per node.
+  std::int64_t copies_node0 = 0;
+  for (std::int64_t r = 0; r < 8; ++r) copies_node0 += static_cast<std::int64_t>(p.rank(r).size());
+  CHECK(copies_node0 == 128 + 16);
+  // n_group must divide the routed experts.
+  const auto dir = test::temp_dir("n-group");
+  nlohmann::json j = nlohmann::json::parse(test::read_file(test::scenario_path("models/deepseek-v3.json")));
+  j["n_group"] = 3;
+  const std::string bad = test::write_file(dir / "bad.json", j.dump());
+  CHECK_THROWS_WITH(ModelArch::from_hf_config(bad), Catch::Contains("n_group (3) must be >= 1 and divide the 256"));
 }
