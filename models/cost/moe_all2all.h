@@ -20,14 +20,15 @@
 //                            so the dispatch takes the longer of a rail all-to-all (T x nodes hit rows per rank) and
 //                            a node all-to-all (T x ranks hit / nodes rows per rank). The combine reverses both.
 //   deepep_low_latency       DeepEP's low-latency kernels: one copy per (token, expert) pair, fp8 as above, and
-//                            each expert's output sent back in the activation dtype (the receiver sums them).
+//                            each expert's output sent back in the activation dtype (the receiver sums them). Their
+//                            buffers hold at most 256 tokens per rank (VLLM_MOE_DP_CHUNK_SIZE's default), so vLLM
+//                            runs a layer in chunks of that many of the busiest rank's tokens (chunk_tokens()).
 //
 // Sizes are nccl-tests' (models/net/collective.h) on the stage's expert-parallel group. Routing skew: where the
 // bytes follow the routing (the DeepEP backends), every rank is costed at the busiest receiver's share (what each
 // rank sends x busiest / mean received), since every rank waits for the slowest in the layer.
 // Not modelled: DeepSeek-V3's group-limited routing (a token's experts within 4 of 8 groups),
-// the low-latency kernels' chunking of large batches (VLLM_MOE_DP_CHUNK_SIZE), topk index / weight metadata, and
-// the pplx and flashinfer_all2allv backends.
+// topk index / weight metadata, and the pplx and flashinfer_all2allv backends.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -86,6 +87,8 @@ class MoeAll2AllBackend {
   virtual ~MoeAll2AllBackend() = default;
   [[nodiscard]] virtual MoeCommPlan dispatch(const MoeTraffic& t) const = 0;
   [[nodiscard]] virtual MoeCommPlan combine(const MoeTraffic& t) const = 0;
+  // The most tokens per rank one dispatch takes (0: no limit); more run the MoE layer in chunks (moe_mlp_ops).
+  [[nodiscard]] virtual std::int64_t chunk_tokens() const { return 0; }
 };
 
 // The bytes a plan's collectives put between each pair of ranks, as the per-rank send buffer of an all-to-all over

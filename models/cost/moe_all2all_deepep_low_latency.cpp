@@ -13,6 +13,8 @@ class DeepepLowLatency final : public MoeAll2AllBackend {
   [[nodiscard]] MoeCommPlan combine(const MoeTraffic& t) const override {
     return MoeCommPlan{}.add(CollectiveOp::all_to_all, sent(t) * t.hidden_bytes);
   }
+  // vLLM's VLLM_MOE_DP_CHUNK_SIZE default (vllm/envs.py), the low-latency buffers' tokens per rank.
+  [[nodiscard]] std::int64_t chunk_tokens() const override { return 256; }
 
  private:
   // Rows each rank sends, costed at the busiest receiver's share.

@@ -69,14 +69,15 @@ ExpertPlacement expert_placement(const ModelArch& arch, const ParallelConfig& pa
   return ExpertPlacement::balanced(routing.select(), ep, R, arch.moe.num_expert_groups, nodes);
 }
 
-Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t total_tokens, const EmitOp& emit) {
+namespace {
+
+// One MoE layer's router, dispatch, experts, combine and shared experts for Tm tokens on this GPU (its slice with
+// sequence-parallel MoE), `total_tokens` over the expert-parallel group.
+Seconds moe_block(const LayerCostContext& c, std::int64_t Tm, std::int64_t total_tokens, bool sequence_parallel,
+                  const EmitOp& emit) {
   const MoeArch& moe = c.arch.moe;
   const ParallelConfig& par = c.parallel;
-  // Sequence-parallel MoE: each tensor-parallel rank of a data-parallel group takes its slice of the group's tokens.
-  const bool sequence_parallel = par.data > 1 && par.tensor > 1;
-  const std::int64_t Tm = sequence_parallel ? (T + par.tensor - 1) / par.tensor : T;
   Emitter add{c, emit, Tm};
-  if (T == 0) return add.total;
   const double e = add.e;
   const std::int64_t h = c.arch.hidden_size;
   const std::int64_t E = moe.num_experts;
@@ -88,7 +89,7 @@ Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t tota
   const std::int64_t ep = par.expert;
   const std::int64_t width = ep > 1 ? moe.expert_intermediate_size : moe.expert_intermediate_size / par.tensor;
   // Tokens routed over: every token of the stage (after the dispatch, or because every rank holds them all).
-  const double routed_tokens = double(ep > 1 ? total_tokens : T);
+  const double routed_tokens = double(ep > 1 ? total_tokens : Tm);
   struct RankCost {
     GroupedGemmShape gate_up_shape, down_shape;
     OpCost gate_up, act, down;
@@ -176,6 +177,35 @@ Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t tota
     add.gemm("shared_down", h, sw);
     if (moe.shared_expert_gate) add.gemm("shared_expert_gate", 1, h, false);
   }
+  return add.total;
+}
+
+}  // namespace
+
+Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t T, std::int64_t total_tokens, const EmitOp& emit) {
+  const ParallelConfig& par = c.parallel;
+  // Sequence-parallel MoE: each tensor-parallel rank of a data-parallel group takes its slice of the group's tokens.
+  const bool sequence_parallel = par.data > 1 && par.tensor > 1;
+  const std::int64_t Tm = sequence_parallel ? (T + par.tensor - 1) / par.tensor : T;
+  Emitter add{c, emit, Tm};
+  if (T == 0) return add.total;
+  const double e = add.e;
+  const std::int64_t h = c.arch.hidden_size;
+  // A backend that dispatches at most `chunk` tokens per rank at once (vLLM's VLLM_MOE_DP_CHUNK_SIZE) runs the layer
+  // in n chunks of the busiest rank's tokens, every rank in step: each chunk ceil(Tm / n) of them and ceil(total / n)
+  // over the group, its router, dispatch, experts (their weights read again) and combine costed n times.
+  const std::int64_t chunk = par.data > 1 ? c.all2all->chunk_tokens() : 0;
+  if (chunk > 0 && Tm > chunk) {
+    const std::int64_t n = (Tm + chunk - 1) / chunk;
+    const double times = double(n);
+    const EmitOp each = [&](const char* name, Flops f, Bytes b, OpCost cost) {
+      add(name, f * times, b * times, OpCost{cost.time * times, cost.bound});
+    };
+    (void)moe_block(c, (Tm + n - 1) / n, (total_tokens + n - 1) / n, sequence_parallel, each);
+  } else {
+    add.total = moe_block(c, Tm, total_tokens, sequence_parallel, emit);
+  }
+  const std::int64_t ep = par.expert;
   if (par.data == 1 && (par.tensor > 1 || ep > 1)) {
     const double act = double(T) * double(h) * e;
     const OpCost cc = c.comm->all_reduce(Bytes{act});

@@ -16,6 +16,8 @@
 //   shared_expert_gate                            Qwen2-MoE: GEMM [T, 1, hidden]
 //   tp_all_reduce_moe  without data-parallel attention, when the layer is split over more than one GPU
 //   tp_all_gather_moe  sequence-parallel MoE only (below): the tensor-parallel group's outputs, [T, hidden]
+// A backend with a dispatch limit per rank (MoeAll2AllBackend::chunk_tokens, DeepEP's low-latency kernels) runs the
+// layer's router to combine in chunks of at most that many of this GPU's tokens, each op costed once per chunk.
 // Sequence-parallel MoE (vLLM's use_sequence_parallel_moe: tensor > 1 with data-parallel attention and expert
 // parallelism): each tensor-parallel rank takes ceil(T / tensor) of its group's tokens through the whole MoE layer
 // (router, dispatch, experts, combine, and the shared experts, which are then not split over TP: vLLM builds them

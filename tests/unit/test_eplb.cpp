@@ -216,11 +216,11 @@ TEST_CASE("EPLB scenario keys: one-line errors naming the key, exit 2", "[moe][e
   CHECK(ok.code == 0);
 }
 
-TEST_CASE("EPLB scenario: under Zipf skew lower TPOT, and a KV cache smaller by the extra experts' weights",
+TEST_CASE("EPLB scenario: under Zipf skew lower TPOT and P99 TTFT, and a KV cache smaller by the extra experts' weights",
           "[moe][eplb]") {
   const auto dir = test::temp_dir("eplb-run");
   const std::string sc = test::scenario_path("deepseek-v3-ep16-eplb-zipf.toml");
-  const std::string few = " --set workload.num_requests=300";
+  const std::string few = " --set workload.num_requests=1000";
   const auto on = test::run_cli("run " + sc + few + " --out " + (dir / "on").string());
   const auto off = test::run_cli("run " + sc + few + " --set parallel.enable_eplb=false"
                                  " --set parallel.num_redundant_experts=0 --out " + (dir / "off").string());
@@ -229,7 +229,9 @@ TEST_CASE("EPLB scenario: under Zipf skew lower TPOT, and a KV cache smaller by 
   REQUIRE(off.code == 0);
   const auto j_on = nlohmann::json::parse(test::read_file(dir / "on" / "summary.json"));
   const auto j_off = nlohmann::json::parse(test::read_file(dir / "off" / "summary.json"));
-  CHECK(j_on["mean_tpot_ms"].get<double>() < 0.8 * j_off["mean_tpot_ms"].get<double>());
+  // vLLM's default all2all backend moves every token to every rank: the skew reaches the expert GEMMs only.
+  CHECK(j_on["mean_tpot_ms"].get<double>() < 0.9 * j_off["mean_tpot_ms"].get<double>());
+  CHECK(j_on["p99_ttft_ms"].get<double>() < 0.8 * j_off["p99_ttft_ms"].get<double>());
   // 16 GPUs, each (256 + 32) / 16 = 18 experts instead of 16: 2 x 58 layers x 3 x 7168 x 2048 fp8 bytes more, and
   // as many bytes less of KV at 576 x 61 x 2 B per token (MLA's latent, bf16): the tokens per GPU drop by that,
   // up to one 16-token block of rounding.

@@ -245,7 +245,9 @@ double op_ms(const std::string& json, const std::string& op) {
 TEST_CASE("DeepSeek-V3 over two DGX H100 with EP 16: the inter-node all-to-all leads a small decode step",
           "[moe][mla]") {
   const std::string scenario = test::scenario_path("deepseek-v3-ep16-2x-dgx-h100.toml");
-  const auto r = test::run_cli("step " + scenario + " --decode 16x2000 --json");
+  // DeepEP's low-latency kernels, as vLLM's expert-parallel guide runs multi-node decode.
+  const std::string ll = " --set 'parallel.all2all_backend=\"deepep_low_latency\"'";
+  const auto r = test::run_cli("step " + scenario + ll + " --decode 16x2000 --json");
   INFO(r.output);
   REQUIRE(r.code == 0);
   const double a2a = op_ms(r.output, "moe_dispatch") + op_ms(r.output, "moe_combine");
@@ -256,7 +258,7 @@ TEST_CASE("DeepSeek-V3 over two DGX H100 with EP 16: the inter-node all-to-all l
     CHECK(a2a > op_ms(r.output, other));
   }
   // The same replica inside one node (NVLink): the all-to-all shrinks several times.
-  const auto one_node = test::run_cli("step " + scenario +
+  const auto one_node = test::run_cli("step " + scenario + ll +
                                       " --set parallel.topology='\"hgx-h200\"' --set hardware.gpu='\"h200\"'"
                                       " --set parallel.data_parallel_size=8 --set parallel.expert_parallel_size=8"
                                       " --decode 16x2000 --json");

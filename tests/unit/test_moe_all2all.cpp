@@ -201,5 +201,31 @@ TEST_CASE("all2all_backend key: listed in the summary, bad names refused at the 
   INFO(ok.output);
   REQUIRE(ok.code == 0);
   const auto j = nlohmann::json::parse(test::read_file(dir / "ok" / "summary.json"));
-  CHECK(j["servesim"]["config"]["all2all_backend"] == "deepep_low_latency");
+  CHECK(j["servesim"]["config"]["all2all_backend"] == "allgather_reducescatter");
+}
+
+TEST_CASE("DeepEP low latency: a rank's tokens beyond 256 run the MoE layer in chunks, the experts read per chunk",
+          "[moe][all2all]") {
+  const std::string sc = test::scenario_path("deepseek-v3-ep16-2x-dgx-h100.toml");
+  auto step = [&](const std::string& backend, const std::string& shape) {
+    const auto r = test::run_cli("step " + sc + " " + shape + " --json --set 'parallel.all2all_backend=\"" + backend +
+                                 "\"'");
+    INFO(r.output);
+    REQUIRE(r.code == 0);
+    return r.output;
+  };
+  // 1,000 prompt tokens on one rank: 4 chunks of 250, each costed as a 250-token step's MoE layer.
+  const std::string whole = step("deepep_low_latency", "--prefill 1000");
+  const std::string part = step("deepep_low_latency", "--prefill 250");
+  for (const char* op : {"moe_router", "moe_dispatch", "moe_gate_up", "moe_down", "moe_combine", "shared_down"}) {
+    INFO(op);
+    CHECK(op_of(whole, op)["bytes"].get<double>() == Approx(4.0 * op_of(part, op)["bytes"].get<double>()).epsilon(1e-12));
+    CHECK(op_of(whole, op)["time_ms"].get<double>() ==
+          Approx(4.0 * op_of(part, op)["time_ms"].get<double>()).epsilon(1e-12));
+  }
+  // 256 tokens fit one chunk; the all-gather backend never chunks: its experts' weights are read once per step.
+  CHECK(op_of(step("deepep_low_latency", "--prefill 256"), "moe_gate_up")["bytes"].get<double>() <
+        2.0 * op_of(part, "moe_gate_up")["bytes"].get<double>());
+  CHECK(op_of(step("allgather_reducescatter", "--prefill 1000"), "moe_gate_up")["bytes"].get<double>() <
+        2.0 * op_of(step("allgather_reducescatter", "--prefill 250"), "moe_gate_up")["bytes"].get<double>());
 }
