@@ -28,6 +28,7 @@
 //     exposed = x + (L - 1) max(0, x - P / L)
 // only the last layer's send when the link keeps up (x <= P / L), and the backlog too when it does not.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -47,10 +48,17 @@ struct KvShard {
   friend bool operator==(const KvShard&, const KvShard&) = default;
 };
 
-// One side's parallel layout: tensor-parallel and pipeline-parallel degrees.
+// One side's parallel layout: tensor-parallel and pipeline-parallel degrees, and data-parallel attention's ranks
+// (dp groups of tp GPUs per stage; a sequence's KV lives on one rank, kv_transfer_pairs' tp ranks).
 struct KvLayout {
   int tp = 1;
   int pp = 1;
+  int dp = 1;
+  // Position in the replica's GPU list (stage after stage, within a stage rank after rank of tp GPUs) of tensor
+  // rank `tp_rank` of data-parallel rank `dp_rank` in stage `stage`.
+  [[nodiscard]] std::size_t gpu(int stage, int dp_rank, int tp_rank) const {
+    return static_cast<std::size_t>((stage * dp + dp_rank) * tp + tp_rank);
+  }
 };
 
 // T x arch.kv_bytes_per_token(). Throws InputError for tokens < 0 or above kMaxTokensPerRequest.

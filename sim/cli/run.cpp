@@ -67,6 +67,11 @@ nlohmann::ordered_json run_config(const Scenario& sc) {
                        {"kv_cache_dtype", pool.kv_cache_dtype},
                        {"gpus", gpus}});
       if (pool.kv.groups > 1) pools.back()["kv_cache_groups"] = pool.kv.groups;
+      if (pool.parallel.data > 1) {
+        pools.back()["data_parallel_size"] = pool.parallel.data;
+        pools.back()["expert_parallel_size"] = pool.parallel.expert;
+        pools.back()["all2all_backend"] = pool.parallel.all2all_backend;
+      }
     }
     c["pools"] = pools;
     if (sc.topo) c["topology_gpus"] = sc.topo->gpu_count();
@@ -89,11 +94,6 @@ std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader
   const PoolSpec* prefill_pool = nullptr;
   for (const PoolSpec& pool : sc.pools) {
     if (pool.role == PoolRole::aggregated) continue;
-    if (pool.parallel.data > 1) {
-      throw InputError(pool.place("parallel.data_parallel_size"),
-                       "data-parallel attention in a prefill or decode pool is not modelled (a disaggregated pool's "
-                       "replicas run without data_parallel_size)");
-    }
     if (pool.role == PoolRole::prefill && prefill_pool == nullptr) prefill_pool = &pool;
   }
   KvHandOffConfig c;
@@ -123,11 +123,17 @@ std::unique_ptr<KvHandOff> make_handoff(const Scenario& sc, const ScenarioLoader
       if (roles[d] != EngineRole::decode) continue;
       const auto& a = replica_gpus[p];
       const auto& b = replica_gpus[d];
+      // Every data-parallel rank's pairs (a sequence lives on one rank on each side).
       for (const KvShard& k : kv_transfer_pairs(c.arch, 1, layouts[p], layouts[d])) {
-        const int from = a.at(static_cast<std::size_t>(k.sender_stage * layouts[p].tp + k.sender_rank));
-        const int to = b.at(static_cast<std::size_t>(k.receiver_stage * layouts[d].tp + k.receiver_rank));
-        if (from == to || !checked.emplace(from, to).second) continue;
-        (void)select_transport(*sc.topo, from, to, Bytes{1 << 20}, c.transport, nullptr, std::nullopt, c.transport_key);
+        for (int sr = 0; sr < layouts[p].dp; ++sr) {
+          for (int dr = 0; dr < layouts[d].dp; ++dr) {
+            const int from = a.at(layouts[p].gpu(k.sender_stage, sr, k.sender_rank));
+            const int to = b.at(layouts[d].gpu(k.receiver_stage, dr, k.receiver_rank));
+            if (from == to || !checked.emplace(from, to).second) continue;
+            (void)select_transport(*sc.topo, from, to, Bytes{1 << 20}, c.transport, nullptr, std::nullopt,
+                                   c.transport_key);
+          }
+        }
       }
     }
   }
@@ -288,7 +294,8 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
       }
       replica_gpus.push_back(pool.replica_gpus.empty() ? std::vector<int>{}
                                                        : pool.replica_gpus[static_cast<std::size_t>(i)]);
-      layouts.push_back(KvLayout{static_cast<int>(pool.parallel.tensor), static_cast<int>(pool.parallel.pipeline)});
+      layouts.push_back(KvLayout{static_cast<int>(pool.parallel.tensor), static_cast<int>(pool.parallel.pipeline),
+                                 static_cast<int>(pool.parallel.data)});
       roles.push_back(role);
       const EngineEntry entry_policy = ranks > 1 ? EngineEntry::data_parallel_balance : EngineEntry::fewest_outstanding;
       (role == EngineRole::decode ? decode : entry)

@@ -123,10 +123,14 @@ bool KvHandOff::try_start(Simulator& sim, Engine& from, Sequence& s, std::size_t
   const KvLayout dst_layout = cfg_.replica_layout.at(static_cast<std::size_t>(rep.index()));
   const std::vector<KvShard> shards = kv_transfer_pairs(cfg_.arch, tokens, src_layout, dst_layout);
   Seconds delay{0};
+  // With data-parallel attention each engine is one rank of its replica (its index); else every engine (pipeline
+  // micro-batch engines) uses all of the replica's GPUs.
+  const int src_rank = src_layout.dp > 1 ? from.index() : 0;
+  const int dst_rank = dst_layout.dp > 1 ? to->index() : 0;
   for (const KvShard& k : shards) {
     t.bytes += k.bytes.v;
-    const int a = src_gpus.at(static_cast<std::size_t>(k.sender_stage * src_layout.tp + k.sender_rank));
-    const int b = dst_gpus.at(static_cast<std::size_t>(k.receiver_stage * dst_layout.tp + k.receiver_rank));
+    const int a = src_gpus.at(src_layout.gpu(k.sender_stage, src_rank, k.sender_rank));
+    const int b = dst_gpus.at(dst_layout.gpu(k.receiver_stage, dst_rank, k.receiver_rank));
     if (a == b) continue;  // the same GPU: nothing moves
     const TransportPath* best = nullptr;
     Seconds best_time{0};

@@ -53,8 +53,8 @@ struct KvHandOffConfig {
   // [cluster.kv_transfer] profile's fit (null: none): the cost terms of the transports it measures, applied to
   // every pair's paths by select_transport() as `servesim transfer --profile` applies them.
   std::shared_ptr<const TransportCalibration> calibration;
-  // GPU indices of every replica, stage after stage (TP ranks in order within a stage), by replica index (prefill
-  // and decode replicas alike), and each replica's TP and PP degrees.
+  // GPU indices of every replica, stage after stage (data-parallel ranks, then TP ranks, in order within a stage),
+  // by replica index (prefill and decode replicas alike), and each replica's TP, PP and DP degrees.
   std::vector<std::vector<int>> replica_gpus;
   std::vector<KvLayout> replica_layout;
 };

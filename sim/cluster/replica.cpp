@@ -19,10 +19,9 @@ Replica::Replica(std::int32_t index, std::vector<std::unique_ptr<Engine>> engine
 std::size_t Replica::entry_engine() const {
   std::size_t best = 0;
   if (entry_ == EngineEntry::data_parallel_balance) {
-    // Requests still in the front end count as waiting (vLLM counts a request at its engine once it is assigned).
-    auto score = [](const Engine& e) { return 4 * (e.outstanding() - e.running()) + e.running(); };
-    for (std::size_t v = 1; v < engines_.size(); ++v) {
-      if (score(*engines_[v]) < score(*engines_[best])) best = v;
+    auto score = [&](std::size_t v) { return 4 * counts_[v].first + counts_[v].second; };
+    for (std::size_t v = 1; v < engines_.size() && v < counts_.size(); ++v) {
+      if (score(v) < score(best)) best = v;
     }
     return best;
   }
@@ -32,7 +31,26 @@ std::size_t Replica::entry_engine() const {
   return best;
 }
 
-void Replica::submit(Simulator& sim, const Request& r) { engines_[entry_engine()]->submit(sim, r); }
+void Replica::refresh_counts(Ns now) {
+  constexpr std::int64_t kIntervalNs = 100'000'000;  // vLLM's stats_update_interval_ms = 100
+  const std::int64_t interval = now.v / kIntervalNs;
+  if (interval == counts_interval_) return;
+  counts_interval_ = interval;
+  counts_.clear();
+  // Requests still in the front end count as waiting (vLLM counts a request at its engine once it is assigned).
+  for (const auto& e : engines_) counts_.emplace_back(e->outstanding() - e->running(), e->running());
+}
+
+void Replica::submit(Simulator& sim, const Request& r) {
+  if (entry_ == EngineEntry::data_parallel_balance) {
+    refresh_counts(sim.now());
+    const std::size_t v = entry_engine();
+    ++counts_[v].first;
+    engines_[v]->submit(sim, r);
+    return;
+  }
+  engines_[entry_engine()]->submit(sim, r);
+}
 
 std::int64_t Replica::cached_prefix_tokens(const Request& r) const {
   return engines_[entry_engine()]->kv().cached_prefix(r, r.prompt_tokens - 1);

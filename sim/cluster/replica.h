@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "sim/engine/engine.h"
@@ -31,8 +32,10 @@ enum class EngineEntry {
   // the virtual engine with the fewest unfinished ones).
   fewest_outstanding,
   // Data-parallel attention's ranks: the lowest 4 x waiting + running, ties to the lowest index (vLLM's DP load
-  // balancing, DPLBAsyncMPClient.get_core_engine_for_request, from the engines' queue counts; vLLM's counts arrive
-  // from its DP coordinator every 100 ms and are bumped locally per request, here they are exact).
+  // balancing, DPLBAsyncMPClient.get_core_engine_for_request). As in vLLM the counts are a snapshot, taken by the
+  // first request of every 100 ms interval of simulated time (vLLM's DP coordinator publishes the engines' counts
+  // every 100 ms, stats_update_interval_ms), and each request placed adds one to its rank's waiting count until
+  // the next snapshot (requests still in the front end count as waiting).
   data_parallel_balance,
 };
 
@@ -56,11 +59,15 @@ class Replica {
   [[nodiscard]] const std::vector<std::unique_ptr<Engine>>& engines() const { return engines_; }
 
  private:
-  [[nodiscard]] std::size_t entry_engine() const;  // the engine a request enters now
+  [[nodiscard]] std::size_t entry_engine() const;  // the engine a request enters now (from the last snapshot)
+  void refresh_counts(Ns now);                     // data_parallel_balance: a new snapshot at a new interval
 
   std::int32_t index_;
   std::vector<std::unique_ptr<Engine>> engines_;
   EngineEntry entry_;
+  // data_parallel_balance: per engine (waiting, running) as last published, and the interval it was taken in.
+  std::vector<std::pair<std::int64_t, std::int64_t>> counts_;
+  std::int64_t counts_interval_ = -1;
 };
 
 }  // namespace servesim

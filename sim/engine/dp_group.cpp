@@ -60,12 +60,13 @@ void DataParallelGroup::start(Simulator& sim) {
     }
     end = end + network_->step_started(sim, *stepping_.front(), all_);
   }
+  // The end first, then the launches: a prefill rank's launch may start KV transfers, which end after the step.
+  busy_ = true;
+  sim.schedule(end, Priority::step_end, this, kStepEnd);
   for (Engine* e : stepping_) {
     e->join_group_step(end);
     e->launch_step(sim);
   }
-  busy_ = true;
-  sim.schedule(end, Priority::step_end, this, kStepEnd);
 }
 
 }  // namespace servesim

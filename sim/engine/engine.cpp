@@ -290,8 +290,9 @@ void Engine::launch_step(Simulator& sim) {
   sink_.step_started(step_);
   busy_time_ += step_.end - now;
   if (role_ == EngineRole::prefill) {
-    // Its end is scheduled before the hand-offs it starts (next_step_inline leaves a prefill engine's steps alone).
-    sim.schedule(step_.end, Priority::step_end, this, kStepEnd);
+    // Its end is scheduled before the hand-offs it starts (next_step_inline leaves a prefill engine's steps alone);
+    // a data-parallel group schedules its ranks' end itself, before launching them.
+    if (group_ == nullptr) sim.schedule(step_.end, Priority::step_end, this, kStepEnd);
     for (Sequence* s : plan_.scheduled) {
       if (s->generated == 0 && s->output_tokens_left_after_first() &&
           s->computed + s->scheduled >= s->num_tokens()) {

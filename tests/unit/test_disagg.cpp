@@ -208,10 +208,6 @@ TEST_CASE("disaggregated: bad pools are refused with one line naming the key", "
   // NVLink cannot leave node 0.
   CHECK_THROWS_WITH(run_text(disagg_text(1, "", w, "transport = \"nvlink\"\n"), "disagg-bad1"),
                     Catch::Contains("cluster.kv_transfer.transport") && Catch::Contains("cannot carry"));
-  // Data-parallel attention in a prefill pool.
-  std::string dp = disagg_text(1, "", w);
-  dp.replace(dp.find("gpus = [0]"), 10, "gpus = [0, 1]\ndata_parallel_size = 2");
-  CHECK_THROWS_WITH(run_text(dp, "disagg-bad2"), Catch::Contains("data_parallel_size"));
   // No route at all between the pools (two NVSwitch islands, no NIC): the pools' placement is at fault, not the
   // transport key left at "auto".
   const auto dir = temp_dir("disagg-islands");
@@ -405,4 +401,42 @@ TEST_CASE("disaggregated: a decode replica lets the requests received behind a r
   for (const auto& r : rs) CHECK(r.output_tokens == 1024);
   CHECK(out.summary["servesim"]["preemptions"].get<std::int64_t>() > 0);
   CHECK(out.summary["servesim"]["disaggregation"]["decode_wait_ms"]["max"].get<double>() > 0.0);
+}
+
+TEST_CASE("disaggregated: data-parallel pools hand each prompt's KV from its prefill rank's GPU to a decode rank's",
+          "[disagg][dp-attention]") {
+  // DeepSeek-V3 EP 16 with data-parallel attention on each side (GPUs 0-15 prefill, 16-31 decode): every request is
+  // prefilled on one rank and its MLA latent, (512 + 64) x 61 layers x 2 B = 70,272 B per token, leaves that rank's
+  // GPU through its own PCIe switch to its NIC.
+  ScenarioOptions opts;
+  opts.allow_pools = true;
+  // Without the replicas' own collectives on the network, the links carry the KV transfers alone.
+  opts.sets = {{"workload.num_requests", "200"}, {"sim.network_contention", "false"}};
+  const ScenarioLoader loader(scenario_path("disagg/deepseek-v3-ep16-1p1d-4x-dgx-h100.toml"), opts);
+  std::ostringstream csv;
+  RunStreams streams;
+  streams.link_stats = &csv;
+  streams.link_stats_interval = Ns{7'000'000'000};
+  const RunOutput out = run_scenario(loader, streams);
+  const auto records = records_of(out);
+  REQUIRE(records.size() == 200);
+  double expected = 0;
+  for (const RequestRecord& r : records) {
+    CHECK(r.prefill_replica == 0);
+    CHECK(r.replica == 1);
+    expected += 70272.0 * double(r.prompt_tokens);
+  }
+  std::map<std::string, double> by_gpu;  // bytes leaving each prefill GPU towards its NIC
+  for (const auto& f : link_rows(csv.str()).second) {
+    const bool prefill_gpu = f[3].rfind("n0.gpu", 0) == 0 || f[3].rfind("n1.gpu", 0) == 0;
+    if (prefill_gpu && f[4].find("pcie") != std::string::npos) by_gpu[f[3]] += std::stod(f[5]);
+  }
+  double total = 0;
+  for (const auto& [gpu, bytes] : by_gpu) total += bytes;
+  CHECK(total == Approx(expected).epsilon(1e-9));
+  // vLLM's DP load balancing sends a request to the lowest-index idle rank, so the prefills (one step each) gather
+  // on the first ranks, spilling over to the next ones within a 100 ms stats interval: several ranks' GPUs send.
+  CHECK(by_gpu.size() > 4);
+  CHECK(by_gpu.count("n0.gpu0") == 1);
+  CHECK(out.summary["servesim"]["config"]["pools"][1]["data_parallel_size"] == 16);
 }
