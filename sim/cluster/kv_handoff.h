@@ -20,9 +20,12 @@
 // the prefill step ends plus the last layer's share at the transport's rate alone. Only what is left after the
 // first token counts as kv_transfer. A reservation that fails then is retried after the first token as above.
 //
-// Placement: a replica of TP t and PP p lists its GPUs stage after stage: (stage s, rank i) is gpus[s x t + i]. With
-// pipeline parallelism each (sender stage, receiver stage) pair whose layers overlap moves those layers' KV
-// (models/cost/kv_transfer.h); layer-streamed, the earliest end is set by the last sender stage's last layer.
+// Placement: a replica of TP t, PP p and data-parallel attention d lists its GPUs stage after stage, rank after
+// rank: (stage s, DP rank r, TP rank i) is gpus[(s x d + r) x t + i] (KvLayout::gpu). With pipeline parallelism each
+// (sender stage, receiver stage) pair whose layers overlap moves those layers' KV (models/cost/kv_transfer.h);
+// layer-streamed, the earliest end is set by the last sender stage's last layer. With data-parallel attention a
+// request's KV leaves the GPUs of the prefill rank that computed it (its engine) for the decode rank that reserved
+// it (the decode replica's rank with the fewest outstanding requests that has the blocks).
 #pragma once
 #include <cstdint>
 #include <deque>

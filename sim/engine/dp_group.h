@@ -9,6 +9,9 @@
 // its attention and dense layers, the MoE layers' routing and dispatch over every rank's tokens, its sampling) plus
 // its engine overhead and jitter; a faster rank's wait for the slowest counts as communication. The group steps
 // while any rank has work, and idles (every rank idle, as vLLM's DP wave ends) until a rank receives some.
+// In a prefill or decode pool (disaggregated serving) each rank hands over or receives its own requests' KV
+// (sim/cluster/kv_handoff.h); the group schedules its step end before launching the ranks, whose launch may start
+// KV transfers.
 // A replica's shared-network hook (multi-node replicas) sees the step of all ranks' sequences together, which the
 // step network re-splits as evenly as the sequences allow (StepModel::busiest_rank), not as the ranks hold them.
 #pragma once
