@@ -104,7 +104,9 @@ RunAccounting Cluster::accounting(std::int64_t completed, std::int64_t rejected)
     a.handed_off = c.handed_off;
     a.received = c.received;
     a.waiting_for_blocks = c.waiting;
-    a.in_transfer = c.in_transfer;
+    // A layer-streamed transfer that started with a prefill step still running (the run's horizon cut it) is not
+    // handed off yet.
+    a.in_transfer = c.in_transfer - c.streaming;
   }
   return a;
 }

@@ -85,11 +85,13 @@ void KvHandOff::prefill_starting(Simulator& sim, Engine& from, Sequence& s, Ns s
 bool KvHandOff::try_start(Simulator& sim, Engine& from, Sequence& s, std::size_t d, Ns handed,
                           std::int64_t tokens) {
   Replica& rep = *decode_[d];
-  // The engine with the fewest outstanding requests (ties: the lowest index) that has the blocks.
+  // The engine with the fewest requests (outstanding, and reserved with their KV on its way; ties: the lowest index)
+  // that has the blocks.
   std::vector<Engine*> order;
   for (const auto& e : rep.engines()) order.push_back(e.get());
-  std::stable_sort(order.begin(), order.end(),
-                   [](const Engine* a, const Engine* b) { return a->outstanding() < b->outstanding(); });
+  std::stable_sort(order.begin(), order.end(), [](const Engine* a, const Engine* b) {
+    return a->outstanding() + a->incoming() < b->outstanding() + b->incoming();
+  });
   Sequence* dst = nullptr;
   Engine* to = nullptr;
   for (Engine* e : order) {
@@ -151,7 +153,10 @@ bool KvHandOff::try_start(Simulator& sim, Engine& from, Sequence& s, std::size_t
   t.flows_left = static_cast<std::int32_t>(t.flows.size());
   t.delay = to_ns(delay);
   ++counts_.in_transfer;
-  if (handed == kNever) streaming_[&s] = slot;
+  if (handed == kNever) {
+    streaming_[&s] = slot;
+    ++counts_.streaming;
+  }
   sink_.transfer_started(TransferEvent{s.req.id, from.replica(), rep.index(), t.bytes, t.reserved, t.reserved});
   sim.schedule(sim.now() + t.delay, Priority::transfer_end, this, std::uint64_t{slot} * 2 + kStartFlows);
   return true;
@@ -213,6 +218,7 @@ void KvHandOff::prefill_done(Simulator& sim, Engine& from, Sequence& s) {
   if (it != streaming_.end()) {
     const std::uint32_t slot = it->second;
     streaming_.erase(it);
+    --counts_.streaming;
     Transfer& t = transfers_[slot];
     t.handed = sim.now();
     // The copy reserved when the step started missed the step's results: its first token and its times.

@@ -25,7 +25,8 @@
 // (sender stage, receiver stage) pair whose layers overlap moves those layers' KV (models/cost/kv_transfer.h);
 // layer-streamed, the earliest end is set by the last sender stage's last layer. With data-parallel attention a
 // request's KV leaves the GPUs of the prefill rank that computed it (its engine) for the decode rank that reserved
-// it (the decode replica's rank with the fewest outstanding requests that has the blocks).
+// it (the decode replica's rank with the fewest requests, those reserved on their way included, that has the
+// blocks).
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -67,6 +68,7 @@ struct HandOffCounts {
   std::int64_t handed_off = 0;  // requests that left a prefill engine after their first token
   std::int64_t waiting = 0;     // waiting for decode blocks now
   std::int64_t in_transfer = 0;  // reserved, KV on its way now
+  std::int64_t streaming = 0;    // of those, layer-streamed ones whose prefill step has not ended (not handed off yet)
   std::int64_t received = 0;    // arrived at a decode engine
 };
 
@@ -119,8 +121,8 @@ class KvHandOff final : public PrefillHandOff, public FlowHandler, public EventT
     Ns handed;
   };
   [[nodiscard]] std::size_t route(const Sequence& s);
-  // Reserves on the decode replica (its engine with the fewest outstanding requests that has room) and starts
-  // the transfer; false when no engine of the replica has room.
+  // Reserves on the decode replica (its engine with the fewest outstanding and incoming requests that has room) and
+  // starts the transfer; false when no engine of the replica has room.
   // `tokens`: the KV to reserve and move (the prompt).
   bool try_start(Simulator& sim, Engine& from, Sequence& s, std::size_t decode_replica, Ns handed,
                  std::int64_t tokens);

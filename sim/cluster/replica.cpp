@@ -37,8 +37,9 @@ void Replica::refresh_counts(Ns now) {
   if (interval == counts_interval_) return;
   counts_interval_ = interval;
   counts_.clear();
-  // Requests still in the front end count as waiting (vLLM counts a request at its engine once it is assigned).
-  for (const auto& e : engines_) counts_.emplace_back(e->outstanding() - e->running(), e->running());
+  // Requests still in the front end count as waiting (vLLM counts a request at its engine once it is assigned);
+  // a prefill engine's requests parked for their KV hand-off are finished for its scheduler, as in vLLM.
+  for (const auto& e : engines_) counts_.emplace_back(e->waiting() + e->in_front_end(), e->running());
 }
 
 void Replica::submit(Simulator& sim, const Request& r) {

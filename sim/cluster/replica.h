@@ -35,7 +35,8 @@ enum class EngineEntry {
   // balancing, DPLBAsyncMPClient.get_core_engine_for_request). As in vLLM the counts are a snapshot, taken by the
   // first request of every 100 ms interval of simulated time (vLLM's DP coordinator publishes the engines' counts
   // every 100 ms, stats_update_interval_ms), and each request placed adds one to its rank's waiting count until
-  // the next snapshot (requests still in the front end count as waiting).
+  // the next snapshot (requests still in the front end count as waiting; a prefill engine's requests parked for
+  // their KV hand-off do not count).
   data_parallel_balance,
 };
 

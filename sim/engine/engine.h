@@ -119,6 +119,10 @@ class Engine final : public EventTarget {
   [[nodiscard]] std::int64_t outstanding() const { return outstanding_; }
   [[nodiscard]] std::int64_t waiting() const { return static_cast<std::int64_t>(waiting_.size()); }
   [[nodiscard]] std::int64_t running() const { return static_cast<std::int64_t>(running_.size()); }
+  // Admitted requests still in the front end (not yet queued).
+  [[nodiscard]] std::int64_t in_front_end() const { return in_front_end_; }
+  // Decode engine: sequences reserved here whose KV is still on its way (not outstanding yet).
+  [[nodiscard]] std::int64_t incoming() const { return static_cast<std::int64_t>(incoming_.size()); }
   [[nodiscard]] const KvCacheManager& kv() const { return kv_; }
   [[nodiscard]] EngineAccount account() const;
 

@@ -440,3 +440,16 @@ TEST_CASE("disaggregated: data-parallel pools hand each prompt's KV from its pre
   CHECK(by_gpu.count("n0.gpu0") == 1);
   CHECK(out.summary["servesim"]["config"]["pools"][1]["data_parallel_size"] == 16);
 }
+
+TEST_CASE("disaggregated: a horizon that cuts a layer-streamed transfer of a prefill still running balances the books",
+          "[disagg]") {
+  // A transfer that starts with the prompt's last prefill step is not a hand-off until that step ends; the run's
+  // end-of-run accounting (check_run_accounting) must not count it as one.
+  ScenarioOptions opts;
+  opts.allow_pools = true;
+  opts.sets = {{"sim.horizon", "\"5s\""}, {"cluster.kv_transfer.mode", "\"layer_streamed\""}};
+  const ScenarioLoader loader(scenario_path("disagg/explain-decode-starved.toml"), opts);
+  RunOutput out;
+  REQUIRE_NOTHROW(out = run_scenario(loader, RunStreams{}));
+  CHECK(out.summary["servesim"]["unfinished"].get<std::int64_t>() > 0);
+}
