@@ -31,10 +31,10 @@ std::size_t Replica::entry_engine() const {
   return best;
 }
 
-void Replica::refresh_counts(Ns now) {
+void Replica::refresh_counts(Ns now) const {
   constexpr std::int64_t kIntervalNs = 100'000'000;  // vLLM's stats_update_interval_ms = 100
   const std::int64_t interval = now.v / kIntervalNs;
-  if (interval == counts_interval_) return;
+  if (interval <= counts_interval_) return;  // snapshots only move forward
   counts_interval_ = interval;
   counts_.clear();
   // Requests still in the front end count as waiting (vLLM counts a request at its engine once it is assigned);
@@ -54,6 +54,7 @@ void Replica::submit(Simulator& sim, const Request& r) {
 }
 
 std::int64_t Replica::cached_prefix_tokens(const Request& r) const {
+  if (entry_ == EngineEntry::data_parallel_balance) refresh_counts(r.arrival);
   return engines_[entry_engine()]->kv().cached_prefix(r, r.prompt_tokens - 1);
 }
 

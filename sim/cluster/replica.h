@@ -53,22 +53,24 @@ class Replica {
   [[nodiscard]] std::int32_t index() const { return index_; }
   [[nodiscard]] std::int64_t outstanding() const;
   [[nodiscard]] ReplicaLoad load() const;
-  // Prompt tokens of `r` whose KV blocks are cached in the engine submit() would pick now: whole blocks, at most
-  // prompt_tokens - 1, as the scheduler's lookup would find them (KvCacheManager::cached_prefix); 0 without prefix
-  // caching or content. Changes nothing (no LRU update).
+  // Prompt tokens of `r` whose KV blocks are cached in the engine submit() would pick at r.arrival: whole blocks, at
+  // most prompt_tokens - 1, as the scheduler's lookup would find them (KvCacheManager::cached_prefix); 0 without
+  // prefix caching or content. Changes no cache (no LRU update); a data-parallel replica may take its counts'
+  // snapshot for r.arrival's interval, as submit() then would.
   [[nodiscard]] std::int64_t cached_prefix_tokens(const Request& r) const;
   [[nodiscard]] const std::vector<std::unique_ptr<Engine>>& engines() const { return engines_; }
 
  private:
   [[nodiscard]] std::size_t entry_engine() const;  // the engine a request enters now (from the last snapshot)
-  void refresh_counts(Ns now);                     // data_parallel_balance: a new snapshot at a new interval
+  void refresh_counts(Ns now) const;               // data_parallel_balance: a new snapshot at a new interval
 
   std::int32_t index_;
   std::vector<std::unique_ptr<Engine>> engines_;
   EngineEntry entry_;
   // data_parallel_balance: per engine (waiting, running) as last published, and the interval it was taken in.
-  std::vector<std::pair<std::int64_t, std::int64_t>> counts_;
-  std::int64_t counts_interval_ = -1;
+  // (Mutable: the prefix-aware router's lookup takes the snapshot of its instant, as the placement will.)
+  mutable std::vector<std::pair<std::int64_t, std::int64_t>> counts_;
+  mutable std::int64_t counts_interval_ = -1;
 };
 
 }  // namespace servesim
