@@ -261,8 +261,8 @@ RunOutput run_impl(const ScenarioLoader& loader, bool logs, const RunStreams& st
     EngineConfig engine_cfg = pool.engine;
     engine_cfg.defer_itl = sc.horizon != kNever;
     engine_cfg.num_kv_blocks = pool.engine.num_kv_blocks / engines;
-    // A data-parallel rank's engine holds its own share of the pool, which bounds its sequences by itself.
-    engine_cfg.kv_blocks_per_rank = ranks > 1 ? 0 : pool.engine.kv_blocks_per_rank / engines;
+    // Every engine here holds its own pool (a data-parallel rank's engine its rank's), which bounds its sequences.
+    engine_cfg.kv_blocks_per_rank = 0;
     engine_cfg.seed = sc.seed;
     const EngineRole role = pool.role == PoolRole::prefill  ? EngineRole::prefill
                             : pool.role == PoolRole::decode ? EngineRole::decode

@@ -41,8 +41,9 @@ struct EngineConfig {
   // vLLM's hybrid KV cache manager for models mixing full and sliding-window layers (sim/engine/kv_cache.h
   // KvGroups); false = vLLM's disable_hybrid_kv_cache_manager (every layer's KV held as full attention).
   bool hybrid_kv_cache = true;
-  // Data-parallel attention: one rank's pool as vLLM counts it (num_gpu_blocks, its null block included), which
-  // bounds one sequence; 0 = the whole pool (num_kv_blocks).
+  // A data-parallel replica scheduled as one engine over its ranks' pools (calibrate trace's step matcher): one
+  // rank's pool as vLLM counts it (num_gpu_blocks, its null block included), which bounds one sequence; 0 = the
+  // whole pool (num_kv_blocks). A run gives each rank an engine of its own instead (sim/engine/dp_group.h).
   std::int64_t kv_blocks_per_rank = 0;
   std::int64_t max_model_len = 0;  // prompt + output longer than this is rejected, as vLLM does
   // Record a request's inter-token gaps only when it finishes (a run with a horizon leaves some unfinished, and
