@@ -23,12 +23,17 @@
 //                            each expert's output sent back in the activation dtype (the receiver sums them). Their
 //                            buffers hold at most 256 tokens per rank (VLLM_MOE_DP_CHUNK_SIZE's default), so vLLM
 //                            runs a layer in chunks of that many of the busiest rank's tokens (chunk_tokens()).
+//                            GPU-initiated: every row posted at once (one latency step, MoeCollective::one_shot),
+//                            plus a fixed kernel time fitted to DeepEP's published EP 8-64 latencies
+//                            (moe_all2all_deepep_low_latency.cpp).
 //
 // Sizes are nccl-tests' (models/net/collective.h) on the stage's expert-parallel group. Routing skew: where the
 // bytes follow the routing (the DeepEP backends), every rank is costed at the busiest receiver's share (what each
 // rank sends x busiest / mean received), since every rank waits for the slowest in the layer.
 // Not modelled: DeepSeek-V3's group-limited routing (a token's experts within 4 of 8 groups),
-// topk index / weight metadata, and the pplx and flashinfer_all2allv backends.
+// topk index / weight metadata, the pplx and flashinfer_all2allv backends, and the high-throughput kernels' fixed
+// time (their notify step and host synchronisation; DeepEP publishes bandwidths only): they are costed as NCCL
+// all-to-alls, one latency step per peer.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -63,21 +68,24 @@ struct MoeTraffic {
 // at once), or each rail's (the GPUs of one local index on every node, every rail at once).
 enum class ExpertScope { group, node, rail };
 
-// One collective of a dispatch or combine, `bytes` as nccl-tests size it for the scope's groups.
+// One collective of a dispatch or combine, `bytes` as nccl-tests size it for the scope's groups. `one_shot`: an
+// all_to_all whose ranks post every send at once from the GPU (GroupComm::expert_collective), else NCCL's.
 struct MoeCollective {
   CollectiveOp op = CollectiveOp::all_to_all;
   double bytes = 0;
   ExpertScope scope = ExpertScope::group;
+  bool one_shot = false;
 };
 
 // The (at most two) collectives of one dispatch or combine: one after the other, or `concurrent` (pipelined: the
-// longer one's time).
+// longer one's time); `overhead` is added once (a kernel's fixed time besides its transfers).
 struct MoeCommPlan {
   std::array<MoeCollective, 2> steps{};
   int count = 0;
   bool concurrent = false;
-  MoeCommPlan& add(CollectiveOp op, double bytes, ExpertScope scope = ExpertScope::group) {
-    steps.at(static_cast<std::size_t>(count++)) = {op, bytes, scope};
+  Seconds overhead{0.0};
+  MoeCommPlan& add(CollectiveOp op, double bytes, ExpertScope scope = ExpertScope::group, bool one_shot = false) {
+    steps.at(static_cast<std::size_t>(count++)) = {op, bytes, scope, one_shot};
     return *this;
   }
 };

@@ -157,9 +157,10 @@ Seconds moe_block(const LayerCostContext& c, std::int64_t Tm, std::int64_t total
     Seconds t{0.0};
     for (int i = 0; i < plan.count; ++i) {
       const MoeCollective& s = plan.steps[static_cast<std::size_t>(i)];
-      const Seconds step = c.comm->expert_collective(s.op, Bytes{s.bytes}, s.scope).time;
+      const Seconds step = c.comm->expert_collective(s.op, Bytes{s.bytes}, s.scope, s.one_shot).time;
       t = plan.concurrent ? std::max(t, step) : t + step;
     }
+    t += plan.overhead;
     const double bytes = all_to_all_equivalent_bytes(plan);
     add(name, Flops{0.0}, Bytes{bytes}, OpCost{t * (1.0 - par.overlap), Bound::communication});
   };

@@ -40,7 +40,7 @@ OpCost GroupComm::all_gather(Bytes) const {
                   "tensor_parallel_size > 1 with data-parallel attention)");
 }
 
-OpCost GroupComm::expert_collective(CollectiveOp, Bytes, ExpertScope) const {
+OpCost GroupComm::expert_collective(CollectiveOp, Bytes, ExpertScope, bool) const {
   throw key_error("parallel",
                   "this communication model has no expert-parallel group (needed by expert parallelism with "
                   "data-parallel attention)");

@@ -43,9 +43,10 @@ class GroupComm {
   // A collective among the expert-parallel ranks of a stage (all its tensor x data GPUs; data-parallel attention's
   // MoE dispatch and combine), `size` as nccl-tests sizes `op` (models/net/collective.h) for each group of `scope`
   // (ExpertScope: the whole group, every node's GPUs at once, every rail's at once; the slowest such group's time).
-  // Throws InputError where the model has no expert-parallel group.
-  [[nodiscard]] virtual OpCost expert_collective(CollectiveOp op, Bytes size,
-                                                 ExpertScope scope = ExpertScope::group) const;
+  // `one_shot`: every rank posts all its sends at once from the GPU (DeepEP's kernels; all_to_all only:
+  // CommGroup::one_shot_all_to_all), else NCCL's. Throws InputError where the model has no expert-parallel group.
+  [[nodiscard]] virtual OpCost expert_collective(CollectiveOp op, Bytes size, ExpertScope scope = ExpertScope::group,
+                                                 bool one_shot = false) const;
   // Nodes a stage's expert-parallel group spans when it splits into equal contiguous blocks of ranks per node (its
   // node and rail scopes exist), else 1.
   [[nodiscard]] virtual std::int64_t expert_nodes() const { return 1; }

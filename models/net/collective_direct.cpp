@@ -7,15 +7,7 @@
 namespace servesim {
 namespace {
 
-std::vector<Transfer> all_pairs(int n, double fraction) {
-  std::vector<Transfer> t;
-  for (int s = 0; s < n; ++s) {
-    for (int d = 0; d < n; ++d) {
-      if (s != d) t.push_back(Transfer{s, d, fraction});
-    }
-  }
-  return t;
-}
+std::vector<Transfer> all_pairs(int n, double fraction) { return GroupPaths::all_pairs_transfers(n, fraction); }
 
 class DirectCollective final : public CollectiveAlgorithm {
  public:

@@ -49,6 +49,7 @@ CommGroup::CommGroup(std::shared_ptr<const Topology> topo, std::vector<int> gpu_
     }
   }
   if (n < 2) return;
+  one_shot_ = paths.phase(GroupPaths::all_pairs_transfers(static_cast<int>(n), 1.0 / static_cast<double>(n)), 1);
 
   CollectiveModelOptions opt;
   opt.model = model_;
@@ -100,6 +101,11 @@ CollectiveResult CommGroup::cost(CollectiveOp op, Bytes size) const {
     r.busbw_GBps = r.algbw_GBps * busbw_factor(op, static_cast<int>(gpus_.size()));
   }
   return r;
+}
+
+Seconds CommGroup::one_shot_all_to_all(Bytes size) const {
+  if (gpus_.size() < 2) return Seconds{0};
+  return one_shot_.time(size);
 }
 
 Seconds CommGroup::p2p_time(int gpu_a, int gpu_b, Bytes size) const {

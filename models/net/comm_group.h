@@ -59,6 +59,13 @@ class CommGroup {
   // Its NCCL protocol ("" for the link_load model and one GPU).
   [[nodiscard]] const std::string& chosen_protocol(CollectiveOp op, Bytes size) const;
 
+  // An all-to-all (nccl-tests' size S: each rank's send buffer) whose ranks post every send at once from the GPU,
+  // as DeepEP's kernels do (GPU-initiated NVLink stores and RDMA writes): every pair's S / n shares the links as in
+  // the direct plan, but the whole exchange waits one latency step (the slowest pair's route latency plus
+  // step_latency) instead of NCCL's one per peer. The link_load arithmetic whatever `model` is; not calibrated (a
+  // collective calibration measures NCCL's kernels).
+  [[nodiscard]] Seconds one_shot_all_to_all(Bytes size) const;
+
   // Point-to-point send of `size` bytes from GPU gpu_a to GPU gpu_b (topology GPU indices): size / bottleneck
   // of the route + route latency + one step_latency; 0 when gpu_a == gpu_b. Pairs inside the group are cached;
   // other pairs are routed on the spot (slower). Not calibrated.
@@ -87,6 +94,7 @@ class CommGroup {
   std::vector<std::pair<int, int>> pos_of_gpu_;  // (topology GPU index, group position), sorted by GPU index
   std::vector<double> p2p_sec_per_byte_;  // size*size
   std::vector<double> p2p_latency_;       // size*size, route latency + step latency
+  CollectivePhase one_shot_;              // all pairs at once, one step (one_shot_all_to_all)
 };
 
 }  // namespace servesim

@@ -134,6 +134,16 @@ std::vector<Transfer> GroupPaths::shift_transfers(int n) {
   return shift;
 }
 
+std::vector<Transfer> GroupPaths::all_pairs_transfers(int n, double fraction) {
+  std::vector<Transfer> t;
+  for (int s = 0; s < n; ++s) {
+    for (int d = 0; d < n; ++d) {
+      if (s != d) t.push_back(Transfer{s, d, fraction});
+    }
+  }
+  return t;
+}
+
 CollectivePhase GroupPaths::phase(const std::vector<Transfer>& transfers, int steps) const {
   CollectivePhase out;
   // (link id, fraction) of every transfer over every link of its route, in transfer order; sorted stably by link,

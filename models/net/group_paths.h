@@ -52,6 +52,8 @@ class GroupPaths {
 
   // Every position sends the whole message to the next one (i -> i+1 mod n): a point-to-point send_recv.
   [[nodiscard]] static std::vector<Transfer> shift_transfers(int n);
+  // Every position sends `fraction` of S to every other position (the direct plan's all-pairs phase).
+  [[nodiscard]] static std::vector<Transfer> all_pairs_transfers(int n, double fraction);
 
   // The phase of concurrent transfers that takes `steps` latency steps.
   [[nodiscard]] CollectivePhase phase(const std::vector<Transfer>& transfers, int steps) const;

@@ -1,6 +1,7 @@
 #include "models/net/topology_comm.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace servesim {
 
@@ -100,17 +101,21 @@ void TopologyComm::add_expert_tiers(const std::shared_ptr<const Topology>& topo,
   expert_rails_.push_back(std::move(rails));
 }
 
-OpCost TopologyComm::expert_collective(CollectiveOp op, Bytes size, ExpertScope scope) const {
-  if (expert_stages_.empty()) return GroupComm::expert_collective(op, size, scope);
+OpCost TopologyComm::expert_collective(CollectiveOp op, Bytes size, ExpertScope scope, bool one_shot) const {
+  if (expert_stages_.empty()) return GroupComm::expert_collective(op, size, scope, one_shot);
+  if (one_shot && op != CollectiveOp::all_to_all) {
+    throw std::logic_error("TopologyComm::expert_collective: a one-shot collective must be an all_to_all");
+  }
+  const auto time = [&](const CommGroup& g) { return one_shot ? g.one_shot_all_to_all(size) : g.time(op, size); };
   Seconds sum{0.0};
   for (std::size_t s = 0; s < expert_stages_.size(); ++s) {
     const auto& tier = scope == ExpertScope::node ? expert_nodes_groups_[s] : expert_rails_[s];
     if (scope == ExpertScope::group || expert_nodes_ == 1 || tier.empty()) {
-      sum += expert_stages_[s].time(op, size);
+      sum += time(expert_stages_[s]);
       continue;
     }
     Seconds slowest{0.0};
-    for (const auto& g : tier) slowest = std::max(slowest, g.time(op, size));
+    for (const auto& g : tier) slowest = std::max(slowest, time(g));
     sum += slowest;
   }
   return {sum / double(expert_stages_.size()), Bound::communication};

@@ -30,7 +30,9 @@ class TopologyComm final : public GroupComm {
   // Expert-parallel dispatch / combine (data-parallel attention): `op` over the stage's tensor x data GPUs, or over
   // each of its nodes' or rails' GPUs (the slowest group), mean over stages as all_reduce. Node and rail scopes
   // exist when every stage's GPUs split into equal contiguous blocks per node; otherwise both are the whole group.
-  [[nodiscard]] OpCost expert_collective(CollectiveOp op, Bytes size, ExpertScope scope) const override;
+  // `one_shot` (all_to_all only, else std::logic_error): CommGroup::one_shot_all_to_all.
+  [[nodiscard]] OpCost expert_collective(CollectiveOp op, Bytes size, ExpertScope scope,
+                                         bool one_shot) const override;
   [[nodiscard]] std::int64_t expert_nodes() const override { return expert_nodes_; }
   [[nodiscard]] const CommGroup& tensor_group(std::size_t stage = 0) const { return stages_.at(stage); }
 

@@ -15,7 +15,7 @@ struct FreeComm final : GroupComm {
   [[nodiscard]] OpCost send_recv(Bytes) const override { return {}; }
   [[nodiscard]] OpCost gather(Bytes) const override { return {}; }
   [[nodiscard]] OpCost all_gather(Bytes) const override { return {}; }
-  [[nodiscard]] OpCost expert_collective(CollectiveOp, Bytes, ExpertScope) const override { return {}; }
+  [[nodiscard]] OpCost expert_collective(CollectiveOp, Bytes, ExpertScope, bool) const override { return {}; }
 };
 
 // The op of `c` named `name` (fails the test when there is none).

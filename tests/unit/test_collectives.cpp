@@ -136,6 +136,26 @@ TEST_CASE("collectives: direct all-pairs", "[collectives]") {
   CHECK(g.time(CollectiveOp::broadcast, Bytes{s}).value() == exact(3 * s / kB + 3 * kAlpha));
 }
 
+TEST_CASE("collectives: a one-shot all-to-all is the direct plan's links with one latency step", "[collectives]") {
+  const int n = 4;
+  const double s = 32.0 * kMiB;
+  // Whatever the cost model (NCCL's, or link_load's) and algorithm constraint: every pair at once, one step.
+  for (const char* model : {"nccl", "link_load"}) {
+    const CommGroup g(star(n), first(n), "auto", nullptr, model);
+    CHECK(g.one_shot_all_to_all(Bytes{s}).value() == exact(3.0 / 4.0 * s / kB + kAlpha));
+  }
+  CHECK(CommGroup(star(n), {1}).one_shot_all_to_all(Bytes{s}).value() == 0.0);
+  // Two DGX H100: each GPU's sends to the other node's 8 GPUs (8/16 of S) leave through its own 50 GB/s NIC, one
+  // step of the longest route (NIC, leaf, spine, leaf, NIC: 4 x 0.5 + 2 x 0.3 us, plus PCIe and the 1 us step).
+  const auto c2 = std::make_shared<const Topology>(load_topology("cluster-2x-dgx-h100", kCatalog));
+  const CommGroup g16(c2, first(16));
+  const double big = 1.0 * kGiB;
+  const double slope = (g16.one_shot_all_to_all(Bytes{2 * big}) - g16.one_shot_all_to_all(Bytes{big})).value() / big;
+  CHECK(slope == Approx(0.5 / 50e9).epsilon(1e-9));
+  CHECK(g16.one_shot_all_to_all(Bytes{0}).value() > 2e-6);
+  CHECK(g16.one_shot_all_to_all(Bytes{0}).value() < 6e-6);
+}
+
 TEST_CASE("collectives: hierarchical on two nodes of two GPUs", "[collectives]") {
   // Node k: gpu k0, k1 on switch sw_k (bandwidth bi, latency li); rail j joins gpu 0j and 1j (bn, ln).
   const double bi = 200e9, li = 0.5e-6, bn = 25e9, ln = 2e-6;
