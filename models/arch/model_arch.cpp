@@ -123,6 +123,7 @@ constexpr std::string_view kModelledKeys[] = {
     "n_shared_experts", "shared_expert_intermediate_size", "first_k_dense_replace", "moe_layer_freq",
     "decoder_sparse_step", "mlp_only_layers",
     "n_group",  // DeepSeek's expert groups: EPLB's hierarchical placement (models/cost/moe_routing.h)
+    "topk_group",  // group-limited routing: the groups a token's experts are in (models/cost/moe_routing.h)
     // multi-head latent attention (read_mla below)
     "kv_lora_rank", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
 };
@@ -153,7 +154,6 @@ constexpr IgnoredKey kIgnoredKeys[] = {
     // Routing details: which experts a token picks and how their outputs are weighted. The experts' GEMMs, their
     // weights and the all-to-all volume follow from num_experts_per_tok; the router's own math is an elementwise
     // pass over [tokens, experts], negligible next to the router GEMM servesim costs.
-    {"topk_group", "group-limited routing (DeepSeek): which experts a token may pick, not how many"},
     {"topk_method", "how the router picks its top-k: elementwise over [tokens, experts]"},
     {"scoring_func", "softmax or sigmoid router scores: elementwise over [tokens, experts]"},
     {"norm_topk_prob", "renormalising the top-k weights: elementwise"},
@@ -295,6 +295,17 @@ void read_moe(const nlohmann::json& j, const std::string& file, const std::strin
   if (e.num_expert_groups < 1 || e.num_experts % e.num_expert_groups != 0) {
     throw InputError(file + ": n_group (" + std::to_string(e.num_expert_groups) + ") must be >= 1 and divide the " +
                      std::to_string(e.num_experts) + " routed experts");
+  }
+  // vLLM's grouped_topk (DeepSeek-V2 / V3): a token's experts within topk_group of the n_group groups.
+  e.topk_group = opt_int(j, file, "topk_group", e.num_expert_groups, 1);
+  if (e.topk_group > e.num_expert_groups) {
+    throw InputError(file + ": topk_group (" + std::to_string(e.topk_group) + ") exceeds n_group (" +
+                     std::to_string(e.num_expert_groups) + ")");
+  }
+  if (e.topk_group * (e.num_experts / e.num_expert_groups) < e.experts_per_token) {
+    throw InputError(file + ": topk_group (" + std::to_string(e.topk_group) + ") groups of " +
+                     std::to_string(e.num_experts / e.num_expert_groups) + " experts hold fewer than " +
+                     "num_experts_per_tok (" + std::to_string(e.experts_per_token) + ")");
   }
   const std::int64_t shared = opt_int(j, file, "n_shared_experts", 0, 0);
   e.shared_intermediate_size = shared * e.expert_intermediate_size;

@@ -53,9 +53,12 @@ struct MoeArch {
   // gpt-oss: biases on every expert's gate_up (2 x width) and down (hidden) projections and on the router (E), in
   // the checkpoint dtype.
   bool expert_bias = false;
-  // DeepSeek's n_group: the experts in equal contiguous groups (group-limited routing, not modelled; EPLB's
-  // hierarchical placement keeps a group on one node). 1 for models without groups.
+  // DeepSeek's n_group: the experts in equal contiguous groups (EPLB's hierarchical placement keeps a group on one
+  // node). 1 for models without groups.
   std::int64_t num_expert_groups = 1;
+  // DeepSeek's topk_group: each token's experts within this many of the groups (vLLM's grouped_topk; group-limited
+  // routing, ExpertRouting::limited_to_groups). num_expert_groups when absent (no limit); 1 .. num_expert_groups.
+  std::int64_t topk_group = 1;
   std::vector<bool> layer_moe;                // per layer: MoE (true) or dense MLP; empty for a dense model
   [[nodiscard]] bool enabled() const { return num_experts > 0; }
   // MoE layers among layers [first, first + count) (all layers by default).

@@ -54,7 +54,7 @@ struct MoeTraffic {
   double logits_bytes = 0;        // one token's router logits in the activation dtype: experts x bytes
   double fp8_row_bytes = 0;       // one token's hidden state in fp8 with per-128 scales; 0 unless the experts compute
                                   // in fp8
-  double ranks_per_token = 1;     // expected distinct ranks a token's experts are on (ExpertRouting::rank_hit sum)
+  double ranks_per_token = 1;     // expected distinct ranks a token's experts are on (ExpertReach)
   double busiest_rank_share = 1;  // busiest rank's expected distinct tokens / the mean over ranks (>= 1)
   std::int64_t nodes = 1;         // nodes the expert-parallel group spans (equal contiguous blocks of ranks)
   double nodes_per_token = 1;     // expected distinct nodes a token's experts are on

@@ -129,24 +129,14 @@ Seconds moe_block(const LayerCostContext& c, std::int64_t Tm, std::int64_t total
     if (add.fp8_math) tr.fp8_row_bytes = double(h) + 4.0 * double((h + 127) / 128);
     // Ranks and nodes a token reaches: rank r on node r / (ep / nodes), the comm's contiguous blocks.
     const std::int64_t nodes = c.comm->expert_nodes();
-    const std::int64_t per_node = ep / nodes;
-    double hit_sum = 0.0, hit_max = 0.0, node_sum = 0.0, node_max = 0.0, node_miss = 1.0;
-    for (std::int64_t r = 0; r < ep; ++r) {
-      const double hit = c.routing.rank_hit(c.placement.rank(r));
-      hit_sum += hit;
-      hit_max = std::max(hit_max, hit);
-      node_miss *= 1.0 - hit;
-      if ((r + 1) % per_node == 0) {
-        node_sum += 1.0 - node_miss;
-        node_max = std::max(node_max, 1.0 - node_miss);
-        node_miss = 1.0;
-      }
-    }
-    tr.ranks_per_token = hit_sum;
-    tr.busiest_rank_share = hit_sum > 0.0 ? hit_max * double(ep) / hit_sum : 1.0;
+    const ExpertReach& reach = c.reach;
+    tr.ranks_per_token = reach.ranks_per_token;
+    tr.busiest_rank_share =
+        reach.ranks_per_token > 0.0 ? reach.busiest_rank_hit * double(ep) / reach.ranks_per_token : 1.0;
     tr.nodes = nodes;
-    tr.nodes_per_token = node_sum;
-    tr.busiest_node_share = node_sum > 0.0 ? node_max * double(nodes) / node_sum : 1.0;
+    tr.nodes_per_token = reach.nodes_per_token;
+    tr.busiest_node_share =
+        reach.nodes_per_token > 0.0 ? reach.busiest_node_hit * double(nodes) / reach.nodes_per_token : 1.0;
     const double mean_rows = double(total_tokens) * double(k) / double(ep);
     tr.busiest_rows_share = mean_rows > 0.0 ? busiest_rows / mean_rows : 1.0;
     dispatch = c.all2all->dispatch(tr);

@@ -69,6 +69,7 @@ struct LayerCostContext {
   const GroupComm* comm;  // null for a single GPU
   const ExpertRouting& routing;
   const ExpertPlacement& placement;  // expert_placement(arch, parallel, routing); MoE models only
+  const ExpertReach& reach;          // expert_reach(routing, placement, comm's expert_nodes()); with data > 1 only
   const MoeAll2AllBackend* all2all;  // data-parallel attention's dispatch / combine; null when parallel.data == 1
 };
 

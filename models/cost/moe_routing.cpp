@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <stdexcept>
 
 #include "models/common/error.h"
 
@@ -16,10 +17,11 @@ ExpertRouting ExpertRouting::uniform(std::int64_t experts, std::int64_t k) {
   return ExpertRouting(std::vector<double>(static_cast<std::size_t>(experts), double(k) / double(experts)), k);
 }
 
-ExpertRouting ExpertRouting::from_popularity(std::vector<double> p, std::int64_t k) {
-  const double total = std::accumulate(p.begin(), p.end(), 0.0);
-  for (double& v : p) v /= total;
-  // Water-filling: q_i = min(1, c p_i) with sum q_i = k. Experts capped at 1 are fixed, c rescales the rest.
+namespace {
+
+// Water-filling: q_i = min(1, c p_i) with sum q_i = k, p normalized to sum 1. Entries capped at 1 are fixed, c
+// rescales the rest.
+std::vector<double> water_fill(const std::vector<double>& p, std::int64_t k) {
   std::vector<double> q(p.size(), 0.0);
   std::vector<bool> capped(p.size(), false);
   for (std::size_t round = 0; round <= p.size(); ++round) {
@@ -45,7 +47,15 @@ ExpertRouting ExpertRouting::from_popularity(std::vector<double> p, std::int64_t
     if (!changed) break;
   }
   for (std::size_t i = 0; i < p.size(); ++i) q[i] = capped[i] ? 1.0 : std::min(1.0, q[i]);
-  return ExpertRouting(std::move(q), k);
+  return q;
+}
+
+}  // namespace
+
+ExpertRouting ExpertRouting::from_popularity(std::vector<double> p, std::int64_t k) {
+  const double total = std::accumulate(p.begin(), p.end(), 0.0);
+  for (double& v : p) v /= total;
+  return ExpertRouting(water_fill(p, k), k);
 }
 
 ExpertRouting ExpertRouting::zipf(std::int64_t experts, std::int64_t k, double exponent) {
@@ -99,10 +109,94 @@ ExpertRouting::Load ExpertRouting::load(double tokens, const std::vector<Physica
   return out;
 }
 
-double ExpertRouting::rank_hit(const std::vector<PhysicalExpert>& rank) const {
-  double miss = 1.0;
-  for (const PhysicalExpert& p : rank) miss *= 1.0 - select_[static_cast<std::size_t>(p.expert)] / double(p.replicas);
-  return 1.0 - miss;
+double ExpertRouting::hit(const std::vector<PhysicalExpert>& experts) const {
+  if (group_sets_.empty()) {
+    double miss = 1.0;
+    for (const PhysicalExpert& p : experts) {
+      miss *= 1.0 - select_[static_cast<std::size_t>(p.expert)] / double(p.replicas);
+    }
+    return 1.0 - miss;
+  }
+  // Per group: the probability that none of the set's experts in it is picked, given the group is.
+  const std::int64_t per_group = this->experts() / groups_;
+  std::vector<double> inner(static_cast<std::size_t>(groups_), 1.0);
+  for (const PhysicalExpert& p : experts) {
+    const auto g = static_cast<std::size_t>(p.expert / per_group);
+    const double s = select_[static_cast<std::size_t>(p.expert)] / double(p.replicas);
+    inner[g] *= 1.0 - (group_pi_[g] > 0.0 ? std::min(1.0, s / group_pi_[g]) : 0.0);
+  }
+  double miss = 0.0;
+  for (const auto& [mask, prob] : group_sets_) {
+    double m = prob;
+    for (std::size_t g = 0; g < inner.size(); ++g) {
+      if ((mask >> g) & 1U) m *= inner[g];
+    }
+    miss += m;
+  }
+  return std::clamp(1.0 - miss, 0.0, 1.0);
+}
+
+ExpertRouting ExpertRouting::limited_to_groups(std::int64_t groups, std::int64_t topk_group) const {
+  const std::int64_t E = experts();
+  if (groups < 1 || E % groups != 0) {
+    throw InputError("expert routing: " + std::to_string(groups) + " expert groups do not divide the " +
+                     std::to_string(E) + " experts");
+  }
+  if (topk_group < 1) throw InputError("expert routing: topk_group must be >= 1");
+  if (groups == 1 || topk_group >= groups) return *this;
+  if (topk_group * (E / groups) < k_) {
+    throw InputError("expert routing: " + std::to_string(topk_group) + " groups of " + std::to_string(E / groups) +
+                     " experts hold fewer than the " + std::to_string(k_) + " experts per token");
+  }
+  constexpr double kMaxSets = 100000.0;
+  double sets = 1.0;  // C(groups, topk_group)
+  for (std::int64_t i = 0; i < topk_group; ++i) sets = sets * double(groups - i) / double(i + 1);
+  if (groups > 64 || sets > kMaxSets) {
+    throw InputError("expert routing: choosing " + std::to_string(topk_group) + " of " + std::to_string(groups) +
+                     " expert groups has more than 100,000 combinations (servesim enumerates them; at most 64 groups)");
+  }
+  ExpertRouting out = *this;
+  out.groups_ = groups;
+  out.topk_group_ = topk_group;
+  const auto G = static_cast<std::size_t>(groups);
+  const std::int64_t per_group = E / groups;
+  std::vector<double> Q(G, 0.0);
+  for (std::int64_t i = 0; i < E; ++i) Q[static_cast<std::size_t>(i / per_group)] += select_[static_cast<std::size_t>(i)];
+  const double total = std::accumulate(Q.begin(), Q.end(), 0.0);
+  for (double& v : Q) v /= total;
+  const std::vector<double> P = water_fill(Q, topk_group);
+  // Conditional Poisson sampling over the topk_group-subsets: weight prod w_g, a group with P_g = 1 in every subset.
+  std::uint64_t must = 0;
+  for (std::size_t g = 0; g < G; ++g) {
+    if (P[g] >= 1.0) must |= std::uint64_t{1} << g;
+  }
+  double weight_sum = 0.0;
+  const std::uint64_t last = G == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << G) - 1;
+  // Every mask of topk_group bits among G, in increasing order (Gosper's hack).
+  for (std::uint64_t mask = (std::uint64_t{1} << topk_group) - 1; mask != 0 && mask <= last;) {
+    if ((mask & must) == must) {
+      double w = 1.0;
+      for (std::size_t g = 0; g < G && w > 0.0; ++g) {
+        if (((mask >> g) & 1U) && P[g] < 1.0) w *= P[g] / (1.0 - P[g]);
+      }
+      if (w > 0.0) {
+        out.group_sets_.emplace_back(mask, w);
+        weight_sum += w;
+      }
+    }
+    const std::uint64_t c = mask & (~mask + 1);
+    const std::uint64_t r = mask + c;
+    if (r == 0) break;  // past the top bit
+    mask = (((r ^ mask) >> 2) / c) | r;
+  }
+  out.group_pi_.assign(G, 0.0);
+  for (auto& [mask, w] : out.group_sets_) {
+    w /= weight_sum;
+    for (std::size_t g = 0; g < G; ++g) {
+      if ((mask >> g) & 1U) out.group_pi_[g] += w;
+    }
+  }
+  return out;
 }
 
 ExpertRouting::Load ExpertRouting::load(double tokens) const {
@@ -232,6 +326,30 @@ ExpertPlacement ExpertPlacement::balanced(const std::vector<double>& loads, std:
       for (const std::size_t it : gpus[static_cast<std::size_t>(r)]) {
         rank.push_back(PhysicalExpert{item_expert[it], out.replicas_[static_cast<std::size_t>(item_expert[it])]});
       }
+    }
+  }
+  return out;
+}
+
+ExpertReach expert_reach(const ExpertRouting& routing, const ExpertPlacement& placement, std::int64_t nodes) {
+  const std::int64_t ranks = placement.num_ranks();
+  if (nodes < 1 || ranks % nodes != 0) {
+    throw std::invalid_argument("expert_reach: " + std::to_string(nodes) + " nodes do not divide " +
+                                std::to_string(ranks) + " ranks");
+  }
+  const std::int64_t per_node = ranks / nodes;
+  ExpertReach out;
+  std::vector<PhysicalExpert> node;
+  for (std::int64_t r = 0; r < ranks; ++r) {
+    const double hit = routing.hit(placement.rank(r));
+    out.ranks_per_token += hit;
+    out.busiest_rank_hit = std::max(out.busiest_rank_hit, hit);
+    node.insert(node.end(), placement.rank(r).begin(), placement.rank(r).end());
+    if ((r + 1) % per_node == 0) {
+      const double node_hit = routing.hit(node);
+      out.nodes_per_token += node_hit;
+      out.busiest_node_hit = std::max(out.busiest_node_hit, node_hit);
+      node.clear();
     }
   }
   return out;

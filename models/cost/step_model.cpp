@@ -119,9 +119,19 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
     throw key_error("model.moe", std::to_string(routing_.experts()) + " expert loads for " + arch_.name + "'s " +
                                      std::to_string(arch_.moe.num_experts) + " experts");
   }
+  // Group-limited routing (DeepSeek's n_group / topk_group): the config's limits were checked when it was read.
+  if (arch_.moe.enabled()) {
+    try {
+      routing_ = routing_.limited_to_groups(arch_.moe.num_expert_groups, arch_.moe.topk_group);
+    } catch (const InputError& e) {
+      throw key_error("model.config", e.what());
+    }
+  }
   // EPLB's hierarchical policy needs the nodes the expert-parallel ranks span (data-parallel attention's groups).
   const std::int64_t nodes = parallel_.data > 1 && comm_ ? comm_->expert_nodes() : 1;
   placement_ = servesim::expert_placement(arch_, parallel_, routing_, nodes);
+  // Which ranks and nodes a token's experts are on, for the backends whose bytes follow the routing (DeepEP's).
+  if (arch_.moe.enabled() && parallel_.data > 1) reach_ = expert_reach(routing_, placement_, nodes);
   if (parallel_.data > 1) all2all_ = moe_all2all_registry().create(parallel_.all2all_backend, "parallel.all2all_backend");
 }
 
@@ -280,7 +290,8 @@ StepModel::Times StepModel::dense_part(std::int64_t T, std::int64_t tokens, Sink
     const OpCost c = comm_->all_reduce(Bytes{act});
     to(name, Flops{0.0}, Bytes{act}, OpCost{c.time * (1.0 - parallel_.overlap), Bound::communication});
   };
-  const LayerCostContext ctx{arch_, gpu_, parallel_, *predictor_, comm_.get(), routing_, placement_, all2all_.get()};
+  const LayerCostContext ctx{arch_,     gpu_,       parallel_, *predictor_,   comm_.get(),
+                             routing_,  placement_, reach_,    all2all_.get()};
   elementwise_op(op, "attn_norm", 2.0 * act + double(h) * e, 4.0 * double(T * h));
   if (arch_.mla.enabled()) {
     (void)mla_projection_ops(ctx, T, [&](const char* n, Flops f, Bytes b, OpCost c) { op(n, f, b, c); });

@@ -240,6 +240,7 @@ class StepModel {
   std::int64_t layers_per_stage_ = 0;
   ExpertRouting routing_;
   ExpertPlacement placement_;  // MoE models: expert_placement(arch_, parallel_, routing_)
+  ExpertReach reach_;          // MoE models with data-parallel attention: expert_reach over the comm's nodes
   std::shared_ptr<const MoeAll2AllBackend> all2all_;  // data-parallel attention only
   AttentionShape mla_prefill_;  // MLA: the expanded form prefill runs (K, V per head, in the activation dtype)
 };

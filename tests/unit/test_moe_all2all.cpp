@@ -99,21 +99,85 @@ TEST_CASE("all2all backends: the collectives and bytes of each dispatch and comb
   CHECK(plan("deepep_high_throughput", f, false).steps[0].bytes == Approx(100.0 * 1.75 * 1.1 * 8192.0).epsilon(1e-14));
 }
 
+TEST_CASE("group-limited routing: groups picked as a uniform subset, experts within them, marginals kept",
+          "[moe][all2all][routing]") {
+  // DeepSeek-V3: 256 experts in 8 groups of 32, k = 8 within 4 groups.
+  const ExpertRouting u = ExpertRouting::uniform(256, 8).limited_to_groups(8, 4);
+  REQUIRE(u.groups() == 8);
+  CHECK(u.topk_group() == 4);
+  for (const double pi : u.group_select()) CHECK(pi == Approx(0.5).epsilon(1e-14));
+  // A rank of 16 experts inside one group: its group picked half the time, then each of its experts with 1/16.
+  const ExpertPlacement p16 = ExpertPlacement::contiguous(256, 16);
+  CHECK(u.hit(p16.rank(5)) == Approx(0.5 * (1.0 - std::pow(15.0 / 16.0, 16))).epsilon(1e-13));
+  // Fewer ranks per token than without the limit (EP 16: 5.15 against 6.37).
+  const ExpertReach limited = expert_reach(u, p16, 2);
+  const ExpertReach free = expert_reach(ExpertRouting::uniform(256, 8), p16, 2);
+  CHECK(limited.ranks_per_token == Approx(16.0 * 0.5 * (1.0 - std::pow(15.0 / 16.0, 16))).epsilon(1e-12));
+  CHECK(free.ranks_per_token == Approx(16.0 * (1.0 - std::pow(31.0 / 32.0, 16))).epsilon(1e-12));
+  // Four nodes of two groups each: a node is missed when neither of its groups is picked (C(6, 4) / 70 of the time)
+  // or a picked one yields none of its experts.
+  const double m = std::pow(15.0 / 16.0, 32);
+  const ExpertReach four = expert_reach(u, ExpertPlacement::contiguous(256, 32), 4);
+  CHECK(four.busiest_node_hit == Approx(1.0 - (15.0 + 40.0 * m + 15.0 * m * m) / 70.0).epsilon(1e-12));
+  // Every expert keeps its marginal q_i (one expert alone is hit with q_i), skewed as well.
+  const ExpertRouting z = ExpertRouting::zipf(256, 8, 0.5);
+  const ExpertRouting zg = z.limited_to_groups(8, 4);
+  double pi_sum = 0.0;
+  for (const double pi : zg.group_select()) pi_sum += pi;
+  CHECK(pi_sum == Approx(4.0).epsilon(1e-12));
+  for (std::int64_t i : {0, 1, 31, 32, 200, 255}) {
+    INFO(i);
+    CHECK(zg.hit({PhysicalExpert{i, 1}}) == Approx(z.select()[static_cast<std::size_t>(i)]).epsilon(1e-12));
+  }
+  CHECK(zg.group_select().front() > zg.group_select().back());  // the popular experts' group is picked more often
+  // No limit: one group, or as many picked as there are.
+  CHECK(ExpertRouting::uniform(64, 6).limited_to_groups(1, 1).group_select().empty());
+  CHECK(ExpertRouting::uniform(64, 6).limited_to_groups(8, 8).group_select().empty());
+  CHECK_THROWS_AS(ExpertRouting::uniform(256, 8).limited_to_groups(8, 0), InputError);
+  CHECK_THROWS_AS(ExpertRouting::uniform(256, 8).limited_to_groups(6, 2), InputError);       // 6 does not divide
+  CHECK_THROWS_AS(ExpertRouting::uniform(64, 8).limited_to_groups(16, 1), InputError);       // 4 experts < k
+  CHECK_THROWS_AS(ExpertRouting::uniform(128, 2).limited_to_groups(128, 30), InputError);    // too many subsets
+}
+
+TEST_CASE("group-limited routing: read from the config, checked", "[moe][all2all][routing]") {
+  const std::string v3 = test::read_file(test::scenario_path("models/deepseek-v3.json"));
+  const auto run_with = [&](std::vector<std::pair<std::string, std::string>> swaps) {
+    const auto dir = test::temp_dir("topk-group");
+    std::string text = v3;
+    for (const auto& [from, to] : swaps) {
+      const auto at = text.find(from);
+      REQUIRE(at != std::string::npos);
+      text.replace(at, from.size(), to);
+    }
+    const std::string cfg = test::write_file(dir / "v3.json", text);
+    return test::run_cli("step " + test::scenario_path("deepseek-v3-ep16-2x-dgx-h100.toml") +
+                         " --decode 16x100 --set 'model.config=\"" + cfg + "\"'");
+  };
+  const auto bad = run_with({{"\"topk_group\": 4", "\"topk_group\": 9"}});
+  CHECK(bad.code == 2);
+  CHECK(bad.output.find("topk_group (9) exceeds n_group (8)") != std::string::npos);
+  // One group of 4 experts for 8 per token.
+  const auto few = run_with({{"\"n_group\": 8", "\"n_group\": 64"}, {"\"topk_group\": 4", "\"topk_group\": 1"}});
+  CHECK(few.code == 2);
+  CHECK(few.output.find("hold fewer than num_experts_per_tok (8)") != std::string::npos);
+  CHECK(run_with({{"\"topk_group\": 4", "\"topk_group\": 8"}}).code == 0);
+}
+
 TEST_CASE("all2all backends: the expected ranks a token reaches", "[moe][all2all]") {
   // Uniform routing, 256 experts, k = 8, 16 contiguous ranks of 16: a rank is hit with 1 - (1 - 1/32)^16.
   const ExpertRouting u = ExpertRouting::uniform(256, 8);
   const ExpertPlacement p = ExpertPlacement::contiguous(256, 16);
-  CHECK(u.rank_hit(p.rank(3)) == Approx(1.0 - std::pow(1.0 - 1.0 / 32.0, 16)).epsilon(1e-14));
+  CHECK(u.hit(p.rank(3)) == Approx(1.0 - std::pow(1.0 - 1.0 / 32.0, 16)).epsilon(1e-14));
   // One expert per rank: the ranks hit are exactly the k experts picked.
   const ExpertRouting z = ExpertRouting::zipf(8, 2, 1.0);
   const ExpertPlacement one = ExpertPlacement::contiguous(8, 8);
   double sum = 0.0;
-  for (std::int64_t r = 0; r < 8; ++r) sum += z.rank_hit(one.rank(r));
+  for (std::int64_t r = 0; r < 8; ++r) sum += z.hit(one.rank(r));
   CHECK(sum == Approx(2.0).epsilon(1e-14));
   // Skew: the rank holding the popular experts is hit more often.
   const ExpertRouting zz = ExpertRouting::zipf(256, 8, 0.5);
-  CHECK(zz.rank_hit(p.rank(0)) > u.rank_hit(p.rank(0)));
-  CHECK(zz.rank_hit(p.rank(15)) < u.rank_hit(p.rank(15)));
+  CHECK(zz.hit(p.rank(0)) > u.hit(p.rank(0)));
+  CHECK(zz.hit(p.rank(15)) < u.hit(p.rank(15)));
 }
 
 TEST_CASE("all2all backends on DeepSeek-V3 EP 16 over two DGX H100: bytes, and DeepEP's published latencies",
@@ -144,10 +208,15 @@ TEST_CASE("all2all backends on DeepSeek-V3 EP 16 over two DGX H100: bytes, and D
   CHECK(op_of(nv, "moe_dispatch")["bytes"].get<double>() ==
         Approx(2.0 * op_of(ag, "moe_dispatch")["bytes"].get<double>()).epsilon(1e-12));
   CHECK(op_of(nv, "moe_dispatch")["time_ms"].get<double>() > op_of(ag, "moe_dispatch")["time_ms"].get<double>());
-  // DeepEP high throughput: a token crosses to the other node when one of its 8 experts is among that node's 128,
-  // 1 - (1 - 1/32)^128 of the time (the own node's share stays local).
+  // DeepEP high throughput: a token crosses to the other node when one of its 8 experts is among that node's 128
+  // (the own node's share stays local). DeepSeek-V3's group-limited routing: the token's 4 of 8 groups (node 0
+  // holds groups 0-3, node 1 groups 4-7) have j on node 1 with probability C(4, j) C(4, 4 - j) / 70, and a picked
+  // group misses all of its 32 experts with (1 - 1/16)^32 (each picked with (8 / 256) / (1 / 2)).
   const std::string ht = step("deepep_high_throughput");
-  const double node_hit = 1.0 - std::pow(1.0 - 1.0 / 32.0, 128);
+  const double group_miss = std::pow(1.0 - 1.0 / 16.0, 32);
+  const double node_hit =
+      1.0 - (1.0 + 16.0 * group_miss + 36.0 * std::pow(group_miss, 2) + 16.0 * std::pow(group_miss, 3) +
+             std::pow(group_miss, 4)) / 70.0;
   CHECK(op_of(ht, "moe_dispatch")["bytes"].get<double>() ==
         Approx(layers * 128.0 * 2.0 * node_hit * fp8_row).epsilon(1e-9));
   CHECK(op_of(ht, "moe_dispatch")["time_ms"].get<double>() < op_of(ll, "moe_dispatch")["time_ms"].get<double>());
