@@ -117,13 +117,30 @@ double ExpertRouting::hit(const std::vector<PhysicalExpert>& experts) const {
     }
     return 1.0 - miss;
   }
-  // Per group: the probability that none of the set's experts in it is picked, given the group is.
+  // Per group: the set's share f of the group's selection mass given the group is picked (sum_j min(1, s_j / pi_g)
+  // over the n experts a picked group yields), then the probability that none of n draws without replacement
+  // from its N experts lands in the set: prod_{t < n} (1 - f N / (N - t)), at least 0.
   const std::int64_t per_group = this->experts() / groups_;
-  std::vector<double> inner(static_cast<std::size_t>(groups_), 1.0);
+  std::vector<double> share(static_cast<std::size_t>(groups_), 0.0);
   for (const PhysicalExpert& p : experts) {
     const auto g = static_cast<std::size_t>(p.expert / per_group);
     const double s = select_[static_cast<std::size_t>(p.expert)] / double(p.replicas);
-    inner[g] *= 1.0 - (group_pi_[g] > 0.0 ? std::min(1.0, s / group_pi_[g]) : 0.0);
+    if (group_pi_[g] > 0.0) share[g] += std::min(1.0, s / group_pi_[g]);
+  }
+  const double n = double(k_) / double(topk_group_);
+  const double N = double(per_group);
+  const auto none_of = [&](double f, int draws) {
+    double m = 1.0;
+    for (int t = 0; t < draws; ++t) m *= std::max(0.0, 1.0 - f * N / (N - double(t)));
+    return m;
+  };
+  const int lo = static_cast<int>(std::floor(n));
+  const double frac = n - double(lo);
+  std::vector<double> inner(share.size(), 1.0);
+  for (std::size_t g = 0; g < share.size(); ++g) {
+    if (share[g] <= 0.0) continue;
+    const double f = std::min(1.0, share[g] / n);
+    inner[g] = frac > 0.0 ? (1.0 - frac) * none_of(f, lo) + frac * none_of(f, lo + 1) : none_of(f, lo);
   }
   double miss = 0.0;
   for (const auto& [mask, prob] : group_sets_) {

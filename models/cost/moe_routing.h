@@ -21,11 +21,15 @@
 // (conditional Poisson sampling), w_g = P_g / (1 - P_g), P_g = min(1, c Q_g) water-filled from the groups' summed
 // q_i (Q_g) so that sum_g P_g = topk_group as above (a group with P_g = 1 is in every S); pi_g is group g's exact
 // inclusion probability under that design (pi_g = P_g = topk_group / G when the routing is uniform, where the model
-// is the exact uniform choice of topk_group groups). Given its group is picked, expert i is selected with
-// probability min(1, q_i / pi_g), independently: q_i stays each expert's marginal wherever that cap does not bind,
-// so the loads above (experts hit, rows) are those of the routing without the limit. What changes is which experts
-// a token's k share a rank or node with (hit()): DeepSeek-V3's 8 experts within 4 of 8 groups of 32 reach fewer
-// ranks (EP 16: 5.15 expected, against 6.37 without the limit).
+// is the exact uniform choice of topk_group groups). A picked group yields n = k / topk_group of its N experts
+// (DeepSeek's grouped top-k picks a group for its top-2 experts' scores, so every picked group contributes; DeepSeek-V3:
+// 2 of 32), drawn without replacement, expert i's conditional probability r_i = min(1, q_i / pi_g): a set of the
+// group's experts with summed r of n f is missed with prod_{t < n} (1 - f N / (N - t)) (C(N - m, n) / C(N, n) for
+// m of the N under uniform routing, exact; a non-integer n interpolates between floor(n) and ceil(n) draws). Each
+// expert's marginal stays q_i exactly under uniform routing and nearly under skew, and the loads above (experts hit,
+// rows) keep the q_i of the routing without the limit. What the limit changes is which experts a token's k share a
+// rank or node with (hit()): DeepSeek-V3's 8 experts within 4 of 8 groups of 32 reach fewer ranks (EP 16: 6.06
+// expected, against 6.37 without the limit) and, with 4 groups per node on 2 nodes, both nodes but 1 in 70 times.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -80,7 +84,7 @@ class ExpertRouting {
   [[nodiscard]] Load load(double tokens) const;
   // The probability that one token picks at least one of a set of physical experts (a rank's, a node's), s_j =
   // q_i / replicas as in load(): without group limits 1 - prod_j (1 - s_j) (selections independent across experts,
-  // as everywhere in this model); with them 1 - sum_S P(S) prod_{g in S} prod_{j in g} (1 - min(1, s_j / pi_g)).
+  // as everywhere in this model); with them 1 - sum_S P(S) prod_{g in S} (the set's miss within picked group g).
   // Summed over the ranks: about the expected distinct ranks a token's experts are on (exact for one expert per rank
   // without group limits). A set may list an expert more than once (several replicas on one node).
   [[nodiscard]] double hit(const std::vector<PhysicalExpert>& experts) const;
