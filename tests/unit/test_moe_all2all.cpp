@@ -228,14 +228,16 @@ TEST_CASE("all2all backends on DeepSeek-V3 EP 16 over two DGX H100: bytes, and D
         3.0 * op_of(ll, "moe_dispatch")["bytes"].get<double>());
 }
 
-TEST_CASE("DeepEP low latency against DeepEP's published EP 8 to 64 latencies", "[moe][all2all]") {
+TEST_CASE("DeepEP low latency against DeepEP's published EP 8 to 256 latencies", "[moe][all2all]") {
   // DeepEP's README (calibrate/data/published.md): low-latency kernels, 128 tokens per rank, hidden 7168, top-8 of
   // 256 experts, fp8 dispatch, bf16 combine, H800 GPUs with one CX7 400 Gb/s NIC each. EP 8 is one node (H800's
   // NVLink: 200 GB/s per direction, the catalogue DGX with that bandwidth), EP 16 / 32 / 64 span 2 / 4 / 8 DGX
   // nodes on the catalogue's NDR fabric. DeepSeek-V3 on H200 memory for EP 8 (its weights need more than 80 GB
   // there); the all-to-all does not depend on the GPU. The kernels' fixed time is one constant each for dispatch
-  // and combine, fitted to these rows (moe_all2all_deepep_low_latency.cpp); what this checks is that the
-  // transfers on the topology give every row's growth with EP: each lands within 10 %.
+  // and combine, fitted to the EP 8 - 64 rows (moe_all2all_deepep_low_latency.cpp); what this checks is that the
+  // transfers on the topology give every row's growth with EP: each lands within 10 %. The EP 128 and 256 rows (16
+  // and 32 nodes) are not in the fit: predicted, dispatch within 10 % and combine within 15 % (its fixed time grows
+  // with EP, which the constant does not follow).
   const auto dir = test::temp_dir("deepep");
   const std::string catalog = test::source_dir() + "/scenarios/topologies/";
   for (const char* f : {"dgx-h100.toml", "cluster-2x-dgx-h100.toml", "cluster-4x-dgx-h100.toml"}) {
@@ -253,19 +255,25 @@ TEST_CASE("DeepEP low latency against DeepEP's published EP 8 to 64 latencies", 
   };
   edit("dgx-h100.toml", "dgx-h800.toml",
        {{"name = \"dgx-h100\"", "name = \"dgx-h800\""}, {"bandwidth = \"450GB/s\"", "bandwidth = \"200GB/s\""}});
-  edit("cluster-2x-dgx-h100.toml", "cluster-8x-dgx-h100.toml",
-       {{"name = \"cluster-2x-dgx-h100\"", "name = \"cluster-8x-dgx-h100\""}, {"nodes = 2", "nodes = 8"}});
+  for (const int nodes : {8, 16, 32}) {
+    const std::string name = "cluster-" + std::to_string(nodes) + "x-dgx-h100";
+    edit("cluster-2x-dgx-h100.toml", name + ".toml",
+         {{"name = \"cluster-2x-dgx-h100\"", "name = \"" + name + "\""}, {"nodes = 2", "nodes = " + std::to_string(nodes)}});
+  }
 
   struct Row {
     int ep;
     const char* topology;
     const char* gpu;
     double dispatch_us, combine_us;
+    double dispatch_tolerance = 0.10, combine_tolerance = 0.10;
   };
   const Row rows[] = {{8, "dgx-h800", "h200", 77, 114},
                       {16, "cluster-2x-dgx-h100", "h100-sxm", 118, 195},
                       {32, "cluster-4x-dgx-h100", "h100-sxm", 155, 273},
-                      {64, "cluster-8x-dgx-h100", "h100-sxm", 173, 314}};
+                      {64, "cluster-8x-dgx-h100", "h100-sxm", 173, 314},
+                      {128, "cluster-16x-dgx-h100", "h100-sxm", 192, 369, 0.10, 0.15},
+                      {256, "cluster-32x-dgx-h100", "h100-sxm", 194, 360, 0.10, 0.15}};
   const double layers = 58.0;  // DeepSeek-V3's MoE layers
   for (const Row& r : rows) {
     const auto out = test::run_cli(
@@ -278,8 +286,8 @@ TEST_CASE("DeepEP low latency against DeepEP's published EP 8 to 64 latencies", 
     REQUIRE(out.code == 0);
     const double dispatch_us = op_of(out.output, "moe_dispatch")["time_ms"].get<double>() / layers * 1000.0;
     const double combine_us = op_of(out.output, "moe_combine")["time_ms"].get<double>() / layers * 1000.0;
-    CHECK(dispatch_us == Approx(r.dispatch_us).epsilon(0.10));
-    CHECK(combine_us == Approx(r.combine_us).epsilon(0.10));
+    CHECK(dispatch_us == Approx(r.dispatch_us).epsilon(r.dispatch_tolerance));
+    CHECK(combine_us == Approx(r.combine_us).epsilon(r.combine_tolerance));
   }
   std::filesystem::remove_all(dir);
 }
