@@ -57,7 +57,8 @@ struct MoeArch {
   // node). 1 for models without groups.
   std::int64_t num_expert_groups = 1;
   // DeepSeek's topk_group: each token's experts within this many of the groups (vLLM's grouped_topk; group-limited
-  // routing, ExpertRouting::limited_to_groups). num_expert_groups when absent (no limit); 1 .. num_expert_groups.
+  // routing, ExpertRouting::limited_to_groups), 1 .. num_expert_groups; config.json without it: num_expert_groups
+  // (no limit), as the default pair 1 / 1 is.
   std::int64_t topk_group = 1;
   std::vector<bool> layer_moe;                // per layer: MoE (true) or dense MLP; empty for a dense model
   [[nodiscard]] bool enabled() const { return num_experts > 0; }

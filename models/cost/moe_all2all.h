@@ -30,10 +30,10 @@
 // Sizes are nccl-tests' (models/net/collective.h) on the stage's expert-parallel group. Routing skew: where the
 // bytes follow the routing (the DeepEP backends), every rank is costed at the busiest receiver's share (what each
 // rank sends x busiest / mean received), since every rank waits for the slowest in the layer.
-// Not modelled: DeepSeek-V3's group-limited routing (a token's experts within 4 of 8 groups),
-// topk index / weight metadata, the pplx and flashinfer_all2allv backends, and the high-throughput kernels' fixed
-// time (their notify step and host synchronisation; DeepEP publishes bandwidths only): they are costed as NCCL
-// all-to-alls, one latency step per peer.
+// Group-limited routing (DeepSeek's topk_group) enters through the ranks and nodes a token reaches (ExpertReach).
+// Not modelled: topk index / weight metadata, the pplx and flashinfer_all2allv backends, and the high-throughput
+// kernels' fixed time (their notify step and host synchronisation; DeepEP publishes bandwidths only): they are
+// costed as NCCL all-to-alls, one latency step per peer.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -90,6 +90,16 @@ struct MoeCommPlan {
   }
 };
 
+// What one rank's MoE layer holds at once after the dispatch, at the peak of vLLM's start-up profile run (a
+// forward of max_num_batched_tokens on every rank; moe_activation_peak): the tokens' hidden states received (with
+// `logits`, their router logits too), and the rows its experts' grouped GEMMs run over in one pass (the rows of
+// fused_experts' workspaces).
+struct MoePeakRows {
+  double received = 0;
+  bool logits = false;
+  double expert_rows = 0;
+};
+
 class MoeAll2AllBackend {
  public:
   virtual ~MoeAll2AllBackend() = default;
@@ -97,7 +107,19 @@ class MoeAll2AllBackend {
   [[nodiscard]] virtual MoeCommPlan combine(const MoeTraffic& t) const = 0;
   // The most tokens per rank one dispatch takes (0: no limit); more run the MoE layer in chunks (moe_mlp_ops).
   [[nodiscard]] virtual std::int64_t chunk_tokens() const { return 0; }
+  // MoePeakRows for `rank_tokens` tokens on each of `ep` ranks, k experts per token, `local_experts` physical experts
+  // on this rank. Default (the all-gather and all-reduce backends, and DeepEP's high-throughput kernels): every
+  // rank's tokens may reach this rank (the profile run's dummy routing can send them all to one), rank_tokens x ep,
+  // with their logits when `gathers_logits()`, in fused_experts' contiguous layout: k rows per token, in passes of
+  // at most VLLM_FUSED_MOE_CHUNK_SIZE (32,768, vllm/envs.py) tokens.
+  [[nodiscard]] virtual MoePeakRows peak_rows(double rank_tokens, std::int64_t ep, std::int64_t k,
+                                              std::int64_t local_experts) const;
+  // Whether the dispatch carries every token's router logits (allgather_reducescatter, naive).
+  [[nodiscard]] virtual bool gathers_logits() const { return false; }
 };
+
+// vLLM's VLLM_FUSED_MOE_CHUNK_SIZE default (vllm/envs.py): fused_experts runs at most this many tokens per pass.
+inline constexpr double kFusedMoeChunkTokens = 32768.0;
 
 // The bytes a plan's collectives put between each pair of ranks, as the per-rank send buffer of an all-to-all over
 // the group that moves the same pairwise bytes (all_to_all, all_gather, reduce_scatter of S: S; all_reduce of S:

@@ -7,6 +7,7 @@ namespace {
 
 class AllgatherReducescatter final : public MoeAll2AllBackend {
  public:
+  [[nodiscard]] bool gathers_logits() const override { return true; }
   [[nodiscard]] MoeCommPlan dispatch(const MoeTraffic& t) const override {
     return MoeCommPlan{}.add(CollectiveOp::all_gather, t.total_tokens * (t.hidden_bytes + t.logits_bytes));
   }

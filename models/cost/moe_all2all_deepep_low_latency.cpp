@@ -2,6 +2,8 @@
 // picked (fp8 when the experts compute in fp8), and each expert's output sent back in the activation dtype.
 #include "models/cost/moe_all2all.h"
 
+#include <algorithm>
+
 namespace servesim {
 namespace {
 
@@ -35,6 +37,15 @@ class DeepepLowLatency final : public MoeAll2AllBackend {
   }
   // vLLM's VLLM_MOE_DP_CHUNK_SIZE default (vllm/envs.py), the low-latency buffers' tokens per rank.
   [[nodiscard]] std::int64_t chunk_tokens() const override { return 256; }
+  // The received rows in DeepEP's expert-major layout, which vLLM's batched experts run as they are: each local
+  // expert has room for one chunk's tokens from every rank (local_experts x min(rank_tokens, 256) x ep rows).
+  [[nodiscard]] MoePeakRows peak_rows(double rank_tokens, std::int64_t ep, std::int64_t /*k*/,
+                                      std::int64_t local_experts) const override {
+    MoePeakRows r;
+    r.received = double(local_experts) * std::min(rank_tokens, double(chunk_tokens())) * double(ep);
+    r.expert_rows = r.received;
+    return r;
+  }
 
  private:
   // Rows each rank sends, costed at the busiest receiver's share.

@@ -8,6 +8,7 @@ namespace {
 
 class Naive final : public MoeAll2AllBackend {
  public:
+  [[nodiscard]] bool gathers_logits() const override { return true; }
   [[nodiscard]] MoeCommPlan dispatch(const MoeTraffic& t) const override {
     return MoeCommPlan{}
         .add(CollectiveOp::all_reduce, t.total_tokens * t.hidden_bytes)

@@ -1,6 +1,8 @@
 // The MoE all-to-all backends by name: one line each. Byte model: models/cost/moe_all2all.h.
 #include "models/cost/moe_all2all.h"
 
+#include <algorithm>
+
 namespace servesim {
 
 const MoeAll2AllRegistry& moe_all2all_registry() {
@@ -13,6 +15,15 @@ const MoeAll2AllRegistry& moe_all2all_registry() {
     return r;
   }();
   return registry;
+}
+
+MoePeakRows MoeAll2AllBackend::peak_rows(double rank_tokens, std::int64_t ep, std::int64_t k,
+                                         std::int64_t /*local_experts*/) const {
+  MoePeakRows r;
+  r.received = rank_tokens * double(ep);
+  r.logits = gathers_logits();
+  r.expert_rows = std::min(r.received, kFusedMoeChunkTokens) * double(k);
+  return r;
 }
 
 double all_to_all_equivalent_bytes(const MoeCommPlan& plan) {

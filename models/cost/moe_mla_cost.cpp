@@ -242,6 +242,29 @@ Seconds mla_projection_ops(const LayerCostContext& c, std::int64_t T, const Emit
   return add.total;
 }
 
+Bytes moe_activation_peak(const ModelArch& a, const ParallelConfig& par, std::int64_t tokens) {
+  const MoeArch& moe = a.moe;
+  if (!moe.enabled()) return Bytes{0.0};
+  const double h = double(a.hidden_size);
+  const bool sequence_parallel = par.data > 1 && par.tensor > 1;
+  const double Tm = double(sequence_parallel ? (tokens + par.tensor - 1) / par.tensor : tokens);
+  const double width = par.expert > 1 ? double(moe.expert_intermediate_size)
+                                      : double(moe.expert_intermediate_size) / double(par.tensor);
+  const double N = 2.0 * width;
+  MoePeakRows rows;
+  if (par.data > 1) {
+    const auto backend = moe_all2all_registry().create(par.all2all_backend, "parallel.all2all_backend");
+    const std::int64_t physical = moe.num_experts + (par.enable_eplb ? par.num_redundant_experts : 0);
+    rows = backend->peak_rows(Tm, par.expert, moe.experts_per_token, physical / par.expert);
+  } else {
+    rows.expert_rows = std::min(Tm, kFusedMoeChunkTokens) * double(moe.experts_per_token);
+  }
+  const double out = par.data > 1 ? rows.received : Tm;
+  const double elems = 2.0 * Tm * h + rows.received * (h + (rows.logits ? double(moe.num_experts) : 0.0)) + out * h +
+                       rows.expert_rows * (std::max(N, h) + N / 2.0);
+  return Bytes{elems * a.weight_bytes_per_param};
+}
+
 double moe_mla_layer_weight_bytes(const ModelArch& a, const ParallelConfig& par, std::int64_t layer) {
   const double t = double(par.tensor);
   const double h = double(a.hidden_size);

@@ -89,6 +89,21 @@ ExpertPlacement expert_placement(const ModelArch& arch, const ParallelConfig& pa
 Seconds moe_mlp_ops(const LayerCostContext& c, std::int64_t tokens, std::int64_t total_tokens, const EmitOp& emit);
 // MLA's projections of one layer (everything but attention_norm and the attention kernels).
 Seconds mla_projection_ops(const LayerCostContext& c, std::int64_t tokens, const EmitOp& emit);
+// The peak a MoE layer reaches on one GPU in vLLM's start-up profile run (a forward of `tokens` =
+// max_num_batched_tokens on every data-parallel rank; the activation reserve, sim/scenario/engine_setup.cpp), in the
+// checkpoint dtype, for the Triton path of vLLM's FusedMoE (fused_experts, vllm/model_executor/layers/fused_moe/
+// fused_moe.py; other expert kernels hold workspaces of the same rows), bytes:
+//   2 x Tm x h            the residual and the layer's input on this GPU (Tm = ceil(tokens / TP) with
+//                         sequence-parallel MoE, else tokens)
+//   received x (h [+ E])  with data-parallel attention, the tokens the dispatch brings (MoePeakRows from the
+//                         all-to-all backend; the all-gather's every rank's tokens with their router logits)
+//   out x h               the experts' output (received tokens, or this GPU's Tm without data parallelism)
+//   rows x (max(N, h) + N / 2)   fused_experts' workspaces over one pass: cache13 (gate_up's output, later down's,
+//                         one buffer) and cache2 (SiLU-and-mul's output), N = 2 x the expert width on this GPU
+//                         (moe_intermediate_size, / TP without expert parallelism); rows = k x min(tokens of the
+//                         pass, VLLM_FUSED_MOE_CHUNK_SIZE 32,768) without data parallelism, else the backend's.
+// 0 for a model without MoE layers. Throws InputError for an unknown parallel.all2all_backend.
+[[nodiscard]] Bytes moe_activation_peak(const ModelArch& arch, const ParallelConfig& parallel, std::int64_t tokens);
 // Weights of layer `layer` on one GPU (bytes), for MoE and MLA models. A MoE layer holds physical_experts(E) / ep
 // routed experts per GPU: (E + R) / ep with EPLB (every replica is a full copy of its expert's weights).
 double moe_mla_layer_weight_bytes(const ModelArch& arch, const ParallelConfig& parallel, std::int64_t layer);

@@ -117,9 +117,10 @@ double ExpertRouting::hit(const std::vector<PhysicalExpert>& experts) const {
     }
     return 1.0 - miss;
   }
-  // Per group: the set's share f of the group's selection mass given the group is picked (sum_j min(1, s_j / pi_g)
-  // over the n experts a picked group yields), then the probability that none of n draws without replacement
-  // from its N experts lands in the set: prod_{t < n} (1 - f N / (N - t)), at least 0.
+  // Per group: the set's conditional selection mass given the group is picked (sum_j min(1, s_j / pi_g)) as a share
+  // f of the group's own, M_g; the picked group yields M_g experts on average (n = k / topk_group under uniform
+  // routing), drawn without replacement, so the set is missed with prod_{t < M_g} (1 - f N / (N - t)), at least 0
+  // (a fractional M_g interpolates between its floor and ceiling).
   const std::int64_t per_group = this->experts() / groups_;
   std::vector<double> share(static_cast<std::size_t>(groups_), 0.0);
   for (const PhysicalExpert& p : experts) {
@@ -127,19 +128,19 @@ double ExpertRouting::hit(const std::vector<PhysicalExpert>& experts) const {
     const double s = select_[static_cast<std::size_t>(p.expert)] / double(p.replicas);
     if (group_pi_[g] > 0.0) share[g] += std::min(1.0, s / group_pi_[g]);
   }
-  const double n = double(k_) / double(topk_group_);
   const double N = double(per_group);
   const auto none_of = [&](double f, int draws) {
     double m = 1.0;
     for (int t = 0; t < draws; ++t) m *= std::max(0.0, 1.0 - f * N / (N - double(t)));
     return m;
   };
-  const int lo = static_cast<int>(std::floor(n));
-  const double frac = n - double(lo);
   std::vector<double> inner(share.size(), 1.0);
   for (std::size_t g = 0; g < share.size(); ++g) {
     if (share[g] <= 0.0) continue;
-    const double f = std::min(1.0, share[g] / n);
+    const double draws = group_mass_[g];
+    const double f = std::min(1.0, share[g] / draws);
+    const int lo = static_cast<int>(std::floor(draws));
+    const double frac = draws - double(lo);
     inner[g] = frac > 0.0 ? (1.0 - frac) * none_of(f, lo) + frac * none_of(f, lo + 1) : none_of(f, lo);
   }
   double miss = 0.0;
@@ -178,7 +179,9 @@ ExpertRouting ExpertRouting::limited_to_groups(std::int64_t groups, std::int64_t
   const auto G = static_cast<std::size_t>(groups);
   const std::int64_t per_group = E / groups;
   std::vector<double> Q(G, 0.0);
-  for (std::int64_t i = 0; i < E; ++i) Q[static_cast<std::size_t>(i / per_group)] += select_[static_cast<std::size_t>(i)];
+  for (std::int64_t i = 0; i < E; ++i) {
+    Q[static_cast<std::size_t>(i / per_group)] += select_[static_cast<std::size_t>(i)];
+  }
   const double total = std::accumulate(Q.begin(), Q.end(), 0.0);
   for (double& v : Q) v /= total;
   const std::vector<double> P = water_fill(Q, topk_group);
@@ -187,6 +190,11 @@ ExpertRouting ExpertRouting::limited_to_groups(std::int64_t groups, std::int64_t
   for (std::size_t g = 0; g < G; ++g) {
     if (P[g] >= 1.0) must |= std::uint64_t{1} << g;
   }
+  // Fewer than topk_group groups with any load (measured loads with zeros): they are all capped, and the token's
+  // other groups are any of the unloaded ones, equally likely (they yield no expert of any set: q = 0 there).
+  std::size_t loaded = 0;
+  for (const double p : P) loaded += p > 0.0 ? 1 : 0;
+  const bool fill_unloaded = loaded < static_cast<std::size_t>(topk_group);
   double weight_sum = 0.0;
   const std::uint64_t last = G == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << G) - 1;
   // Every mask of topk_group bits among G, in increasing order (Gosper's hack).
@@ -194,7 +202,7 @@ ExpertRouting ExpertRouting::limited_to_groups(std::int64_t groups, std::int64_t
     if ((mask & must) == must) {
       double w = 1.0;
       for (std::size_t g = 0; g < G && w > 0.0; ++g) {
-        if (((mask >> g) & 1U) && P[g] < 1.0) w *= P[g] / (1.0 - P[g]);
+        if (((mask >> g) & 1U) && P[g] < 1.0) w *= fill_unloaded && P[g] == 0.0 ? 1.0 : P[g] / (1.0 - P[g]);
       }
       if (w > 0.0) {
         out.group_sets_.emplace_back(mask, w);
@@ -212,6 +220,13 @@ ExpertRouting ExpertRouting::limited_to_groups(std::int64_t groups, std::int64_t
     for (std::size_t g = 0; g < G; ++g) {
       if ((mask >> g) & 1U) out.group_pi_[g] += w;
     }
+  }
+  // Each group's conditional selection mass, sum_i min(1, q_i / pi_g) (hit()'s normaliser; at least tiny).
+  out.group_mass_.assign(G, 0.0);
+  for (std::int64_t i = 0; i < E; ++i) {
+    const auto g = static_cast<std::size_t>(i / per_group);
+    const double q = select_[static_cast<std::size_t>(i)];
+    if (out.group_pi_[g] > 0.0) out.group_mass_[g] += std::min(1.0, q / out.group_pi_[g]);
   }
   return out;
 }

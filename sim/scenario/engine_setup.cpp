@@ -6,6 +6,7 @@
 
 #include "models/common/error.h"
 #include "models/common/units.h"
+#include "models/cost/moe_mla_cost.h"
 #include "sim/engine/scheduler.h"
 
 namespace servesim {
@@ -101,6 +102,10 @@ StepJitterSpec read_jitter(const Config& j) {
 //       forward = max_num_batched_tokens x (3 I / TP + 3 h) x activation bytes.
 //     (Llama-3.1-8B: 110,592 bytes per token; vLLM's own reports imply 110,450 +- 250, from the KV blocks of the
 //     same engine at max_num_batched_tokens 20000 and 29000: 1,952 and 1,478 blocks of 2 MiB.)
+//     A mixture-of-experts model's MoE layers peak in FusedMoE instead (moe_activation_peak, models/cost/
+//     moe_mla_cost.h: fused_experts' workspaces of k rows per token, and with data-parallel attention every rank's
+//     tokens after the dispatch); the forward term is the larger of the dense layers' (if the model has any) and
+//     the MoE layers'.
 //  2. The dummy sampler run that follows (profile_run's _dummy_sampler_run: max_num_seqs rows of logits): the
 //     forward's hidden states (max_num_batched_tokens x h) are still held while the logits are computed in the
 //     model dtype, cast to fp32, and turned into fp32 probabilities: max_num_seqs x vocab_size x (bytes + 4 + 4)
@@ -124,7 +129,13 @@ Bytes default_activation_reserve(const ModelArch& a, const ParallelConfig& p, co
   const double e = a.weight_bytes_per_param;  // activations in the model dtype
   const double h = double(a.hidden_size);
   const double tokens = double(l.max_num_batched_tokens);
-  const double forward = tokens * (3.0 * double(a.intermediate_size) / double(p.tensor) + 3.0 * h) * e;
+  // Dense MLP layers (all layers of a dense model, DeepSeek's first_k_dense_replace ones), then the MoE layers'
+  // peak (moe_activation_peak): the larger.
+  const auto& moe_layers = a.moe.layer_moe;
+  const bool dense_layers =
+      !a.moe.enabled() || std::find(moe_layers.begin(), moe_layers.end(), false) != moe_layers.end();
+  double forward = dense_layers ? tokens * (3.0 * double(a.intermediate_size) / double(p.tensor) + 3.0 * h) * e : 0.0;
+  if (a.moe.enabled()) forward = std::max(forward, moe_activation_peak(a, p, l.max_num_batched_tokens).value());
   const double sampler = tokens * h * e + double(l.max_num_seqs) * double(a.vocab_size) * (e + kFp32 + kFp32);
   const double rope = double(a.max_position_embeddings) * double(a.head_dim) * e;
   return Bytes{std::max(forward, sampler) + kNonTorchBytes + rope};

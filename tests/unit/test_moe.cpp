@@ -8,6 +8,7 @@
 #include "step_helpers.h"
 #include "models/arch/model_arch.h"
 #include "models/common/error.h"
+#include "models/cost/moe_mla_cost.h"
 #include "models/cost/moe_routing.h"
 #include "models/cost/roofline.h"
 #include "models/cost/step_model.h"
@@ -68,6 +69,36 @@ TEST_CASE("Mixtral-8x7B does not fit one 80 GB H100 and fits two with TP 2", "[m
   INFO(r2.output);
   CHECK(r2.code == 0);
   CHECK(std::filesystem::exists(dir / "o2" / "summary.json"));
+}
+
+TEST_CASE("MoE activation reserve: vLLM's fused_experts workspaces at the profile run's peak", "[moe][memory]") {
+  // Mixtral-8x7B with TP 2, 8,192 tokens: each GPU runs both experts' halves (N = 2 x 14336 / 2) for k = 2 rows per
+  // token: residual and input 2 x 8192 x 4096, output 8192 x 4096, cache13 16384 x max(14336, 4096), cache2
+  // 16384 x 7168, in bf16.
+  const ModelArch mixtral = model("mixtral-8x7b.json");
+  ParallelConfig tp2;
+  tp2.tensor = 2;
+  CHECK(moe_activation_peak(mixtral, tp2, 8192).value() ==
+        2.0 * (3.0 * 8192.0 * 4096.0 + 16384.0 * (14336.0 + 7168.0)));
+  // Past VLLM_FUSED_MOE_CHUNK_SIZE (32,768 tokens) the workspaces stay one pass's.
+  CHECK(moe_activation_peak(mixtral, tp2, 65536).value() ==
+        2.0 * (3.0 * 65536.0 * 4096.0 + 65536.0 * (14336.0 + 7168.0)));
+  // DeepSeek-V3, EP 16 with data-parallel attention, 4,096 tokens a rank: vLLM's default backend gathers all 16
+  // ranks' tokens with their 256 router logits, and the experts (whole: N = 2 x 2048) run one 32,768-token pass of
+  // 8 rows each; activations in bf16 (the checkpoint's dtype, its weights fp8).
+  const ModelArch v3 = model("deepseek-v3.json");
+  ParallelConfig ep16;
+  ep16.data = 16;
+  ep16.expert = 16;
+  const double h = 7168.0;
+  CHECK(moe_activation_peak(v3, ep16, 4096).value() ==
+        2.0 * (2.0 * 4096.0 * h + 65536.0 * (h + 256.0) + 65536.0 * h + 32768.0 * 8.0 * (h + 2048.0)));
+  // DeepEP's low-latency kernels: each of the rank's 16 experts has room for 256 tokens of every rank.
+  ep16.all2all_backend = "deepep_low_latency";
+  const double ll = 16.0 * 256.0 * 16.0;
+  CHECK(moe_activation_peak(v3, ep16, 4096).value() == 2.0 * (2.0 * 4096.0 * h + ll * h + ll * h + ll * (h + 2048.0)));
+  // A dense model has none.
+  CHECK(moe_activation_peak(model("llama-3-8b.json"), tp2, 8192).value() == 0.0);
 }
 
 TEST_CASE("DeepSeek-V2-Lite: MLA caches (512 + 64) x 27 x 2 B = 31,104 B per token on every TP rank", "[moe][mla]") {

@@ -121,7 +121,7 @@ TEST_CASE("group-limited routing: groups picked as a uniform subset, experts wit
   // Four nodes of two groups each: a node is missed when neither of its groups is picked, C(6, 4) / 70 of the time.
   const ExpertReach four = expert_reach(u, ExpertPlacement::contiguous(256, 32), 4);
   CHECK(four.busiest_node_hit == Approx(55.0 / 70.0).epsilon(1e-12));
-  // One expert alone is hit with its marginal q_i: exactly under uniform routing, nearly (10 %) under skew.
+  // One expert alone is hit with its marginal q_i: exactly under uniform routing, within 7 % under Zipf 0.5.
   for (std::int64_t i : {0, 100, 255}) CHECK(u.hit({PhysicalExpert{i, 1}}) == Approx(8.0 / 256.0).epsilon(1e-12));
   const ExpertRouting z = ExpertRouting::zipf(256, 8, 0.5);
   const ExpertRouting zg = z.limited_to_groups(8, 4);
@@ -130,8 +130,12 @@ TEST_CASE("group-limited routing: groups picked as a uniform subset, experts wit
   CHECK(pi_sum == Approx(4.0).epsilon(1e-12));
   for (std::int64_t i : {0, 1, 31, 32, 200, 255}) {
     INFO(i);
-    CHECK(zg.hit({PhysicalExpert{i, 1}}) == Approx(z.select()[static_cast<std::size_t>(i)]).epsilon(0.10));
+    CHECK(zg.hit({PhysicalExpert{i, 1}}) == Approx(z.select()[static_cast<std::size_t>(i)]).epsilon(0.07));
   }
+  // The hot group (pi = 1, its experts' q summing past 2) yields more than 2 experts: rank 0 of 16 is hit more often
+  // than without skew, and no more often than certain.
+  CHECK(zg.hit(ExpertPlacement::contiguous(256, 16).rank(0)) > u.hit(ExpertPlacement::contiguous(256, 16).rank(0)));
+  CHECK(zg.hit(ExpertPlacement::contiguous(256, 16).rank(0)) <= 1.0);
   CHECK(zg.group_select().front() > zg.group_select().back());  // the popular experts' group is picked more often
   // No limit: one group, or as many picked as there are.
   CHECK(ExpertRouting::uniform(64, 6).limited_to_groups(1, 1).group_select().empty());
@@ -139,7 +143,23 @@ TEST_CASE("group-limited routing: groups picked as a uniform subset, experts wit
   CHECK_THROWS_AS(ExpertRouting::uniform(256, 8).limited_to_groups(8, 0), InputError);
   CHECK_THROWS_AS(ExpertRouting::uniform(256, 8).limited_to_groups(6, 2), InputError);       // 6 does not divide
   CHECK_THROWS_AS(ExpertRouting::uniform(64, 8).limited_to_groups(16, 1), InputError);       // 4 experts < k
-  CHECK_THROWS_AS(ExpertRouting::uniform(128, 2).limited_to_groups(128, 30), InputError);    // too many subsets
+  CHECK_THROWS_AS(ExpertRouting::uniform(128, 2).limited_to_groups(128, 30), InputError);    // over 64 groups
+  CHECK_THROWS_AS(ExpertRouting::uniform(256, 8).limited_to_groups(32, 16), InputError);     // C(32, 16) subsets
+  // 64 groups of one expert, 2 picked: the groups are the experts, picked 2 in 64.
+  const ExpertRouting g64 = ExpertRouting::uniform(64, 2).limited_to_groups(64, 2);
+  REQUIRE(g64.group_select().size() == 64);
+  CHECK(g64.group_select().back() == Approx(2.0 / 64.0).epsilon(1e-12));
+  CHECK(g64.hit({PhysicalExpert{63, 1}}) == Approx(2.0 / 64.0).epsilon(1e-12));
+  CHECK(g64.hit({PhysicalExpert{0, 1}, PhysicalExpert{1, 1}}) ==
+        Approx(1.0 - 62.0 * 61.0 / (64.0 * 63.0)).epsilon(1e-12));
+  // Measured loads on 2 of 8 groups only, 4 picked: both loaded groups every time, each expert at its marginal.
+  std::vector<double> loads(256, 0.0);
+  for (std::size_t i = 0; i < 64; ++i) loads[i] = 1.0;
+  const ExpertRouting two = ExpertRouting::from_loads(loads, 8, "loads").limited_to_groups(8, 4);
+  CHECK(two.group_select()[0] == Approx(1.0).epsilon(1e-12));
+  CHECK(two.group_select()[1] == Approx(1.0).epsilon(1e-12));
+  CHECK(two.hit({PhysicalExpert{5, 1}}) == Approx(8.0 / 64.0).epsilon(1e-12));
+  CHECK(two.hit({PhysicalExpert{100, 1}}) == Approx(0.0).margin(1e-12));
 }
 
 TEST_CASE("group-limited routing: read from the config, checked", "[moe][all2all][routing]") {
