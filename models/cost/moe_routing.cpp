@@ -111,9 +111,20 @@ ExpertRouting::Load ExpertRouting::load(double tokens, const std::vector<Physica
 
 double ExpertRouting::hit(const std::vector<PhysicalExpert>& experts) const {
   if (group_sets_.empty()) {
+    // A token that picks expert i goes to one of its replicas: the set's m of them take m / replicas of it.
     double miss = 1.0;
-    for (const PhysicalExpert& p : experts) {
-      miss *= 1.0 - select_[static_cast<std::size_t>(p.expert)] / double(p.replicas);
+    for (std::size_t j = 0; j < experts.size(); ++j) {
+      const PhysicalExpert& p = experts[j];
+      double copies = 1.0;
+      bool seen = false;
+      for (std::size_t o = 0; o < experts.size() && !seen; ++o) {
+        if (o != j && experts[o].expert == p.expert) {
+          seen = o < j;
+          copies += 1.0;
+        }
+      }
+      if (seen) continue;  // counted with its first copy in the set
+      miss *= 1.0 - select_[static_cast<std::size_t>(p.expert)] * copies / double(p.replicas);
     }
     return 1.0 - miss;
   }

@@ -89,7 +89,8 @@ class ExpertRouting {
   // q_i / replicas as in load(): without group limits 1 - prod_j (1 - s_j) (selections independent across experts,
   // as everywhere in this model); with them 1 - sum_S P(S) prod_{g in S} (the set's miss within picked group g).
   // Summed over the ranks: about the expected distinct ranks a token's experts are on (exact for one expert per rank
-  // without group limits). A set may list an expert more than once (several replicas on one node).
+  // without group limits). A set may list an expert more than once (several replicas on one node): a token picking
+  // it reaches one replica, so m of its r copies are hit with q_i m / r.
   [[nodiscard]] double hit(const std::vector<PhysicalExpert>& experts) const;
 
   // This routing with group-limited selection (above): `groups` G equal contiguous groups of experts, each token's

@@ -197,6 +197,10 @@ TEST_CASE("all2all backends: the expected ranks a token reaches", "[moe][all2all
   double sum = 0.0;
   for (std::int64_t r = 0; r < 8; ++r) sum += z.hit(one.rank(r));
   CHECK(sum == Approx(2.0).epsilon(1e-14));
+  // Two of an expert's three replicas in one set: a token picking it reaches one of them, 2 / 3 of the time here.
+  CHECK(u.hit({PhysicalExpert{7, 3}, PhysicalExpert{7, 3}}) == Approx(8.0 / 256.0 * 2.0 / 3.0).epsilon(1e-14));
+  CHECK(u.hit({PhysicalExpert{7, 3}, PhysicalExpert{9, 1}, PhysicalExpert{7, 3}}) ==
+        Approx(1.0 - (1.0 - 8.0 / 256.0 * 2.0 / 3.0) * (1.0 - 8.0 / 256.0)).epsilon(1e-14));
   // Skew: the rank holding the popular experts is hit more often.
   const ExpertRouting zz = ExpertRouting::zipf(256, 8, 0.5);
   CHECK(zz.hit(p.rank(0)) > u.hit(p.rank(0)));
