@@ -92,12 +92,16 @@ struct MoeCommPlan {
 
 // What one rank's MoE layer holds at once after the dispatch, at the peak of vLLM's start-up profile run (a
 // forward of max_num_batched_tokens on every rank; moe_activation_peak): the tokens' hidden states received (with
-// `logits`, their router logits too), and the rows its experts' grouped GEMMs run over in one pass (the rows of
-// fused_experts' workspaces).
+// `logits`, their router logits too; with `fp8_rows`, in fp8 when the experts compute in fp8), the rows its experts'
+// grouped GEMMs run over in one pass, whether vLLM runs them through its modular kernel (FusedMoEModularKernel,
+// whose expert workspaces are wider than fused_experts'), and whether the experts' output lands in their workspace.
 struct MoePeakRows {
   double received = 0;
   bool logits = false;
+  bool fp8_rows = false;
   double expert_rows = 0;
+  bool modular = false;
+  bool output_in_workspace = false;
 };
 
 class MoeAll2AllBackend {

@@ -10,6 +10,15 @@ class DeepepHighThroughput final : public MoeAll2AllBackend {
  public:
   [[nodiscard]] MoeCommPlan dispatch(const MoeTraffic& t) const override { return plan(t, t.dispatch_row_bytes()); }
   [[nodiscard]] MoeCommPlan combine(const MoeTraffic& t) const override { return plan(t, t.hidden_bytes); }
+  // As the default (every rank's tokens may arrive, not chunked per rank), in fp8 when the experts compute in fp8,
+  // through vLLM's modular kernel.
+  [[nodiscard]] MoePeakRows peak_rows(double rank_tokens, std::int64_t ep, std::int64_t k,
+                                      std::int64_t local_experts) const override {
+    MoePeakRows r = MoeAll2AllBackend::peak_rows(rank_tokens, ep, k, local_experts);
+    r.fp8_rows = true;
+    r.modular = true;
+    return r;
+  }
 
  private:
   // Every rank costed at the busiest receiver's share (of nodes across the network, of ranks within a node).

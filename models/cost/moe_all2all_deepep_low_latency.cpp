@@ -2,7 +2,6 @@
 // picked (fp8 when the experts compute in fp8), and each expert's output sent back in the activation dtype.
 #include "models/cost/moe_all2all.h"
 
-#include <algorithm>
 
 namespace servesim {
 namespace {
@@ -37,13 +36,18 @@ class DeepepLowLatency final : public MoeAll2AllBackend {
   }
   // vLLM's VLLM_MOE_DP_CHUNK_SIZE default (vllm/envs.py), the low-latency buffers' tokens per rank.
   [[nodiscard]] std::int64_t chunk_tokens() const override { return 256; }
-  // The received rows in DeepEP's expert-major layout, which vLLM's batched experts run as they are: each local
-  // expert has room for one chunk's tokens from every rank (local_experts x min(rank_tokens, 256) x ep rows).
-  [[nodiscard]] MoePeakRows peak_rows(double rank_tokens, std::int64_t ep, std::int64_t /*k*/,
+  // The received rows in DeepEP's expert-major layout ({local experts, ranks x 256, hidden}, fp8 when the experts
+  // compute in fp8), which vLLM's batched experts (BatchedTritonExperts / BatchedDeepGemmExperts, through the
+  // modular kernel) run as they are, sized for a full chunk whatever the tokens: local_experts x 256 x ep rows, their
+  // output in the workspace (one chunk).
+  [[nodiscard]] MoePeakRows peak_rows(double /*rank_tokens*/, std::int64_t ep, std::int64_t /*k*/,
                                       std::int64_t local_experts) const override {
     MoePeakRows r;
-    r.received = double(local_experts) * std::min(rank_tokens, double(chunk_tokens())) * double(ep);
+    r.received = double(local_experts) * double(chunk_tokens()) * double(ep);
+    r.fp8_rows = true;
     r.expert_rows = r.received;
+    r.modular = true;
+    r.output_in_workspace = true;
     return r;
   }
 

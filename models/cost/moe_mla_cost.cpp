@@ -259,10 +259,15 @@ Bytes moe_activation_peak(const ModelArch& a, const ParallelConfig& par, std::in
   } else {
     rows.expert_rows = std::min(Tm, kFusedMoeChunkTokens) * double(moe.experts_per_token);
   }
-  const double out = par.data > 1 ? rows.received : Tm;
-  const double elems = 2.0 * Tm * h + rows.received * (h + (rows.logits ? double(moe.num_experts) : 0.0)) + out * h +
-                       rows.expert_rows * (std::max(N, h) + N / 2.0);
-  return Bytes{elems * a.weight_bytes_per_param};
+  const double e = a.weight_bytes_per_param;
+  const bool fp8 = a.quantization == Quantization::fp8;
+  const double out = rows.output_in_workspace ? 0.0 : par.data > 1 ? rows.received : Tm;
+  // Per workspace row: fused_experts' cache13 + cache2, or the modular kernel's two workspaces (fp8 experts run
+  // through it too: vLLM's DeepGEMM / Triton fp8 experts).
+  const double per_row = rows.modular || fp8 ? std::max(N / 2.0, h) + std::max(N, h) : std::max(N, h) + N / 2.0;
+  const double received = rows.received * (h * (rows.fp8_rows && fp8 ? 1.0 : e) +
+                                            (rows.logits ? double(moe.num_experts) * e : 0.0));
+  return Bytes{(2.0 * Tm * h + out * h + rows.expert_rows * per_row) * e + received};
 }
 
 double moe_mla_layer_weight_bytes(const ModelArch& a, const ParallelConfig& par, std::int64_t layer) {

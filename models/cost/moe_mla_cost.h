@@ -96,13 +96,20 @@ Seconds mla_projection_ops(const LayerCostContext& c, std::int64_t tokens, const
 //   2 x Tm x h            the residual and the layer's input on this GPU (Tm = ceil(tokens / TP) with
 //                         sequence-parallel MoE, else tokens)
 //   received x (h [+ E])  with data-parallel attention, the tokens the dispatch brings (MoePeakRows from the
-//                         all-to-all backend; the all-gather's every rank's tokens with their router logits)
-//   out x h               the experts' output (received tokens, or this GPU's Tm without data parallelism)
-//   rows x (max(N, h) + N / 2)   fused_experts' workspaces over one pass: cache13 (gate_up's output, later down's,
-//                         one buffer) and cache2 (SiLU-and-mul's output), N = 2 x the expert width on this GPU
+//                         all-to-all backend: the all-gather's every rank's tokens with their router logits; DeepEP's
+//                         rows in fp8 for fp8 experts)
+//   out x h               the experts' output (received tokens, or this GPU's Tm without data parallelism; none
+//                         where it lands in the workspace: DeepEP low latency's batched experts)
+//   rows x width          the experts' workspaces over one pass, N = 2 x the expert width on this GPU
 //                         (moe_intermediate_size, / TP without expert parallelism); rows = k x min(tokens of the
-//                         pass, VLLM_FUSED_MOE_CHUNK_SIZE 32,768) without data parallelism, else the backend's.
-// 0 for a model without MoE layers. Throws InputError for an unknown parallel.all2all_backend.
+//                         pass, VLLM_FUSED_MOE_CHUNK_SIZE 32,768; vLLM 0.7 - 0.11, later releases do not chunk)
+//                         without data parallelism, else the backend's. width: fused_experts' cache13 (gate_up's
+//                         output, later down's, one buffer) and cache2 (SiLU-and-mul's output), max(N, h) + N / 2;
+//                         through vLLM's modular kernel (DeepEP's backends, and fp8 experts: DeepGEMM / Triton
+//                         fp8), its workspace13 and workspace2, max(N / 2, h) + max(N, h) (DeepGEMM's padding of
+//                         each expert's rows to its block is not counted).
+// DeepEP's own communication buffers (NVSHMEM, outside PyTorch's allocator) are not counted. 0 for a model without
+// MoE layers. Throws InputError for an unknown parallel.all2all_backend.
 [[nodiscard]] Bytes moe_activation_peak(const ModelArch& arch, const ParallelConfig& parallel, std::int64_t tokens);
 // Weights of layer `layer` on one GPU (bytes), for MoE and MLA models. A MoE layer holds physical_experts(E) / ep
 // routed experts per GPU: (E + R) / ep with EPLB (every replica is a full copy of its expert's weights).

@@ -85,18 +85,21 @@ TEST_CASE("MoE activation reserve: vLLM's fused_experts workspaces at the profil
         2.0 * (3.0 * 65536.0 * 4096.0 + 65536.0 * (14336.0 + 7168.0)));
   // DeepSeek-V3, EP 16 with data-parallel attention, 4,096 tokens a rank: vLLM's default backend gathers all 16
   // ranks' tokens with their 256 router logits, and the experts (whole: N = 2 x 2048) run one 32,768-token pass of
-  // 8 rows each; activations in bf16 (the checkpoint's dtype, its weights fp8).
+  // 8 rows each through the modular kernel (fp8 experts): max(N / 2, h) + max(N, h) = 2 h per row; activations in
+  // bf16 (the checkpoint's dtype, its weights fp8).
   const ModelArch v3 = model("deepseek-v3.json");
   ParallelConfig ep16;
   ep16.data = 16;
   ep16.expert = 16;
   const double h = 7168.0;
   CHECK(moe_activation_peak(v3, ep16, 4096).value() ==
-        2.0 * (2.0 * 4096.0 * h + 65536.0 * (h + 256.0) + 65536.0 * h + 32768.0 * 8.0 * (h + 2048.0)));
-  // DeepEP's low-latency kernels: each of the rank's 16 experts has room for 256 tokens of every rank.
+        2.0 * (2.0 * 4096.0 * h + 65536.0 * (h + 256.0) + 65536.0 * h + 32768.0 * 8.0 * 2.0 * h));
+  // DeepEP's low-latency kernels: each of the rank's 16 experts has room for 256 tokens of every rank, received in
+  // fp8, the experts' output in their workspace; the same whatever the tokens.
   ep16.all2all_backend = "deepep_low_latency";
   const double ll = 16.0 * 256.0 * 16.0;
-  CHECK(moe_activation_peak(v3, ep16, 4096).value() == 2.0 * (2.0 * 4096.0 * h + ll * h + ll * h + ll * (h + 2048.0)));
+  CHECK(moe_activation_peak(v3, ep16, 4096).value() == 2.0 * (2.0 * 4096.0 * h + ll * 2.0 * h) + ll * h);
+  CHECK(moe_activation_peak(v3, ep16, 64).value() == 2.0 * (2.0 * 64.0 * h + ll * 2.0 * h) + ll * h);
   // A dense model has none.
   CHECK(moe_activation_peak(model("llama-3-8b.json"), tp2, 8192).value() == 0.0);
 }
