@@ -540,6 +540,7 @@ ModelArch ModelArch::from_hf_config(const std::string& path, const std::vector<s
     } else {
       m.quant_method_modelled = fp8_scheme(q, m.quant_method);
       if (m.quant_method_modelled) m.quantization = Quantization::fp8;
+      m.fp8_block_scaled = m.quant_method_modelled && present(q, "weight_block_size");
     }
   }
   return m;

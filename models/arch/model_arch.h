@@ -114,6 +114,9 @@ struct ModelArch {
   // (fp8, fbgemm_fp8, modelopt FP8, compressed-tensors with 8-bit float weights: all as fp8).
   std::string quant_method;
   bool quant_method_modelled = true;
+  // An fp8 checkpoint with block-wise weight scales (quantization_config.weight_block_size, DeepSeek-V3's [128, 128]):
+  // vLLM runs its MoE experts through DeepGEMM's modular kernel (moe_activation_peak); costed as per-tensor fp8.
+  bool fp8_block_scaled = false;
 
   // Sliding-window attention: the window in tokens (a query attends to itself and the window - 1 tokens before
   // it, as vLLM's FlashAttention backend runs HF's `sliding_window`); 0 = none. layer_sliding[i]: layer i uses it

@@ -262,9 +262,10 @@ Bytes moe_activation_peak(const ModelArch& a, const ParallelConfig& par, std::in
   const double e = a.weight_bytes_per_param;
   const bool fp8 = a.quantization == Quantization::fp8;
   const double out = rows.output_in_workspace ? 0.0 : par.data > 1 ? rows.received : Tm;
-  // Per workspace row: fused_experts' cache13 + cache2, or the modular kernel's two workspaces (fp8 experts run
-  // through it too: vLLM's DeepGEMM / Triton fp8 experts).
-  const double per_row = rows.modular || fp8 ? std::max(N / 2.0, h) + std::max(N, h) : std::max(N, h) + N / 2.0;
+  // Per workspace row: fused_experts' cache13 + cache2, or the modular kernel's two workspaces (block-scaled fp8
+  // experts run through it too: vLLM's DeepGEMM experts).
+  const bool modular = rows.modular || (fp8 && a.fp8_block_scaled);
+  const double per_row = modular ? std::max(N / 2.0, h) + std::max(N, h) : std::max(N, h) + N / 2.0;
   const double received = rows.received * (h * (rows.fp8_rows && fp8 ? 1.0 : e) +
                                             (rows.logits ? double(moe.num_experts) * e : 0.0));
   return Bytes{(2.0 * Tm * h + out * h + rows.expert_rows * per_row) * e + received};

@@ -105,9 +105,10 @@ Seconds mla_projection_ops(const LayerCostContext& c, std::int64_t tokens, const
 //                         pass, VLLM_FUSED_MOE_CHUNK_SIZE 32,768; vLLM 0.7 - 0.11, later releases do not chunk)
 //                         without data parallelism, else the backend's. width: fused_experts' cache13 (gate_up's
 //                         output, later down's, one buffer) and cache2 (SiLU-and-mul's output), max(N, h) + N / 2;
-//                         through vLLM's modular kernel (DeepEP's backends, and fp8 experts: DeepGEMM / Triton
-//                         fp8), its workspace13 and workspace2, max(N / 2, h) + max(N, h) (DeepGEMM's padding of
-//                         each expert's rows to its block is not counted).
+//                         through vLLM's modular kernel (DeepEP's backends, and block-scaled fp8 experts:
+//                         DeepGEMM, ModelArch::fp8_block_scaled), its workspace13 and workspace2,
+//                         max(N / 2, h) + max(N, h) (DeepGEMM's padding of each expert's rows to its block is not
+//                         counted).
 // DeepEP's own communication buffers (NVSHMEM, outside PyTorch's allocator) are not counted. 0 for a model without
 // MoE layers. Throws InputError for an unknown parallel.all2all_backend.
 [[nodiscard]] Bytes moe_activation_peak(const ModelArch& arch, const ParallelConfig& parallel, std::int64_t tokens);

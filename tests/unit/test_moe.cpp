@@ -94,6 +94,12 @@ TEST_CASE("MoE activation reserve: vLLM's fused_experts workspaces at the profil
   const double h = 7168.0;
   CHECK(moe_activation_peak(v3, ep16, 4096).value() ==
         2.0 * (2.0 * 4096.0 * h + 65536.0 * (h + 256.0) + 65536.0 * h + 32768.0 * 8.0 * 2.0 * h));
+  // Per-tensor fp8 experts (no weight_block_size) stay on fused_experts' Triton path and its narrower workspaces.
+  ModelArch v3_per_tensor = v3;
+  REQUIRE(v3.fp8_block_scaled);
+  v3_per_tensor.fp8_block_scaled = false;
+  CHECK(moe_activation_peak(v3_per_tensor, ep16, 4096).value() ==
+        2.0 * (2.0 * 4096.0 * h + 65536.0 * (h + 256.0) + 65536.0 * h + 32768.0 * 8.0 * (h + 2048.0)));
   // DeepEP's low-latency kernels: each of the rank's 16 experts has room for 256 tokens of every rank, received in
   // fp8, the experts' output in their workspace; the same whatever the tokens.
   ep16.all2all_backend = "deepep_low_latency";
