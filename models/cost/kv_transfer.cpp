@@ -79,8 +79,14 @@ std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t token
   return out;
 }
 
+std::int64_t sliding_held_tokens(std::int64_t tokens, std::int64_t window, std::int64_t block_size) {
+  if (window <= 0) return tokens;
+  if (block_size < 1) throw InputError(fmt::format("KV transfer: block_size = {} must be >= 1", block_size));
+  return tokens - std::max<std::int64_t>(0, tokens - window + 1) / block_size * block_size;
+}
+
 std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t tokens, KvLayout sender,
-                                       KvLayout receiver) {
+                                       KvLayout receiver, std::int64_t sliding_window, std::int64_t block_size) {
   for (const auto& [what, pp] : {std::pair{"sender", sender.pp}, std::pair{"receiver", receiver.pp}}) {
     if (pp < 1 || pp > arch.num_layers) {
       throw InputError(fmt::format("KV transfer: {} pipeline-parallel degree {} must be in [1, {}] ({}'s layers)",
@@ -88,8 +94,22 @@ std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t token
     }
   }
   std::vector<KvShard> tp_pairs = kv_transfer_pairs(arch, tokens, sender.tp, receiver.tp);
+  // Layers [first, first + count)'s share of a pair's bytes: every token of the full layers, the held ones of the
+  // sliding layers.
+  const std::int64_t held = sliding_held_tokens(tokens, sliding_window, block_size);
+  const bool sliding = sliding_window > 0 && held < tokens && arch.sliding_layers() > 0;
+  const double all_layers = static_cast<double>(arch.num_layers);
+  const auto share = [&](std::int64_t first, std::int64_t count) {
+    if (!sliding) return static_cast<double>(count) / all_layers;
+    const auto swa = static_cast<double>(arch.sliding_layers(first, count));
+    return (static_cast<double>(count) - swa + swa * static_cast<double>(held) / static_cast<double>(tokens)) /
+           all_layers;
+  };
   if (sender.pp == 1 && receiver.pp == 1) {
-    for (KvShard& k : tp_pairs) k.layers = arch.num_layers;
+    for (KvShard& k : tp_pairs) {
+      k.layers = arch.num_layers;
+      if (sliding) k.bytes = Bytes{k.bytes.v * share(0, arch.num_layers)};
+    }
     return tp_pairs;
   }
   // Layer ranges [first, last) of each stage.
@@ -104,7 +124,6 @@ std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t token
   };
   const auto send = ranges(sender.pp);
   const auto recv = ranges(receiver.pp);
-  const double all_layers = static_cast<double>(arch.num_layers);
   std::vector<KvShard> out;
   for (int r = 0; r < receiver.pp; ++r) {
     for (int s = 0; s < sender.pp; ++s) {
@@ -112,7 +131,8 @@ std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t token
       const std::int64_t last = std::min(send[static_cast<std::size_t>(s)].second, recv[static_cast<std::size_t>(r)].second);
       if (last <= first) continue;
       for (KvShard k : tp_pairs) {
-        k.bytes = Bytes{k.bytes.v / all_layers * static_cast<double>(last - first)};
+        k.bytes = Bytes{sliding ? k.bytes.v * share(first, last - first)
+                                : k.bytes.v / all_layers * static_cast<double>(last - first)};
         k.sender_stage = s;
         k.receiver_stage = r;
         k.layers = last - first;

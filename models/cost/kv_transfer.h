@@ -15,6 +15,14 @@
 // (each replica is sent). MLA: every rank holds the whole latent, so every receiver rank j reads all of
 // it, from sender j mod s.
 //
+// Sliding-window layers: where the KV cache frees a sliding-window layer's blocks outside its window (vLLM's hybrid
+// KV cache manager for a mix of full and sliding layers, or sliding attention on every layer: KvGroups::window, and
+// vLLM's NIXL connector with the hybrid manager, which moves each KV cache group's blocks still held), each sliding
+// layer moves only the tokens of the blocks it still holds,
+//     held = T - floor(max(0, T - W + 1) / block_size) x block_size     (W the window; vLLM's
+//                                                                        SlidingWindowManager.remove_skipped_blocks)
+// and every full-attention layer all T.
+//
 // Pipeline parallelism: with PP degree p the layers are split over the stages as the step model splits them
 // (StepModel::pp_stage_layers, vLLM's get_pp_indices: the L % p extra layers go to the stages before the last,
 // from the second-to-last backwards), and a stage's TP
@@ -75,8 +83,13 @@ struct KvLayout {
 // stage in order, that overlap's TP pairs (as kv_transfer_pairs orders them) with the overlap's layers only.
 // Without pipeline parallelism on either side the same pairs as kv_transfer_pairs, bit for bit. Throws InputError
 // as kv_transfer_pairs does, and for a PP degree < 1 or above the model's layers (naming the side).
+// `sliding_window` > 0: the window W whose blocks outside it the cache frees (above; needs block_size >= 1), 0:
+// every layer moves every token.
 [[nodiscard]] std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t tokens, KvLayout sender,
-                                                     KvLayout receiver);
+                                                     KvLayout receiver, std::int64_t sliding_window = 0,
+                                                     std::int64_t block_size = 16);
+// The tokens a sliding-window layer still holds of a sequence of `tokens` tokens (formula above).
+[[nodiscard]] std::int64_t sliding_held_tokens(std::int64_t tokens, std::int64_t window, std::int64_t block_size);
 
 // Seconds of a layer-streamed transfer left after the prefill ends (formula above): `prefill` its duration, `layers`
 // the layers streamed, `per_layer` one layer's send time alone. Throws InputError for layers < 1 or a negative or

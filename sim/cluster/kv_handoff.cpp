@@ -123,7 +123,10 @@ bool KvHandOff::try_start(Simulator& sim, Engine& from, Sequence& s, std::size_t
   const auto& dst_gpus = cfg_.replica_gpus.at(static_cast<std::size_t>(rep.index()));
   const KvLayout src_layout = cfg_.replica_layout.at(static_cast<std::size_t>(from.replica()));
   const KvLayout dst_layout = cfg_.replica_layout.at(static_cast<std::size_t>(rep.index()));
-  const std::vector<KvShard> shards = kv_transfer_pairs(cfg_.arch, tokens, src_layout, dst_layout);
+  // Sliding-window layers move only the blocks the prefill engine still holds (vLLM's NIXL connector with the hybrid
+  // KV cache manager: each group's held blocks).
+  const std::vector<KvShard> shards = kv_transfer_pairs(cfg_.arch, tokens, src_layout, dst_layout,
+                                                        from.kv().sliding_window(), from.kv().block_size());
   Seconds delay{0};
   // With data-parallel attention each engine is one rank of its replica (its index); else every engine (pipeline
   // micro-batch engines) uses all of the replica's GPUs.

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "helpers.h"
+#include "models/arch/model_arch.h"
 #include "models/common/error.h"
 #include "models/cost/kv_transfer.h"
 #include "models/net/transport.h"
@@ -253,6 +254,49 @@ TEST_CASE("disaggregated: pipeline-parallel pools move each stage's layers from 
   const auto rs1 = records_of(run_text(one, "disagg-pp1"));
   REQUIRE(rs1.size() == 10);
   for (const auto& r : rs1) CHECK(r.replica == 1);
+}
+
+TEST_CASE("disaggregated: sliding-window layers move only the blocks they still hold", "[disagg][hybrid-kv]") {
+  // gpt-oss-20b: 24 layers, 12 of them sliding (window 128), 8 KV heads x 64 x 2 B x (K, V) = 2,048 B per token and
+  // layer. A 2,048-token prompt in blocks of 16: a sliding layer still holds 2048 - floor(1921 / 16) x 16 = 128
+  // tokens, a full layer all 2,048.
+  CHECK(sliding_held_tokens(2048, 128, 16) == 128);
+  CHECK(sliding_held_tokens(144, 128, 16) == 128);
+  CHECK(sliding_held_tokens(150, 128, 16) == 134);  // the block holding token 22 is still read
+  CHECK(sliding_held_tokens(100, 128, 16) == 100);
+  CHECK(sliding_held_tokens(2048, 0, 16) == 2048);
+  const ModelArch oss = ModelArch::from_hf_config(scenario_path("models/gpt-oss-20b.json"));
+  const double per_request = 2048.0 * (12.0 * 2048.0 + 12.0 * 128.0);
+  CHECK(per_request == 53477376.0);
+  double sum = 0.0;
+  for (const KvShard& k : kv_transfer_pairs(oss, 2048, KvLayout{}, KvLayout{}, 128, 16)) sum += k.bytes.v;
+  CHECK(sum == Approx(per_request).epsilon(1e-12));
+  // Two pipeline stages of 12 layers, 6 sliding each: half each.
+  for (const KvShard& k : kv_transfer_pairs(oss, 2048, KvLayout{1, 2, 1}, KvLayout{}, 128, 16)) {
+    CHECK(k.bytes.v == Approx(per_request / 2.0).epsilon(1e-12));
+  }
+  // Without a window (the hybrid manager off: sliding layers held as full attention) every layer moves all tokens.
+  sum = 0.0;
+  for (const KvShard& k : kv_transfer_pairs(oss, 2048, KvLayout{}, KvLayout{})) sum += k.bytes.v;
+  CHECK(sum == 2048.0 * 24.0 * 2048.0);
+
+  // In a run: 40 prompts of 2,048 tokens from GPU 0 to GPU 8, with the hybrid manager (vLLM's default, and its NIXL
+  // connector's since it supports it) and without.
+  std::string text = disagg_text(1, "", fixed_workload(40, 0.5, 2048, 16));
+  text.replace(text.find("llama-3-8b.json"), 15, "gpt-oss-20b.json");
+  for (const bool hybrid : {true, false}) {
+    INFO("hybrid " << hybrid);
+    std::string t = text;
+    if (!hybrid) t += "[engine]\ndisable_hybrid_kv_cache_manager = true\n";
+    std::ostringstream csv;
+    const RunOutput out = run_with_links(t, hybrid ? "oss-hybrid" : "oss-full", csv);
+    REQUIRE(records_of(out).size() == 40);
+    double bytes = 0;
+    for (const auto& f : link_rows(csv.str()).second) {
+      if (f[3] == "n0.gpu0" && f[4] == "n0.pcie0") bytes += std::stod(f[5]);
+    }
+    CHECK(bytes == Approx(40.0 * (hybrid ? per_request : 2048.0 * 24.0 * 2048.0)).epsilon(1e-9));
+  }
 }
 
 TEST_CASE("disaggregated: --link-stats adds up to the bytes moved and changes nothing else", "[disagg]") {
