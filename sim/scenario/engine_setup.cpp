@@ -279,6 +279,7 @@ void size_kv_cache(EngineSetup& e, const LayeredTable& eng, const Config& gpu_ta
   if (!fits) {
     eng.fail("max_model_len",
              std::to_string(e.config.max_model_len) +
+                 (eng.has("max_model_len") ? "" : " (the default: the model's max_position_embeddings)") +
                  " is larger than the maximum number of tokens that can be stored in the KV cache (" +
                  std::to_string(per_engine_tokens) + " = (" + std::to_string(per_engine_blocks) + " blocks - 1 null block)" +
                  (layout.hybrid() ? " / " + std::to_string(layout.groups()) + " KV cache groups" : "") +

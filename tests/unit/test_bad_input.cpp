@@ -145,7 +145,8 @@ TEST_CASE("non-finite and out-of-range values", "[bad-input]") {
 
 TEST_CASE("a KV cache smaller than max_model_len is an impossible configuration", "[bad-input]") {
   expect_error("kvsmall", test::base_scenario_text() + "[engine]\nactivation_reserve = \"56.5GiB\"\n" + kWorkload,
-               {"engine.max_model_len", "8192 is larger than the maximum number of tokens", "1 null block"});
+               {"engine.max_model_len", "8192 (the default: the model's max_position_embeddings) is larger than",
+                "the maximum number of tokens", "1 null block"});
 }
 
 TEST_CASE("null or mistyped optional fields of config.json", "[bad-input]") {

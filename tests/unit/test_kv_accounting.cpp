@@ -167,7 +167,8 @@ TEST_CASE("a sliding-window model needs room for its window, not for max_model_l
   const std::string refused = test::write_file(
       dir / "full.toml", "[model]\nconfig = \"" + full + "\"\n[hardware]\ngpu = \"h100-sxm\"\n" + engine + kWorkload);
   CHECK_THROWS_WITH(ScenarioLoader(refused, {}),
-                    Catch::Contains("engine.max_model_len") && Catch::Contains("32768 is larger than") &&
+                    Catch::Contains("engine.max_model_len") &&
+                        Catch::Contains("32768 (the default: the model's max_position_embeddings) is larger than") &&
                         Catch::Contains("15984 = (1000 blocks - 1 null block)"));
 }
 
