@@ -375,6 +375,7 @@ RequestRecord Engine::record_of(const Sequence& s, Ns now) const {
   r.decode_wait = s.decode_wait;
   r.kv_transfer = s.kv_transfer;
   r.cached_tokens = s.cached_tokens;
+  r.dp_rank = group_ != nullptr ? index() : 0;
   return r;
 }
 

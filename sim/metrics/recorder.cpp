@@ -67,7 +67,8 @@ RecordStore::Fields RecordStore::fields_of(const RequestRecord& r) {
           u64(r.prefill_replica),
           u64(r.decode_wait.v),
           u64(r.kv_transfer.v),
-          u64(r.cached_tokens)};
+          u64(r.cached_tokens),
+          u64(r.dp_rank)};
 }
 
 RequestRecord RecordStore::record_of(const Fields& f) {
@@ -99,6 +100,7 @@ RequestRecord RecordStore::record_of(const Fields& f) {
   r.decode_wait = Ns{i64(f[19])};
   r.kv_transfer = Ns{i64(f[20])};
   r.cached_tokens = i64(f[21]);
+  r.dp_rank = static_cast<std::int32_t>(i64(f[22]));
   return r;
 }
 
@@ -174,13 +176,13 @@ RequestRecord RecordStore::operator[](std::size_t i) const {
 namespace {
 
 // The group (RecordStore::Parts) of each field of RecordStore::fields_of.
-constexpr std::array<unsigned, 22> kFieldPart = {
+constexpr std::array<unsigned, 23> kFieldPart = {
     RecordStore::kIds,       RecordStore::kIds,       RecordStore::kCounts,    RecordStore::kCounts,
     RecordStore::kCounts,    RecordStore::kTimes,     RecordStore::kTimes,     RecordStore::kTimes,
     RecordStore::kTimes,     RecordStore::kTimes,     RecordStore::kBreakdown, RecordStore::kBreakdown,
     RecordStore::kBreakdown, RecordStore::kBreakdown, RecordStore::kBreakdown, RecordStore::kBreakdown,
     RecordStore::kBreakdown, RecordStore::kBreakdown, RecordStore::kIds,       RecordStore::kBreakdown,
-    RecordStore::kBreakdown, RecordStore::kCounts};
+    RecordStore::kBreakdown, RecordStore::kCounts,    RecordStore::kIds};
 
 using Block = std::array<RequestRecord, RecordStore::kBlock>;
 using Column = std::array<std::uint64_t, RecordStore::kBlock>;
@@ -220,6 +222,7 @@ void set_field(std::size_t k, const Column& col, Block& out) {
     case 19: return set_each(out, col, [](R& r, V v) { r.decode_wait = Ns{i64(v)}; });
     case 20: return set_each(out, col, [](R& r, V v) { r.kv_transfer = Ns{i64(v)}; });
     case 21: return set_each(out, col, [](R& r, V v) { r.cached_tokens = i64(v); });
+    case 22: return set_each(out, col, [](R& r, V v) { r.dp_rank = static_cast<std::int32_t>(i64(v)); });
     default: return;
   }
 }

@@ -49,7 +49,7 @@ class RecordStore {
   [[nodiscard]] RequestRecord operator[](std::size_t i) const;
   // Groups of a record's fields, for for_each to decode.
   enum Parts : unsigned {
-    kIds = 1,        // id, replica, prefill_replica
+    kIds = 1,        // id, replica, prefill_replica, dp_rank
     kCounts = 2,     // preemptions, prompt_tokens, output_tokens, cached_tokens
     kTimes = 4,      // arrival, ready, first_scheduled, first_token, finish
     kBreakdown = 8,  // prefill, prefill_preempted, decode, decode_preempted, step_*, decode_wait, kv_transfer
@@ -98,7 +98,7 @@ class RecordStore {
   [[nodiscard]] const_iterator end() const { return {this, size()}; }
 
  private:
-  static constexpr std::size_t kFields = 22;
+  static constexpr std::size_t kFields = 23;
   using Fields = std::array<std::uint64_t, kFields>;
   struct Chunk {
     Fields base{};                               // each field's minimum over the chunk (as int64)

@@ -70,6 +70,9 @@ struct RequestRecord {
   // Prefix caching: its prompt tokens found cached when it was first scheduled (vLLM's num_cached_tokens); -1 when
   // it was never looked up (caching off, or a request whose content is unknown).
   std::int64_t cached_tokens = -1;
+  // Data-parallel attention: the rank of its replica that finished it (the engine of its lockstep group; 0 without
+  // data parallelism).
+  std::int32_t dp_rank = 0;
 
   [[nodiscard]] Ns front_end() const { return ready - arrival; }
   [[nodiscard]] Ns queue() const { return first_scheduled - ready; }

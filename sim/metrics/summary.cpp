@@ -272,8 +272,8 @@ void append_request_row(std::string& line, const RequestRecord& r) {
     const double q = kinds > 0 ? std::round(double(std::max<std::int64_t>(parts[k].v, 0)) / kinds * 1e4) : 0.0;
     append_fixed(b, static_cast<std::uint64_t>(q), 10000, 4, ',');
   }
-  fmt::format_to(fmt::appender(b), "{},{},{}\n", r.prefill_replica, r.replica,
-                 std::max<std::int64_t>(r.cached_tokens, 0));
+  fmt::format_to(fmt::appender(b), "{},{},{},{}\n", r.prefill_replica, r.replica,
+                 std::max<std::int64_t>(r.cached_tokens, 0), r.dp_rank);
   line.append(b.data(), b.size());
 }
 

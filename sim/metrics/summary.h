@@ -72,7 +72,7 @@ inline constexpr const char* kRequestsCsvHeader =
     "id,replica,arrival_s,prompt_tokens,output_tokens,first_token_s,finish_s,ttft_ms,tpot_ms,e2el_ms,"
     "queue_ms,preemptions,front_end_ms,prefill_ms,prefill_stall_ms,prefill_preempted_ms,decode_ms,decode_stall_ms,"
     "decode_preempted_ms,preempted_ms,kv_transfer_ms,decode_wait_ms,compute_share,memory_share,communication_share,"
-    "overhead_share,prefill_replica,decode_replica,cached_tokens\n";
+    "overhead_share,prefill_replica,decode_replica,cached_tokens,dp_rank\n";
 // Appends the requests.csv row of `r` (newline included) to `line`.
 void append_request_row(std::string& line, const RequestRecord& r);
 // A human-readable table of the summary.

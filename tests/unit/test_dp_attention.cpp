@@ -187,11 +187,18 @@ TEST_CASE("data-parallel ranks: requests go to the lowest 4 x waiting + running,
   StepLog log;
   RunStreams streams;
   streams.sinks.push_back(&log);
-  (void)run_scenario(dp, streams);
+  const RunOutput out = run_scenario(dp, streams);
   REQUIRE(log.queued_engine.size() == 16);
   for (std::size_t i = 0; i < 16; ++i) {
     INFO("request " << i);
     CHECK(log.queued_engine[i] == static_cast<std::int32_t>(i % 8));
+  }
+  // requests.csv's dp_rank: the rank each request ran on.
+  REQUIRE(out.recorder.records().size() == 16);
+  for (std::size_t i = 0; i < 16; ++i) {
+    const RequestRecord& r = out.recorder.records()[i];
+    INFO("request " << r.id);
+    CHECK(r.dp_rank == static_cast<std::int32_t>(r.id % 8));
   }
 }
 

@@ -457,8 +457,7 @@ TEST_CASE("prefix caching without content ids changes no output but the cached_t
   const std::string csv = requests_csv(on);
   CHECK(csv == requests_csv(off));
   const std::string header = csv.substr(0, csv.find('\n'));
-  CHECK(header.size() > 14);
-  CHECK(header.substr(header.size() - 14) == ",cached_tokens");
+  CHECK(header.find(",cached_tokens,") != std::string::npos);
   CHECK(format_summary(on.summary).find("Prefix cache") == std::string::npos);
 }
 
