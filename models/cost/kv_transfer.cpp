@@ -94,13 +94,12 @@ std::vector<KvShard> kv_transfer_pairs(const ModelArch& arch, std::int64_t token
     }
   }
   std::vector<KvShard> tp_pairs = kv_transfer_pairs(arch, tokens, sender.tp, receiver.tp);
-  // Layers [first, first + count)'s share of a pair's bytes: every token of the full layers, the held ones of the
-  // sliding layers.
+  // With sliding layers holding fewer tokens: layers [first, first + count)'s share of a pair's bytes, every token of
+  // the full layers and the held ones of the sliding layers.
   const std::int64_t held = sliding_held_tokens(tokens, sliding_window, block_size);
   const bool sliding = sliding_window > 0 && held < tokens && arch.sliding_layers() > 0;
   const double all_layers = static_cast<double>(arch.num_layers);
   const auto share = [&](std::int64_t first, std::int64_t count) {
-    if (!sliding) return static_cast<double>(count) / all_layers;
     const auto swa = static_cast<double>(arch.sliding_layers(first, count));
     return (static_cast<double>(count) - swa + swa * static_cast<double>(held) / static_cast<double>(tokens)) /
            all_layers;
