@@ -24,6 +24,12 @@ struct BoundSink {
   void add(const char*, Flops, Bytes, OpCost c, double times) { bounds->add(c.bound, c.time.v * times); }
 };
 
+// Operator calls: every operator added, once per layer it repeats in.
+struct CountSink {
+  double calls = 0;
+  void add(const char*, Flops, Bytes, OpCost, double times) { calls += times; }
+};
+
 struct ListSink {
   std::vector<StepOp>* ops;
   void add(const char* name, Flops flops, Bytes bytes, OpCost c, double times) {
@@ -48,14 +54,15 @@ OpCost GroupComm::expert_collective(CollectiveOp, Bytes, ExpertScope, bool) cons
 
 StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
                      std::shared_ptr<const OpPredictor> predictor, EngineOverhead overhead,
-                     std::shared_ptr<const GroupComm> comm, ExpertRouting routing)
+                     std::shared_ptr<const GroupComm> comm, ExpertRouting routing, CudaGraphConfig graphs)
     : arch_(std::move(arch)),
       gpu_(std::move(gpu)),
       parallel_(parallel),
       predictor_(std::move(predictor)),
       overhead_(overhead),
       comm_(std::move(comm)),
-      routing_(std::move(routing)) {
+      routing_(std::move(routing)),
+      graphs_(std::move(graphs)) {
   const auto t = parallel_.tensor;
   const auto p = parallel_.pipeline;
   if (t < 1 || p < 1) throw key_error("parallel", "tensor_parallel_size and pipeline_parallel_size must be >= 1");
@@ -133,6 +140,36 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
   // Which ranks and nodes a token's experts are on, for the backends whose bytes follow the routing (DeepEP's).
   if (arch_.moe.enabled() && parallel_.data > 1) reach_ = expert_reach(routing_, placement_, nodes);
   if (parallel_.data > 1) all2all_ = moe_all2all_registry().create(parallel_.all2all_backend, "parallel.all2all_backend");
+  if (graphs_.modelled) {
+    CountSink tokens;
+    (void)dense_part(1, parallel_.data, tokens);
+    token_ops_ = tokens.calls;
+    CountSink head;
+    (void)head_part(parallel_.data, head);
+    head_ops_ = head.calls;
+  }
+}
+
+StepModel::GraphStep StepModel::graph_step(bool decodes_only, std::int64_t rank_tokens,
+                                           std::int64_t step_tokens) const {
+  GraphStep g{graphs_.modelled ? graphs_.run_of(decodes_only, rank_tokens) : GraphRun::eager, rank_tokens,
+              step_tokens};
+  if (!graphs_.modelled || g.run == GraphRun::eager) return g;
+  g.rank_tokens = graphs_.padded_tokens(decodes_only, rank_tokens);
+  g.step_tokens = parallel_.data > 1 ? g.rank_tokens * parallel_.data : g.rank_tokens;
+  return g;
+}
+
+Seconds StepModel::host_time(GraphRun run, bool samples) const {
+  if (!graphs_.modelled) return Seconds{0.0};
+  const double eager_ops = token_ops_ + double(arch_.num_layers) + (samples ? head_ops_ : 0.0);
+  return graphs_.host_time(run, arch_.num_layers, eager_ops);
+}
+
+Seconds StepModel::launch_bound(Seconds gpu, Seconds host, BoundTimes& bounds) {
+  if (host.v <= gpu.v) return gpu;
+  bounds.add(Bound::overhead, host.v - gpu.v);
+  return host;
 }
 
 void StepModel::check_moe_parallel() const {
@@ -524,15 +561,23 @@ BatchShape StepModel::busiest_rank(const BatchShape& b) const {
 }
 
 template <class Sink>
-StepModel::Times StepModel::evaluate(const BatchShape& b, Sink& sink) const {
+StepModel::Times StepModel::evaluate(const BatchShape& b, Sink& sink, GraphStep* how) const {
   if (b.total_tokens() == 0) return {};
   // One data-parallel rank: the batch itself, not a copy.
   const BatchShape rank = parallel_.data > 1 ? busiest_rank(b) : BatchShape{};
   const BatchShape& r = parallel_.data > 1 ? rank : b;
-  const Times d = dense_part(r.total_tokens(), b.total_tokens(), sink);
+  const GraphStep g = graph_step(b.prefills.empty(), r.total_tokens(), b.total_tokens());
+  if (how != nullptr) *how = g;
+  const Times d = dense_part(g.rank_tokens, g.step_tokens, sink);
   const Times a = attention_part(r, sink);
   const Times h = head_part(b.num_sampled, sink);
-  return {d.gpu + a.gpu + h.gpu, d.stage + a.stage + h.stage};
+  Times out{d.gpu + a.gpu + h.gpu, d.stage + a.stage + h.stage};
+  const Seconds host = host_time(g.run, b.num_sampled > 0);
+  if (host.v > out.gpu.v) {
+    out.stage = std::max(out.stage, host / double(parallel_.pipeline));
+    out.gpu = host;
+  }
+  return out;
 }
 
 Seconds StepModel::token_time(std::int64_t tokens) const {
@@ -590,7 +635,12 @@ StepCost StepModel::breakdown(const BatchShape& batch) const {
   StepCost cost;
   if (batch.empty()) return cost;
   ListSink sink{&cost.ops};
-  const Times times = evaluate(batch, sink);
+  GraphStep how;
+  const Times times = evaluate(batch, sink, &how);
+  cost.run = how.run;
+  cost.rank_tokens = parallel_.data > 1 ? busiest_rank(batch).total_tokens() : batch.total_tokens();
+  cost.padded_tokens = how.rank_tokens;
+  cost.host = host_time(how.run, batch.num_sampled > 0);
   // List the ops in execution order within a layer.
   static const std::vector<std::string> order = {
       "attn_norm", "qkv", "mla_qkv_a", "mla_q", "mla_kv_a", "mla_norms", "mla_q_b", "mla_kv_b", "rope", "qk_norm",
@@ -605,6 +655,12 @@ StepCost StepModel::breakdown(const BatchShape& batch) const {
   cost.gpu = times.gpu;
   cost.stage = times.stage;
   cost.overhead = overhead_.of(batch);
+  // A launch-bound step: the GPU waits for the host beyond its kernels' time.
+  double kernels = 0;
+  for (const StepOp& o : cost.ops) kernels += o.time.v;
+  if (cost.host.v > kernels && cost.host.v == cost.gpu.v) {
+    cost.ops.push_back(StepOp{"host_launch_wait", Flops{0.0}, Bytes{0.0}, cost.host - Seconds{kernels}, Bound::overhead});
+  }
   return cost;
 }
 

@@ -1,11 +1,14 @@
 // Step cost: decomposes one engine step (a batch of prefill chunks and decode tokens) into per-layer operators
 // on one GPU of the replica, times each with an OpPredictor (and communication with a GroupComm), and adds the
-// engine's CPU overhead.
+// engine's CPU overhead. With CUDA graphs modelled (CudaGraphConfig, models/cost/cuda_graphs.h) the token-count
+// operators run on the captured graph's padded token count, and the GPU time is at least the host's time to issue
+// the step's kernels.
 //
 //   per layer:  attn_norm, qkv_proj, rope, attention (prefill | decode), o_proj, [tp all-reduce],
 //               mlp_norm, gate_up_proj, act_mul, down_proj, [tp all-reduce]
 //   per step:   embedding, final_norm, lm_head (sampling tokens only), sampling, [pp send/recv]
-//   step time = gpu time + overhead (EngineOverhead: CPU time per step, per sequence, per token)
+//   step time = max(gpu time, host launch time) + overhead (EngineOverhead: CPU time per step, per sequence,
+//               per token)
 //
 // Sliding-window layers (ModelArch::layer_sliding) cost their attention over at most `window` keys per query
 // (ops attention_{prefill,decode}_swa); full layers over the whole context (attention_{prefill,decode}).
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "models/arch/model_arch.h"
+#include "models/cost/cuda_graphs.h"
 #include "models/cost/moe_all2all.h"
 #include "models/cost/moe_routing.h"
 #include "models/cost/op_predictor.h"
@@ -126,10 +130,14 @@ struct BoundTimes {
 };
 
 struct StepCost {
-  Seconds gpu{0.0};
+  Seconds gpu{0.0};  // the GPU timeline: the operators' time, or the host's launch time when that is longer
   Seconds overhead{0.0};
   Seconds stage{0.0};  // one pipeline stage (== gpu when pipeline = 1)
   std::vector<StepOp> ops;
+  GraphRun run = GraphRun::eager;  // how the step runs (CUDA graphs, when modelled)
+  std::int64_t rank_tokens = 0;    // the (busiest rank's) tokens of the step
+  std::int64_t padded_tokens = 0;  // the tokens its token-count operators run on (rank_tokens unless padded)
+  Seconds host{0.0};               // the host's time to issue the step (0 when CUDA graphs are not modelled)
   [[nodiscard]] Seconds total() const { return gpu + overhead; }
 };
 
@@ -137,8 +145,28 @@ class StepModel {
  public:
   // Throws InputError when heads, layers or experts do not divide by the parallel degrees. `routing`: how tokens
   // pick experts in MoE layers (empty = uniform over the model's experts).
+  // `graphs`: CUDA graphs and host launch time (default: not modelled).
   StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel, std::shared_ptr<const OpPredictor> predictor,
-            EngineOverhead overhead, std::shared_ptr<const GroupComm> comm, ExpertRouting routing = {});
+            EngineOverhead overhead, std::shared_ptr<const GroupComm> comm, ExpertRouting routing = {},
+            CudaGraphConfig graphs = {});
+
+  // How a step runs (CudaGraphConfig::run_of) and the token counts its token-count part is costed at.
+  struct GraphStep {
+    GraphRun run = GraphRun::eager;
+    std::int64_t rank_tokens = 0;  // this GPU's data-parallel rank's tokens (the step's without data parallelism)
+    std::int64_t step_tokens = 0;  // every rank's tokens
+  };
+  // A step whose busiest data-parallel rank holds `rank_tokens` of the `step_tokens` over every rank (equal without
+  // data parallelism); `decodes_only`: no rank has a prefill chunk. A replayed graph pads the rank's tokens to the
+  // capture size, and with data parallelism every rank to that (vLLM pads the ranks to the largest one's graph).
+  [[nodiscard]] GraphStep graph_step(bool decodes_only, std::int64_t rank_tokens, std::int64_t step_tokens) const;
+  // The host's time to issue a step that runs as `run` and samples (`samples`) or not: CudaGraphConfig::host_time
+  // with this model's operator calls (every operator of the token-count part and of the head once per layer it
+  // repeats in, one attention call per layer). 0 when CUDA graphs are not modelled.
+  [[nodiscard]] Seconds host_time(GraphRun run, bool samples) const;
+  // max(gpu, host): the step's GPU timeline; the excess over `gpu` is added to `bounds`' overhead slot.
+  [[nodiscard]] static Seconds launch_bound(Seconds gpu, Seconds host, BoundTimes& bounds);
+  [[nodiscard]] const CudaGraphConfig& cuda_graphs() const { return graphs_; }
 
   // Fast path for the event loop: total step time (gpu + overhead), no allocation.
   [[nodiscard]] Seconds step_time(const BatchShape& batch) const;
@@ -178,7 +206,8 @@ class StepModel {
   // One activation send between two pipeline stages for a micro-batch of `tokens` (0 without pipeline
   // parallelism); gpu time = pipeline x stage time + (pipeline - 1) x this.
   [[nodiscard]] Seconds stage_send_time(std::int64_t tokens) const;
-  // The same number, with every operator named.
+  // The same number, with every operator named (and, when the host's launch time is the longer, the GPU's wait for
+  // it as operator host_launch_wait, bound overhead).
   [[nodiscard]] StepCost breakdown(const BatchShape& batch) const;
 
   [[nodiscard]] const ModelArch& arch() const { return arch_; }
@@ -223,8 +252,9 @@ class StepModel {
   Times attention_part(const BatchShape& batch, Sink& sink) const;
   template <class Sink>
   Times head_part(std::int64_t sampled, Sink& sink) const;
+  // The step's times (the GPU timeline: at least the host's launch time); `how`, if given, is set to how it runs.
   template <class Sink>
-  Times evaluate(const BatchShape& batch, Sink& sink) const;
+  Times evaluate(const BatchShape& batch, Sink& sink, GraphStep* how = nullptr) const;
   void check_moe_parallel() const;
 
   ModelArch arch_;
@@ -243,6 +273,9 @@ class StepModel {
   ExpertReach reach_;          // MoE models with data-parallel attention: expert_reach over the comm's nodes
   std::shared_ptr<const MoeAll2AllBackend> all2all_;  // data-parallel attention only
   AttentionShape mla_prefill_;  // MLA: the expanded form prefill runs (K, V per head, in the activation dtype)
+  CudaGraphConfig graphs_;
+  double token_ops_ = 0;  // operator calls of the token-count part (every layer's), as an eager step issues them
+  double head_ops_ = 0;   // operator calls of the head part
 };
 
 }  // namespace servesim

@@ -26,23 +26,35 @@ class StepTimer {
     if (b.prefills.empty() && memo_on_) return decode_time(b, bounds);
     return compute(b, bounds);
   }
-  // Data-parallel attention, one rank's own batch in a step of `step_tokens` tokens over every rank (the engines of
-  // a lockstep group, sim/engine/dp_group.h): its attention, its token part (MoE routing and dispatch over every
-  // rank's tokens; cached by (its tokens, the step's)) and its own sampling; `bounds` as gpu_time's.
-  [[nodiscard]] Seconds rank_gpu_time(const BatchShape& rank, std::int64_t step_tokens, BoundTimes& bounds) {
+  // The step of a data-parallel group as every rank sees it: every rank's tokens, the largest rank's, and whether no
+  // rank has a prefill chunk (CUDA graphs: the ranks replay the same graph, padded to the largest rank's).
+  struct GroupStep {
+    std::int64_t step_tokens = 0;
+    std::int64_t max_rank_tokens = 0;
+    bool decodes_only = true;
+  };
+  // Data-parallel attention, one rank's own batch in a step of the group (the engines of a lockstep group,
+  // sim/engine/dp_group.h): its attention, its token part (MoE routing and dispatch over every rank's tokens;
+  // cached by (its tokens, the step's), both padded when the group replays a CUDA graph) and its own sampling, at
+  // least the host's launch time; `bounds` as gpu_time's.
+  [[nodiscard]] Seconds rank_gpu_time(const BatchShape& rank, const GroupStep& group, BoundTimes& bounds) {
     bounds = BoundTimes{};
     if (rank.empty()) return Seconds{0.0};
-    const std::int64_t mine = rank.total_tokens();
-    const auto key = (static_cast<std::uint64_t>(mine) << 32) | static_cast<std::uint64_t>(step_tokens);
+    StepModel::GraphStep g = model_->graph_step(group.decodes_only, group.max_rank_tokens, group.step_tokens);
+    // Eager: this rank's own tokens (a replayed graph pads every rank to the largest one's).
+    if (g.run == GraphRun::eager) g.rank_tokens = rank.total_tokens();
+    const auto key = (static_cast<std::uint64_t>(g.rank_tokens) << 32) | static_cast<std::uint64_t>(g.step_tokens);
     auto [it, fresh] = by_rank_tokens_.try_emplace(key);
-    if (fresh) it->second.time = model_->rank_token_time(mine, step_tokens, it->second.bounds).v;
+    if (fresh) it->second.time = model_->rank_token_time(g.rank_tokens, g.step_tokens, it->second.bounds).v;
     bounds += it->second.bounds;
     const Seconds tokens{it->second.time};
     const Seconds attention = model_->attention_time(rank, bounds);
     const Seconds sampled = cached(by_rank_sampled_, rank.num_sampled, bounds, [&](std::int64_t n, BoundTimes& t) {
       return model_->rank_sampling_time(n, t);
     });
-    return scale(tokens + attention + sampled, bounds);
+    const Seconds gpu = StepModel::launch_bound(tokens + attention + sampled,
+                                                model_->host_time(g.run, rank.num_sampled > 0), bounds);
+    return scale(gpu, bounds);
   }
   [[nodiscard]] Seconds stage_send_time(std::int64_t tokens) {
     const auto i = static_cast<std::size_t>(tokens);
@@ -104,19 +116,21 @@ class StepTimer {
     bounds = BoundTimes{};
     if (b.empty()) return Seconds{0.0};
     if (model_->parallel().data > 1) return compute_data_parallel(b, bounds);
-    const Seconds tokens = cached(by_tokens_, b.total_tokens(), bounds,
+    const StepModel::GraphStep g = model_->graph_step(b.prefills.empty(), b.total_tokens(), b.total_tokens());
+    const Seconds tokens = cached(by_tokens_, g.rank_tokens, bounds,
                                   [&](std::int64_t n, BoundTimes& t) { return model_->token_time(n, t); });
     const Seconds attention = model_->attention_time(b, bounds);
-    return finish(tokens, attention, b.num_sampled, bounds);
+    return finish(tokens, attention, b.num_sampled, g.run, bounds);
   }
   // Data-parallel attention: the busiest rank's sequences (StepModel::busiest_rank). Its token part is cached by
   // the step's token count when the rank holds an even share ((tokens + d - 1) / d, as every step of decodes
   // alone), otherwise by (its tokens, the step's tokens): a prefill chunk is whole on one rank.
   Seconds compute_data_parallel(const BatchShape& b, BoundTimes& bounds) {
     const BatchShape rank = model_->busiest_rank(b);
-    const std::int64_t n = b.total_tokens();
     const std::int64_t d = model_->parallel().data;
-    const std::int64_t mine = rank.total_tokens();
+    const StepModel::GraphStep g = model_->graph_step(b.prefills.empty(), rank.total_tokens(), b.total_tokens());
+    const std::int64_t n = g.step_tokens;
+    const std::int64_t mine = g.rank_tokens;
     Seconds tokens{0.0};
     if (mine == (n + d - 1) / d) {
       tokens = cached(by_tokens_, n, bounds, [&](std::int64_t k, BoundTimes& t) { return model_->token_time(k, t); });
@@ -128,13 +142,16 @@ class StepTimer {
       tokens = Seconds{it->second.time};
     }
     const Seconds attention = model_->attention_time(rank, bounds);
-    return finish(tokens, attention, b.num_sampled, bounds);
+    return finish(tokens, attention, b.num_sampled, g.run, bounds);
   }
-  // Adds the sampling part and scales `bounds` to the step's GPU time.
-  Seconds finish(Seconds tokens, Seconds attention, std::int64_t num_sampled, BoundTimes& bounds) {
+  // Adds the sampling part, takes the host's launch time if longer (StepModel::launch_bound) and scales `bounds`
+  // to the step's GPU time.
+  Seconds finish(Seconds tokens, Seconds attention, std::int64_t num_sampled, GraphRun run, BoundTimes& bounds) {
     const Seconds sampled = cached(by_sampled_, num_sampled, bounds,
                                    [&](std::int64_t n, BoundTimes& t) { return model_->sampling_time(n, t); });
-    return scale(tokens + attention + sampled, bounds);
+    const Seconds gpu =
+        StepModel::launch_bound(tokens + attention + sampled, model_->host_time(run, num_sampled > 0), bounds);
+    return scale(gpu, bounds);
   }
   // Scales `bounds` to sum to `gpu`.
   static Seconds scale(Seconds gpu, BoundTimes& bounds) {

@@ -92,6 +92,10 @@ void add_step_command(CLI::App& app) {
       j["total_ms"] = to_ms(c.total());
       j["gpu_ms"] = to_ms(c.gpu);
       j["overhead_ms"] = to_ms(c.overhead);
+      if (model.cuda_graphs().modelled) {
+        j["cuda_graph"] = {{"run", to_string(c.run)}, {"tokens", c.rank_tokens}, {"padded_tokens", c.padded_tokens},
+                           {"host_ms", to_ms(c.host)}};
+      }
       j["ops"] = nlohmann::ordered_json::array();
       for (const auto& o : c.ops) {
         j["ops"].push_back({{"name", o.name}, {"time_ms", to_ms(o.time)}, {"flops", o.flops.v},
@@ -109,6 +113,21 @@ void add_step_command(CLI::App& app) {
     std::cout << fmt::format("{} on {} x{} ({}), predictor {}: {} tokens, {} sequences\n", sc.arch.name,
                              sc.gpu.name, par.gpus(), layout, model.predictor().name(), batch.total_tokens(),
                              batch.num_seqs());
+    const CudaGraphConfig& graphs = model.cuda_graphs();
+    const std::string of_rank = par.data > 1 ? " on the busiest rank" : "";
+    if (graphs.modelled && c.run == GraphRun::eager) {
+      const std::string why = graphs.mode == CudaGraphMode::none
+                                  ? "cudagraph_mode NONE"
+                                  : (c.rank_tokens > graphs.max_capture_size()
+                                         ? fmt::format("{} tokens{} > max capture size {}", c.rank_tokens, of_rank,
+                                                       graphs.max_capture_size())
+                                         : std::string("FULL_DECODE_ONLY and a prefill chunk"));
+      std::cout << fmt::format("CUDA graphs: eager ({}); the host issues the step in {:.4f} ms\n", why,
+                               to_ms(c.host));
+    } else if (graphs.modelled && c.padded_tokens != c.rank_tokens) {
+      std::cout << fmt::format("CUDA graphs: {}, {} tokens{} padded to {}\n", to_string(c.run), c.rank_tokens,
+                               of_rank, c.padded_tokens);
+    }
     std::cout << fmt::format("{:<22}{:>11}{:>8}{:>12}{:>12}  {}\n", "op", "time_ms", "share", "GFLOP", "MB", "bound");
     for (const auto& o : c.ops) {
       std::cout << fmt::format("{:<22}{:>11.4f}{:>7.1f}%{:>12.2f}{:>12.2f}  {}\n", o.name, to_ms(o.time),

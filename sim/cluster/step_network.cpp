@@ -16,7 +16,9 @@ void StepNetwork::add_replica(std::int32_t replica, std::shared_ptr<const StepMo
 }
 
 const StepNetwork::Plan& StepNetwork::plan(Entry& e, const BatchShape& batch) {
-  const auto key = (static_cast<std::uint64_t>(batch.total_tokens()) << 32) |
+  // The step's operators depend on its token and sample counts, and (CUDA graphs' padding) on whether it decodes only.
+  const auto key = (batch.prefills.empty() ? (std::uint64_t{1} << 63) : 0) |
+                   (static_cast<std::uint64_t>(batch.total_tokens()) << 32) |
                    static_cast<std::uint64_t>(static_cast<std::uint32_t>(batch.num_sampled));
   if (const auto it = e.plans.find(key); it != e.plans.end()) return it->second;
   Plan p;

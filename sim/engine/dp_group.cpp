@@ -34,17 +34,20 @@ void DataParallelGroup::on_event(Simulator& sim, std::uint64_t arg) {
 
 void DataParallelGroup::start(Simulator& sim) {
   stepping_.clear();
-  std::int64_t tokens = 0;
+  StepTimer::GroupStep group;
   for (Engine* e : ranks_) {
     if (!e->plan_step(sim)) continue;
     stepping_.push_back(e);
-    tokens += e->batch().total_tokens();
+    const std::int64_t n = e->batch().total_tokens();
+    group.step_tokens += n;
+    group.max_rank_tokens = std::max(group.max_rank_tokens, n);
+    group.decodes_only = group.decodes_only && e->batch().prefills.empty();
   }
   if (stepping_.empty()) return;  // every rank idle
   const Ns now = sim.now();
   Ns end = now;
   for (Engine* e : stepping_) {
-    e->time_rank_step(now, tokens);
+    e->time_rank_step(now, group);
     end = std::max(end, e->step_end());
   }
   if (network_ != nullptr) {

@@ -302,9 +302,9 @@ void Engine::launch_step(Simulator& sim) {
   }
 }
 
-void Engine::time_rank_step(Ns now, std::int64_t step_tokens) {
+void Engine::time_rank_step(Ns now, const StepTimer::GroupStep& group) {
   BoundTimes bounds;
-  const Seconds gpu = timer_.rank_gpu_time(batch_, step_tokens, bounds);
+  const Seconds gpu = timer_.rank_gpu_time(batch_, group, bounds);
   time_parts(now, gpu, bounds);
 }
 

@@ -148,11 +148,11 @@ class Engine final : public EventTarget {
     cfg_.decode_stretch = false;
   }
   // A group's step, in three calls at its start: plan_step() schedules this rank's batch (false: nothing to run,
-  // the engine stays idle); time_rank_step() times it as one rank of a step of `step_tokens` tokens over every rank;
+  // the engine stays idle); time_rank_step() times it as one rank of the group's step (StepTimer::GroupStep);
   // join_group_step() sets its end to the group's (the slowest rank's), the wait counted as communication; then
   // launch_step() reports it. At the group step's end, end_step() ends it without starting another.
   [[nodiscard]] bool plan_step(Simulator& sim);
-  void time_rank_step(Ns now, std::int64_t step_tokens);
+  void time_rank_step(Ns now, const StepTimer::GroupStep& group);
   void join_group_step(Ns end);
   void lengthen_step(Ns extra);  // e.g. by the shared network's contention
   void launch_step(Simulator& sim);

@@ -34,17 +34,23 @@ TermVector features_of(const BatchShape& b) {
   return {1.0, double(b.num_decodes), double(b.prefills.size()), double(b.prefill_tokens()), double(b.num_sampled)};
 }
 
-// The step's GPU time: StepModel's token, sampling and attention parts (its step time adds the overhead to them).
-// With data-parallel attention, of the busiest rank (StepModel::busiest_rank).
+// The step's GPU time: StepModel's token, sampling and attention parts, or the host's launch time if longer (its
+// step time adds the overhead to them). With data-parallel attention, of the busiest rank (StepModel::busiest_rank).
 double gpu_time(const StepModel& m, const BatchShape& b) {
+  BoundTimes unused;
+  const bool samples = b.num_sampled > 0;
   if (m.parallel().data > 1) {
     const BatchShape rank = m.busiest_rank(b);
-    BoundTimes unused;
-    return (m.rank_token_time(rank.total_tokens(), b.total_tokens(), unused) + m.sampling_time(b.num_sampled) +
-            m.attention_time(rank))
+    const StepModel::GraphStep g = m.graph_step(b.prefills.empty(), rank.total_tokens(), b.total_tokens());
+    return StepModel::launch_bound(m.rank_token_time(g.rank_tokens, g.step_tokens, unused) +
+                                       m.sampling_time(b.num_sampled) + m.attention_time(rank),
+                                   m.host_time(g.run, samples), unused)
         .v;
   }
-  return (m.token_time(b.total_tokens()) + m.sampling_time(b.num_sampled) + m.attention_time(b)).v;
+  const StepModel::GraphStep g = m.graph_step(b.prefills.empty(), b.total_tokens(), b.total_tokens());
+  return StepModel::launch_bound(m.token_time(g.rank_tokens) + m.sampling_time(b.num_sampled) + m.attention_time(b),
+                                 m.host_time(g.run, samples), unused)
+      .v;
 }
 
 void add(TermVector& a, const TermVector& b) {

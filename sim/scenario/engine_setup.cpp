@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <stdexcept>
 
 #include "models/common/error.h"
 #include "models/common/units.h"
@@ -29,7 +30,7 @@ std::string fmt_gib(Bytes b) {
 // [engine.overhead]: the engine's CPU time per step (models/cost/step_model.h, EngineOverhead). The defaults are
 // servesim's long-standing 400 us per step + 10 us per sequence (decoding or prefilling), a vLLM-like engine
 // running its steps as CUDA graphs; calibrate a real engine with `servesim calibrate trace`.
-EngineOverhead read_overhead(const Config& ovh) {
+EngineOverhead read_overhead(const Config& ovh, CudaGraphConfig& graphs) {
   const auto present = ovh.keys();  // (has() would mark the removed keys as known, and list them as valid)
   for (const char* old : {"per_request", "per_token"}) {
     if (std::find(present.begin(), present.end(), old) != present.end()) {
@@ -44,10 +45,59 @@ EngineOverhead read_overhead(const Config& ovh) {
   o.per_prefill_seq = ovh.duration_or("per_prefill_seq", us(10.0));
   o.per_prefill_token = ovh.duration_or("per_prefill_token", Seconds{0.0});
   o.per_sampled_token = ovh.duration_or("per_sampled_token", Seconds{0.0});
-  for (const char* k : {"per_step", "per_decode_seq", "per_prefill_seq", "per_prefill_token", "per_sampled_token"}) {
+  // Host time to issue one operator eagerly (PyTorch's dispatch and launch): the smallest eager call of the H200
+  // check, a decode attention of 6.0 us GPU time measured at 18.9 us when issued call after call from Python
+  // (calibrate/data/h200/eager/attention.csv, batch 1 x 256 tokens, 8 / 1 heads). One graph replay: the same
+  // machine's host time per kernel launch call, 4.56 us (calibrate/data/h200/memory.csv, launch_host).
+  graphs.eager_op_host = ovh.duration_or("per_eager_op", us(18.9));
+  graphs.graph_replay_host = ovh.duration_or("per_graph_replay", us(4.56));
+  for (const char* k : {"per_step", "per_decode_seq", "per_prefill_seq", "per_prefill_token", "per_sampled_token",
+                        "per_eager_op", "per_graph_replay"}) {
     if (ovh.has(k) && ovh.duration(k).v < 0) ovh.fail(k, "must be >= 0");
   }
   return o;
+}
+
+// enforce_eager, cudagraph_mode and the capture sizes, as vLLM sets them (vllm/config/vllm.py _set_cudagraph_sizes):
+// explicit cudagraph_capture_sizes are deduplicated, sorted and cut to max_num_batched_tokens; otherwise the default
+// list up to max_cudagraph_capture_size (default min(2 x max_num_seqs, 512), at most max_num_batched_tokens).
+void read_cuda_graphs(const LayeredTable& eng, const SchedulerLimits& lim, CudaGraphConfig& g) {
+  g.modelled = true;
+  const bool eager = eng.at("enforce_eager").boolean_or("enforce_eager", false);
+  const std::string mode = eng.at("cudagraph_mode").str_or("cudagraph_mode", "FULL_AND_PIECEWISE");
+  try {
+    g.mode = parse_cuda_graph_mode(mode);
+  } catch (const std::invalid_argument& e) {
+    eng.fail("cudagraph_mode", e.what());
+  }
+  if (eager && eng.has("cudagraph_mode") && g.mode != CudaGraphMode::none) {
+    eng.fail("enforce_eager", "true turns CUDA graphs off, but cudagraph_mode is " + mode +
+                                  " (leave it out or set it to NONE)");
+  }
+  if (eager) g.mode = CudaGraphMode::none;
+  const bool has_max = eng.has("max_cudagraph_capture_size");
+  const std::int64_t max_size =
+      eng.at("max_cudagraph_capture_size")
+          .positive_int_or("max_cudagraph_capture_size", std::min<std::int64_t>(2 * lim.max_num_seqs, 512));
+  if (eng.has("cudagraph_capture_sizes")) {
+    std::vector<std::int64_t> sizes = eng.at("cudagraph_capture_sizes").integer_list_or("cudagraph_capture_sizes", {});
+    if (sizes.empty()) eng.fail("cudagraph_capture_sizes", "must list at least one size");
+    for (const std::int64_t s : sizes) {
+      if (s < 1) eng.fail("cudagraph_capture_sizes", "sizes must be >= 1 (got " + std::to_string(s) + ")");
+    }
+    std::sort(sizes.begin(), sizes.end());
+    sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+    std::erase_if(sizes, [&](std::int64_t s) { return s > lim.max_num_batched_tokens; });
+    if (has_max && (sizes.empty() || sizes.back() != max_size)) {
+      eng.fail("max_cudagraph_capture_size",
+               std::to_string(max_size) + " is not the largest of cudagraph_capture_sizes (at most "
+               "max_num_batched_tokens): give one of them (vLLM refuses the pair)");
+    }
+    g.capture_sizes = std::move(sizes);
+  } else {
+    g.capture_sizes = default_cuda_graph_capture_sizes(std::min(max_size, lim.max_num_batched_tokens));
+  }
+  if (g.mode == CudaGraphMode::none) g.capture_sizes.clear();
 }
 
 // [engine.jitter]: step-time variability (sim/engine/step_jitter.h).
@@ -199,7 +249,8 @@ EngineSetup read_engine(const LayeredTable& eng, const Config& sim, ModelArch& a
   // Validates the name now.
   (void)scheduler_registry().create(e.scheduler_impl, e.scheduler.key_path("impl"), e.scheduler, lim);
 
-  e.overhead = read_overhead(eng.sub("overhead"));
+  e.overhead = read_overhead(eng.sub("overhead"), e.graphs);
+  read_cuda_graphs(eng, lim, e.graphs);
   e.config.jitter = read_jitter(eng.sub("jitter"));
   const std::string jitter_switch = sim.str_or("jitter", "on");
   if (jitter_switch == "off") {

@@ -25,6 +25,8 @@ struct EngineSetup {
   std::string scheduler_impl;           // [engine.scheduler] impl
   Config scheduler;                     // the [engine.scheduler] table read (for scheduler_registry().create)
   EngineOverhead overhead;              // [engine.overhead]
+  CudaGraphConfig graphs;               // enforce_eager, cudagraph_mode, the capture sizes, [engine.overhead]'s host
+                                        // launch times (read_cuda_graphs)
 };
 
 // Reads the engine keys of `eng` (max_num_seqs, max_num_batched_tokens, enable_chunked_prefill,
@@ -32,7 +34,10 @@ struct EngineSetup {
 // allow_long_max_model_len, num_gpu_blocks_override, gpu_memory_utilization in (0, 1], kv_cache_dtype (auto, fp8,
 // fp8_e4m3, fp8_e5m2: sets arch.kv_bytes_per_element), [engine.scheduler] impl (validated against
 // scheduler_registry()), [engine.overhead], [engine.jitter], [engine.front_end]) and `sim`'s jitter switch
-// ("on" or "off"). Token counts at most kMaxTokensPerRequest. Throws InputError naming the key.
+// ("on" or "off"), and CUDA graphs: enforce_eager (default false), cudagraph_mode (vLLM's spelling, default
+// FULL_AND_PIECEWISE), cudagraph_capture_sizes or max_cudagraph_capture_size (default min(2 x max_num_seqs, 512)),
+// [engine.overhead] per_eager_op and per_graph_replay (models/cost/cuda_graphs.h). Token counts at most
+// kMaxTokensPerRequest. Throws InputError naming the key.
 [[nodiscard]] EngineSetup read_engine(const LayeredTable& eng, const Config& sim, ModelArch& arch);
 
 // Sizes the KV cache as vLLM does: per GPU of each pipeline stage, gpu_memory_utilization x HBM less the weights

@@ -17,11 +17,12 @@ constexpr std::array<const char*, 12> kParallelKeys = {
     "comm_overlap",         "collective_algo",        "collective_model",     "collective_proto",
     "collective_profile",   "enable_eplb",            "num_redundant_experts",
     "all2all_backend"};
-constexpr std::array<const char*, 15> kEngineKeys = {
+constexpr std::array<const char*, 19> kEngineKeys = {
     "max_num_seqs",     "max_num_batched_tokens",   "enable_chunked_prefill",  "long_prefill_token_threshold",
     "block_size",       "max_model_len",            "allow_long_max_model_len", "num_gpu_blocks_override",
     "gpu_memory_utilization", "kv_cache_dtype",     "activation_reserve",      "scheduler",
-    "overhead",         "jitter",                   "front_end"};
+    "overhead",         "jitter",                   "front_end",               "enforce_eager",
+    "cudagraph_mode",   "cudagraph_capture_sizes",  "max_cudagraph_capture_size"};
 
 bool present(const Config& c, const std::string& key) {
   // keys(), not has(): has() would mark the key as known (and list it as valid in unknown-key messages).
@@ -184,12 +185,19 @@ BuiltPool build_pool(const PoolDecl& d, const ModelSetup& model, const PoolGpu& 
   p.key = d.in_pool ? d.table.path() : "";
 
   EngineSetup e = read_engine(d.engine, sim, p.arch);
+  // vLLM turns CUDA graphs off for DeepEP's high-throughput kernels with data parallelism ("optimized for prefill
+  // and incompatible with CUDA Graphs", vllm/config/compilation.py).
+  if (p.parallel.data > 1 && p.parallel.all2all_backend == "deepep_high_throughput") {
+    e.graphs.mode = CudaGraphMode::none;
+    e.graphs.capture_sizes.clear();
+  }
   try {
     for (std::size_t r = 0; r < static_cast<std::size_t>(p.num_replicas); ++r) {
       // Without a topology every replica is one GPU of its own and needs no communication model.
       const auto comm = placement.comms.empty() ? nullptr : placement.comms[r];
       p.step_models.push_back(
-          std::make_shared<const StepModel>(p.arch, p.gpu, p.parallel, gpu.predictor, e.overhead, comm, model.routing));
+          std::make_shared<const StepModel>(p.arch, p.gpu, p.parallel, gpu.predictor, e.overhead, comm,
+                                            model.routing, e.graphs));
     }
   } catch (const InputError& err) {
     // "parallel.tensor_parallel_size: 64 attention heads ..." (key() = parallel.tensor_parallel_size): placed at

@@ -156,10 +156,11 @@ TEST_CASE("step network: replicas that cross nodes on separate rails keep the st
 TEST_CASE("step network: KV transfers and a prefill replica's all-reduces through the same NICs slow each other",
           "[step_network]") {
   // TP-16 prefill on nodes 0 and 1, TP-8 decode on node 2: the KV leaves through the NICs the prefill's
-  // all-reduces cross.
+  // all-reduces cross. A step is slowed only when a KV transfer is still under way as the next prefill step's
+  // all-reduces start: a few steps of a run (2 of 355 here).
   const std::string path = test::source_dir() + "/scenarios/disagg/llama70b-tp16-prefill-4x-dgx-h100.toml";
-  const std::vector<std::pair<std::string, std::string>> load{{"workload.num_requests", "300"},
-                                                              {"workload.arrival.rate", "16"}};
+  const std::vector<std::pair<std::string, std::string>> load{{"workload.num_requests", "600"},
+                                                              {"workload.arrival.rate", "24"}};
   auto with_off = load;
   with_off.emplace_back("sim.network_contention", "false");
   const RunOutput on = run_with(path, load);
