@@ -43,23 +43,31 @@ const char* to_string(GraphRun r) {
   return "?";
 }
 
-std::vector<std::int64_t> default_cuda_graph_capture_sizes(std::int64_t max_size) {
+std::vector<std::int64_t> default_cuda_graph_capture_sizes(std::int64_t max_size, std::int64_t max_num_batched_tokens) {
   std::vector<std::int64_t> sizes;
   for (const std::int64_t s : {1, 2, 4}) {
     if (s <= max_size) sizes.push_back(s);
   }
   for (std::int64_t s = 8; s < 256 && s <= max_size; s += 8) sizes.push_back(s);
   for (std::int64_t s = 256; s <= max_size; s += 16) sizes.push_back(s);
+  if (max_num_batched_tokens > 0 && max_num_batched_tokens == max_size &&
+      (sizes.empty() || sizes.back() != max_size)) {
+    sizes.push_back(max_size);
+  }
   return sizes;
 }
 
 GraphRun CudaGraphConfig::run_of(bool decodes_only, std::int64_t tokens) const {
   if (mode == CudaGraphMode::none || tokens > max_capture_size()) return GraphRun::eager;
+  // Full decode graphs exist up to max_num_seqs sequences.
+  const bool decode_graph =
+      decodes_only && (max_num_seqs <= 0 || *std::lower_bound(capture_sizes.begin(), capture_sizes.end(), tokens) <=
+                                                max_num_seqs);
   switch (mode) {
     case CudaGraphMode::full: return GraphRun::full;
     case CudaGraphMode::piecewise: return GraphRun::piecewise;
-    case CudaGraphMode::full_decode_only: return decodes_only ? GraphRun::full : GraphRun::eager;
-    case CudaGraphMode::full_and_piecewise: return decodes_only ? GraphRun::full : GraphRun::piecewise;
+    case CudaGraphMode::full_decode_only: return decode_graph ? GraphRun::full : GraphRun::eager;
+    case CudaGraphMode::full_and_piecewise: return decode_graph ? GraphRun::full : GraphRun::piecewise;
     case CudaGraphMode::none: break;
   }
   return GraphRun::eager;

@@ -162,8 +162,9 @@ StepModel::GraphStep StepModel::graph_step(bool decodes_only, std::int64_t rank_
 
 Seconds StepModel::host_time(GraphRun run, bool samples) const {
   if (!graphs_.modelled) return Seconds{0.0};
-  const double eager_ops = token_ops_ + double(arch_.num_layers) + (samples ? head_ops_ : 0.0);
-  return graphs_.host_time(run, arch_.num_layers, eager_ops);
+  // The logits and the sampler run outside the graphs: eager calls in every mode.
+  const Seconds head = samples ? graphs_.eager_op_host * head_ops_ : Seconds{0.0};
+  return graphs_.host_time(run, arch_.num_layers, token_ops_ + double(arch_.num_layers)) + head;
 }
 
 Seconds StepModel::launch_bound(Seconds gpu, Seconds host, BoundTimes& bounds) {

@@ -161,8 +161,9 @@ class StepModel {
   // capture size, and with data parallelism every rank to that (vLLM pads the ranks to the largest one's graph).
   [[nodiscard]] GraphStep graph_step(bool decodes_only, std::int64_t rank_tokens, std::int64_t step_tokens) const;
   // The host's time to issue a step that runs as `run` and samples (`samples`) or not: CudaGraphConfig::host_time
-  // with this model's operator calls (every operator of the token-count part and of the head once per layer it
-  // repeats in, one attention call per layer). 0 when CUDA graphs are not modelled.
+  // with this model's operator calls (every operator of the token-count part once per layer it repeats in, one
+  // attention call per layer), plus the head's operators (logits and sampling, outside the graphs) when it samples.
+  // 0 when CUDA graphs are not modelled.
   [[nodiscard]] Seconds host_time(GraphRun run, bool samples) const;
   // max(gpu, host): the step's GPU timeline; the excess over `gpu` is added to `bounds`' overhead slot.
   [[nodiscard]] static Seconds launch_bound(Seconds gpu, Seconds host, BoundTimes& bounds);

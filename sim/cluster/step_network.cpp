@@ -16,10 +16,12 @@ void StepNetwork::add_replica(std::int32_t replica, std::shared_ptr<const StepMo
 }
 
 const StepNetwork::Plan& StepNetwork::plan(Entry& e, const BatchShape& batch) {
-  // The step's operators depend on its token and sample counts, and (CUDA graphs' padding) on whether it decodes only.
-  const auto key = (batch.prefills.empty() ? (std::uint64_t{1} << 63) : 0) |
-                   (static_cast<std::uint64_t>(batch.total_tokens()) << 32) |
-                   static_cast<std::uint64_t>(static_cast<std::uint32_t>(batch.num_sampled));
+  // The step's communication depends on its token and sample counts, whether it decodes only (CUDA graphs), and with
+  // data-parallel attention on the busiest rank's tokens (how its chunks split over the ranks: the graph and the
+  // padding follow that rank's count).
+  const std::int64_t rank_tokens =
+      e.model->parallel().data > 1 ? e.model->busiest_rank(batch).total_tokens() : batch.total_tokens();
+  const PlanKey key{batch.prefills.empty(), batch.total_tokens(), batch.num_sampled, rank_tokens};
   if (const auto it = e.plans.find(key); it != e.plans.end()) return it->second;
   Plan p;
   const StepTraffic::Load load = e.traffic.of(e.model->breakdown(batch).ops);

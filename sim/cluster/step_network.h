@@ -57,7 +57,20 @@ class StepNetwork final : public StepNetworkHook, public FlowHandler {
   [[nodiscard]] const StepNetworkCounts& counts() const { return counts_; }
 
  private:
-  // One step's flows, worked out once per (tokens, sampled): the operators that cross nodes depend on nothing else.
+  // One step's flows, worked out once per PlanKey: the operators that cross nodes depend on nothing else.
+  struct PlanKey {
+    bool decodes_only = false;
+    std::int64_t tokens = 0, sampled = 0, rank_tokens = 0;  // rank_tokens: the busiest data-parallel rank's
+    bool operator==(const PlanKey&) const = default;
+  };
+  struct PlanKeyHash {
+    std::size_t operator()(const PlanKey& k) const {
+      std::uint64_t h = static_cast<std::uint64_t>(k.tokens) * 0x9E3779B97F4A7C15ULL;
+      h ^= static_cast<std::uint64_t>(k.sampled) * 0xC2B2AE3D27D4EB4FULL;
+      h ^= static_cast<std::uint64_t>(k.rank_tokens) * 0x165667B19E3779F9ULL;
+      return static_cast<std::size_t>(h ^ (k.decodes_only ? 0x27D4EB2F165667C5ULL : 0));
+    }
+  };
   struct Plan {
     std::vector<std::pair<std::size_t, double>> flows;  // (pair, bytes)
     std::vector<double> caps;                           // bytes per second, per flow
@@ -66,7 +79,7 @@ class StepNetwork final : public StepNetworkHook, public FlowHandler {
   struct Entry {
     std::shared_ptr<const StepModel> model;
     StepTraffic traffic;
-    std::unordered_map<std::uint64_t, Plan> plans;
+    std::unordered_map<PlanKey, Plan, PlanKeyHash> plans;
   };
   const Plan& plan(Entry& e, const BatchShape& batch);
 

@@ -60,7 +60,8 @@ EngineOverhead read_overhead(const Config& ovh, CudaGraphConfig& graphs) {
 
 // enforce_eager, cudagraph_mode and the capture sizes, as vLLM sets them (vllm/config/vllm.py _set_cudagraph_sizes):
 // explicit cudagraph_capture_sizes are deduplicated, sorted and cut to max_num_batched_tokens; otherwise the default
-// list up to max_cudagraph_capture_size (default min(2 x max_num_seqs, 512), at most max_num_batched_tokens).
+// list up to max_cudagraph_capture_size (default min(2 x max_num_seqs, 512), at most max_num_batched_tokens, which
+// is then captured too). Full decode graphs stop at max_num_seqs sequences.
 void read_cuda_graphs(const LayeredTable& eng, const SchedulerLimits& lim, CudaGraphConfig& g) {
   g.modelled = true;
   const bool eager = eng.at("enforce_eager").boolean_or("enforce_eager", false);
@@ -95,8 +96,10 @@ void read_cuda_graphs(const LayeredTable& eng, const SchedulerLimits& lim, CudaG
     }
     g.capture_sizes = std::move(sizes);
   } else {
-    g.capture_sizes = default_cuda_graph_capture_sizes(std::min(max_size, lim.max_num_batched_tokens));
+    g.capture_sizes =
+        default_cuda_graph_capture_sizes(std::min(max_size, lim.max_num_batched_tokens), lim.max_num_batched_tokens);
   }
+  g.max_num_seqs = lim.max_num_seqs;
   if (g.mode == CudaGraphMode::none) g.capture_sizes.clear();
 }
 

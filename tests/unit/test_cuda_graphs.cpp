@@ -57,6 +57,10 @@ TEST_CASE("vLLM's default capture sizes: 1, 2, 4, multiples of 8 below 256, of 1
   CHECK(s128.size() == 3 + 16);
   CHECK(default_cuda_graph_capture_sizes(3) == std::vector<std::int64_t>{1, 2});
   CHECK(default_cuda_graph_capture_sizes(0).empty());
+  // The step budget is captured when the list reaches it (max_num_batched_tokens 500 < 512).
+  CHECK(default_cuda_graph_capture_sizes(500, 500).back() == 500);
+  CHECK(default_cuda_graph_capture_sizes(500, 500)[default_cuda_graph_capture_sizes(500, 500).size() - 2] == 496);
+  CHECK(default_cuda_graph_capture_sizes(512, 8192).back() == 512);
 }
 
 TEST_CASE("which graph a step replays and the tokens it runs on", "[cuda-graphs]") {
@@ -81,6 +85,17 @@ TEST_CASE("which graph a step replays and the tokens it runs on", "[cuda-graphs]
   g.mode = CudaGraphMode::none;
   CHECK(g.run_of(true, 1) == GraphRun::eager);
   CHECK(g.padded_tokens(true, 17) == 17);
+  // Full decode graphs stop at max_num_seqs: 100 decodes pad to 104, past it, so the pieces run (or, with
+  // FULL_DECODE_ONLY, nothing); 96 pad to 96.
+  g.max_num_seqs = 100;
+  g.mode = CudaGraphMode::full_and_piecewise;
+  CHECK(g.run_of(true, 100) == GraphRun::piecewise);
+  CHECK(g.padded_tokens(true, 100) == 104);
+  CHECK(g.run_of(true, 96) == GraphRun::full);
+  g.mode = CudaGraphMode::full_decode_only;
+  CHECK(g.run_of(true, 100) == GraphRun::eager);
+  CHECK(g.padded_tokens(true, 100) == 100);
+  g.mode = CudaGraphMode::none;
   // Host time: one replay; layers + 1 replays and an attention call per layer; every operator call.
   CHECK(g.host_time(GraphRun::full, 32, 400.0).v == Approx(5e-6));
   CHECK(g.host_time(GraphRun::piecewise, 32, 400.0).v == Approx(33 * 5e-6 + 32 * 20e-6));
@@ -106,7 +121,8 @@ TEST_CASE("a replayed graph costs the padded tokens, an eager step at least the 
   CHECK(c.padded_tokens == 24);
   CHECK(c.gpu.v == Approx((bare.token_time(24) + bare.attention_time(b17) + bare.sampling_time(17)).v));
   CHECK(c.gpu.v > bare.breakdown(b17).gpu.v);
-  CHECK(c.host.v == Approx(5e-6));
+  // One replay, and the head's final_norm, lm_head and sampling issued after it.
+  CHECK(c.host.v == Approx(5e-6 + 3 * 20e-6));
 
   // Eager: every operator of the breakdown issued from the host, 20 us each. Llama-3-8B: 9 operators per layer
   // (attn_norm, qkv, rope, o, mlp_norm, gate_up, act_mul, down + one attention call) x 32, embedding, final_norm,
@@ -176,6 +192,13 @@ TEST_CASE("CUDA-graph keys: vLLM's names, defaults, refusals naming the key", "[
   CHECK_THAT(error_of({{"engine.cudagraph_capture_sizes", "[8, 16]"}, {"engine.max_cudagraph_capture_size", "32"}}),
              Catch::Contains("max_cudagraph_capture_size"));
   CHECK_THAT(error_of({{"engine.overhead.per_eager_op", "\"-1us\""}}), Catch::Contains("per_eager_op"));
+  {
+    ScenarioOptions o;
+    o.sets = {{"engine.max_num_batched_tokens", "500"}, {"engine.max_num_seqs", "300"}};
+    const auto& g = ScenarioLoader(base, o).scenario().step_model->cuda_graphs();
+    CHECK(g.max_capture_size() == 500);  // min(600, 512) cut to the budget, which is captured
+    CHECK(g.max_num_seqs == 300);
+  }
 }
 
 TEST_CASE("vLLM runs DeepEP's high-throughput kernels with data parallelism eagerly", "[cuda-graphs]") {
