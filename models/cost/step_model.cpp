@@ -140,22 +140,44 @@ StepModel::StepModel(ModelArch arch, GpuSpec gpu, ParallelConfig parallel,
   // Which ranks and nodes a token's experts are on, for the backends whose bytes follow the routing (DeepEP's).
   if (arch_.moe.enabled() && parallel_.data > 1) reach_ = expert_reach(routing_, placement_, nodes);
   if (parallel_.data > 1) all2all_ = moe_all2all_registry().create(parallel_.all2all_backend, "parallel.all2all_backend");
-  if (graphs_.modelled) {
-    CountSink tokens;
-    (void)dense_part(1, parallel_.data, tokens);
-    token_ops_ = tokens.calls;
-    CountSink head;
-    (void)head_part(parallel_.data, head);
-    head_ops_ = head.calls;
+  if (graphs_.modelled) prepare_graphs();
+}
+
+// Tables for the event loop's calls (graph_step and host_time run every step): the same answers as
+// CudaGraphConfig::run_of / padded_tokens / host_time, looked up.
+void StepModel::prepare_graphs() {
+  CountSink tokens;
+  (void)dense_part(1, parallel_.data, tokens);
+  CountSink head_calls;
+  (void)head_part(parallel_.data, head_calls);
+  const std::int64_t max_size = graphs_.max_capture_size();
+  pad_.assign(static_cast<std::size_t>(max_size + 1), 0);
+  for (std::int64_t t = 1; t <= max_size; ++t) {
+    pad_[static_cast<std::size_t>(t)] = graphs_.padded_tokens(false, t);
+  }
+  // Decodes alone replay the decode graph up to the largest size whose graph exists; past it, what a mixed step
+  // replays (CudaGraphConfig::run_of).
+  if (max_size > 0) {
+    run_mixed_ = graphs_.run_of(false, 1);
+    run_decode_ = graphs_.run_of(true, 1);
+    for (std::int64_t t = 1; t <= max_size && graphs_.run_of(true, t) == run_decode_; ++t) decode_graph_max_ = t;
+  }
+  const Seconds head = graphs_.eager_op_host * head_calls.calls;
+  const double eager_ops = tokens.calls + double(arch_.num_layers);
+  for (const GraphRun r : {GraphRun::eager, GraphRun::piecewise, GraphRun::full}) {
+    const auto i = static_cast<std::size_t>(r);
+    host_[i] = graphs_.host_time(r, arch_.num_layers, eager_ops);
+    host_sampling_[i] = host_[i] + head;
   }
 }
 
 StepModel::GraphStep StepModel::graph_step(bool decodes_only, std::int64_t rank_tokens,
                                            std::int64_t step_tokens) const {
-  GraphStep g{graphs_.modelled ? graphs_.run_of(decodes_only, rank_tokens) : GraphRun::eager, rank_tokens,
-              step_tokens};
-  if (!graphs_.modelled || g.run == GraphRun::eager) return g;
-  g.rank_tokens = graphs_.padded_tokens(decodes_only, rank_tokens);
+  GraphStep g{GraphRun::eager, rank_tokens, step_tokens};
+  if (!graphs_.modelled || rank_tokens <= 0 || rank_tokens >= static_cast<std::int64_t>(pad_.size())) return g;
+  g.run = decodes_only && rank_tokens <= decode_graph_max_ ? run_decode_ : run_mixed_;
+  if (g.run == GraphRun::eager) return g;
+  g.rank_tokens = pad_[static_cast<std::size_t>(rank_tokens)];
   g.step_tokens = parallel_.data > 1 ? g.rank_tokens * parallel_.data : g.rank_tokens;
   return g;
 }
@@ -163,8 +185,8 @@ StepModel::GraphStep StepModel::graph_step(bool decodes_only, std::int64_t rank_
 Seconds StepModel::host_time(GraphRun run, bool samples) const {
   if (!graphs_.modelled) return Seconds{0.0};
   // The logits and the sampler run outside the graphs: eager calls in every mode.
-  const Seconds head = samples ? graphs_.eager_op_host * head_ops_ : Seconds{0.0};
-  return graphs_.host_time(run, arch_.num_layers, token_ops_ + double(arch_.num_layers)) + head;
+  const auto i = static_cast<std::size_t>(run);
+  return samples ? host_sampling_[i] : host_[i];
 }
 
 Seconds StepModel::launch_bound(Seconds gpu, Seconds host, BoundTimes& bounds) {

@@ -274,9 +274,16 @@ class StepModel {
   ExpertReach reach_;          // MoE models with data-parallel attention: expert_reach over the comm's nodes
   std::shared_ptr<const MoeAll2AllBackend> all2all_;  // data-parallel attention only
   AttentionShape mla_prefill_;  // MLA: the expanded form prefill runs (K, V per head, in the activation dtype)
+  void prepare_graphs();
   CudaGraphConfig graphs_;
-  double token_ops_ = 0;  // operator calls of the token-count part (every layer's), as an eager step issues them
-  double head_ops_ = 0;   // operator calls of the head part
+  // CUDA graphs as tables (prepare_graphs): tokens -> padded tokens up to the largest capture size; how decodes alone
+  // (up to decode_graph_max_ tokens) and other steps run; the host time by GraphRun, without and with sampling.
+  std::vector<std::int64_t> pad_;
+  GraphRun run_mixed_ = GraphRun::eager;
+  GraphRun run_decode_ = GraphRun::eager;
+  std::int64_t decode_graph_max_ = 0;
+  std::array<Seconds, 3> host_{};
+  std::array<Seconds, 3> host_sampling_{};
 };
 
 }  // namespace servesim
