@@ -36,8 +36,8 @@ const char* to_string(CudaGraphMode m) {
 
 const char* to_string(GraphRun r) {
   switch (r) {
-    case GraphRun::full: return "full graph";
-    case GraphRun::piecewise: return "piecewise graphs";
+    case GraphRun::full: return "full";
+    case GraphRun::piecewise: return "piecewise";
     case GraphRun::eager: return "eager";
   }
   return "?";
@@ -60,9 +60,7 @@ std::vector<std::int64_t> default_cuda_graph_capture_sizes(std::int64_t max_size
 GraphRun CudaGraphConfig::run_of(bool decodes_only, std::int64_t tokens) const {
   if (mode == CudaGraphMode::none || tokens > max_capture_size()) return GraphRun::eager;
   // Full decode graphs exist up to max_num_seqs sequences.
-  const bool decode_graph =
-      decodes_only && (max_num_seqs <= 0 || *std::lower_bound(capture_sizes.begin(), capture_sizes.end(), tokens) <=
-                                                max_num_seqs);
+  const bool decode_graph = decodes_only && (max_num_seqs <= 0 || capture_size_for(tokens) <= max_num_seqs);
   switch (mode) {
     case CudaGraphMode::full: return GraphRun::full;
     case CudaGraphMode::piecewise: return GraphRun::piecewise;
@@ -73,9 +71,24 @@ GraphRun CudaGraphConfig::run_of(bool decodes_only, std::int64_t tokens) const {
   return GraphRun::eager;
 }
 
+std::int64_t CudaGraphConfig::capture_size_for(std::int64_t tokens) const {
+  return *std::lower_bound(capture_sizes.begin(), capture_sizes.end(), tokens);
+}
+
 std::int64_t CudaGraphConfig::padded_tokens(bool decodes_only, std::int64_t tokens) const {
   if (!modelled || tokens <= 0 || run_of(decodes_only, tokens) == GraphRun::eager) return tokens;
-  return *std::lower_bound(capture_sizes.begin(), capture_sizes.end(), tokens);
+  return capture_size_for(tokens);
+}
+
+std::string CudaGraphConfig::eager_reason(bool decodes_only, std::int64_t tokens) const {
+  if (run_of(decodes_only, tokens) != GraphRun::eager) return "";
+  if (mode == CudaGraphMode::none) return off_reason.empty() ? "cudagraph_mode NONE" : off_reason;
+  if (tokens > max_capture_size()) {
+    return std::to_string(tokens) + " tokens > the largest capture size " + std::to_string(max_capture_size());
+  }
+  if (!decodes_only) return "FULL_DECODE_ONLY and a prefill chunk";
+  return "FULL_DECODE_ONLY, and no decode graph of " + std::to_string(capture_size_for(tokens)) +
+         " past max_num_seqs " + std::to_string(max_num_seqs);
 }
 
 Seconds CudaGraphConfig::host_time(GraphRun run, std::int64_t layers, double eager_ops) const {

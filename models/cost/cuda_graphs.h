@@ -17,9 +17,10 @@
 // Launch-bound time: the host issues a step's kernels asynchronously, so the GPU's timeline is the longer of its
 // kernels' time and the host's time to issue them (the host running ahead of the GPU wherever it can):
 //   step GPU timeline = max(kernels, host), host = graph replays x graph_replay_host + eager calls x eager_op_host
-// with one replay for a full graph; layers + 1 replays and one eager attention call per layer for piecewise; every
-// operator of the step's breakdown (each layer's, once per layer) an eager call for eager; and the logits and the
-// sampler, which run outside the graphs, eager calls in every mode. With pipeline parallelism
+// with one replay for a full graph; layers + 1 replays and one eager attention call per layer for piecewise; for
+// eager, every operator of the step's breakdown one call per layer it repeats in, a layer's attention kernels
+// (prefill and decode) one call; and the logits and the sampler (final_norm, lm_head, sampling), which run outside
+// the graphs, eager calls in every mode. With pipeline parallelism
 // each stage's host issues its own layers when its micro-batch arrives (the sum over stages: conservative when stages
 // could issue ahead).
 // A step past the largest graph runs torch.compile's code without a graph in vLLM, which issues its kernels with
@@ -46,7 +47,7 @@ enum class GraphRun { eager, piecewise, full };
 // std::invalid_argument naming the valid ones otherwise.
 [[nodiscard]] CudaGraphMode parse_cuda_graph_mode(const std::string& name);
 [[nodiscard]] const char* to_string(CudaGraphMode m);
-[[nodiscard]] const char* to_string(GraphRun r);
+[[nodiscard]] const char* to_string(GraphRun r);  // "eager", "piecewise", "full"
 
 // vLLM's default capture sizes for a largest size `max_size` (>= 0): 1, 2, 4, then multiples of 8 below 256, then
 // multiples of 16 from 256, every one at most max_size, and max_size itself when it is `max_num_batched_tokens`
@@ -60,6 +61,7 @@ struct CudaGraphConfig {
   CudaGraphMode mode = CudaGraphMode::full_and_piecewise;
   std::vector<std::int64_t> capture_sizes;  // ascending, distinct, each >= 1; empty = no graph is ever replayed
   std::int64_t max_num_seqs = 0;  // the largest full decode graph (0 = no limit)
+  std::string off_reason;         // with mode NONE: what turned the graphs off (for reports)
   Seconds eager_op_host{0.0};      // host time to issue one operator eagerly (PyTorch dispatch + launch)
   Seconds graph_replay_host{0.0};  // host time to replay one captured graph
 
@@ -69,6 +71,10 @@ struct CudaGraphConfig {
   // The tokens a step's graphed operators run on: the smallest capture size >= tokens when it replays a graph,
   // else `tokens` (also when not modelled).
   [[nodiscard]] std::int64_t padded_tokens(bool decodes_only, std::int64_t tokens) const;
+  // The smallest capture size >= tokens (tokens in 1..max_capture_size()).
+  [[nodiscard]] std::int64_t capture_size_for(std::int64_t tokens) const;
+  // Why a step of `tokens` tokens (`decodes_only` as in run_of) runs eagerly, in words ("" when it replays a graph).
+  [[nodiscard]] std::string eager_reason(bool decodes_only, std::int64_t tokens) const;
   // The host's time to issue one step that runs as `run`, over `layers` layers (every pipeline stage's) whose
   // eager breakdown has `eager_ops` operator calls in all.
   [[nodiscard]] Seconds host_time(GraphRun run, std::int64_t layers, double eager_ops) const;

@@ -152,9 +152,7 @@ void StepModel::prepare_graphs() {
   (void)head_part(parallel_.data, head_calls);
   const std::int64_t max_size = graphs_.max_capture_size();
   pad_.assign(static_cast<std::size_t>(max_size + 1), 0);
-  for (std::int64_t t = 1; t <= max_size; ++t) {
-    pad_[static_cast<std::size_t>(t)] = graphs_.padded_tokens(false, t);
-  }
+  for (std::int64_t t = 1; t <= max_size; ++t) pad_[static_cast<std::size_t>(t)] = graphs_.capture_size_for(t);
   // Decodes alone replay the decode graph up to the largest size whose graph exists; past it, what a mixed step
   // replays (CudaGraphConfig::run_of).
   if (max_size > 0) {

@@ -114,19 +114,17 @@ void add_step_command(CLI::App& app) {
                              sc.gpu.name, par.gpus(), layout, model.predictor().name(), batch.total_tokens(),
                              batch.num_seqs());
     const CudaGraphConfig& graphs = model.cuda_graphs();
-    const std::string of_rank = par.data > 1 ? " on the busiest rank" : "";
-    if (graphs.modelled && c.run == GraphRun::eager) {
-      const std::string why = graphs.mode == CudaGraphMode::none
-                                  ? "cudagraph_mode NONE"
-                                  : (c.rank_tokens > graphs.max_capture_size()
-                                         ? fmt::format("{} tokens{} > max capture size {}", c.rank_tokens, of_rank,
-                                                       graphs.max_capture_size())
-                                         : std::string("FULL_DECODE_ONLY and a prefill chunk"));
-      std::cout << fmt::format("CUDA graphs: eager ({}); the host issues the step in {:.4f} ms\n", why,
-                               to_ms(c.host));
-    } else if (graphs.modelled && c.padded_tokens != c.rank_tokens) {
-      std::cout << fmt::format("CUDA graphs: {}, {} tokens{} padded to {}\n", to_string(c.run), c.rank_tokens,
-                               of_rank, c.padded_tokens);
+    if (graphs.modelled) {
+      // With data parallelism the busiest rank's tokens decide the graph.
+      const std::string tokens = fmt::format("{} tokens{}", c.rank_tokens, par.data > 1 ? " on the busiest rank" : "");
+      std::string how;
+      if (c.run == GraphRun::eager) {
+        how = "eager (" + graphs.eager_reason(batch.prefills.empty(), c.rank_tokens) + ")";
+      } else {
+        how = fmt::format("{}, {}", c.run == GraphRun::full ? "full graph" : "piecewise graphs", tokens);
+        if (c.padded_tokens != c.rank_tokens) how += fmt::format(" padded to {}", c.padded_tokens);
+      }
+      std::cout << fmt::format("CUDA graphs: {}; the host issues the step in {:.4f} ms\n", how, to_ms(c.host));
     }
     std::cout << fmt::format("{:<22}{:>11}{:>8}{:>12}{:>12}  {}\n", "op", "time_ms", "share", "GFLOP", "MB", "bound");
     for (const auto& o : c.ops) {

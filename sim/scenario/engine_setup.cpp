@@ -76,6 +76,7 @@ void read_cuda_graphs(const LayeredTable& eng, const SchedulerLimits& lim, CudaG
                                   " (leave it out or set it to NONE)");
   }
   if (eager) g.mode = CudaGraphMode::none;
+  if (g.mode == CudaGraphMode::none) g.off_reason = eager ? "enforce_eager" : "cudagraph_mode NONE";
   const bool has_max = eng.has("max_cudagraph_capture_size");
   const std::int64_t max_size =
       eng.at("max_cudagraph_capture_size")
@@ -91,8 +92,9 @@ void read_cuda_graphs(const LayeredTable& eng, const SchedulerLimits& lim, CudaG
     std::erase_if(sizes, [&](std::int64_t s) { return s > lim.max_num_batched_tokens; });
     if (has_max && (sizes.empty() || sizes.back() != max_size)) {
       eng.fail("max_cudagraph_capture_size",
-               std::to_string(max_size) + " is not the largest of cudagraph_capture_sizes (at most "
-               "max_num_batched_tokens): give one of them (vLLM refuses the pair)");
+               std::to_string(max_size) + " is not the largest of the cudagraph_capture_sizes vLLM keeps (those at "
+               "most max_num_batched_tokens " + std::to_string(lim.max_num_batched_tokens) +
+                   "): give one of the two keys (vLLM refuses the pair)");
     }
     g.capture_sizes = std::move(sizes);
   } else {

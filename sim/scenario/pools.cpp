@@ -190,6 +190,7 @@ BuiltPool build_pool(const PoolDecl& d, const ModelSetup& model, const PoolGpu& 
   if (p.parallel.data > 1 && p.parallel.all2all_backend == "deepep_high_throughput") {
     e.graphs.mode = CudaGraphMode::none;
     e.graphs.capture_sizes.clear();
+    e.graphs.off_reason = "DeepEP high-throughput with data parallelism: vLLM turns CUDA graphs off";
   }
   try {
     for (std::size_t r = 0; r < static_cast<std::size_t>(p.num_replicas); ++r) {

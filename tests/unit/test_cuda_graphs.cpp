@@ -214,7 +214,7 @@ TEST_CASE("vLLM runs DeepEP's high-throughput kernels with data parallelism eage
                                " --decode 16x2000 --set 'parallel.all2all_backend=\"deepep_high_throughput\"'");
   INFO(r.output);
   CHECK(r.code == 0);
-  CHECK_THAT(r.output, Catch::Contains("CUDA graphs: eager (cudagraph_mode NONE)"));
+  CHECK_THAT(r.output, Catch::Contains("CUDA graphs: eager (DeepEP high-throughput with data parallelism"));
 }
 
 TEST_CASE("enforce_eager: no padding, and steps past the largest graph run eagerly either way", "[cuda-graphs]") {
@@ -233,7 +233,22 @@ TEST_CASE("enforce_eager: no padding, and steps past the largest graph run eager
   const auto graphed = step("--decode 17x1024", "");
   const auto eager17 = step("--decode 17x1024", eager);
   CHECK(graphed["cuda_graph"]["padded_tokens"] == 24);
+  CHECK(graphed["cuda_graph"]["run"] == "full");
   CHECK(eager17["cuda_graph"]["padded_tokens"] == 17);
+  CHECK(eager17["cuda_graph"]["run"] == "eager");
+  // FULL_DECODE_ONLY pads decodes alone as the default does, and runs a step with a prefill chunk eagerly.
+  const auto decode_only = step("--decode 17x1024", " --set 'engine.cudagraph_mode=\"FULL_DECODE_ONLY\"'");
+  CHECK(decode_only["cuda_graph"]["padded_tokens"] == 24);
+  CHECK(decode_only["gpu_ms"] == graphed["gpu_ms"]);
+  const auto mixed = step("--prefill 300 --decode 4x100", " --set 'engine.cudagraph_mode=\"FULL_DECODE_ONLY\"'");
+  CHECK(mixed["cuda_graph"]["run"] == "eager");
+  CHECK(mixed["cuda_graph"]["padded_tokens"] == mixed["cuda_graph"]["tokens"]);  // eager: no padding
+  // The text line says why a step runs eagerly.
+  const auto text = test::run_cli("step " + q + " --decode 300x100 --set 'engine.cudagraph_mode=\"FULL_DECODE_ONLY\"'");
+  CHECK_THAT(text.output, Catch::Contains("CUDA graphs: eager (FULL_DECODE_ONLY, and no decode graph of 304 past "
+                                          "max_num_seqs 256)"));
+  const auto off = test::run_cli("step " + q + " --decode 8x100" + eager);
+  CHECK_THAT(off.output, Catch::Contains("CUDA graphs: eager (enforce_eager)"));
   CHECK(eager17["cuda_graph"]["host_ms"].get<double>() > 5.0);
   CHECK(eager17["gpu_ms"].get<double>() < graphed["gpu_ms"].get<double>());
 }
