@@ -195,7 +195,8 @@ TEST_CASE("CUDA-graph keys: vLLM's names, defaults, refusals naming the key", "[
   {
     ScenarioOptions o;
     o.sets = {{"engine.max_num_batched_tokens", "500"}, {"engine.max_num_seqs", "300"}};
-    const auto& g = ScenarioLoader(base, o).scenario().step_model->cuda_graphs();
+    const ScenarioLoader budget(base, o);
+    const auto& g = budget.scenario().step_model->cuda_graphs();
     CHECK(g.max_capture_size() == 500);  // min(600, 512) cut to the budget, which is captured
     CHECK(g.max_num_seqs == 300);
   }
